@@ -1,0 +1,92 @@
+"""Topic names: the MQTT topic tree devices publish under and the Kafka topics of the pipeline.
+
+Both are contracts: the simulator, the bridge, the stream worker and the API must agree on them.
+A ``namespace`` prefixes every name so that tests (and several fleets on one broker) stay apart;
+the default, empty namespace gives the documented names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MQTT_ROOT = "wattstream/v1"
+"""Root of the documented MQTT topic tree: ``wattstream/v1/devices/{device_id}/...``."""
+
+READINGS_PARTITIONS = 6
+"""Partitions of ``readings``: the most stream workers that can share the load."""
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaTopicSpec:
+    """A Kafka topic the pipeline needs, with the partition count it is created with."""
+
+    name: str
+    partitions: int
+    compacted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MqttTopics:
+    """The MQTT topic tree under one root (``wattstream/v1`` unless a namespace is given)."""
+
+    namespace: str = ""
+
+    @property
+    def root(self) -> str:
+        return f"{self.namespace}/{MQTT_ROOT}" if self.namespace else MQTT_ROOT
+
+    def readings(self, device_id: str) -> str:
+        return f"{self.root}/devices/{device_id}/readings"
+
+    def status(self, device_id: str) -> str:
+        return f"{self.root}/devices/{device_id}/status"
+
+    def commands(self, device_id: str) -> str:
+        return f"{self.root}/devices/{device_id}/commands"
+
+    @property
+    def all_readings(self) -> str:
+        """Subscription filter matching every device's readings topic."""
+        return f"{self.root}/devices/+/readings"
+
+    def device_id_of(self, topic: str) -> str | None:
+        """The device id in a ``.../devices/{id}/...`` topic under this root, else ``None``."""
+        prefix = f"{self.root}/devices/"
+        if not topic.startswith(prefix):
+            return None
+        device_id, sep, _rest = topic[len(prefix) :].partition("/")
+        return device_id if sep and device_id else None
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaTopics:
+    """Kafka topic names of the pipeline, optionally under a namespace (``{namespace}.readings``)."""
+
+    namespace: str = ""
+
+    def _name(self, base: str) -> str:
+        return f"{self.namespace}.{base}" if self.namespace else base
+
+    @property
+    def readings(self) -> str:
+        """Validated device readings, keyed by device id (per-device order)."""
+        return self._name("readings")
+
+    @property
+    def readings_dlq(self) -> str:
+        """Messages that failed validation, with the original bytes and the reason."""
+        return self._name("readings.dlq")
+
+    @property
+    def device_status(self) -> str:
+        """Device status and birth messages, compacted by device id."""
+        return self._name("device-status")
+
+    def specs(self, *, readings_partitions: int = READINGS_PARTITIONS) -> list[KafkaTopicSpec]:
+        """Every topic the pipeline needs, with its partition count."""
+        return [
+            KafkaTopicSpec(self.readings, readings_partitions),
+            KafkaTopicSpec(self.readings_dlq, 1),
+            KafkaTopicSpec(self.device_status, readings_partitions, compacted=True),
+        ]
+
