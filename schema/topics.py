@@ -60,7 +60,7 @@ class MqttTopics:
 
 @dataclass(frozen=True, slots=True)
 class KafkaTopics:
-    """Kafka topic names of the pipeline, optionally under a namespace (``{namespace}.readings``)."""
+    """Kafka topic names of the pipeline, optionally namespaced (``{namespace}.readings``)."""
 
     namespace: str = ""
 
@@ -89,4 +89,3 @@ class KafkaTopics:
             KafkaTopicSpec(self.readings_dlq, 1),
             KafkaTopicSpec(self.device_status, readings_partitions, compacted=True),
         ]
-

@@ -1,0 +1,1 @@
+"""The Faust stream worker: agents (thin adapters) over the pure logic and the sinks."""

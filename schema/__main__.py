@@ -1,0 +1,98 @@
+"""``wattstream`` (``python -m schema``): one command for every service and the local cluster.
+
+Service sub-commands replace this process with the service's own entry point
+(``python -m simulator`` and so on), so each service stays a separate program that this
+package never imports; ``run`` starts them all as child processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+SERVICES = {
+    "simulate": ("simulator", "publish a simulated fleet's readings over MQTT"),
+    "bridge": ("stream.bridge", "forward device messages from MQTT to Kafka"),
+    "stream": ("stream.worker", "run the Faust stream worker"),
+    "api": ("api", "serve the REST API and dashboard"),
+}
+
+
+def _exec_module(module: str, args: Sequence[str]) -> None:
+    os.execv(sys.executable, [sys.executable, "-m", module, *args])
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(
+        prog="wattstream", description="WattStream: IoT simulator and stream processor."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (_module, help_) in SERVICES.items():
+        commands.add_parser(name, help=help_, add_help=False)
+    migrate = commands.add_parser("migrate", help="upgrade the database schema (Alembic)")
+    migrate.add_argument(
+        "--database-url", default=os.environ.get("WATTSTREAM_MIGRATE_DATABASE_URL")
+    )
+    migrate.add_argument("--revision", default="head")
+    migrate.add_argument("--downgrade", action="store_true", help="downgrade to --revision instead")
+    services = commands.add_parser("services", help="the local cluster without Docker")
+    services.add_argument("action", choices=["up", "down", "status", "env"])
+    run = commands.add_parser("run", help="services up + migrate + the whole pipeline")
+    run.add_argument("--devices", type=int, default=20)
+
+    if argv and argv[0] in SERVICES:  # the service parses its own flags
+        _exec_module(SERVICES[argv[0]][0], argv[1:])
+    args = parser.parse_args(argv)
+    if args.command == "migrate":
+        from schema import migrate as migrations  # noqa: PLC0415 - only this command needs Alembic
+
+        if not args.database_url:
+            parser.error("migrate needs --database-url or WATTSTREAM_MIGRATE_DATABASE_URL")
+        if args.downgrade:
+            migrations.downgrade(args.database_url, args.revision)
+        else:
+            migrations.upgrade(args.database_url, args.revision)
+    elif args.command == "services":
+        sys.exit(_services(args.action))
+    elif args.command == "run":
+        from schema import launcher  # noqa: PLC0415
+
+        sys.exit(launcher.run_pipeline(devices=args.devices, announce=_announce))
+
+
+def _announce(text: str) -> None:
+    print(text, flush=True)
+
+
+def _services(action: str) -> int:
+    from schema import localcluster  # noqa: PLC0415 - only these commands need it
+
+    settings = localcluster.ClusterSettings()
+    if action == "up":
+        endpoints = localcluster.up(settings)
+        print(f"MQTT      {endpoints.mqtt_host}:{endpoints.mqtt_port}")
+        print(f"Kafka     {endpoints.kafka_bootstrap}")
+        print(f"Postgres  {endpoints.database_url}")
+    elif action == "down":
+        localcluster.down(settings)
+    elif action == "env":
+        for key, value in localcluster.endpoints(settings).as_env().items():
+            print(f"export {key}={value}")
+    statuses = localcluster.status(settings)
+    if action in {"up", "down", "status"}:
+        for name, state in statuses.items():
+            pid = f"pid {state.pid}" if state.pid else ""
+            running = "running" if state.running else "stopped"
+            print(f"{name:<10} {running:<8} {pid:<10} {state.detail}")
+    return 0
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""``wattstream run``: the local cluster, the migrations and every service, until Ctrl-C.
+
+Each service runs as its own child process (``python -m <package>``), exactly as it would in
+compose, with its settings passed as environment variables. On Ctrl-C or SIGTERM the children
+get SIGTERM (then SIGKILL after a grace period), and the cluster services this run started are
+stopped; services that were already running before are left as they were.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from schema import localcluster, migrate
+
+log = logging.getLogger(__name__)
+
+GRACE_S = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceProcess:
+    name: str
+    module: str
+    env: Mapping[str, str]
+    args: tuple[str, ...] = ()
+
+
+def service_processes(
+    endpoints: localcluster.Endpoints, *, devices: int, api_port: int, metrics_port: int
+) -> list[ServiceProcess]:
+    """What ``run`` starts, each with the environment its settings read."""
+    mqtt = {"MQTT_HOST": endpoints.mqtt_host, "MQTT_PORT": str(endpoints.mqtt_port)}
+
+    def env(prefix: str, values: Mapping[str, str]) -> dict[str, str]:
+        return {f"WATTSTREAM_{prefix}_{key}": value for key, value in values.items()}
+
+    return [
+        ServiceProcess(
+            "bridge",
+            "stream.bridge",
+            env(
+                "BRIDGE",
+                {
+                    **mqtt,
+                    "KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap,
+                    "METRICS_PORT": str(metrics_port),
+                },
+            ),
+        ),
+        ServiceProcess(
+            "stream",
+            "stream.worker",
+            env(
+                "STREAM",
+                {
+                    "KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap,
+                    "DATABASE_URL": endpoints.database_url,
+                },
+            ),
+        ),
+        ServiceProcess(
+            "api",
+            "api",
+            env("API", {"DATABASE_URL": endpoints.database_url, "PORT": str(api_port)}),
+        ),
+        ServiceProcess("simulator", "simulator", env("SIM", {**mqtt, "DEVICES": str(devices)})),
+    ]
+
+
+class _Stop(Exception):
+    """Raised in the main thread by SIGINT/SIGTERM to begin the shutdown."""
+
+
+def _raise_stop(signum: int, _frame: FrameType | None) -> None:
+    raise _Stop(signal.Signals(signum).name)
+
+
+class _ChildExited(Exception):
+    """A service process ended on its own: the pipeline is no longer whole."""
+
+
+def _watch(children: Mapping[str, subprocess.Popen[bytes]]) -> None:
+    """Return never; raise when a child exits (or a signal arrives)."""
+    while True:
+        for name, child in children.items():
+            if child.poll() is not None:
+                raise _ChildExited(f"{name} exited with {child.returncode}")
+        time.sleep(1.0)
+
+
+def _terminate(children: Mapping[str, subprocess.Popen[bytes]]) -> None:
+    for child in children.values():
+        if child.poll() is None:
+            child.terminate()
+    deadline = time.monotonic() + GRACE_S
+    for name, child in children.items():
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            log.warning("%s did not stop within %.0fs; killing it", name, GRACE_S)
+            child.kill()
+            child.wait()
+
+
+def run_pipeline(
+    *,
+    devices: int,
+    announce: Callable[[str], None],
+    api_port: int = 8000,
+    metrics_port: int = 9101,
+) -> int:
+    """Start everything, ``announce`` where to look, run until interrupted; return the exit code."""
+    settings = localcluster.ClusterSettings()
+    before = {name: s.running for name, s in localcluster.status(settings).items()}
+    signal.signal(signal.SIGTERM, _raise_stop)
+    signal.signal(signal.SIGINT, _raise_stop)
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    exit_code = 0
+    logs = Path(settings.home).resolve() / "logs"
+    try:
+        endpoints = localcluster.up(settings)
+        log.info("migrating %s", endpoints.database_url.rsplit("@", 1)[-1])
+        migrate.upgrade(endpoints.database_url)
+        logs.mkdir(parents=True, exist_ok=True)
+        for proc in service_processes(
+            endpoints, devices=devices, api_port=api_port, metrics_port=metrics_port
+        ):
+            with (logs / f"{proc.name}.log").open("ab") as out:
+                children[proc.name] = subprocess.Popen(
+                    [sys.executable, "-m", proc.module, *proc.args],
+                    env={**os.environ, **proc.env},
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
+            log.info("started %s (pid %d), log: %s", proc.name, children[proc.name].pid, out.name)
+        base = f"http://127.0.0.1:{api_port}"
+        announce(
+            f"\nWattStream is running with {devices} simulated devices.\n"
+            f"  Dashboard:  {base}/\n"
+            f"  API docs:   {base}/docs\n"
+            f"  Readings:   {base}/api/v1/devices/dev-00000/readings\n"
+            f"  Logs:       {logs}/\n"
+            "Press Ctrl-C to stop everything.\n"
+        )
+        _watch(children)
+    except _ChildExited as exited:
+        log.error("%s; stopping everything (logs: %s)", exited, logs)  # noqa: TRY400 - no traceback here
+        exit_code = 1
+    except _Stop as stop:
+        log.info("%s received; stopping", stop)
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        _terminate(children)
+        started_here = [name for name, running in before.items() if not running]
+        if started_here:
+            log.info("stopping the cluster services this run started: %s", started_here)
+            localcluster.down(settings, only=started_here)
+        announce("WattStream stopped.")
+    return exit_code
