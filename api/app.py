@@ -7,14 +7,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import asyncpg
 from fastapi import FastAPI
+from fastapi.responses import FileResponse
 
 from api import errors
 from api.deps import Resources, State
 from api.routes import health, readings
 from api.settings import ApiSettings
+
+STATIC = Path(__file__).parent / "static"
 
 
 def create_app(settings: ApiSettings) -> FastAPI:
@@ -37,4 +41,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
     errors.install(app)
     app.include_router(health.router)
     app.include_router(readings.router)
+
+    @app.get("/", include_in_schema=False)
+    async def dashboard() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
     return app

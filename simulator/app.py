@@ -54,7 +54,7 @@ async def run(settings: SimulatorSettings) -> None:
             async with aiomqtt.Client(
                 settings.mqtt_host,
                 port=settings.mqtt_port,
-                identifier=f"wattstream-sim-{settings.seed}",
+                identifier=f"wattstream-sim-{settings.topic_namespace or 'fleet'}-{settings.seed}",
             ) as client:
                 backoff = 0.5
                 publisher = ReadingPublisher(client, topics)

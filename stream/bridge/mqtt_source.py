@@ -60,6 +60,7 @@ class MqttSource:
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
         self._client.on_disconnect = self._on_disconnect
+        self._client.on_subscribe = self._on_subscribe
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connected = asyncio.Event()
         self._entered = False
@@ -80,7 +81,7 @@ class MqttSource:
                 await self._connected.wait()
         except TimeoutError as exc:
             await self.aclose()
-            raise MqttUnavailable("no CONNACK within 30 s") from exc
+            raise MqttUnavailable("no CONNACK and SUBACK within 30 s") from exc
         return self
 
     async def __aexit__(
@@ -116,8 +117,15 @@ class MqttSource:
             self._hand_over(MqttUnavailable(f"connection refused: {reason}"))
             return
         log.info("connected to MQTT (session present: %s)", flags.session_present)
-        for topic in self._subscriptions:
-            client.subscribe(topic, qos=1)
+        client.subscribe([(topic, 1) for topic in self._subscriptions])
+
+    def _on_subscribe(
+        self, _client: paho.Client, _userdata: Any, _mid: int, reasons: list[ReasonCode], _p: Any
+    ) -> None:
+        if any(reason.is_failure for reason in reasons):
+            self._hand_over(MqttUnavailable(f"subscription refused: {reasons}"))
+            return
+        log.info("subscribed to %s", ", ".join(self._subscriptions))
         assert self._loop is not None
         self._loop.call_soon_threadsafe(self._connected.set)
 

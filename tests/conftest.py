@@ -1,0 +1,187 @@
+"""Real services for the tests, and per-test isolation on top of them.
+
+Where a Docker engine answers, the services come from testcontainers with the same pinned
+images as ``docker-compose.yml``; elsewhere from the local cluster (``wattstream services up``),
+started here if it is not running. Either way the tests talk to a real Mosquitto, Kafka and
+PostgreSQL. Isolation: every test gets its own topic namespace (MQTT tree and Kafka topics),
+consumer groups and a fresh database built by the Alembic migrations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from schema import migrate
+from schema.topics import KafkaTopics
+
+MOSQUITTO_IMAGE = "eclipse-mosquitto:2.0.20"
+KAFKA_IMAGE = "apache/kafka:3.9.1"
+TIMESCALEDB_IMAGE = "timescale/timescaledb:2.17.2-pg16"
+
+
+@dataclass(frozen=True)
+class Services:
+    mqtt_host: str
+    mqtt_port: int
+    kafka_bootstrap: str
+    database_url: str
+    admin_database_url: str
+    source: str
+    """``testcontainers`` or ``local``: where the services came from."""
+
+
+def docker_engine_answers() -> bool:
+    if os.environ.get("WATTSTREAM_TEST_NO_DOCKER"):
+        return False
+    try:
+        import docker  # noqa: PLC0415 - only needed for this probe
+
+        client = docker.from_env(timeout=3)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:  # noqa: BLE001 - any failure means "no engine": fall back to local services
+        return False
+
+
+@contextlib.contextmanager
+def _testcontainer_services() -> Iterator[Services]:
+    from testcontainers.kafka import KafkaContainer  # noqa: PLC0415
+    from testcontainers.mqtt import MosquittoContainer  # noqa: PLC0415
+    from testcontainers.postgres import PostgresContainer  # noqa: PLC0415
+
+    with (
+        MosquittoContainer(MOSQUITTO_IMAGE) as mqtt,
+        KafkaContainer(KAFKA_IMAGE).with_kraft() as kafka,
+        PostgresContainer(TIMESCALEDB_IMAGE, driver=None) as pg,
+    ):
+        url = pg.get_connection_url()
+        yield Services(
+            mqtt_host=mqtt.get_container_host_ip(),
+            mqtt_port=int(mqtt.get_exposed_port(mqtt.MQTT_PORT)),
+            kafka_bootstrap=kafka.get_bootstrap_server(),
+            database_url=url,
+            admin_database_url=url.rsplit("/", 1)[0] + "/postgres",
+            source="testcontainers",
+        )
+
+
+@contextlib.contextmanager
+def _local_services() -> Iterator[Services]:
+    from schema import localcluster  # noqa: PLC0415
+
+    endpoints = localcluster.up(localcluster.ClusterSettings())
+    yield Services(
+        mqtt_host=endpoints.mqtt_host,
+        mqtt_port=endpoints.mqtt_port,
+        kafka_bootstrap=endpoints.kafka_bootstrap,
+        database_url=endpoints.database_url,
+        admin_database_url=endpoints.admin_database_url,
+        source="local",
+    )
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[Services]:
+    factory = _testcontainer_services if docker_engine_answers() else _local_services
+    with factory() as found:
+        yield found
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A name no other test uses: prefix of this test's MQTT tree and Kafka topics."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+async def kafka_topics(services: Services, namespace: str) -> KafkaTopics:
+    from schema.localcluster import ensure_topics  # noqa: PLC0415
+
+    topics = KafkaTopics(namespace)
+    await ensure_topics(services.kafka_bootstrap, topics.specs())
+    return topics
+
+
+@pytest.fixture
+async def database(services: Services) -> AsyncIterator[str]:
+    """URL of a fresh database migrated to head; dropped after the test."""
+    name = f"wattstream_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(services.admin_database_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = services.database_url.rsplit("/", 1)[0] + f"/{name}"
+    await asyncio.to_thread(migrate.upgrade, url)
+    yield url
+    admin = await asyncpg.connect(services.admin_database_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@dataclass
+class Spawned:
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def log_tail(self, lines: int = 40) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+Spawn = Callable[..., Spawned]
+
+
+@pytest.fixture
+def spawn(tmp_path: Path) -> Iterator[Spawn]:
+    """Start ``python -m <module>`` as a real process; terminate it (then kill) after the test."""
+    spawned: list[Spawned] = []
+
+    def start(name: str, module: str, env: dict[str, str], *args: str) -> Spawned:
+        log = tmp_path / f"{name}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", module, *args],
+                env={**os.environ, **env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        spawned.append(Spawned(name, process, log))
+        return spawned[-1]
+
+    yield start
+    for item in spawned:
+        if item.process.poll() is None:
+            item.process.terminate()
+    for item in spawned:
+        try:
+            item.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            item.process.kill()
+            item.process.wait()
+        # Shown by pytest with the captured output of a failing test.
+        print(f"----- {item.name} (exit {item.process.returncode}) -----\n{item.log_tail()}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
