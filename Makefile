@@ -30,7 +30,7 @@ run: install ## install what is missing, start the cluster and the whole pipelin
 	$(BIN)/wattstream run
 
 test: install ## install what is missing, start the local services, run the whole test suite
-	$(BIN)/python -m schema.localcluster.install test-tools
+	$(BIN)/wattstream services test-tools
 	$(BIN)/wattstream services up
 	$(BIN)/pytest $(PYTEST_ARGS)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 
@@ -29,6 +30,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(
         prog="wattstream", description="WattStream: IoT simulator and stream processor."
@@ -43,7 +45,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     migrate.add_argument("--revision", default="head")
     migrate.add_argument("--downgrade", action="store_true", help="downgrade to --revision instead")
     services = commands.add_parser("services", help="the local cluster without Docker")
-    services.add_argument("action", choices=["up", "down", "status", "env"])
+    services.add_argument(
+        "action",
+        choices=["up", "down", "status", "env", "test-tools"],
+        help="env: print the variables that point every service at the local cluster; "
+        "test-tools: install what the test suite needs beyond the cluster (docker-compose)",
+    )
     run = commands.add_parser("run", help="services up + migrate + the whole pipeline")
     run.add_argument("--devices", type=int, default=20)
 
@@ -83,14 +90,19 @@ def _services(action: str) -> int:
     elif action == "down":
         localcluster.down(settings)
     elif action == "env":
-        for key, value in localcluster.endpoints(settings).as_env().items():
-            print(f"export {key}={value}")
+        from schema.launcher import service_environment  # noqa: PLC0415
+
+        for key, value in service_environment(localcluster.endpoints(settings)).items():
+            print(f"export {key}={shlex.quote(value)}")
+        return 0
+    elif action == "test-tools":
+        localcluster.ensure_test_tools()
+        return 0
     statuses = localcluster.status(settings)
     if action in {"up", "down", "status"}:
         for name, state in statuses.items():
-            pid = f"pid {state.pid}" if state.pid else ""
             running = "running" if state.running else "stopped"
-            print(f"{name:<10} {running:<8} {pid:<10} {state.detail}")
+            print(f"{name:<10} {running:<8} {state.detail}")
     return 0
 
 

@@ -76,6 +76,14 @@ def service_processes(
     ]
 
 
+def service_environment(endpoints: localcluster.Endpoints) -> dict[str, str]:
+    """Every variable that points the services (and ``wattstream migrate``) at ``endpoints``."""
+    merged = {"WATTSTREAM_MIGRATE_DATABASE_URL": endpoints.database_url}
+    for proc in service_processes(endpoints, devices=20, api_port=8000, metrics_port=9101):
+        merged.update(proc.env)
+    return merged
+
+
 class _Stop(Exception):
     """Raised in the main thread by SIGINT/SIGTERM to begin the shutdown."""
 

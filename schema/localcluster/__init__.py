@@ -1,0 +1,39 @@
+"""A Docker-free local cluster: real Mosquitto, PostgreSQL and Kafka on 127.0.0.1.
+
+``up(ClusterSettings())`` installs what is missing (Debian packages; the Kafka jars from Maven
+Central), starts each service as a detached process under ``home`` (``.wattstream`` by default),
+waits until each one answers, creates the pipeline's Kafka topics and returns the endpoints.
+``down()`` stops exactly those processes; ``status()`` reports on them. Nothing happens at
+import.
+
+Modules: :mod:`.config` (settings, endpoints), :mod:`.cluster` (up, down, status),
+:mod:`.mosquitto`, :mod:`.postgres`, :mod:`.kafka` (one service each), :mod:`.process`
+(pidfile-managed processes), :mod:`.install` (Debian packages), :mod:`.errors`.
+"""
+
+from schema.localcluster.cluster import down, ensure_test_tools, status, up
+from schema.localcluster.config import ClusterSettings, Endpoints, endpoints
+from schema.localcluster.errors import (
+    InstallError,
+    LocalClusterError,
+    ServiceError,
+    ServiceStartError,
+)
+from schema.localcluster.kafka import ensure_topics
+from schema.localcluster.process import ServiceStatus
+
+__all__ = [
+    "ClusterSettings",
+    "Endpoints",
+    "InstallError",
+    "LocalClusterError",
+    "ServiceError",
+    "ServiceStartError",
+    "ServiceStatus",
+    "down",
+    "endpoints",
+    "ensure_test_tools",
+    "ensure_topics",
+    "status",
+    "up",
+]
