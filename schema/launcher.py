@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from schema import localcluster, migrate
 log = logging.getLogger(__name__)
 
 GRACE_S = 15.0
+READY_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +74,12 @@ def service_processes(
             "api",
             env("API", {"DATABASE_URL": endpoints.database_url, "PORT": str(api_port)}),
         ),
-        ServiceProcess("simulator", "simulator", env("SIM", {**mqtt, "DEVICES": str(devices)})),
+        ServiceProcess(
+            "simulator",
+            "simulator",
+            # Live, with the last six hours published first, so charts have history at once.
+            env("SIM", {**mqtt, "DEVICES": str(devices), "BACKFILL": "PT6H", "INTERVAL_S": "60"}),
+        ),
     ]
 
 
@@ -90,6 +97,21 @@ class _Stop(Exception):
 
 def _raise_stop(signum: int, _frame: FrameType | None) -> None:
     raise _Stop(signal.Signals(signum).name)
+
+
+def _wait_until_ready(metrics_url: str, bridge: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if bridge.poll() is not None:
+            raise _ChildExited(f"bridge exited with {bridge.returncode}")
+        try:
+            with urllib.request.urlopen(metrics_url, timeout=2) as response:  # noqa: S310 - our own http URL
+                if b"bridge_ready 1.0" in response.read():
+                    return
+        except OSError:
+            pass  # not listening yet
+        time.sleep(0.5)
+    raise _ChildExited(f"bridge not ready after {READY_TIMEOUT_S:.0f}s")
 
 
 class _ChildExited(Exception):
@@ -142,6 +164,8 @@ def run_pipeline(
         for proc in service_processes(
             endpoints, devices=devices, api_port=api_port, metrics_port=metrics_port
         ):
+            if proc.name == "simulator":  # devices publish once the bridge has subscribed
+                _wait_until_ready(f"http://127.0.0.1:{metrics_port}/metrics", children["bridge"])
             with (logs / f"{proc.name}.log").open("ab") as out:
                 children[proc.name] = subprocess.Popen(
                     [sys.executable, "-m", proc.module, *proc.args],

@@ -25,6 +25,7 @@ def parse_args(argv: Sequence[str] | None = None) -> SimulatorSettings:
     parser.add_argument("--devices", type=int)
     parser.add_argument("--interval-s", type=int)
     parser.add_argument("--speed", type=float)
+    parser.add_argument("--backfill", help="live mode: start this far back, e.g. PT6H or 3600")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--start", type=datetime.fromisoformat, help="ISO-8601 with offset")
     parser.add_argument("--max-ticks", type=int)

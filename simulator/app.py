@@ -36,18 +36,20 @@ async def run(settings: SimulatorSettings) -> None:
     assert main_task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     fleet = build_fleet(settings.devices, settings.seed)
-    start = settings.start or floor_to_interval(datetime.now(UTC), settings.interval_s)
+    start = settings.start or floor_to_interval(
+        datetime.now(UTC) - settings.backfill, settings.interval_s
+    )
     topics = MqttTopics(settings.topic_namespace)
     loop = asyncio.get_running_loop()
     wall_start = loop.time()
     tick = 0
     backoff = 0.5
     log.info(
-        "simulating %d devices from %s, every %ds, speed x%g",
+        "simulating %d devices from %s, every %ds, %s",
         len(fleet),
         start.isoformat(),
         settings.interval_s,
-        settings.speed,
+        f"speed x{settings.speed:g}" if settings.speed else "live",
     )
     while settings.max_ticks is None or tick < settings.max_ticks:
         try:
@@ -59,9 +61,14 @@ async def run(settings: SimulatorSettings) -> None:
                 backoff = 0.5
                 publisher = ReadingPublisher(client, topics)
                 while settings.max_ticks is None or tick < settings.max_ticks:
-                    due = wall_start + tick * settings.interval_s / settings.speed
-                    await asyncio.sleep(max(0.0, due - loop.time()))
                     at = tick_time(start, tick, settings.interval_s)
+                    if settings.speed is None:  # live: never before the reading's own time
+                        delay = (at - datetime.now(UTC)).total_seconds()
+                    else:
+                        delay = (
+                            wall_start + tick * settings.interval_s / settings.speed - loop.time()
+                        )
+                    await asyncio.sleep(max(0.0, delay))
                     await publisher.publish(
                         [model.reading(tick, at, settings.interval_s) for model in fleet]
                     )

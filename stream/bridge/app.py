@@ -120,7 +120,11 @@ async def run(settings: BridgeSettings) -> None:
                 log.info("bridging %s -> %s", mqtt.all_readings, settings.kafka_bootstrap)
                 backoff = 0.5
                 metrics.in_flight.set(0)
-                await Forwarder(source, producer, settings, metrics).run()
+                metrics.ready.set(1)
+                try:
+                    await Forwarder(source, producer, settings, metrics).run()
+                finally:
+                    metrics.ready.set(0)
         except* (MqttUnavailable, KafkaError) as group:
             delay = backoff * random.uniform(0.5, 1.5)  # noqa: S311 - jitter, not crypto
             log.warning("bridge pipeline failed (%s); restarting in %.1fs", group.exceptions, delay)

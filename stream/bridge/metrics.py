@@ -15,6 +15,7 @@ class BridgeMetrics:
     dead_lettered: Counter = field(init=False)
     in_flight: Gauge = field(init=False)
     kafka_latency: Histogram = field(init=False)
+    ready: Gauge = field(init=False)
 
     def __post_init__(self) -> None:
         def set_(name: str, value: object) -> None:
@@ -28,6 +29,7 @@ class BridgeMetrics:
             Counter("bridge_dead_lettered", "Messages dead-lettered", ["reason"], registry=reg),
         )
         set_("in_flight", Gauge("bridge_in_flight", "Taken from MQTT, not yet acked", registry=reg))
+        set_("ready", Gauge("bridge_ready", "1 while subscribed and producing", registry=reg))
         set_(
             "kafka_latency",
             Histogram("bridge_kafka_ack_seconds", "Produce-to-ack latency", registry=reg),
