@@ -44,6 +44,18 @@ class MqttTopics:
     def commands(self, device_id: str) -> str:
         return f"{self.root}/devices/{device_id}/commands"
 
+    def birth(self, device_id: str) -> str:
+        """Retained metadata sent on connect (:class:`schema.device_messages.DeviceBirth`)."""
+        return f"{self.root}/devices/{device_id}/birth"
+
+    @property
+    def all_status(self) -> str:
+        return f"{self.root}/devices/+/status"
+
+    @property
+    def all_birth(self) -> str:
+        return f"{self.root}/devices/+/birth"
+
     @property
     def all_readings(self) -> str:
         """Subscription filter matching every device's readings topic."""
@@ -79,8 +91,13 @@ class KafkaTopics:
 
     @property
     def device_status(self) -> str:
-        """Device status and birth messages, compacted by device id."""
+        """Latest ``online``/``offline`` status per device, compacted by device id."""
         return self._name("device-status")
+
+    @property
+    def device_birth(self) -> str:
+        """Latest birth (metadata) message per device, compacted by device id."""
+        return self._name("device-birth")
 
     def specs(self, *, readings_partitions: int = READINGS_PARTITIONS) -> list[KafkaTopicSpec]:
         """Every topic the pipeline needs, with its partition count."""
@@ -88,4 +105,5 @@ class KafkaTopics:
             KafkaTopicSpec(self.readings, readings_partitions),
             KafkaTopicSpec(self.readings_dlq, 1),
             KafkaTopicSpec(self.device_status, readings_partitions, compacted=True),
+            KafkaTopicSpec(self.device_birth, readings_partitions, compacted=True),
         ]

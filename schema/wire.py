@@ -53,25 +53,27 @@ ZoneName = Annotated[str, AfterValidator(_zone_name)]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False, strict=True)]
 
 
-class _Frozen(BaseModel):
+class WireModel(BaseModel):
+    """Base of every wire model: immutable, unknown fields refused."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class Energy(_Frozen):
+class Energy(WireModel):
     """Energy consumed during the reading's interval (negative: net export, e.g. solar)."""
 
     value: FiniteFloat
     unit: Literal["kWh"] = "kWh"
 
 
-class Power(_Frozen):
+class Power(WireModel):
     """Instantaneous power at ``ts`` (negative: net export)."""
 
     value: FiniteFloat
     unit: Literal["kW"] = "kW"
 
 
-class Reading(_Frozen):
+class Reading(WireModel):
     """One measurement of one device, the unit everything downstream is built from."""
 
     schema_version: Literal[1] = SCHEMA_VERSION

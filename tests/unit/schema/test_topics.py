@@ -37,6 +37,7 @@ def test_namespaces_keep_tests_apart() -> None:
         "t1.readings",
         "t1.readings.dlq",
         "t1.device-status",
+        "t1.device-birth",
     }
 
 
