@@ -1,0 +1,153 @@
+"""Rolling health of a device's forecasts and data, updated as each forecast hour closes.
+
+Forecast quality over the last 24 scored hours: RMSE, MAE, MAPE and bias of the model, the
+RMSE of the seasonal-naive baseline (same local hour yesterday) and their ratio. Data quality
+over the last 24 closed hours: completeness, gaps (hours with no reading at all), late and
+duplicate readings. Status thresholds (documented in the README):
+
+* ``unknown``: fewer than :data:`MIN_SCORED` hours with both a forecast and a baseline;
+* ``red``: ratio > 1.1 (worse than the naive guess), completeness < 80 %, or offline;
+* ``green``: ratio <= 0.9 and completeness >= 95 %;
+* ``amber``: anything between.
+
+Residual anomalies: an hour whose residual (actual - forecast) is at least 2 sigma from zero
+is a ``warning``, at least 3 sigma ``critical``, sigma being the standard deviation of the
+previous scored residuals (at least :data:`MIN_SCORED` of them).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+WINDOW_HOURS = 24
+MIN_SCORED = 6
+MAPE_FLOOR_KWH = 0.01
+"""Hours whose actual energy is smaller than this (solar at night) are left out of MAPE."""
+SIGMA_FLOOR_KWH = 1e-3
+
+
+class Status(StrEnum):
+    GREEN = "green"
+    AMBER = "amber"
+    RED = "red"
+    UNKNOWN = "unknown"
+
+
+class Severity(StrEnum):
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class ScoredHour(BaseModel):
+    """One closed hour as the health metrics see it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    hour_start: AwareDatetime
+    actual_kwh: float
+    predicted_kwh: float | None = None
+    baseline_kwh: float | None = None
+    reading_count: int
+    expected_count: int
+    late_count: int = 0
+    duplicate_count: int = 0
+
+    @property
+    def residual(self) -> float | None:
+        return None if self.predicted_kwh is None else self.actual_kwh - self.predicted_kwh
+
+
+@dataclass(frozen=True, slots=True)
+class HealthMetrics:
+    rmse_24h: float | None
+    mae_24h: float | None
+    mape_24h: float | None
+    bias_24h: float | None
+    naive_rmse_24h: float | None
+    rmse_ratio: float | None
+    completeness_24h: float
+    gaps_24h: int
+    late_24h: int
+    duplicates_24h: int
+    status: Status
+
+
+@dataclass(frozen=True, slots=True)
+class ResidualAlert:
+    severity: Severity
+    residual_kwh: float
+    sigma: float
+    z: float
+
+
+def _rms(values: Sequence[float]) -> float:
+    return math.sqrt(sum(v * v for v in values) / len(values))
+
+
+def health_metrics(scored: Sequence[ScoredHour], *, online: bool | None = None) -> HealthMetrics:
+    """Metrics over the last :data:`WINDOW_HOURS` entries of ``scored`` (oldest first)."""
+    recent = list(scored)[-WINDOW_HOURS:]
+    both = [s for s in recent if s.predicted_kwh is not None and s.baseline_kwh is not None]
+    residuals = [s.actual_kwh - s.predicted_kwh for s in both if s.predicted_kwh is not None]
+    naive = [s.actual_kwh - s.baseline_kwh for s in both if s.baseline_kwh is not None]
+    enough = len(both) >= MIN_SCORED
+    rmse = _rms(residuals) if enough else None
+    naive_rmse = _rms(naive) if enough else None
+    ratio = rmse / naive_rmse if rmse is not None and naive_rmse else None
+    mape_terms = [
+        abs(r) / abs(s.actual_kwh)
+        for s, r in zip(both, residuals, strict=True)
+        if abs(s.actual_kwh) >= MAPE_FLOOR_KWH
+    ]
+    expected = sum(s.expected_count for s in recent)
+    completeness = min(1.0, sum(s.reading_count for s in recent) / expected) if expected else 0.0
+    return HealthMetrics(
+        rmse_24h=rmse,
+        mae_24h=sum(abs(r) for r in residuals) / len(residuals) if enough else None,
+        mape_24h=sum(mape_terms) / len(mape_terms) if enough and mape_terms else None,
+        bias_24h=sum(residuals) / len(residuals) if enough else None,
+        naive_rmse_24h=naive_rmse,
+        rmse_ratio=ratio,
+        completeness_24h=completeness,
+        gaps_24h=sum(1 for s in recent if s.reading_count == 0),
+        late_24h=sum(s.late_count for s in recent),
+        duplicates_24h=sum(s.duplicate_count for s in recent),
+        status=status_of(ratio, completeness, online=online, scored=len(both)),
+    )
+
+
+def status_of(
+    ratio: float | None, completeness: float, *, online: bool | None, scored: int
+) -> Status:
+    if online is False or completeness < 0.8:
+        return Status.RED
+    if scored < MIN_SCORED or ratio is None:
+        return Status.UNKNOWN
+    if ratio > 1.1:
+        return Status.RED
+    if ratio <= 0.9 and completeness >= 0.95:
+        return Status.GREEN
+    return Status.AMBER
+
+
+def residual_alert(previous: Sequence[ScoredHour], current: ScoredHour) -> ResidualAlert | None:
+    """The alert ``current``'s residual raises against the residuals before it, if any."""
+    residual = current.residual
+    if residual is None:
+        return None
+    history = [r for s in list(previous)[-WINDOW_HOURS:] if (r := s.residual) is not None]
+    if len(history) < MIN_SCORED:
+        return None
+    mean = sum(history) / len(history)
+    sigma = max(math.sqrt(sum((r - mean) ** 2 for r in history) / len(history)), SIGMA_FLOOR_KWH)
+    z = residual / sigma
+    if abs(z) >= 3:
+        return ResidualAlert(Severity.CRITICAL, residual, sigma, z)
+    if abs(z) >= 2:
+        return ResidualAlert(Severity.WARNING, residual, sigma, z)
+    return None
