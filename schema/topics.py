@@ -99,6 +99,27 @@ class KafkaTopics:
         """Latest birth (metadata) message per device, compacted by device id."""
         return self._name("device-birth")
 
+    @property
+    def readings_late(self) -> str:
+        """Readings that arrived after their hour closed (their hour is restated)."""
+        return self._name("readings.late")
+
+    @property
+    def hourly(self) -> str:
+        return self._name("hourly")
+
+    @property
+    def forecasts(self) -> str:
+        return self._name("forecasts")
+
+    @property
+    def health(self) -> str:
+        return self._name("health")
+
+    @property
+    def alerts(self) -> str:
+        return self._name("alerts")
+
     def specs(self, *, readings_partitions: int = READINGS_PARTITIONS) -> list[KafkaTopicSpec]:
         """Every topic the pipeline needs, with its partition count."""
         return [
@@ -106,4 +127,9 @@ class KafkaTopics:
             KafkaTopicSpec(self.readings_dlq, 1),
             KafkaTopicSpec(self.device_status, readings_partitions, compacted=True),
             KafkaTopicSpec(self.device_birth, readings_partitions, compacted=True),
+            KafkaTopicSpec(self.readings_late, readings_partitions),
+            *(
+                KafkaTopicSpec(name, readings_partitions)
+                for name in (self.hourly, self.forecasts, self.health, self.alerts)
+            ),
         ]

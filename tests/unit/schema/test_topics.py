@@ -38,6 +38,11 @@ def test_namespaces_keep_tests_apart() -> None:
         "t1.readings.dlq",
         "t1.device-status",
         "t1.device-birth",
+        "t1.readings.late",
+        "t1.hourly",
+        "t1.forecasts",
+        "t1.health",
+        "t1.alerts",
     }
 
 

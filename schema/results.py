@@ -1,0 +1,92 @@
+"""Wire format of the stream worker's results, on the ``hourly``, ``forecasts``, ``health`` and
+``alerts`` Kafka topics (keyed by device id) for the API's live feed.
+
+Each carries the same values as its database row (:mod:`schema.tables`); the two are kept
+apart so that a message and a table can change independently.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import AwareDatetime
+
+from schema.wire import SCHEMA_VERSION, DeviceId, WireModel, ZoneName
+
+
+class HourlyAggregate(WireModel):
+    """One closed device-local hour; ``revision`` > 0 marks a restatement."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    kind: Literal["hourly"] = "hourly"
+    device_id: DeviceId
+    hour_start: AwareDatetime
+    hour_end: AwareDatetime
+    tz: ZoneName
+    local_date: date
+    local_hour: int
+    energy_kwh: float
+    power_mean_kw: float | None
+    power_min_kw: float | None
+    power_max_kw: float | None
+    reading_count: int
+    expected_count: int
+    completeness: float
+    late_count: int
+    duplicate_count: int
+    first_ts: AwareDatetime | None
+    last_ts: AwareDatetime | None
+    revision: int
+    closed_at: AwareDatetime
+
+
+class Forecast(WireModel):
+    """Next-hour energy forecast for a device, made when the hour before it closed."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    kind: Literal["forecast"] = "forecast"
+    device_id: DeviceId
+    hour_start: AwareDatetime
+    """Start of the forecast (target) local hour, UTC."""
+    model_id: str
+    predicted_kwh: float
+    baseline_kwh: float | None
+    """Seasonal naive: the same local hour yesterday."""
+    based_on_hour: AwareDatetime
+    issued_at: AwareDatetime
+
+
+class Health(WireModel):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    kind: Literal["health"] = "health"
+    device_id: DeviceId
+    hour_start: AwareDatetime
+    rmse_24h: float | None
+    mae_24h: float | None
+    mape_24h: float | None
+    bias_24h: float | None
+    naive_rmse_24h: float | None
+    rmse_ratio: float | None
+    status: Literal["green", "amber", "red", "unknown"]
+    completeness_24h: float
+    gaps_24h: int
+    late_24h: int
+    duplicates_24h: int
+    presence: Literal["online", "offline"] | None
+    last_seen: AwareDatetime | None
+    computed_at: AwareDatetime
+
+
+class Alert(WireModel):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    kind: Literal["alert"] = "alert"
+    device_id: DeviceId
+    hour_start: AwareDatetime
+    alert_kind: Literal["residual"] = "residual"
+    severity: Literal["warning", "critical"]
+    residual_kwh: float
+    sigma: float
+    z: float
+    message: str
+    raised_at: AwareDatetime
