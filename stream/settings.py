@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from pydantic import Field, SecretStr
@@ -36,6 +37,12 @@ class StreamSettings(BaseSettings):
     app_id: str = "wattstream-stream"
     """Faust application id: the Kafka consumer group and the prefix of its internal topics."""
     topic_namespace: str = ""
-    batch_size: Annotated[int, Field(ge=1)] = 500
+    batch_size: Annotated[int, Field(ge=1)] = 1000
     batch_within_s: Annotated[float, Field(gt=0)] = 0.5
     data_dir: str = ".wattstream/faust"
+    artifacts_dir: str = "artifacts"
+    """Where the forecaster's model directories and ``latest`` are."""
+    allowed_lateness: timedelta = timedelta(minutes=5)
+    """How far behind the partition's newest event time a reading may be and still be on time."""
+    max_silent: timedelta = timedelta(hours=3)
+    """A silent device's empty hours are closed (completeness 0) for this long, then no more."""

@@ -40,5 +40,9 @@ class PartitionWatermarks:
         self._checked[partition] = boundary
         return mark
 
-    def partitions(self) -> list[int]:
-        return sorted(self._highest)
+    def snapshot(self) -> tuple[dict[int, datetime], dict[int, datetime]]:
+        return dict(self._highest), dict(self._checked)
+
+    def restore(self, snapshot: tuple[dict[int, datetime], dict[int, datetime]]) -> None:
+        """Undo everything since ``snapshot`` (a batch that failed will be replayed)."""
+        self._highest, self._checked = dict(snapshot[0]), dict(snapshot[1])

@@ -1,26 +1,46 @@
-"""Faust application factory: ``create_app(settings)`` builds the app and registers agents.
+"""Faust application factory: ``create_app(settings)`` builds the app, its table and agent.
 
-Nothing happens at import: the app, its topics and its services exist only once
-:func:`create_app` is called from ``main()`` with the settings.
+One agent reads the device topics (``readings``, ``device-birth``, ``device-status``; all keyed
+by device id with the same partition count, so one device's events share a partition) and
+hands batches to :class:`~stream.worker.processor.EventProcessor`. Per-device state lives in a
+changelog-backed table written with the producer's partitioner (``use_partitioner``), which
+puts each device's entry in the same partition as its events, outside any "current event".
+Events are acknowledged only after the processor returned, i.e. after the database commit,
+the result messages and the table writes. Nothing happens at import.
 """
 
 from __future__ import annotations
 
-import logging
+import asyncio
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from pathlib import Path
 from typing import cast
 
 import faust
 from faust.types import EventT
 
 from schema.topics import READINGS_PARTITIONS, KafkaTopics
-from schema.wire import InvalidPayload, decode_reading
-from stream.dead_letter import dead_letter_record
 from stream.settings import StreamSettings
-from stream.worker.sink import ReadingSink
+from stream.worker.forecasting import ForecastService
+from stream.worker.processor import EventProcessor, OutMessage, ProcessorSettings, SourceEvent
+from stream.worker.sink import ResultSink
 
-log = logging.getLogger(__name__)
+
+class FaustPublisher:
+    """Sends result messages through the app's producer and waits for Kafka's acks."""
+
+    def __init__(self, app: faust.App) -> None:
+        self._app = app
+
+    async def publish(self, messages: Sequence[OutMessage]) -> None:
+        futures = [
+            await self._app.producer.send(
+                m.topic, m.key, m.value, partition=None, timestamp=None, headers=None
+            )
+            for m in messages
+        ]
+        if futures:
+            await asyncio.gather(*futures)
 
 
 def create_app(settings: StreamSettings) -> faust.App:
@@ -36,38 +56,57 @@ def create_app(settings: StreamSettings) -> faust.App:
         producer_acks=-1,
     )
     topics = KafkaTopics(settings.topic_namespace)
-    readings = app.topic(topics.readings, key_type=bytes, value_type=bytes, value_serializer="raw")
-    dead_letters = app.topic(
-        topics.readings_dlq, key_type=bytes, value_type=bytes, value_serializer="raw"
+    source = app.topic(
+        topics.readings,
+        topics.device_birth,
+        topics.device_status,
+        key_type=bytes,
+        value_type=bytes,
+        value_serializer="raw",
     )
-    # Started and stopped with the app; the agent waits in write() until its pool is ready.
-    sink = ReadingSink(settings.database_url.get_secret_value())
+    states = app.Table(
+        "device-state",
+        partitions=READINGS_PARTITIONS,
+        use_partitioner=True,
+        key_type=str,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    dsn = settings.database_url.get_secret_value()
+    # Started and stopped with the app; the processor waits until they are ready.
+    sink = ResultSink(dsn)
+    forecasts = ForecastService(Path(settings.artifacts_dir), dsn)
     app.add_dependency(sink)
+    app.add_dependency(forecasts)
+    processor = EventProcessor(
+        topics=topics,
+        states=cast("dict[str, bytes]", states),
+        sink=sink,
+        forecasts=forecasts,
+        publisher=FaustPublisher(app),
+        settings=ProcessorSettings(
+            lateness=settings.allowed_lateness, max_silent=settings.max_silent
+        ),
+    )
 
-    @app.agent(readings, name="store-readings")
-    async def store_readings(stream: faust.StreamT[bytes]) -> None:
+    @app.agent(source, name="device-events")
+    async def device_events(stream: faust.StreamT[bytes]) -> None:
         assert isinstance(stream, faust.Stream)
-        # noack_take: events are acknowledged (offsets committed) only after the batch is in
-        # the database; a crash before that replays the batch, which the sink absorbs.
         async for values in stream.noack_take(settings.batch_size, settings.batch_within_s):
             events = cast("Sequence[EventT[bytes]]", values)  # typed as values upstream
-            batch = []
-            for event in events:
-                try:
-                    batch.append(decode_reading(event.value))
-                except InvalidPayload as exc:
-                    # The bridge validated it, so something else wrote this record.
-                    log.warning("dead-lettering offset %s: %s", event.message.offset, exc)
-                    record = dead_letter_record(
-                        topic=f"kafka:{event.message.topic}",
-                        payload=event.value,
-                        reason=exc.reason,
-                        detail=exc.detail,
-                        at=datetime.now(UTC),
+            await processor.process(
+                [
+                    SourceEvent(
+                        topic=e.message.topic,
+                        partition=e.message.partition,
+                        offset=e.message.offset,
+                        key=e.key,
+                        value=e.value,
                     )
-                    await dead_letters.send(key=event.key, value=record)
-            if batch:
-                await sink.write(batch)
+                    for e in events
+                ]
+            )
             for event in events:
                 await stream.ack(event)
 

@@ -1,0 +1,287 @@
+"""Turns a batch of source events into state changes, database rows and result messages.
+
+Faust-free on purpose: the agent hands over :class:`SourceEvent` values and a mapping for the
+per-device state (the Faust table in production, a dict in tests), and gets back when the
+batch's effects are in the database and on Kafka. Order of effects, for at-least-once without
+duplicates:
+
+1. apply every event to its device's state (idempotent by Kafka offset: a replayed event
+   changes nothing) and close the hours the partition watermarks passed;
+2. one batched model call for every forecast request of the batch (off the event loop);
+3. one database transaction with the raw readings and every row (all idempotent upserts);
+4. the result messages to Kafka, waiting for their acknowledgement;
+5. the new device states into the table (its changelog), and only then may the agent ack the
+   events. A crash anywhere before 5 replays the batch onto the old state, which recomputes
+   the same rows and upserts them again: one row per (device, hour), never two.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, MutableMapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from pydantic import ValidationError
+
+from schema.device_messages import DeviceBirth, DeviceStatus, Presence
+from schema.results import Alert, Forecast, Health, HourlyAggregate
+from schema.topics import KafkaTopics
+from schema.wire import InvalidPayload, Reading, decode_reading
+from stream.core.hourclose import (
+    DeviceState,
+    ForecastRequest,
+    HourOutputs,
+    on_closed,
+    record_forecast,
+)
+from stream.core.watermark import PartitionWatermarks
+from stream.core.windowing import Applied, ClosedHour, DeviceWindows
+from stream.dead_letter import dead_letter_record
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceEvent:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+@dataclass(slots=True)
+class SinkBatch:
+    """Everything one batch writes to the database, in one transaction."""
+
+    readings: list[Reading] = field(default_factory=list)
+    births: list[DeviceBirth] = field(default_factory=list)
+    statuses: list[tuple[DeviceStatus, datetime]] = field(default_factory=list)
+    hourly: list[HourlyAggregate] = field(default_factory=list)
+    forecasts: list[Forecast] = field(default_factory=list)
+    health: list[Health] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class OutMessage:
+    topic: str
+    key: bytes
+    value: bytes
+
+
+class Sink(Protocol):
+    async def write(self, batch: SinkBatch) -> None: ...
+
+
+class Forecasts(Protocol):
+    @property
+    def history_hours(self) -> int: ...
+
+    async def predict(self, requests: Sequence[ForecastRequest]) -> tuple[list[float], str]:
+        """Next-hour kWh per request, in one batched model call, and the model id."""
+        ...
+
+
+class Publisher(Protocol):
+    async def publish(self, messages: Sequence[OutMessage]) -> None:
+        """Send and wait until Kafka acknowledged every message."""
+        ...
+
+
+@dataclass(slots=True)
+class _Batch:
+    """What one call of :meth:`EventProcessor.process` accumulates."""
+
+    now: datetime
+    dirty: dict[str, DeviceState] = field(default_factory=dict)
+    sink: SinkBatch = field(default_factory=SinkBatch)
+    outputs: HourOutputs = field(default_factory=HourOutputs)
+    messages: list[OutMessage] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessorSettings:
+    lateness: timedelta
+    max_silent: timedelta
+
+
+class EventProcessor:
+    """Applies batches of events; owns the in-memory watermarks and partition index."""
+
+    def __init__(
+        self,
+        *,
+        topics: KafkaTopics,
+        states: MutableMapping[str, bytes],
+        sink: Sink,
+        forecasts: Forecasts,
+        publisher: Publisher,
+        settings: ProcessorSettings,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._topics = topics
+        self._states = states
+        self._sink, self._forecasts, self._publisher = sink, forecasts, publisher
+        self._settings = settings
+        self._clock = clock
+        self._watermarks = PartitionWatermarks(settings.lateness)
+        self._devices: defaultdict[int, set[str]] = defaultdict(set)
+        self._indexed = False
+
+    def _index_existing(self) -> None:
+        """After a (re)start, learn which devices the restored table holds, per partition."""
+        for device_id, raw in list(self._states.items()):
+            state = DeviceState.model_validate_json(raw)
+            partition = state.windows.partition
+            self._devices[partition].add(device_id)
+            if state.windows.last_event_ts is not None:
+                self._watermarks.observe(partition, state.windows.last_event_ts)
+        self._indexed = True
+
+    def _load(self, dirty: dict[str, DeviceState], device_id: str) -> DeviceState | None:
+        if device_id in dirty:
+            return dirty[device_id]
+        raw = self._states.get(device_id)
+        return None if raw is None else DeviceState.model_validate_json(raw)
+
+    async def process(self, events: Sequence[SourceEvent]) -> None:
+        """Apply a batch; on any failure the in-memory watermarks are as before the call, and
+        the device states untouched, so the same batch can simply be replayed."""
+        if not self._indexed:
+            self._index_existing()
+        snapshot = self._watermarks.snapshot()
+        try:
+            await self._process(events)
+        except BaseException:
+            self._watermarks.restore(snapshot)
+            raise
+
+    async def _process(self, events: Sequence[SourceEvent]) -> None:
+        batch = _Batch(now=self._clock())
+        touched: set[int] = set()
+        for event in events:
+            if event.topic == self._topics.readings:
+                self._on_reading(event, batch)
+                touched.add(event.partition)
+            elif event.topic == self._topics.device_birth:
+                self._on_birth(event, batch)
+            elif event.topic == self._topics.device_status:
+                self._on_status(event, batch)
+        for partition in touched:
+            self._close_due(partition, batch)
+        await self._forecast(batch)
+        rows = batch.sink
+        rows.hourly, rows.health, rows.alerts = (
+            batch.outputs.hourly,
+            batch.outputs.health,
+            batch.outputs.alerts,
+        )
+        await self._sink.write(rows)
+        await self._publisher.publish([*batch.messages, *self._result_messages(rows)])
+        for device_id, state in batch.dirty.items():
+            self._states[device_id] = state.model_dump_json().encode()
+
+    def _close_due(self, partition: int, batch: _Batch) -> None:
+        mark = self._watermarks.due(partition)
+        if mark is None:
+            return
+        for device_id in self._devices[partition]:
+            state = self._load(batch.dirty, device_id)
+            if state is None:
+                continue  # the partition moved to another worker
+            closed = state.windows.close_due(mark, self._settings.max_silent)
+            for hour in closed:
+                self._closed(state, hour, batch)
+            if closed:
+                batch.dirty[device_id] = state
+
+    def _closed(self, state: DeviceState, hour: ClosedHour, batch: _Batch) -> None:
+        history = self._forecasts.history_hours
+        batch.outputs.extend(on_closed(state, hour, now=batch.now, history_hours=history))
+
+    async def _forecast(self, batch: _Batch) -> None:
+        requests = batch.outputs.requests
+        if not requests:
+            return
+        predicted, model_id = await self._forecasts.predict(requests)
+        for request, kwh in zip(requests, predicted, strict=True):
+            state = batch.dirty[request.device_id]
+            batch.sink.forecasts.append(record_forecast(state, request, kwh, model_id, batch.now))
+
+    def _state_for(self, batch: _Batch, device_id: str, tz: str, partition: int) -> DeviceState:
+        state = self._load(batch.dirty, device_id)
+        if state is None:
+            state = DeviceState(
+                windows=DeviceWindows(device_id=device_id, tz=tz, partition=partition)
+            )
+        self._devices[partition].add(device_id)
+        batch.dirty[device_id] = state
+        return state
+
+    def _dead_letter(self, event: SourceEvent, reason: str, detail: str, batch: _Batch) -> None:
+        log.warning("dead-lettering %s@%d: %s: %s", event.topic, event.offset, reason, detail)
+        record = dead_letter_record(
+            topic=f"kafka:{event.topic}",
+            payload=event.value,
+            reason=reason,
+            detail=detail,
+            at=batch.now,
+        )
+        batch.messages.append(OutMessage(self._topics.readings_dlq, event.key or b"", record))
+
+    def _on_reading(self, event: SourceEvent, batch: _Batch) -> None:
+        try:
+            reading = decode_reading(event.value)
+        except InvalidPayload as exc:
+            self._dead_letter(event, exc.reason, exc.detail, batch)
+            return
+        state = self._state_for(batch, reading.device_id, reading.tz, event.partition)
+        result = state.windows.apply(reading, event.offset)
+        if result.outcome is Applied.REPLAYED:
+            return
+        batch.sink.readings.append(reading)
+        self._watermarks.observe(event.partition, reading.ts_utc)
+        if result.outcome in {Applied.LATE, Applied.TOO_LATE}:
+            late = OutMessage(self._topics.readings_late, event.key or b"", event.value)
+            batch.messages.append(late)
+        if result.restated is not None:
+            self._closed(state, result.restated, batch)
+
+    def _on_birth(self, event: SourceEvent, batch: _Batch) -> None:
+        try:
+            birth = DeviceBirth.model_validate_json(event.value)
+        except ValidationError as exc:
+            self._dead_letter(event, "invalid_birth", str(exc.errors()[0]["msg"]), batch)
+            return
+        state = self._state_for(batch, birth.device_id, birth.tz, event.partition)
+        state.kind = birth.kind
+        batch.sink.births.append(birth)
+
+    def _on_status(self, event: SourceEvent, batch: _Batch) -> None:
+        try:
+            status = DeviceStatus.model_validate_json(event.value)
+        except ValidationError as exc:
+            self._dead_letter(event, "invalid_status", str(exc.errors()[0]["msg"]), batch)
+            return
+        existing = self._load(batch.dirty, status.device_id)
+        if existing is not None:
+            existing.online = status.status is Presence.ONLINE
+            batch.dirty[status.device_id] = existing
+        batch.sink.statuses.append((status, status.ts or batch.now))
+
+    def _result_messages(self, batch: SinkBatch) -> list[OutMessage]:
+        t = self._topics
+        rows: list[tuple[str, HourlyAggregate | Forecast | Health | Alert]] = [
+            *((t.hourly, r) for r in batch.hourly),
+            *((t.forecasts, r) for r in batch.forecasts),
+            *((t.health, r) for r in batch.health),
+            *((t.alerts, r) for r in batch.alerts),
+        ]
+        return [
+            OutMessage(topic, row.device_id.encode(), row.model_dump_json().encode())
+            for topic, row in rows
+        ]

@@ -1,0 +1,191 @@
+"""The worker's batch processing without Kafka or PostgreSQL: a dict for the Faust table and
+recording stand-ins for the sink, the model and the producer (pure orchestration; the real
+services are exercised by the integration and e2e tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from schema.device_messages import DeviceBirth, Location
+from schema.topics import KafkaTopics
+from schema.wire import Energy, Power, Reading
+from stream.core.hourclose import ForecastRequest
+from stream.worker.processor import (
+    EventProcessor,
+    OutMessage,
+    ProcessorSettings,
+    SinkBatch,
+    SourceEvent,
+)
+
+pytestmark = pytest.mark.unit
+
+TOPICS = KafkaTopics("t")
+T0 = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+class TableSink:
+    """Keeps rows the way the database's keys would: one per primary key."""
+
+    def __init__(self) -> None:
+        self.readings: dict[tuple[str, datetime], Reading] = {}
+        self.hourly: dict[tuple[str, datetime], object] = {}
+        self.forecasts: dict[tuple[str, datetime, str], float] = {}
+        self.health: dict[tuple[str, datetime], object] = {}
+        self.fail_next = False
+
+    async def write(self, batch: SinkBatch) -> None:
+        if self.fail_next:
+            self.fail_next = False
+            raise ConnectionError("database went away")
+        for r in batch.readings:
+            self.readings.setdefault((r.device_id, r.ts_utc), r)
+        for h in batch.hourly:
+            self.hourly[(h.device_id, h.hour_start)] = h
+        for f in batch.forecasts:
+            self.forecasts[(f.device_id, f.hour_start, f.model_id)] = f.predicted_kwh
+        for x in batch.health:
+            self.health[(x.device_id, x.hour_start)] = x
+
+
+class Persistence:
+    history_hours = 24
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    async def predict(self, requests: Sequence[ForecastRequest]) -> tuple[list[float], str]:
+        self.calls.append(len(requests))
+        return [r.history_kwh[-1] for r in requests], "persistence"
+
+
+class Outbox:
+    def __init__(self) -> None:
+        self.messages: list[OutMessage] = []
+
+    async def publish(self, messages: Sequence[OutMessage]) -> None:
+        self.messages += messages
+
+
+def reading_event(device: str, seq: int, at: datetime, offset: int, tz: str = "UTC") -> SourceEvent:
+    r = Reading(
+        device_id=device,
+        seq=seq,
+        ts=at.astimezone(ZoneInfo(tz)),
+        tz=tz,
+        interval_s=900,
+        energy=Energy(value=0.25 + 0.01 * at.hour),
+        power=Power(value=1.0),
+    )
+    return SourceEvent(TOPICS.readings, 0, offset, device.encode(), r.to_json())
+
+
+def birth_event(device: str, offset: int, tz: str = "UTC") -> SourceEvent:
+    b = DeviceBirth(
+        device_id=device,
+        kind="household_meter",
+        tz=tz,
+        location=Location(latitude=0, longitude=0),
+        nominal_kw=2.0,
+        firmware="1.0",
+        interval_s=900,
+        ts=T0,
+    )
+    return SourceEvent(
+        TOPICS.device_birth, 0, offset, device.encode(), b.model_dump_json().encode()
+    )
+
+
+def make(states: dict[str, bytes], sink: TableSink) -> tuple[EventProcessor, Persistence, Outbox]:
+    model, outbox = Persistence(), Outbox()
+    processor = EventProcessor(
+        topics=TOPICS,
+        states=states,
+        sink=sink,
+        forecasts=model,
+        publisher=outbox,
+        settings=ProcessorSettings(lateness=timedelta(minutes=5), max_silent=timedelta(hours=3)),
+        clock=lambda: T0 + timedelta(days=10),
+    )
+    return processor, model, outbox
+
+
+def fleet_events(devices: list[tuple[str, str]], hours: int) -> list[SourceEvent]:
+    events = [birth_event(d, i, tz) for i, (d, tz) in enumerate(devices)]
+    offset = len(events)
+    for q in range(hours * 4):
+        for d, tz in devices:
+            events.append(reading_event(d, q, T0 + timedelta(minutes=15 * q), offset, tz))
+            offset += 1
+    return events
+
+
+def chunks(events: list[SourceEvent], size: int) -> list[list[SourceEvent]]:
+    return [events[i : i + size] for i in range(0, len(events), size)]
+
+
+async def test_one_row_per_device_hour_and_batched_forecasts() -> None:
+    devices = [("a", "UTC"), ("b", "Asia/Kolkata"), ("c", "Asia/Kathmandu")]
+    sink, states = TableSink(), {}
+    processor, model, outbox = make(states, sink)
+    for batch in chunks(fleet_events(devices, 30), 50):
+        await processor.process(batch)
+    assert len(sink.readings) == 3 * 30 * 4
+    per_device = {d: sorted(h for dev, h in sink.hourly if dev == d) for d, _ in devices}
+    assert len(per_device["a"]) == 29  # the last hour is still open
+    assert all(h.minute == 30 for h in per_device["b"])
+    assert all(h.minute == 15 for h in per_device["c"])
+    # Forecasts once 24 hours are closed, all devices of a close burst in one model call.
+    assert sink.forecasts
+    assert max(model.calls) >= 2
+    assert {m.topic for m in outbox.messages} >= {TOPICS.hourly, TOPICS.forecasts, TOPICS.health}
+
+
+async def test_a_failed_write_replayed_gives_the_same_rows_and_no_duplicates() -> None:
+    devices = [("a", "Europe/Berlin"), ("b", "Australia/Lord_Howe")]
+    events = fleet_events(devices, 30)
+    clean_sink = TableSink()
+    clean, _, _ = make({}, clean_sink)
+    for batch in chunks(events, 40):
+        await clean.process(batch)
+
+    sink, states = TableSink(), {}
+    crashing, _, _ = make(states, sink)
+    for i, batch in enumerate(chunks(events, 40)):
+        if i % 3 == 1:
+            sink.fail_next = True
+            with pytest.raises(ConnectionError):
+                await crashing.process(batch)
+        await crashing.process(batch)  # the replay after the failure (or the first try)
+    assert sink.readings.keys() == clean_sink.readings.keys()
+    assert sink.hourly == clean_sink.hourly
+    assert sink.forecasts == clean_sink.forecasts
+
+
+async def test_restart_from_the_table_replays_nothing_twice() -> None:
+    devices = [("a", "UTC")]
+    events = fleet_events(devices, 30)
+    sink, states = TableSink(), {}
+    first, _, _ = make(states, sink)
+    for batch in chunks(events[:60], 20):
+        await first.process(batch)
+    # A new worker restores the table and gets the uncommitted tail, with some overlap.
+    second, _, _ = make(states, sink)
+    for batch in chunks(events[40:], 20):
+        await second.process(batch)
+    hourly = sorted(sink.hourly.items())
+    assert len(hourly) == 29
+    assert all(h.duplicate_count == 0 and h.reading_count == 4 for _, h in hourly)  # type: ignore[attr-defined]
+
+
+async def test_invalid_records_are_dead_lettered() -> None:
+    sink = TableSink()
+    processor, _, outbox = make({}, sink)
+    await processor.process([SourceEvent(TOPICS.readings, 0, 0, b"x", b"{not json")])
+    (dead,) = outbox.messages
+    assert dead.topic == TOPICS.readings_dlq
+    assert b"malformed_json" in dead.value
