@@ -1,0 +1,49 @@
+"""SIGKILL the stream worker mid-run and restart it: still exactly one row per (device, hour),
+equal to the recomputation, and no reading lost or stored twice."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import asyncpg
+import pytest
+
+from schema.topics import KafkaTopics
+
+from ..conftest import Services, Spawn
+from ..integration.test_stream_worker import (
+    DEVICES,
+    HOURS,
+    INTERVAL_S,
+    check_invariants,
+    expected_closed_hours,
+    fleet_messages,
+    produce,
+    start_worker,
+    wait_for_rows,
+)
+
+pytestmark = pytest.mark.faults
+
+
+async def test_worker_killed_mid_run_loses_and_doubles_nothing(
+    services: Services, database: str, kafka_topics: KafkaTopics, namespace: str, spawn: Spawn
+) -> None:
+    messages = fleet_messages(kafka_topics)
+    half = len(messages) // 2
+    await produce(services.kafka_bootstrap, messages[:half])
+    first = start_worker(spawn, services, database, namespace, 0)
+    conn = await asyncpg.connect(database)
+    try:
+        await wait_for_rows(conn, "hourly", 40, first)
+        first.process.send_signal(signal.SIGKILL)
+        first.process.wait(timeout=10)
+        await produce(services.kafka_bootstrap, messages[half:])
+        second = start_worker(spawn, services, database, namespace, 1)
+        await wait_for_rows(conn, "readings", DEVICES * HOURS * 3600 // INTERVAL_S, second)
+        await wait_for_rows(conn, "health", await expected_closed_hours(conn), second)
+        await asyncio.sleep(2)
+        await check_invariants(conn)
+    finally:
+        await conn.close()
