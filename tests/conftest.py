@@ -223,7 +223,9 @@ async def storage_database(
         await conn.close()
     url = admin.rsplit("/", 1)[0] + f"/{name}"
     try:
-        await asyncio.to_thread(migrate.upgrade, url, "head", StorageOptions(mode=mode))
+        # No compression job: it would compress the tests' old rows at a moment of its choosing.
+        options = StorageOptions(mode=mode, compress_after=None)
+        await asyncio.to_thread(migrate.upgrade, url, "head", options)
         yield url
     finally:
         conn = await asyncpg.connect(admin)

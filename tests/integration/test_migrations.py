@@ -8,8 +8,9 @@ elsewhere).
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
@@ -32,7 +33,7 @@ async def objects(url: str) -> dict[str, set[str]]:
     conn = await asyncpg.connect(url)
     try:
         rows = await conn.fetch(
-            """
+            r"""
             SELECT CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'table'
                                   WHEN 'v' THEN 'view' WHEN 'm' THEN 'view' END AS kind,
                    c.relname AS name
@@ -47,6 +48,7 @@ async def objects(url: str) -> dict[str, set[str]]:
             SELECT 'trigger', t.tgname FROM pg_trigger t
             JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE n.nspname = 'public' AND NOT t.tgisinternal
+              AND t.tgname NOT LIKE 'ts\_%'  -- TimescaleDB's own (insert blocker, invalidation)
             """
         )
     finally:
@@ -269,6 +271,61 @@ async def test_cli_migrates_in_the_mode_asked_for(services: Services) -> None:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+@pytest.mark.timescaledb
+async def test_timescaledb_policies_follow_the_migrate_options(storage_database: str) -> None:
+    url = storage_database
+    if await mode_of(url) != "timescaledb":
+        pytest.skip("policies exist in TimescaleDB mode only")
+
+    async def jobs() -> dict[tuple[str, str], dict[str, object]]:
+        conn = await asyncpg.connect(url)
+        try:
+            rows = await conn.fetch(
+                "SELECT proc_name, hypertable_name, config::text AS config"
+                " FROM timescaledb_information.jobs WHERE proc_schema = '_timescaledb_functions'"
+                " AND hypertable_name IS NOT NULL"
+            )
+            views = {
+                r["materialization_hypertable_name"]: r["view_name"]
+                for r in await conn.fetch(
+                    "SELECT view_name, materialization_hypertable_name"
+                    " FROM timescaledb_information.continuous_aggregates"
+                )
+            }
+        finally:
+            await conn.close()
+        return {
+            (r["proc_name"], views.get(r["hypertable_name"], r["hypertable_name"])): json.loads(
+                r["config"]
+            )
+            for r in rows
+        }
+
+    found = await jobs()
+    # The fixture migrates with compression off; every rollup has its refresh policy.
+    assert {name for name, _ in found} == {"policy_refresh_continuous_aggregate"}
+    assert {table for _, table in found} == set(storage.CONTINUOUS_AGGREGATES)
+
+    options = storage.StorageOptions(
+        mode="timescaledb",
+        compress_after=timedelta(days=3),
+        retention=timedelta(days=400),
+        refresh_lookback=timedelta(days=10),
+    )
+    await asyncio.to_thread(migrate.upgrade, url, "head", options)
+    found = await jobs()
+    assert found["policy_compression", "readings"]["compress_after"] == "3 days"
+    assert found["policy_retention", "readings"]["drop_after"] == "400 days"
+    assert found["policy_refresh_continuous_aggregate", "readings_15m"]["start_offset"] == "10 days"
+    conn = await asyncpg.connect(url)
+    try:
+        recorded = dict(await conn.fetch("SELECT key, value FROM storage_info"))
+    finally:
+        await conn.close()
+    assert recorded["compress_after"] == "3 days"
+    assert recorded["refresh_lookback"] == "10 days"
 
 
 def test_alembic_url_refuses_other_databases() -> None:

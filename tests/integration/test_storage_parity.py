@@ -259,9 +259,11 @@ async def test_rollups_equal_a_recomputation_from_the_raw_rows(storage_database:
         current.update({(r.device_id, r.ts): r for r in restated})
 
         # Restatement by UPDATE, moving readings across buckets and days (ts changes).
-        # 23:50 and 23:55 UTC move to 00:02:30 and 00:07:30 of the next day.
+        # 22:50 and 22:55 UTC move to 23:02:30 and 23:07:30: another bucket and hour, the same
+        # UTC day (TimescaleDB cannot move a row into another chunk; chunks are UTC days).
         shift = timedelta(minutes=12, seconds=30)
-        since, until = datetime(2026, 4, 2, 23, 50, tzinfo=UTC), datetime(2026, 4, 3, tzinfo=UTC)
+        since = datetime(2026, 4, 2, 22, 50, tzinfo=UTC)
+        until = datetime(2026, 4, 2, 23, tzinfo=UTC)
         await conn.execute(
             "UPDATE readings SET ts = ts + $3::interval, energy_kwh = 0.5"
             " WHERE device_id = 'utc' AND ts >= $1 AND ts < $2",
