@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 import pytest
@@ -130,6 +130,38 @@ async def test_upgrade_downgrade_upgrade_without_drift(storage_database: str) ->
     assert await mode_of(url) == mode
     assert await objects(url) == expected_objects(mode)
     assert await drift(url) == []
+
+
+async def test_readings_stored_before_the_storage_migration_are_rolled_up(
+    storage_database: str,
+) -> None:
+    url = storage_database
+    mode = await mode_of(url)
+    await asyncio.to_thread(migrate.downgrade, url, "0002")
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            "INSERT INTO readings (device_id, ts, seq, tz, interval_s, energy_kwh, power_kw)"
+            " SELECT 'd' || d, $1::timestamptz + m * INTERVAL '1 minute', m, 'Asia/Kathmandu',"
+            " 60, 0.25, 1 FROM generate_series(0, 1) d, generate_series(0, 119) m",
+            T0,
+        )
+        options = storage.StorageOptions(
+            mode="timescaledb" if mode == "timescaledb" else "postgresql"
+        )
+        await asyncio.to_thread(migrate.upgrade, url, "head", options)
+        fleet = await conn.fetch("SELECT * FROM fleet_hourly ORDER BY bucket")
+        assert [tuple(r) for r in fleet] == [
+            (T0, 30.0, 120, 2),
+            (T0 + timedelta(hours=1), 30.0, 120, 2),
+        ]
+        assert await conn.fetchval("SELECT count(*) FROM readings_15m") == 2 * 8
+        days = await conn.fetch(
+            "SELECT local_date, energy_kwh FROM daily_local WHERE device_id = 'd0'"
+        )
+        assert [tuple(r) for r in days] == [(date(2026, 3, 29), 30.0)]
+    finally:
+        await conn.close()
 
 
 async def test_rollups_have_the_same_columns_in_every_mode(storage_database: str) -> None:
