@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import re
 import xml.etree.ElementTree as ET
 from importlib import resources
@@ -51,7 +52,9 @@ def directives(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
-def test_defaults() -> None:
+def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [n for n in os.environ if n.startswith("WATTSTREAM_CLUSTER_")]:
+        monkeypatch.delenv(name)
     settings = ClusterSettings()
     assert settings.home == Path(".wattstream").resolve()
     assert settings.home.is_absolute()
