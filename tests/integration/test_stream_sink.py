@@ -35,8 +35,9 @@ def hourly(revision: int, energy: float) -> HourlyAggregate:
 def batch(revision: int = 0, energy: float = 1.0) -> SinkBatch:
     return SinkBatch(
         readings=[
-            Reading(device_id="d1", seq=k, ts=(H + timedelta(minutes=15 * k)).astimezone(BERLIN), tz="Europe/Berlin",
-                    interval_s=900, energy=Energy(value=0.25), power=Power(value=1.0))
+            Reading(device_id="d1", seq=k, ts=(H + timedelta(minutes=15 * k)).astimezone(BERLIN),
+                    tz="Europe/Berlin", interval_s=900, energy=Energy(value=0.25),
+                    power=Power(value=1.0))
             for k in range(4)
         ],
         births=[
