@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from stream.forecast.errors import ChecksumMismatch, ForecasterLoadError
+from stream.forecast.errors import ChecksumMismatch, ForecasterLoadError, UnsupportedInput
 from stream.forecast.features import (
     Encoded,
     FeatureSpec,
@@ -301,7 +301,10 @@ def _check_probe(
 ) -> None:
     if not probe:
         raise ForecasterLoadError("the model card has no probe to verify the model with")
-    got = forecaster.predict([item for item, _ in probe])
+    try:
+        got = forecaster.predict([item for item, _ in probe])
+    except UnsupportedInput as exc:
+        raise ForecasterLoadError(f"the card's probe does not fit the model: {exc}") from exc
     want = np.array([value for _, value in probe])
     worst = float(np.max(np.abs(got - want) / (1 + np.abs(want))))
     if not worst <= PROBE_TOLERANCE:
