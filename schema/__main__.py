@@ -19,6 +19,7 @@ SERVICES = {
     "bridge": ("stream.bridge", "forward device messages from MQTT to Kafka"),
     "stream": ("stream.worker", "run the Faust stream worker"),
     "api": ("api", "serve the REST API and dashboard"),
+    "train": ("stream.forecast", "train the next-hour GRU forecaster and write artifacts/"),
 }
 
 _STORAGE_FLAGS = (  # (flag, default, help); defaults also come from WATTSTREAM_MIGRATE_<FLAG>
