@@ -39,6 +39,10 @@ class ForecastService(Service):
         model = self._model
         return 24 if model is None else int(model.spec.history_hours)
 
+    def supports(self, kind: str) -> bool:
+        model = self._model
+        return model is not None and bool(model.supports(kind))
+
     async def on_start(self) -> None:
         from stream.forecast import load_latest  # noqa: PLC0415 - TensorFlow loads here, not at import
 
@@ -79,9 +83,11 @@ class ForecastService(Service):
         if not (self._artifacts / wanted).is_dir():
             log.error("model %s is active but has no artifacts in %s", wanted, self._artifacts)
             return
+        from stream.forecast import ForecastError  # noqa: PLC0415
+
         try:
             self._model = await asyncio.to_thread(self._load, wanted)
-        except Exception:  # a broken artifact must not stop the worker serving the current one
+        except (ForecastError, OSError):  # a broken artifact must not stop the current model
             log.exception("loading model %s failed; keeping the current one", wanted)
             return
         log.info("switched to model %s", wanted)

@@ -81,6 +81,10 @@ class Forecasts(Protocol):
     @property
     def history_hours(self) -> int: ...
 
+    def supports(self, kind: str) -> bool:
+        """Whether the served model knows this device type."""
+        ...
+
     async def predict(self, requests: Sequence[ForecastRequest]) -> tuple[list[float], str]:
         """Next-hour kWh per request, in one batched model call, and the model id."""
         ...
@@ -204,7 +208,12 @@ class EventProcessor:
         batch.outputs.extend(on_closed(state, hour, now=batch.now, history_hours=history))
 
     async def _forecast(self, batch: _Batch) -> None:
-        requests = batch.outputs.requests
+        requests = [r for r in batch.outputs.requests if self._forecasts.supports(r.kind)]
+        if len(requests) < len(batch.outputs.requests):
+            log.debug(
+                "%d devices of unknown type get no forecast",
+                len(batch.outputs.requests) - len(requests),
+            )
         if not requests:
             return
         predicted, model_id = await self._forecasts.predict(requests)

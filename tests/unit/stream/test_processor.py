@@ -55,6 +55,9 @@ class TableSink:
 class Persistence:
     history_hours = 24
 
+    def supports(self, kind: str) -> bool:
+        return kind == "household_meter"
+
     def __init__(self) -> None:
         self.calls: list[int] = []
 
