@@ -12,7 +12,7 @@ the result messages and the table writes. Nothing happens at import.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterator, MutableMapping, Sequence
 from pathlib import Path
 from typing import cast
 
@@ -43,6 +43,28 @@ class FaustPublisher:
             await asyncio.gather(*futures)
 
 
+class DeviceStates(MutableMapping[str, bytes]):
+    """The Faust table under str keys (its keys are the raw device-id bytes of the topics)."""
+
+    def __init__(self, table: MutableMapping[bytes, bytes]) -> None:
+        self._table = table
+
+    def __getitem__(self, key: str) -> bytes:
+        return self._table[key.encode()]
+
+    def __setitem__(self, key: str, value: bytes) -> None:
+        self._table[key.encode()] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._table[key.encode()]
+
+    def __iter__(self) -> Iterator[str]:
+        return (key.decode() for key in self._table)
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+
 def create_app(settings: StreamSettings) -> faust.App:
     app = faust.App(
         settings.app_id,
@@ -51,6 +73,8 @@ def create_app(settings: StreamSettings) -> faust.App:
         datadir=settings.data_dir,
         autodiscover=False,
         web_enabled=False,
+        key_serializer="raw",
+        value_serializer="raw",
         topic_partitions=READINGS_PARTITIONS,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
@@ -64,14 +88,12 @@ def create_app(settings: StreamSettings) -> faust.App:
         value_type=bytes,
         value_serializer="raw",
     )
-    states = app.Table(
+    table = app.Table(
         "device-state",
         partitions=READINGS_PARTITIONS,
         use_partitioner=True,
-        key_type=str,
+        key_type=bytes,
         value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
     )
     dsn = settings.database_url.get_secret_value()
     # Started and stopped with the app; the processor waits until they are ready.
@@ -81,7 +103,7 @@ def create_app(settings: StreamSettings) -> faust.App:
     app.add_dependency(forecasts)
     processor = EventProcessor(
         topics=topics,
-        states=cast("dict[str, bytes]", states),
+        states=DeviceStates(table),
         sink=sink,
         forecasts=forecasts,
         publisher=FaustPublisher(app),
