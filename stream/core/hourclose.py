@@ -1,5 +1,9 @@
 """What happens when a device-local hour closes (or is restated): pure, no model, no I/O.
 
+When several hours of a device close at once (a worker catching up), they are handled in
+rounds, one hour per device per round, so that each round's forecasts exist before the next
+round's hours are scored against them.
+
 For each closed hour the worker needs an ``hourly`` row, the scoring of the forecast that was
 made for it (health metrics and maybe a residual alert) and, when the device has enough
 history, a request for the next hour's forecast. The model call itself happens outside, batched
@@ -184,8 +188,10 @@ def on_closed(
     out.health.append(_health_row(state, index, now))
     if (alert := _alert_row(state, index, now)) is not None:
         out.alerts.append(alert)
+    # Every newly closed hour asks for the hour after it (in a catch-up burst too: each round's
+    # forecasts are scored by the next round); a restatement only re-asks for the newest hour.
     latest = state.windows.closed[-1] if state.windows.closed else None
-    if latest is not None and latest.start == window.start:
+    if not closed.restated or (latest is not None and latest.start == window.start):
         request = forecast_request(state, window, history_hours)
         if request is not None:
             out.requests.append(request)
@@ -196,7 +202,7 @@ def forecast_request(
     state: DeviceState, based_on: HourWindow, history_hours: int
 ) -> ForecastRequest | None:
     """The next hour's forecast request, or None without a device type or enough history."""
-    history = state.windows.history_kwh(history_hours)
+    history = state.windows.history_kwh(history_hours, until=based_on.start)
     if state.kind is None or len(history) < history_hours:
         return None
     tz = state.windows.tz

@@ -219,6 +219,11 @@ class DeviceWindows(BaseModel):
         known = [*self.closed, *self.open.values()]
         return known[-1].interval_s if known else 60
 
-    def history_kwh(self, hours: int) -> list[float]:
-        """Energy of the last ``hours`` closed hours, oldest first (fewer if not yet known)."""
-        return [w.energy_kwh for w in self.closed[-hours:]]
+    def history_kwh(self, hours: int, until: datetime | None = None) -> list[float]:
+        """Energy of the last ``hours`` closed hours up to and including the one starting at
+        ``until`` (default: the newest), oldest first; fewer if not yet known."""
+        closed = self.closed
+        if until is not None:
+            ends = [i for i, w in enumerate(closed) if w.start == until]
+            closed = closed[: ends[-1] + 1] if ends else []
+        return [w.energy_kwh for w in closed[-hours:]]

@@ -175,9 +175,15 @@ class EventProcessor:
                 self._on_birth(event, batch)
             elif event.topic == self._topics.device_status:
                 self._on_status(event, batch)
-        for partition in touched:
-            self._close_due(partition, batch)
-        await self._forecast(batch)
+        closing = [c for partition in touched for c in self._close_due(partition, batch)]
+        await self._forecast(batch.outputs.requests, batch)  # restatements' re-forecasts
+        batch.outputs.requests = []
+        for round_ in range(max((len(hours) for _, hours in closing), default=0)):
+            requests: list[ForecastRequest] = []
+            for state, hours in closing:
+                if round_ < len(hours):
+                    requests += self._closed(state, hours[round_], batch)
+            await self._forecast(requests, batch)
         rows = batch.sink
         rows.hourly, rows.health, rows.alerts = (
             batch.outputs.hourly,
@@ -189,35 +195,39 @@ class EventProcessor:
         for device_id, state in batch.dirty.items():
             self._states[device_id] = state.model_dump_json().encode()
 
-    def _close_due(self, partition: int, batch: _Batch) -> None:
+    def _close_due(
+        self, partition: int, batch: _Batch
+    ) -> list[tuple[DeviceState, list[ClosedHour]]]:
         mark = self._watermarks.due(partition)
         if mark is None:
-            return
+            return []
+        closing = []
         for device_id in self._devices[partition]:
             state = self._load(batch.dirty, device_id)
             if state is None:
                 continue  # the partition moved to another worker
             closed = state.windows.close_due(mark, self._settings.max_silent)
-            for hour in closed:
-                self._closed(state, hour, batch)
             if closed:
                 batch.dirty[device_id] = state
+                closing.append((state, closed))
+        return closing
 
-    def _closed(self, state: DeviceState, hour: ClosedHour, batch: _Batch) -> None:
+    def _closed(self, state: DeviceState, hour: ClosedHour, batch: _Batch) -> list[ForecastRequest]:
+        """Record one closed hour's rows; return its forecast requests."""
         history = self._forecasts.history_hours
-        batch.outputs.extend(on_closed(state, hour, now=batch.now, history_hours=history))
+        out = on_closed(state, hour, now=batch.now, history_hours=history)
+        requests, out.requests = out.requests, []
+        batch.outputs.extend(out)
+        return requests
 
-    async def _forecast(self, batch: _Batch) -> None:
-        requests = [r for r in batch.outputs.requests if self._forecasts.supports(r.kind)]
-        if len(requests) < len(batch.outputs.requests):
-            log.debug(
-                "%d devices of unknown type get no forecast",
-                len(batch.outputs.requests) - len(requests),
-            )
-        if not requests:
+    async def _forecast(self, requests: list[ForecastRequest], batch: _Batch) -> None:
+        wanted = [r for r in requests if self._forecasts.supports(r.kind)]
+        if len(wanted) < len(requests):
+            log.debug("%d devices of unknown type get no forecast", len(requests) - len(wanted))
+        if not wanted:
             return
-        predicted, model_id = await self._forecasts.predict(requests)
-        for request, kwh in zip(requests, predicted, strict=True):
+        predicted, model_id = await self._forecasts.predict(wanted)
+        for request, kwh in zip(wanted, predicted, strict=True):
             state = batch.dirty[request.device_id]
             batch.sink.forecasts.append(record_forecast(state, request, kwh, model_id, batch.now))
 
@@ -258,7 +268,7 @@ class EventProcessor:
             late = OutMessage(self._topics.readings_late, event.key or b"", event.value)
             batch.messages.append(late)
         if result.restated is not None:
-            self._closed(state, result.restated, batch)
+            batch.outputs.requests += self._closed(state, result.restated, batch)
 
     def _on_birth(self, event: SourceEvent, batch: _Batch) -> None:
         try:
