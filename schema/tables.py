@@ -246,3 +246,17 @@ storage_info = Table(
     PrimaryKeyConstraint("key"),
     comment="Facts about the storage layer recorded at migrate time, e.g. mode.",
 )
+
+stream_offsets = Table(
+    "stream_offsets",
+    metadata,
+    Column("group_id", Text, nullable=False),
+    Column("topic", Text, nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("next_offset", BigInteger, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("group_id", "topic", "partition"),
+    comment="Next source offset per stream-worker group and partition, written in the same "
+    "transaction as the rows the events produced: the worker seeks back to it when Kafka's "
+    "committed offset ran ahead of what is in the database.",
+)

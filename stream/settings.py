@@ -44,5 +44,8 @@ class StreamSettings(BaseSettings):
     """Where the forecaster's model directories and ``latest`` are."""
     allowed_lateness: timedelta = timedelta(minutes=5)
     """How far behind the partition's newest event time a reading may be and still be on time."""
+    session_timeout_s: Annotated[float, Field(ge=6)] = 60.0
+    """Kafka consumer-group session timeout: how long a crashed worker's partitions wait
+    before another worker takes them over."""
     max_silent: timedelta = timedelta(hours=3)
     """A silent device's empty hours are closed (completeness 0) for this long, then no more."""

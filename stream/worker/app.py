@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import cast
 
 import faust
-from faust.types import EventT
+from faust.types import TP, EventT
 
 from schema.topics import READINGS_PARTITIONS, KafkaTopics
 from stream.settings import StreamSettings
@@ -78,6 +78,8 @@ def create_app(settings: StreamSettings) -> faust.App:
         topic_partitions=READINGS_PARTITIONS,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
     )
     topics = KafkaTopics(settings.topic_namespace)
     source = app.topic(
@@ -97,7 +99,7 @@ def create_app(settings: StreamSettings) -> faust.App:
     )
     dsn = settings.database_url.get_secret_value()
     # Started and stopped with the app; the processor waits until they are ready.
-    sink = ResultSink(dsn)
+    sink = ResultSink(dsn, group_id=settings.app_id)
     forecasts = ForecastService(Path(settings.artifacts_dir), dsn)
     app.add_dependency(sink)
     app.add_dependency(forecasts)
@@ -117,7 +119,7 @@ def create_app(settings: StreamSettings) -> faust.App:
         assert isinstance(stream, faust.Stream)
         async for values in stream.noack_take(settings.batch_size, settings.batch_within_s):
             events = cast("Sequence[EventT[bytes]]", values)  # typed as values upstream
-            await processor.process(
+            rewind = await processor.process(
                 [
                     SourceEvent(
                         topic=e.message.topic,
@@ -129,7 +131,10 @@ def create_app(settings: StreamSettings) -> faust.App:
                     for e in events
                 ]
             )
+            for (topic, partition), offset in rewind.items():
+                await app.consumer.seek(TP(topic, partition), offset)
             for event in events:
-                await stream.ack(event)
+                if (event.message.topic, event.message.partition) not in rewind:
+                    await stream.ack(event)
 
     return app

@@ -64,6 +64,8 @@ class SinkBatch:
     forecasts: list[Forecast] = field(default_factory=list)
     health: list[Health] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
+    offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    """Next offset to read per (topic, partition), stored with the rows (see OffsetGuard)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +77,61 @@ class OutMessage:
 
 class Sink(Protocol):
     async def write(self, batch: SinkBatch) -> None: ...
+
+    async def stored_offsets(self) -> dict[tuple[str, int], int]:
+        """The offsets the last committed batches stored (see :class:`OffsetGuard`)."""
+        ...
+
+
+class OffsetGuard:
+    """Keeps the processed offsets of the readings topic contiguous.
+
+    Faust acknowledges the messages it skips during a rebalance, so Kafka's committed offset
+    can run ahead of what was processed (faust-streaming issues #596/#606). The worker
+    therefore stores the next offset per partition in the same database transaction as the
+    batch's rows, and admits an event only if it is the next one expected (or an older one,
+    which replays harmlessly). On a gap the agent seeks the partition back to the expected
+    offset and drops the rest of that partition's events in the batch, unacknowledged.
+    Only ``readings`` is checked: the compacted topics have legitimate offset gaps.
+    """
+
+    def __init__(self, checked_topic: str, stored: dict[tuple[str, int], int]) -> None:
+        self._topic = checked_topic
+        self._next = dict(stored)
+
+    def split(
+        self, events: Sequence[SourceEvent]
+    ) -> tuple[list[SourceEvent], dict[tuple[str, int], int]]:
+        """(events to process, {(topic, partition): offset to seek back to})."""
+        admitted: list[SourceEvent] = []
+        rewind: dict[tuple[str, int], int] = {}
+        expected = dict(self._next)
+        for event in events:
+            tp = (event.topic, event.partition)
+            if tp in rewind:
+                continue
+            if event.topic == self._topic:
+                want = expected.get(tp)
+                if want is not None and event.offset > want:
+                    rewind[tp] = want
+                    continue
+                expected[tp] = max(want or 0, event.offset + 1)
+            admitted.append(event)
+        return admitted, rewind
+
+    def after(self, events: Sequence[SourceEvent]) -> dict[tuple[str, int], int]:
+        """The next offsets of the partitions ``events`` touch, once they are stored."""
+        moved: dict[tuple[str, int], int] = {}
+        for event in events:
+            tp = (event.topic, event.partition)
+            if event.topic == self._topic:
+                moved[tp] = max(self._next.get(tp, 0), moved.get(tp, 0), event.offset + 1)
+        return moved
+
+    def commit(self, moved: dict[tuple[str, int], int]) -> None:
+        """Record stored offsets (from :meth:`after` once their batch is in the database)."""
+        for tp, offset in moved.items():
+            self._next[tp] = max(self._next.get(tp, 0), offset)
 
 
 class Forecasts(Protocol):
@@ -135,6 +192,7 @@ class EventProcessor:
         self._watermarks = PartitionWatermarks(settings.lateness)
         self._devices: defaultdict[int, set[str]] = defaultdict(set)
         self._indexed = False
+        self._guard: OffsetGuard | None = None
 
     def _index_existing(self) -> None:
         """After a (re)start, learn which devices the restored table holds, per partition."""
@@ -152,19 +210,29 @@ class EventProcessor:
         raw = self._states.get(device_id)
         return None if raw is None else DeviceState.model_validate_json(raw)
 
-    async def process(self, events: Sequence[SourceEvent]) -> None:
-        """Apply a batch; on any failure the in-memory watermarks are as before the call, and
-        the device states untouched, so the same batch can simply be replayed."""
+    async def process(self, events: Sequence[SourceEvent]) -> dict[tuple[str, int], int]:
+        """Apply a batch; return the partitions to seek back to (their events were not
+        processed and must not be acknowledged). On any failure the in-memory watermarks are
+        as before the call and the device states untouched: the batch can be replayed."""
         if not self._indexed:
             self._index_existing()
+        if self._guard is None:
+            self._guard = OffsetGuard(self._topics.readings, await self._sink.stored_offsets())
+        admitted, rewind = self._guard.split(events)
+        if rewind:  # another worker may have moved on meanwhile (a rebalance): ask the database
+            self._guard.commit(await self._sink.stored_offsets())
+            admitted, rewind = self._guard.split(events)
+        if rewind:
+            log.warning("offset gap (events skipped upstream); seeking back to %s", rewind)
         snapshot = self._watermarks.snapshot()
         try:
-            await self._process(events)
+            await self._process(admitted, self._guard)
         except BaseException:
             self._watermarks.restore(snapshot)
             raise
+        return rewind
 
-    async def _process(self, events: Sequence[SourceEvent]) -> None:
+    async def _process(self, events: Sequence[SourceEvent], guard: OffsetGuard) -> None:
         batch = _Batch(now=self._clock())
         touched: set[int] = set()
         for event in events:
@@ -190,7 +258,9 @@ class EventProcessor:
             batch.outputs.health,
             batch.outputs.alerts,
         )
+        rows.offsets = guard.after(events)
         await self._sink.write(rows)
+        guard.commit(rows.offsets)
         await self._publisher.publish([*batch.messages, *self._result_messages(rows)])
         for device_id, state in batch.dirty.items():
             self._states[device_id] = state.model_dump_json().encode()

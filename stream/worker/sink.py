@@ -213,12 +213,23 @@ def _rows(batch: SinkBatch) -> list[tuple[Upsert, list[tuple[Any, ...]]]]:
     return [(upsert, last_by_key(upsert, rows)) for upsert, rows in pairs]
 
 
+OFFSETS = """
+INSERT INTO stream_offsets (group_id, topic, partition, next_offset, updated_at)
+SELECT $1, * FROM unnest($2::text[], $3::int[], $4::bigint[]), now()
+ON CONFLICT (group_id, topic, partition) DO UPDATE
+SET next_offset = GREATEST(stream_offsets.next_offset, EXCLUDED.next_offset),
+    updated_at = EXCLUDED.updated_at
+"""
+STORED_OFFSETS = "SELECT topic, partition, next_offset FROM stream_offsets WHERE group_id = $1"
+
+
 class ResultSink(Service):
     """Owns the asyncpg pool for the worker's lifetime (a mode service Faust starts/stops)."""
 
-    def __init__(self, dsn: str, **kwargs: Any) -> None:
+    def __init__(self, dsn: str, group_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._dsn = dsn
+        self._group_id = group_id
         self._pool: asyncpg.Pool | None = None
         self._ready = asyncio.Event()
 
@@ -231,6 +242,12 @@ class ResultSink(Service):
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+
+    async def stored_offsets(self) -> dict[tuple[str, int], int]:
+        await self._ready.wait()
+        assert self._pool is not None
+        rows = await self._pool.fetch(STORED_OFFSETS, self._group_id)
+        return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
 
     async def write(self, batch: SinkBatch) -> None:
         await self._ready.wait()
@@ -252,6 +269,14 @@ class ResultSink(Service):
                         await conn.execute(MERGE_READINGS)
                     for upsert, rows in upserts:
                         await upsert.run(conn, rows)
+                    if batch.offsets:
+                        (topics, partitions), offsets = (
+                            zip(*batch.offsets, strict=True),
+                            list(batch.offsets.values()),
+                        )
+                        await conn.execute(
+                            OFFSETS, self._group_id, list(topics), list(partitions), offsets
+                        )
             except RETRIABLE as exc:
                 delay = backoff * random.uniform(0.5, 1.5)  # noqa: S311 - jitter, not crypto
                 log.warning("sink write failed (%s); retrying in %.1fs", exc, delay)

@@ -66,7 +66,7 @@ def batch(revision: int = 0, energy: float = 1.0) -> SinkBatch:
 
 @pytest.fixture
 async def sink(database: str) -> AsyncIterator[ResultSink]:
-    service = ResultSink(database)
+    service = ResultSink(database, group_id="g1")
     await service.start()
     yield service
     await service.stop()
@@ -102,6 +102,12 @@ async def test_a_batch_lands_once_however_often_it_is_written(
     }  # fmt: skip
     await sink.write(batch())
     assert await counts(database) == first
+    again = batch()
+    again.offsets = {("readings", 3): 42}
+    await sink.write(again)
+    again.offsets = {("readings", 3): 17}  # a replay never moves the stored offset back
+    await sink.write(again)
+    assert await sink.stored_offsets() == {("readings", 3): 42}
 
 
 async def test_restatements_move_forward_only(sink: ResultSink, database: str) -> None:

@@ -80,6 +80,8 @@ def start_worker(
             "WATTSTREAM_STREAM_APP_ID": f"worker-{namespace}",
             "WATTSTREAM_STREAM_TOPIC_NAMESPACE": namespace,
             "WATTSTREAM_STREAM_DATA_DIR": f"/tmp/wattstream-test-{namespace}-{n}",
+            # A killed worker's partitions are taken over after this (Faust's default: 60 s).
+            "WATTSTREAM_STREAM_SESSION_TIMEOUT_S": "10",
         },
     )
 
@@ -110,7 +112,13 @@ async def wait_for_rows(conn: asyncpg.Connection, table: str, count: int, *procs
         if have >= count:
             return
         await asyncio.sleep(1)
-    pytest.fail(f"{table}: {have} rows of {count} after 240 s")
+    gaps = await conn.fetch(
+        "SELECT device_id, s AS seq FROM (SELECT device_id, generate_series(0, max(seq)) AS s"
+        " FROM readings GROUP BY device_id) g WHERE NOT EXISTS (SELECT 1 FROM readings r"
+        " WHERE r.device_id = g.device_id AND r.seq = g.s) ORDER BY 1, 2 LIMIT 20"
+    )
+    tails = "\n".join(p.log_tail(15) for p in procs)
+    pytest.fail(f"{table}: {have} rows of {count} after 240 s; missing {gaps}\n{tails}")
 
 
 async def recomputed_hours(

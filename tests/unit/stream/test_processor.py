@@ -37,6 +37,10 @@ class TableSink:
         self.forecasts: dict[tuple[str, datetime, str], float] = {}
         self.health: dict[tuple[str, datetime], object] = {}
         self.fail_next = False
+        self.offsets: dict[tuple[str, int], int] = {}
+
+    async def stored_offsets(self) -> dict[tuple[str, int], int]:
+        return dict(self.offsets)
 
     async def write(self, batch: SinkBatch) -> None:
         if self.fail_next:
@@ -44,6 +48,8 @@ class TableSink:
             raise ConnectionError("database went away")
         for r in batch.readings:
             self.readings.setdefault((r.device_id, r.ts_utc), r)
+        for tp, offset in batch.offsets.items():
+            self.offsets[tp] = max(self.offsets.get(tp, 0), offset)
         for h in batch.hourly:
             self.hourly[(h.device_id, h.hour_start)] = h
         for f in batch.forecasts:
@@ -192,3 +198,31 @@ async def test_invalid_records_are_dead_lettered() -> None:
     (dead,) = outbox.messages
     assert dead.topic == TOPICS.readings_dlq
     assert b"malformed_json" in dead.value
+
+
+async def test_a_gap_in_offsets_is_sought_back_and_nothing_after_it_is_processed() -> None:
+    sink = TableSink()
+    processor, _, _ = make({}, sink)
+    events = [reading_event("a", k, T0 + timedelta(minutes=15 * k), offset=k) for k in range(10)]
+    assert await processor.process(events[:4]) == {}
+    assert sink.offsets == {(TOPICS.readings, 0): 4}
+    # Offsets 4 and 5 were skipped upstream (acked by Faust during a rebalance).
+    rewind = await processor.process(events[6:])
+    assert rewind == {(TOPICS.readings, 0): 4}
+    assert len(sink.readings) == 4
+    # The partition is re-read from offset 4; older copies replay harmlessly.
+    assert await processor.process(events[2:]) == {}
+    assert len(sink.readings) == 10
+    assert sink.offsets == {(TOPICS.readings, 0): 10}
+
+
+async def test_a_new_worker_starts_from_the_offsets_stored_with_the_rows() -> None:
+    sink = TableSink()
+    first, _, _ = make({}, sink)
+    events = [reading_event("a", k, T0 + timedelta(minutes=15 * k), offset=k) for k in range(8)]
+    await first.process(events[:5])
+    # Kafka's committed offset ran ahead to 7: the new worker is handed offset 7 first.
+    second, _, _ = make({}, sink)
+    assert await second.process(events[7:]) == {(TOPICS.readings, 0): 5}
+    assert await second.process(events[5:]) == {}
+    assert len(sink.readings) == 8
