@@ -25,7 +25,7 @@ import logging
 import signal
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -70,18 +70,6 @@ class _Pending:
     sent_at: float
 
 
-@dataclass
-class _Window:
-    """The messages between MQTT and Kafka, in arrival order; ``None`` ends it."""
-
-    capacity: int
-    queue: asyncio.Queue[_Pending | None] = field(init=False)
-
-    def __post_init__(self) -> None:
-        # The acker holds one more (the one it awaits), so the queue takes one less.
-        self.queue = asyncio.Queue(max(1, self.capacity - 1))
-
-
 class Forwarder:
     """Routes each message to its Kafka topic (or the dead-letter topic), acks it in order."""
 
@@ -98,7 +86,9 @@ class Forwarder:
     ) -> None:
         self._source, self._producer, self._router = source, producer, router
         self._metrics, self._clock, self._now = metrics, clock, now
-        self._window = _Window(max_in_flight)
+        # Taken from the source and not yet acknowledged, in arrival order; ``None`` ends it.
+        self._window: asyncio.Queue[_Pending | None] = asyncio.Queue()
+        self._slots = asyncio.Semaphore(max_in_flight)
         self._in_flight = 0
         self._awaiting_since: float | None = None
         metrics.in_flight.set(0)
@@ -124,7 +114,7 @@ class Forwarder:
             try:
                 async with asyncio.timeout(grace_s):
                     await asyncio.wait([taker])
-                    await self._window.queue.put(None)
+                    self._window.put_nowait(None)
                     await acker
             except TimeoutError:
                 log.warning(
@@ -138,7 +128,10 @@ class Forwarder:
                 log.info("drained: everything Kafka took is acknowledged to MQTT")
 
     async def _take(self) -> None:
-        async for message in self._source.messages():
+        messages = aiter(self._source.messages())
+        while True:
+            await self._slots.acquire()  # a free place in the window before taking a message
+            message = await anext(messages)
             record = self._router.route(message.topic, message.payload, at=self._now())
             self._metrics.received.labels(record.kind).inc()
             if record.reason is not None:
@@ -150,7 +143,7 @@ class Forwarder:
             delivery.add_done_callback(self._observe_latency(sent_at))
             self._in_flight += 1
             self._metrics.in_flight.set(self._in_flight)
-            await self._window.queue.put(_Pending(message, record, delivery, sent_at))
+            self._window.put_nowait(_Pending(message, record, delivery, sent_at))
 
     def _observe_latency(self, sent_at: float) -> Callable[[asyncio.Future[Any]], None]:
         def observe(delivery: asyncio.Future[Any]) -> None:
@@ -160,7 +153,7 @@ class Forwarder:
         return observe
 
     async def _ack_in_order(self) -> None:
-        while (pending := await self._window.queue.get()) is not None:
+        while (pending := await self._window.get()) is not None:
             self._awaiting_since = pending.sent_at
             try:
                 await pending.delivery
@@ -171,6 +164,7 @@ class Forwarder:
                 ) from exc
             self._awaiting_since = None
             self._source.ack(pending.message)
+            self._slots.release()
             self._in_flight -= 1
             self._metrics.in_flight.set(self._in_flight)
             if pending.record.reason is None:
