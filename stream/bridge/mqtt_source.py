@@ -1,6 +1,8 @@
 """Receives device messages from MQTT with manual acknowledgement (paho-mqtt 2.x, MQTT 5).
 
 paho runs its network loop in its own thread; messages cross into asyncio through a queue.
+(paho's external-loop API on the asyncio thread was tried: slower, as all of paho's per-packet
+parsing then competes with the bridge for the one thread.)
 A message is acknowledged (PUBACK) only when :meth:`MqttSource.ack` is called, which the
 bridge does after Kafka has acknowledged it, so a crash before that makes the broker
 redeliver it to the persistent session: a fixed client id, ``clean_start`` off and a session
@@ -14,7 +16,9 @@ keeps the hand-over queue below small and bounded, without blocking paho's threa
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
+import threading
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -75,6 +79,9 @@ class MqttSource:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_subscribe = self._on_subscribe
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._inbox: collections.deque[MqttMessage | BaseException] = collections.deque()
+        self._inbox_lock = threading.Lock()
+        self._wake_pending = False
         self._settled = asyncio.Event()
         """Set once subscribed, or once connecting or subscribing failed (``_failure``)."""
         self._failure: MqttUnavailable | None = None
@@ -201,8 +208,24 @@ class MqttSource:
         self._hand_over(failure)
 
     def _hand_over(self, item: MqttMessage | BaseException) -> None:
+        """Pass ``item`` to the event loop, waking it only if it is not already due to look:
+        under load one wake-up carries many messages."""
         assert self._loop is not None
+        with self._inbox_lock:
+            self._inbox.append(item)
+            if self._wake_pending:
+                return
+            self._wake_pending = True
         try:
-            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+            self._loop.call_soon_threadsafe(self._take_inbox)
         except RuntimeError:  # the loop is closed: the process is exiting
             log.debug("dropping %r: event loop closed", item)
+
+    def _take_inbox(self) -> None:
+        """On the event loop: move what paho handed over into the queue, in order."""
+        with self._inbox_lock:
+            items = list(self._inbox)
+            self._inbox.clear()
+            self._wake_pending = False
+        for item in items:
+            self._queue.put_nowait(item)
