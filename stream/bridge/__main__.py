@@ -22,8 +22,9 @@ def parse_args(argv: Sequence[str] | None = None) -> BridgeSettings:
     for name, info in BridgeSettings.model_fields.items():
         flag = f"--{name.replace('_', '-')}"
         default = "" if info.default in (None, "") else f" (default {info.default})"
+        about = " ".join((info.description or name).split()).replace("%", "%%")
         parser.add_argument(
-            flag, dest=name, metavar=name.split("_")[-1].upper(), help=f"{name}{default}"
+            flag, dest=name, metavar=name.split("_")[-1].upper(), help=f"{about}{default}"
         )
     parser.add_argument("--log-level", default="INFO")
     args = vars(parser.parse_args(argv))

@@ -183,6 +183,8 @@ async def kafka_producer(settings: BridgeSettings) -> AsyncIterator[AIOKafkaProd
         acks="all",
         linger_ms=settings.kafka_linger_ms,
         request_timeout_ms=settings.kafka_request_timeout_ms,
+        # Also the pace of aiokafka's reconnect attempts (and error lines) while Kafka is down.
+        retry_backoff_ms=250,
     )
     try:
         await producer.start()
