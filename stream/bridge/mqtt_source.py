@@ -85,6 +85,8 @@ class MqttSource:
         self._settled = asyncio.Event()
         """Set once subscribed, or once connecting or subscribing failed (``_failure``)."""
         self._failure: MqttUnavailable | None = None
+        self._lost = False
+        """Set (from paho's thread) once the connection failed or dropped."""
         self._entered = False
         self._closed = False
         self.session_present: bool | None = None
@@ -92,7 +94,9 @@ class MqttSource:
 
     @property
     def subscribed(self) -> bool:
-        return self._settled.is_set() and self._failure is None and not self._closed
+        return (
+            self._settled.is_set() and self._failure is None and not self._lost and not self._closed
+        )
 
     async def __aenter__(self) -> Self:
         if self._entered:
@@ -184,7 +188,11 @@ class MqttSource:
         self._loop.call_soon_threadsafe(self._settled.set)
 
     def _on_message(self, _client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
-        self._hand_over(MqttMessage(msg.topic, bytes(msg.payload), msg.mid, msg.qos, msg.dup))
+        try:
+            topic = msg.topic
+        except UnicodeDecodeError:  # brokers refuse such topics; if one passes, dead-letter it
+            topic = repr(msg._topic)  # the raw bytes paho could not decode
+        self._hand_over(MqttMessage(topic, bytes(msg.payload), msg.mid, msg.qos, msg.dup))
 
     def _on_disconnect(
         self, _client: paho.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
@@ -195,6 +203,7 @@ class MqttSource:
     def _fail(self, failure: MqttUnavailable) -> None:
         """Report a failure: to ``__aenter__`` if still connecting, else to ``messages()``."""
         assert self._loop is not None
+        self._lost = True
 
         def settle() -> None:
             if not self._settled.is_set():

@@ -269,7 +269,7 @@ async def test_a_stopped_bridge_catches_up_from_the_broker_queue(
     await asyncio.sleep(4)  # devices keep publishing; the broker queues for the session
 
     restarted = await scenario.start_bridge()
-    assert "session present: True" in restarted.log_tail()
+    assert "session present: True" in restarted.log.read_text()
     await asyncio.to_thread(load.finish)
     audit = await scenario.audit(load)
     record_property("audit", audit.summary())
