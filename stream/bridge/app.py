@@ -162,6 +162,14 @@ class Forwarder:
                 raise DeliveryFailed(
                     f"Kafka did not acknowledge a record for {pending.record.topic}: {exc!r}"
                 ) from exc
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # we are being stopped
+                # The delivery itself was cancelled: a failure, not a silent end of the acker.
+                raise DeliveryFailed(
+                    f"the delivery of a record for {pending.record.topic} was cancelled"
+                ) from None
             self._awaiting_since = None
             self._source.ack(pending.message)
             self._slots.release()

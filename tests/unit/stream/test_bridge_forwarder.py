@@ -166,6 +166,19 @@ async def test_a_failed_delivery_stops_the_acks_and_fails_the_run() -> None:
     assert source.acked == [1]  # 3 and 4 are in Kafka, but the broker will deliver them again
 
 
+async def test_a_cancelled_delivery_is_a_failure_not_a_silent_stop() -> None:
+    source, producer = ScriptedSource(), HandProducer()
+    fwd, _ = forwarder(source, producer)
+    task = asyncio.create_task(fwd.run(asyncio.Event(), grace_s=5))
+    source.feed(message(1), message(2))
+    await settle()
+    producer.sent[0][3].cancel()
+    with pytest.raises(ExceptionGroup) as caught:
+        await asyncio.wait_for(task, 2)
+    assert caught.group_contains(DeliveryFailed)
+    assert source.acked == []
+
+
 async def test_an_mqtt_failure_fails_the_run() -> None:
     source, producer = ScriptedSource(), HandProducer()
     fwd, _ = forwarder(source, producer)
