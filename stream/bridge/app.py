@@ -181,19 +181,24 @@ class Forwarder:
                 self._metrics.dead_lettered.labels(pending.record.reason).inc()
 
 
+def producer_options(settings: BridgeSettings) -> dict[str, object]:
+    """How the bridge's Kafka producer is configured: idempotent, ``acks=all``."""
+    return {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "client_id": settings.mqtt_client_id,
+        "enable_idempotence": True,  # a retried batch is written once, in order
+        "acks": "all",
+        "linger_ms": settings.kafka_linger_ms,
+        "request_timeout_ms": settings.kafka_request_timeout_ms,
+        # Also the pace of aiokafka's reconnect attempts (and error lines) while Kafka is down.
+        "retry_backoff_ms": 250,
+    }
+
+
 @contextlib.asynccontextmanager
 async def kafka_producer(settings: BridgeSettings) -> AsyncIterator[AIOKafkaProducer]:
     """An idempotent ``acks=all`` producer, stopped (flushed) on exit, also if start fails."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        client_id=settings.mqtt_client_id,
-        enable_idempotence=True,
-        acks="all",
-        linger_ms=settings.kafka_linger_ms,
-        request_timeout_ms=settings.kafka_request_timeout_ms,
-        # Also the pace of aiokafka's reconnect attempts (and error lines) while Kafka is down.
-        retry_backoff_ms=250,
-    )
+    producer = AIOKafkaProducer(**producer_options(settings))
     try:
         await producer.start()
         yield producer

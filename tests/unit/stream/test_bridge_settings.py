@@ -4,6 +4,7 @@ import pytest
 from pydantic import ValidationError
 
 from stream.bridge.__main__ import parse_args
+from stream.bridge.app import producer_options
 from stream.settings import BridgeSettings
 
 pytestmark = pytest.mark.unit
@@ -38,3 +39,13 @@ def test_flags_default_to_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
 def test_nonsense_is_refused(bad: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         BridgeSettings.model_validate(bad)
+
+
+def test_the_producer_is_idempotent_and_waits_for_all_replicas() -> None:
+    options = producer_options(
+        BridgeSettings(kafka_bootstrap="k:1", mqtt_client_id="b-1", kafka_request_timeout_ms=5000)
+    )
+    assert options["enable_idempotence"] is True
+    assert options["acks"] == "all"
+    assert (options["bootstrap_servers"], options["client_id"]) == ("k:1", "b-1")
+    assert options["request_timeout_ms"] == 5000
