@@ -11,6 +11,8 @@ is missing. Duplicates are allowed (at-least-once) and counted; the audit is pri
     in flight, unhealthy), the broker queues them, the bridge catches up.
 (c) SIGTERM the bridge, keep publishing, restart it: the broker's queue for the persistent
     session drains into Kafka; a clean stop acknowledged all Kafka took, so no duplicates.
+(d) Restart the MQTT broker while the bridge drains a backlog: the bridge reconnects the MQTT
+    side only (the producer stays) and the broker's persisted session has the rest.
 """
 
 from __future__ import annotations
@@ -76,6 +78,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterSetting
         down(settings)
 
 
+def restart_mosquitto(settings: ClusterSettings) -> None:
+    local_mosquitto.start(settings)
+    local_mosquitto.wait_ready(settings)
+
+
 def restart_kafka(settings: ClusterSettings) -> None:
     local_kafka.start(settings)
     local_kafka.wait_ready(settings)
@@ -84,16 +91,27 @@ def restart_kafka(settings: ClusterSettings) -> None:
 class Load(threading.Thread):
     """Publishes ``per_device`` readings for every device at about ``rate`` messages/s."""
 
-    def __init__(self, settings: ClusterSettings, namespace: str, per_device: int, rate: float):
+    def __init__(
+        self,
+        settings: ClusterSettings,
+        namespace: str,
+        per_device: int,
+        rate: float,
+        first_seq: int = 0,
+    ):
         super().__init__(name="load", daemon=True)
         self._settings, self._topics = settings, MqttTopics(namespace)
-        self.per_device, self._rate = per_device, rate
+        self.per_device, self._rate, self._first = per_device, rate, first_seq
         self.published = 0
         self.error: BaseException | None = None
 
     @property
+    def seqs(self) -> range:
+        return range(self._first, self._first + self.per_device)
+
+    @property
     def expected(self) -> dict[str, set[int]]:
-        return {device: set(range(self.per_device)) for device in DEVICES}
+        return {device: set(self.seqs) for device in DEVICES}
 
     def run(self) -> None:
         try:
@@ -109,7 +127,7 @@ class Load(threading.Thread):
         client.loop_start()
         try:
             started, infos = time.monotonic(), []
-            for seq in range(self.per_device):
+            for seq in self.seqs:
                 for device in DEVICES:
                     payload = valid_reading(device, seq)
                     infos.append(client.publish(self._topics.readings(device), payload, qos=1))
@@ -167,8 +185,10 @@ class Scenario:
     def forwarded(self) -> float:
         return scrape(self.port).get('bridge_forwarded_total{kind="reading"}', 0.0)
 
-    async def audit(self, load: Load, within_s: float = 90) -> Audit:
-        expected = load.expected
+    async def audit(self, *loads: Load, within_s: float = 90) -> Audit:
+        expected = {
+            device: set().union(*(load.expected[device] for load in loads)) for device in DEVICES
+        }
 
         def complete(records: list[object]) -> bool:
             audit = Audit(expected)
@@ -278,3 +298,41 @@ async def test_a_stopped_bridge_catches_up_from_the_broker_queue(
     assert audit.duplicates == 0  # a clean stop acknowledged everything Kafka had taken
     assert audit.first_seen_out_of_order == 0
     assert scenario.forwarded() > 300  # what was queued while it was away, and the rest
+
+
+async def test_a_broker_restart_reconnects_the_mqtt_side_only(
+    make_scenario: MakeScenario, record_property: RecordProperty
+) -> None:
+    scenario = make_scenario()
+    await scenario.create_topics()
+    await scenario.start_bridge()
+    before = Load(scenario.settings, scenario.namespace, per_device=150, rate=3000)
+    before.start()
+    await asyncio.to_thread(before.finish)
+    # SIGTERM: Mosquitto writes its sessions and queues to disk, then exits.
+    mosquitto = local_mosquitto.managed_process(scenario.settings)
+    await asyncio.to_thread(mosquitto.stop)
+    await asyncio.to_thread(
+        wait_until,
+        "a 503 while the broker is gone",
+        lambda: http_get(scenario.port, "/healthz")[0] == 503,
+        10,
+    )
+    await asyncio.to_thread(restart_mosquitto, scenario.settings)
+
+    def reconnected() -> bool:
+        metrics = scrape(scenario.port)
+        return (
+            metrics.get('bridge_reconnects_total{side="mqtt"}', 0) >= 1
+            and http_get(scenario.port, "/healthz")[0] == 200
+        )
+
+    await asyncio.to_thread(wait_until, "the MQTT side back", reconnected, 60)
+    after = Load(scenario.settings, scenario.namespace, per_device=50, rate=1000, first_seq=150)
+    after.start()
+    await asyncio.to_thread(after.finish)
+    audit = await scenario.audit(before, after)
+    record_property("audit", audit.summary())
+    assert audit.missing == {}
+    assert audit.unexpected == {}
+    assert scrape(scenario.port).get('bridge_reconnects_total{side="kafka"}', 0) == 0
