@@ -8,8 +8,9 @@ A reading as a device publishes it (and as it travels on the ``readings`` Kafka 
 
 ``ts`` is ISO-8601 with the UTC offset the device's zone has at that instant, so a reading is
 readable by a person in local time and still names one instant. Decode with
-:func:`decode_reading`, which turns every way a payload can be wrong into one
-:class:`InvalidPayload` with a short machine-readable ``reason``.
+:func:`decode_reading` (or :func:`decode_message` for the other device messages), which turns
+every way a payload can be wrong into one :class:`InvalidPayload` with a short machine-readable
+``reason`` (:data:`REASONS`).
 
 Exceptions::
 
@@ -20,7 +21,7 @@ Exceptions::
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Protocol, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -106,7 +107,11 @@ class Reading(WireModel):
 
 
 class InvalidPayload(ValueError):
-    """A payload that can never become a :class:`Reading`; ``reason`` is a short stable code."""
+    """A payload that can never become a wire model; ``reason`` is a short stable code.
+
+    The codes (:data:`REASONS`) are part of the contract: they label the bridge's dead-letter
+    records and metrics, so a code is never renamed, only added.
+    """
 
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
@@ -114,12 +119,40 @@ class InvalidPayload(ValueError):
         self.detail = detail
 
 
+MAX_SEQ = 2**63 - 1
+"""``seq`` is stored as a signed 64-bit integer; JSON (and pydantic) would take any size."""
+
+REASONS: dict[str, str] = {
+    "oversized": f"more than {MAX_PAYLOAD_BYTES} bytes",
+    "empty_payload": "no bytes, or only white space",
+    "not_utf8": "the bytes are not UTF-8 text",
+    "malformed_json": "not one JSON document",
+    "too_deeply_nested": "JSON nested deeper than the parser allows",
+    "not_an_object": "JSON, but not an object",
+    "unknown_schema_version": "schema_version is not one this code knows",
+    "unknown_field": "a field the contract does not have",
+    "missing_field": "a required field is absent",
+    "naive_timestamp": "a timestamp without a UTC offset",
+    "bad_timestamp": "a timestamp that cannot be parsed",
+    "offset_mismatch": "ts's UTC offset is not the device zone's at that instant",
+    "unknown_timezone": "tz is not an IANA time zone",
+    "non_finite_value": "NaN or an infinity",
+    "out_of_range": "a number outside its allowed range",
+    "invalid_value": "a wrong type or a value the contract does not allow",
+    "device_id_mismatch": "the payload's device_id is not the topic's",
+}
+"""Every reason code :func:`decode_reading` and :func:`decode_message` give, with its meaning."""
+
 _REASON_BY_TYPE = {
     "json_invalid": "malformed_json",
     "extra_forbidden": "unknown_field",
     "missing": "missing_field",
     "finite_number": "non_finite_value",
     "timezone_aware": "naive_timestamp",
+    "greater_than": "out_of_range",
+    "greater_than_equal": "out_of_range",
+    "less_than": "out_of_range",
+    "less_than_equal": "out_of_range",
 }
 _REASON_BY_FIELD = {
     "schema_version": "unknown_schema_version",
@@ -128,18 +161,77 @@ _REASON_BY_FIELD = {
 }
 
 
-def _reason_of(error: ValidationError) -> str:
-    """Map pydantic's first error to one stable reason code (used as a metric label)."""
+def _why_not_json(message: str, payload: bytes) -> str:
+    """Why the JSON parser gave up (only on this rare path is it worth finding out)."""
+    if "recursion limit" in message:
+        return "too_deeply_nested"
+    try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not_utf8"
+    return "malformed_json"
+
+
+def _reason_of(error: ValidationError, payload: bytes, model_error: str) -> str:
+    """Map pydantic's first error to one stable reason code (used as a metric label).
+
+    ``model_error`` is the code of a model-level check (a validator on the whole model).
+    """
     first = error.errors()[0]
     kind, loc = first["type"], first["loc"]
     field = str(loc[0]) if loc else ""
+    if kind == "json_invalid":
+        return _why_not_json(first["msg"], payload)
+    if kind == "model_type" and not loc:
+        return "not_an_object"
     if kind in _REASON_BY_TYPE and not (kind == "missing" and field == "schema_version"):
         return _REASON_BY_TYPE[kind]
     if field in _REASON_BY_FIELD:
         return _REASON_BY_FIELD[field]
     if kind == "value_error" and not loc:
-        return "offset_mismatch"  # the only model-level check
+        return model_error
     return "invalid_value"
+
+
+class _DeviceMessage(Protocol):
+    @property
+    def device_id(self) -> str: ...
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def decode_message(
+    model: type[M],
+    payload: bytes,
+    *,
+    topic_device_id: str | None = None,
+    model_error: str = "invalid_value",
+) -> M:
+    """Decode and validate one message of a wire ``model`` that has a ``device_id``.
+
+    Raises :class:`InvalidPayload` with a reason code of :data:`REASONS` if the bytes can never
+    become one. ``topic_device_id`` is the device id in the MQTT topic the payload came on; a
+    payload that claims another device is refused (a device may only speak for itself).
+    ``model_error`` is the reason given when a check on the whole model fails.
+    """
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise InvalidPayload("oversized", f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
+    if not payload.strip():
+        raise InvalidPayload("empty_payload", f"{len(payload)} bytes of white space")
+    try:
+        message = model.model_validate_json(payload)
+    except ValidationError as exc:
+        raise InvalidPayload(
+            _reason_of(exc, payload, model_error), str(exc.errors()[0]["msg"])
+        ) from exc
+    device_id = cast(_DeviceMessage, message).device_id
+    if topic_device_id is not None and device_id != topic_device_id:
+        raise InvalidPayload(
+            "device_id_mismatch",
+            f"topic says {topic_device_id!r}, payload says {device_id!r}",
+        )
+    return message
 
 
 def decode_reading(payload: bytes, *, topic_device_id: str | None = None) -> Reading:
@@ -148,15 +240,9 @@ def decode_reading(payload: bytes, *, topic_device_id: str | None = None) -> Rea
     ``topic_device_id`` is the device id in the MQTT topic the payload came on; a payload that
     claims another device is refused (a device may only speak for itself).
     """
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise InvalidPayload("oversized", f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
-    try:
-        reading = Reading.model_validate_json(payload)
-    except ValidationError as exc:
-        raise InvalidPayload(_reason_of(exc), str(exc.errors()[0]["msg"])) from exc
-    if topic_device_id is not None and reading.device_id != topic_device_id:
-        raise InvalidPayload(
-            "device_id_mismatch",
-            f"topic says {topic_device_id!r}, payload says {reading.device_id!r}",
-        )
+    reading = decode_message(
+        Reading, payload, topic_device_id=topic_device_id, model_error="offset_mismatch"
+    )
+    if reading.seq > MAX_SEQ:
+        raise InvalidPayload("out_of_range", f"seq {reading.seq} > {MAX_SEQ}")
     return reading

@@ -11,20 +11,52 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class BridgeSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="WATTSTREAM_BRIDGE_", frozen=True, extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="WATTSTREAM_BRIDGE_",
+        frozen=True,
+        extra="forbid",
+        use_attribute_docstrings=True,  # the docstrings below are the flags' help
+    )
 
     mqtt_host: str = "127.0.0.1"
+    """The MQTT broker."""
     mqtt_port: int = 11883
-    mqtt_client_id: str = "wattstream-bridge"
-    """Fixed, so the broker keeps the persistent session (and queues) across restarts."""
+    mqtt_client_id: Annotated[str, Field(min_length=1, max_length=128)] = "wattstream-bridge"
+    """Fixed, so the broker keeps the persistent session (and queues) across restarts. Every
+    bridge of a shared subscription needs its own."""
+    mqtt_session_expiry_s: Annotated[int, Field(ge=0, le=0xFFFFFFFF)] = 0xFFFFFFFF
+    """How long the broker keeps the session (and queues for it) while the bridge is away;
+    the default, 2**32-1, means never expire."""
+    mqtt_keepalive_s: Annotated[int, Field(ge=5, le=65_535)] = 30
+    """Seconds between MQTT keep-alive pings when idle."""
+    shared_group: Annotated[str, Field(pattern=r"^[^/+#]*$")] = ""
+    """Subscribe as ``$share/<group>/...`` so bridges with the same group split the messages
+    (each with its own client id); empty: a plain subscription."""
     kafka_bootstrap: str = "127.0.0.1:19092"
+    """Kafka's ``host:port`` (comma-separated for several)."""
+    kafka_request_timeout_ms: Annotated[int, Field(ge=1000)] = 30_000
+    """How long Kafka may take to acknowledge a batch before the bridge gives up on it,
+    reconnects and gets the unacknowledged messages again from the broker."""
+    kafka_linger_ms: Annotated[int, Field(ge=0)] = 5
+    """How long the producer waits to fill a batch."""
     topic_namespace: str = ""
     """Prefix of the MQTT topic tree and the Kafka topic names (tests use it to stay apart)."""
     max_in_flight: Annotated[int, Field(ge=1, le=65_535)] = 1000
-    """Messages taken from MQTT but not yet acknowledged by Kafka, at most."""
+    """Messages taken from MQTT but not yet acknowledged by Kafka, at most (also the MQTT
+    receive maximum: the broker queues the rest)."""
+    reconnect_initial_s: Annotated[float, Field(gt=0)] = 0.5
+    """First wait before reconnecting after a failure."""
+    reconnect_max_s: Annotated[float, Field(gt=0)] = 30.0
+    """Reconnection waits double from the first up to this ceiling; each is drawn at random
+    between half of it and all of it (jitter)."""
+    shutdown_grace_s: Annotated[float, Field(ge=0)] = 10.0
+    """On SIGTERM, how long to wait for Kafka to acknowledge what is in flight."""
+    stall_after_s: Annotated[float, Field(gt=0)] = 15.0
+    """``/healthz`` fails when Kafka has left a message unacknowledged this long."""
     metrics_host: str = "127.0.0.1"
+    """Address of the HTTP server for metrics and health."""
     metrics_port: Annotated[int, Field(ge=0, le=65_535)] = 9101
-    """Prometheus metrics and health on this port (0: off)."""
+    """Prometheus metrics (``/metrics``) and health (``/healthz``) on this port (0: off)."""
 
 
 class StreamSettings(BaseSettings):

@@ -15,16 +15,17 @@ from stream.settings import BridgeSettings
 def parse_args(argv: Sequence[str] | None = None) -> BridgeSettings:
     parser = argparse.ArgumentParser(
         prog="wattstream bridge",
-        description="Forward device messages from MQTT to Kafka (at-least-once). "
-        "Every flag defaults to its WATTSTREAM_BRIDGE_* environment variable.",
+        description="Forward device messages from MQTT to Kafka (at-least-once), dead-lettering "
+        "invalid ones. Every flag defaults to its WATTSTREAM_BRIDGE_* environment variable.",
     )
-    parser.add_argument("--mqtt-host")
-    parser.add_argument("--mqtt-port", type=int)
-    parser.add_argument("--mqtt-client-id")
-    parser.add_argument("--kafka-bootstrap")
-    parser.add_argument("--topic-namespace")
-    parser.add_argument("--max-in-flight", type=int)
-    parser.add_argument("--metrics-port", type=int)
+    # One flag per setting, so nothing is reachable only through the environment.
+    for name, info in BridgeSettings.model_fields.items():
+        flag = f"--{name.replace('_', '-')}"
+        default = "" if info.default in (None, "") else f" (default {info.default})"
+        about = " ".join((info.description or name).split()).replace("%", "%%")
+        parser.add_argument(
+            flag, dest=name, metavar=name.split("_")[-1].upper(), help=f"{about}{default}"
+        )
     parser.add_argument("--log-level", default="INFO")
     args = vars(parser.parse_args(argv))
     logging.basicConfig(

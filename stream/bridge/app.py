@@ -1,132 +1,351 @@
 """The bridge service: MQTT (manual acks) -> Kafka (idempotent producer, acks=all).
 
 Each message is acknowledged to the MQTT broker only after Kafka has acknowledged it, in
-arrival order, with at most ``max_in_flight`` messages between the two. If either side fails
-the whole pipeline is torn down and rebuilt with jittered exponential backoff; the broker then
-redelivers every unacknowledged message to the persistent session (at-least-once).
+arrival order, with at most ``max_in_flight`` messages between the two (also the MQTT receive
+maximum, so while Kafka does not answer the broker stops sending and queues for the session).
+
+Failures and what they cost:
+
+* MQTT connection lost: the MQTT side reconnects with jittered exponential backoff; the
+  producer stays. Messages Kafka took but that were not acknowledged yet are redelivered by the
+  broker: duplicates in Kafka, never a gap.
+* Kafka does not acknowledge a message (or the producer fails): nothing after it is
+  acknowledged; both sides are rebuilt (the MQTT reconnect is what makes the broker redeliver).
+* SIGTERM (or SIGINT): stop taking messages, wait up to ``shutdown_grace_s`` for Kafka to
+  acknowledge what is in flight, acknowledge it to MQTT, disconnect cleanly. A second signal, or
+  the grace period plus a few seconds, cancels whatever is left.
+* Bad input never raises: :mod:`.routing` turns it into a dead letter.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import random
 import signal
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from prometheus_client import start_http_server
 
-from schema.topics import KafkaTopics, MqttTopics
-from schema.wire import InvalidPayload, decode_reading
+from stream.bridge.backoff import Backoff
+from stream.bridge.errors import DeliveryFailed, MqttUnavailable
+from stream.bridge.health import Health, HealthServer, assess
 from stream.bridge.metrics import BridgeMetrics
-from stream.bridge.mqtt_source import MqttMessage, MqttSource, MqttUnavailable
-from stream.dead_letter import dead_letter_record
+from stream.bridge.mqtt_source import MqttMessage, MqttSource
+from stream.bridge.routing import Record, Router
 from stream.settings import BridgeSettings
 
 log = logging.getLogger(__name__)
 
-MAX_BACKOFF_S = 30.0
-Pending = tuple[MqttMessage, "asyncio.Future[object]", float]
+_HARD_STOP_EXTRA_S = 5.0
+"""After SIGTERM, cancel everything this long after the grace period at the latest."""
+
+
+class Source(Protocol):
+    """Where messages come from and go back acknowledged (:class:`MqttSource`)."""
+
+    def messages(self) -> AsyncIterator[MqttMessage]: ...
+
+    def ack(self, message: MqttMessage) -> None: ...
+
+
+class Producer(Protocol):
+    """Where records go (:class:`aiokafka.AIOKafkaProducer`)."""
+
+    async def send(
+        self, topic: str, value: bytes, key: bytes, headers: list[tuple[str, bytes]]
+    ) -> asyncio.Future[Any]: ...
+
+
+@dataclass(slots=True)
+class _Pending:
+    message: MqttMessage
+    record: Record
+    delivery: asyncio.Future[Any]
+    sent_at: float
 
 
 class Forwarder:
-    """Routes each MQTT message to ``readings`` or ``readings.dlq`` and acks it in order."""
+    """Routes each message to its Kafka topic (or the dead-letter topic), acks it in order."""
 
     def __init__(
         self,
-        source: MqttSource,
-        producer: AIOKafkaProducer,
-        settings: BridgeSettings,
+        source: Source,
+        producer: Producer,
+        router: Router,
         metrics: BridgeMetrics,
+        *,
+        max_in_flight: int,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self._source, self._producer, self._metrics = source, producer, metrics
-        self._mqtt = MqttTopics(settings.topic_namespace)
-        self._kafka = KafkaTopics(settings.topic_namespace)
-        self._window: asyncio.Queue[Pending] = asyncio.Queue(settings.max_in_flight)
+        self._source, self._producer, self._router = source, producer, router
+        self._metrics, self._clock, self._now = metrics, clock, now
+        # Taken from the source and not yet acknowledged, in arrival order; ``None`` ends it.
+        self._window: asyncio.Queue[_Pending | None] = asyncio.Queue()
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._in_flight = 0
+        self._awaiting_since: float | None = None
+        metrics.in_flight.set(0)
 
-    async def run(self) -> None:
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def oldest_unacked_s(self) -> float | None:
+        """How long Kafka has had the oldest message it has not acknowledged yet."""
+        since = self._awaiting_since
+        return None if since is None else self._clock() - since
+
+    async def run(self, stop: asyncio.Event, grace_s: float) -> None:
+        """Forward until ``stop`` is set, then drain: wait (up to ``grace_s``) for Kafka to
+        acknowledge what is in flight and acknowledge it to MQTT. Raises if either side fails.
+        """
         async with asyncio.TaskGroup() as group:
-            group.create_task(self._ack_in_order(), name="bridge-acker")
-            group.create_task(self._take(), name="bridge-taker")
+            acker = group.create_task(self._ack_in_order(), name="bridge-acker")
+            taker = group.create_task(self._take(), name="bridge-taker")
+            await stop.wait()
+            taker.cancel()
+            try:
+                async with asyncio.timeout(grace_s):
+                    await asyncio.wait([taker])
+                    self._window.put_nowait(None)
+                    await acker
+            except TimeoutError:
+                log.warning(
+                    "stopping with %d messages Kafka has not acknowledged within %.1f s; "
+                    "the broker will deliver them again",
+                    self._in_flight,
+                    grace_s,
+                )
+                acker.cancel()
+            else:
+                log.info("drained: everything Kafka took is acknowledged to MQTT")
 
     async def _take(self) -> None:
-        async for message in self._source.messages():
-            self._metrics.received.inc()
-            delivery = await self._route(message)
-            await self._window.put((message, delivery, asyncio.get_running_loop().time()))
-            self._metrics.in_flight.inc()
-
-    async def _route(self, message: MqttMessage) -> asyncio.Future[object]:
-        device_id = self._mqtt.device_id_of(message.topic)
-        try:
-            reading = decode_reading(message.payload, topic_device_id=device_id)
-        except InvalidPayload as exc:
-            log.debug("dead-lettering %s: %s", message.topic, exc)
-            self._metrics.dead_lettered.labels(exc.reason).inc()
-            record = dead_letter_record(
-                topic=message.topic,
-                payload=message.payload,
-                reason=exc.reason,
-                detail=exc.detail,
-                at=datetime.now(UTC),
+        messages = aiter(self._source.messages())
+        while True:
+            await self._slots.acquire()  # a free place in the window before taking a message
+            message = await anext(messages)
+            record = self._router.route(message.topic, message.payload, at=self._now())
+            self._metrics.received.labels(record.kind).inc()
+            if record.reason is not None:
+                log.debug("dead-lettering %s: %s", message.topic, record.reason)
+            sent_at = self._clock()
+            delivery = await self._producer.send(
+                record.topic, record.value, key=record.key, headers=list(record.headers)
             )
-            key = (device_id or message.topic).encode()
-            return await self._producer.send(self._kafka.readings_dlq, record, key=key)  # type: ignore[no-any-return]
-        self._metrics.forwarded.inc()
-        return await self._producer.send(  # type: ignore[no-any-return]
-            self._kafka.readings, message.payload, key=reading.device_id.encode()
-        )
+            delivery.add_done_callback(self._observe_latency(sent_at))
+            self._in_flight += 1
+            self._metrics.in_flight.set(self._in_flight)
+            self._window.put_nowait(_Pending(message, record, delivery, sent_at))
+
+    def _observe_latency(self, sent_at: float) -> Callable[[asyncio.Future[Any]], None]:
+        def observe(delivery: asyncio.Future[Any]) -> None:
+            if not delivery.cancelled() and delivery.exception() is None:
+                self._metrics.kafka_latency.observe(self._clock() - sent_at)
+
+        return observe
 
     async def _ack_in_order(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            message, delivery, sent_at = await self._window.get()
-            await delivery  # raises if Kafka gave up: nothing after it is acked either
-            self._metrics.kafka_latency.observe(loop.time() - sent_at)
-            self._source.ack(message)
-            self._metrics.in_flight.dec()
+        while (pending := await self._window.get()) is not None:
+            self._awaiting_since = pending.sent_at
+            try:
+                await pending.delivery
+            except KafkaError as exc:
+                # Nothing after it is acknowledged either: the broker redelivers them all.
+                raise DeliveryFailed(
+                    f"Kafka did not acknowledge a record for {pending.record.topic}: {exc!r}"
+                ) from exc
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # we are being stopped
+                # The delivery itself was cancelled: a failure, not a silent end of the acker.
+                raise DeliveryFailed(
+                    f"the delivery of a record for {pending.record.topic} was cancelled"
+                ) from None
+            self._awaiting_since = None
+            self._source.ack(pending.message)
+            self._slots.release()
+            self._in_flight -= 1
+            self._metrics.in_flight.set(self._in_flight)
+            if pending.record.reason is None:
+                self._metrics.forwarded.labels(pending.record.kind).inc()
+            else:
+                self._metrics.dead_lettered.labels(pending.record.reason).inc()
 
 
-async def run(settings: BridgeSettings) -> None:
-    main_task = asyncio.current_task()
-    assert main_task is not None
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
-    metrics = BridgeMetrics()
-    if settings.metrics_port:
-        start_http_server(
-            settings.metrics_port, addr=settings.metrics_host, registry=metrics.registry
+def producer_options(settings: BridgeSettings) -> dict[str, object]:
+    """How the bridge's Kafka producer is configured: idempotent, ``acks=all``."""
+    return {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "client_id": settings.mqtt_client_id,
+        "enable_idempotence": True,  # a retried batch is written once, in order
+        "acks": "all",
+        "linger_ms": settings.kafka_linger_ms,
+        "request_timeout_ms": settings.kafka_request_timeout_ms,
+        # Also the pace of aiokafka's reconnect attempts (and error lines) while Kafka is down.
+        "retry_backoff_ms": 250,
+    }
+
+
+@contextlib.asynccontextmanager
+async def kafka_producer(settings: BridgeSettings) -> AsyncIterator[AIOKafkaProducer]:
+    """An idempotent ``acks=all`` producer, stopped (flushed) on exit, also if start fails."""
+    producer = AIOKafkaProducer(**producer_options(settings))
+    try:
+        await producer.start()
+        yield producer
+    finally:
+        await producer.stop()
+
+
+async def _sleep_unless(stop: asyncio.Event, delay: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), delay)
+
+
+class Bridge:
+    """The reconnect loops around one :class:`Forwarder` at a time; reports its health."""
+
+    def __init__(self, settings: BridgeSettings, metrics: BridgeMetrics) -> None:
+        self._settings, self._metrics = settings, metrics
+        self._router = Router(settings.topic_namespace, settings.shared_group)
+        self._producing = False
+        self._source: MqttSource | None = None
+        self._forwarder: Forwarder | None = None
+
+    def _backoff(self) -> Backoff:
+        return Backoff(self._settings.reconnect_initial_s, self._settings.reconnect_max_s)
+
+    def health(self) -> Health:
+        forwarder, source = self._forwarder, self._source
+        return assess(
+            subscribed=source is not None and source.subscribed,
+            producing=self._producing,
+            oldest_unacked_s=forwarder.oldest_unacked_s() if forwarder else None,
+            stall_after_s=self._settings.stall_after_s,
         )
-    mqtt = MqttTopics(settings.topic_namespace)
-    backoff = 0.5
-    while True:
-        try:
-            async with (
-                AIOKafkaProducer(
-                    bootstrap_servers=settings.kafka_bootstrap,
-                    enable_idempotence=True,
-                    acks="all",
-                    linger_ms=5,
-                ) as producer,
-                MqttSource(
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = self._backoff()
+        while not stop.is_set():
+            try:
+                async with kafka_producer(self._settings) as producer:
+                    backoff.reset()
+                    self._producing = True
+                    try:
+                        await self._run_mqtt(producer, stop)
+                    finally:
+                        self._producing = False
+            except* (KafkaError, DeliveryFailed) as group:
+                self._metrics.reconnects.labels("kafka").inc()
+                delay = backoff.next_delay()
+                log.warning(
+                    "Kafka side failed (%s); rebuilding both sides in %.1f s",
+                    "; ".join(repr(exc) for exc in group.exceptions),
+                    delay,
+                )
+                await _sleep_unless(stop, delay)
+
+    async def _run_mqtt(self, producer: Producer, stop: asyncio.Event) -> None:
+        settings = self._settings
+        backoff = self._backoff()
+        while not stop.is_set():
+            try:
+                async with MqttSource(
                     settings.mqtt_host,
                     settings.mqtt_port,
                     settings.mqtt_client_id,
-                    [mqtt.all_readings],
-                    settings.max_in_flight,
-                ) as source,
-            ):
-                log.info("bridging %s -> %s", mqtt.all_readings, settings.kafka_bootstrap)
-                backoff = 0.5
-                metrics.in_flight.set(0)
-                metrics.ready.set(1)
-                try:
-                    await Forwarder(source, producer, settings, metrics).run()
-                finally:
-                    metrics.ready.set(0)
-        except* (MqttUnavailable, KafkaError) as group:
-            delay = backoff * random.uniform(0.5, 1.5)  # noqa: S311 - jitter, not crypto
-            log.warning("bridge pipeline failed (%s); restarting in %.1fs", group.exceptions, delay)
-            await asyncio.sleep(delay)
-            backoff = min(backoff * 2, MAX_BACKOFF_S)
+                    self._router.subscriptions,
+                    receive_maximum=settings.max_in_flight,
+                    session_expiry_s=settings.mqtt_session_expiry_s,
+                    keepalive_s=settings.mqtt_keepalive_s,
+                ) as source:
+                    backoff.reset()
+                    forwarder = Forwarder(
+                        source,
+                        producer,
+                        self._router,
+                        self._metrics,
+                        max_in_flight=settings.max_in_flight,
+                    )
+                    self._source, self._forwarder = source, forwarder
+                    self._metrics.ready.set(1)
+                    log.info(
+                        "bridging %s -> %s", self._router.subscriptions, settings.kafka_bootstrap
+                    )
+                    try:
+                        await forwarder.run(stop, settings.shutdown_grace_s)
+                    finally:
+                        self._metrics.ready.set(0)
+                        self._source = self._forwarder = None
+            except* MqttUnavailable as group:
+                self._metrics.reconnects.labels("mqtt").inc()
+                delay = backoff.next_delay()
+                log.warning(
+                    "MQTT side failed (%s); reconnecting in %.1f s",
+                    "; ".join(str(exc) for exc in group.exceptions),
+                    delay,
+                )
+                await _sleep_unless(stop, delay)
+
+
+async def run(
+    settings: BridgeSettings,
+    *,
+    metrics: BridgeMetrics | None = None,
+    stop: asyncio.Event | None = None,
+    handle_signals: bool = True,
+) -> None:
+    """Run the bridge until ``stop`` is set or SIGTERM/SIGINT arrives, then drain and return.
+
+    ``handle_signals=False`` leaves the signals alone (the bridge runs inside another program,
+    e.g. a test, which sets ``stop`` itself).
+    """
+    metrics = metrics or BridgeMetrics()
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    main_task = asyncio.current_task()
+    assert main_task is not None
+
+    hard_stop: list[asyncio.TimerHandle] = []
+
+    def on_signal(signum: signal.Signals) -> None:
+        if stop.is_set():
+            log.warning("%s again: stopping now", signum.name)
+            main_task.cancel()
+            return
+        log.info("%s: finishing what is in flight, then stopping", signum.name)
+        stop.set()
+        grace = settings.shutdown_grace_s + _HARD_STOP_EXTRA_S
+        hard_stop.append(loop.call_later(grace, main_task.cancel))
+
+    signals = (signal.SIGTERM, signal.SIGINT) if handle_signals else ()
+    for signum in signals:
+        loop.add_signal_handler(signum, on_signal, signum)
+    bridge = Bridge(settings, metrics)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            if settings.metrics_port:
+                await stack.enter_async_context(
+                    HealthServer(
+                        settings.metrics_host,
+                        settings.metrics_port,
+                        metrics.registry,
+                        bridge.health,
+                    )
+                )
+            await bridge.run(stop)
+        log.info("bridge stopped")
+    finally:
+        for signum in signals:
+            loop.remove_signal_handler(signum)
+        for handle in hard_stop:
+            handle.cancel()
