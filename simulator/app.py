@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import heapq
 import logging
 import resource
@@ -72,10 +73,13 @@ def make_plan(settings: SimulatorSettings, *, now: datetime | None = None) -> Pl
         settings.interval_s if "interval_s" in given or file.interval_s is None else file.interval_s
     )
     scenarios = tuple(dict.fromkeys([*file.scenarios, *settings.scenarios]))
-    groups: Sequence[DeviceGroup] | None = file.groups or None
-    if groups is None:
+    zones = fleet_zones(scenarios)
+    groups: Sequence[DeviceGroup] = [
+        group if group.zones else dataclasses.replace(group, zones=zones) for group in file.groups
+    ]
+    if not groups:
         devices = settings.devices
-        groups = [DeviceGroup(devices, zones=fleet_zones(scenarios))]
+        groups = [DeviceGroup(devices, zones=zones)]
     else:
         devices = sum(g.count for g in groups)
         if "devices" in given and settings.devices != devices:

@@ -22,7 +22,9 @@ def parse_duration(value: str | float | timedelta) -> timedelta:
         result = timedelta(seconds=value)
     else:
         text = value.strip().lower()
-        if _SHORT.match(text):
+        if text.isdigit():
+            result = timedelta(seconds=int(text))
+        elif _SHORT.match(text):
             result = timedelta(
                 seconds=sum(float(n) * _UNITS[unit] for n, unit in _PART.findall(text))
             )

@@ -41,7 +41,8 @@ class DeviceGroup:
 
     count: int
     kinds: tuple[DeviceKind, ...] = DEFAULT_MIX
-    zones: tuple[str, ...] = FLEET_ZONES
+    zones: tuple[str, ...] | None = None
+    """``None``: :data:`FLEET_ZONES` (or what the scenarios choose)."""
     nominal_kw: tuple[float, float] | None = None
     """Range of nominal power; ``None``: the kind's usual range."""
 
@@ -77,7 +78,8 @@ def build_fleet(
     for group in groups:
         for i in range(group.count):
             kind = group.kinds[i % len(group.kinds)]
-            tz = group.zones[i % len(group.zones)]
+            zones = group.zones or FLEET_ZONES
+            tz = zones[i % len(zones)]
             spec = _spec(len(models), seed, kind, tz, group.nominal_kw or NOMINAL_KW[kind])
             models.append(DeviceModel(spec, seed=seed))
     return models

@@ -38,7 +38,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from schema.device_messages import AnomalyKind, CommandAction, DeviceCommand
 from simulator.durations import duration_seconds
 from simulator.errors import FleetDefinitionError
-from simulator.fleet import FLEET_ZONES, DeviceGroup
+from simulator.fleet import DeviceGroup
 from simulator.profiles import DEFAULT_MIX, DeviceKind
 from simulator.scenarios import Scenario, delivery_faults
 
@@ -141,15 +141,15 @@ def _group(raw: Mapping[str, Any], where: str) -> DeviceGroup:
         count = int(raw["count"])
         _require(count >= 1, "'count' must be at least 1")
         kinds = tuple(DeviceKind(k) for k in raw.get("kinds", DEFAULT_MIX))
-        zones = tuple(str(z) for z in raw.get("zones", FLEET_ZONES))
-        for zone in zones:
+        zones = tuple(str(z) for z in raw["zones"]) if "zones" in raw else None
+        for zone in zones or ():
             ZoneInfo(zone)
         nominal = raw.get("nominal_kw")
         if nominal is not None:
             low, high = (float(v) for v in nominal)
             _require(0 < low <= high, "'nominal_kw' must be [low, high] with 0 < low <= high")
             nominal = (low, high)
-        _require(bool(kinds) and bool(zones), "'kinds' and 'zones' must not be empty")
+        _require(bool(kinds) and zones != (), "'kinds' and 'zones' must not be empty")
     except KeyError as exc:
         raise FleetDefinitionError(f"{where}: missing {exc.args[0]!r}") from None
     except (ValueError, TypeError, ZoneInfoNotFoundError) as exc:
