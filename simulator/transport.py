@@ -48,7 +48,8 @@ log = logging.getLogger(__name__)
 
 CONNECT_CONCURRENCY = 32
 """Connections being set up at once (each TCP connect runs in a worker thread)."""
-CLOSE_DRAIN_S = 15.0
+CLOSE_DRAIN_S = 10.0
+"""At shutdown, wait this long for outstanding PUBACKs (the launcher allows 15 s in all)."""
 
 
 @dataclass(frozen=True, slots=True)
