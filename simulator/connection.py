@@ -185,14 +185,27 @@ class MqttConnection:
 
     # -- lifetime -----------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Connect; raise :class:`BrokerUnavailable` or :class:`BrokerRefused` if that fails."""
+    async def start(self, *, retry: bool = False) -> None:
+        """Connect; raise :class:`BrokerUnavailable` or :class:`BrokerRefused` if that fails
+        (with ``retry``, keep trying while the broker is unavailable, with backoff)."""
         if self._state is not _State.NEW:
             raise RuntimeError("MqttConnection is not reusable; create a new one")
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._client.connect_async(self._broker.host, self._broker.port, self._broker.keepalive_s)
-        await self._connect_once()
+        backoff = MIN_BACKOFF_S
+        while True:
+            try:
+                await self._connect_once()
+            except BrokerUnavailable as exc:
+                if not retry:
+                    raise
+                delay = backoff * random.uniform(0.5, 1.5)
+                log.warning("%s; retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+            else:
+                return
 
     async def _connect_once(self) -> None:
         assert self._loop is not None

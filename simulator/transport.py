@@ -141,12 +141,16 @@ class FleetTransport:
             self._broker.port,
         )
         try:
+            # The first waits for the broker (it may still be starting); the rest follow at once.
+            await self._connections[0].start(retry=True)
             async with asyncio.TaskGroup() as group:
-                for connection in self._connections:
+                for connection in self._connections[1:]:
                     group.create_task(start(connection), name=f"connect-{connection.client_id}")
-        except BaseExceptionGroup as group_error:
+        except BaseException as error:
             await self._close_connections()
-            raise group_error.exceptions[0] from group_error
+            if isinstance(error, BaseExceptionGroup):
+                raise error.exceptions[0] from error
+            raise
         self._misc_task = asyncio.create_task(self._misc(), name="mqtt-keepalive")
         log.info("all %d connections up", len(self._connections))
         return self

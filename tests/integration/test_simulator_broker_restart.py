@@ -33,14 +33,20 @@ pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(1
 
 
 @pytest.fixture
-def private_broker(tmp_path: Path) -> Iterator[ClusterSettings]:
+def broker_settings(tmp_path: Path) -> Iterator[ClusterSettings]:
+    """A private broker's settings; stopped after the test if it was started."""
     settings = ClusterSettings(home=tmp_path / "cluster", mqtt_port=free_port())
-    broker.start(settings)
     try:
-        broker.wait_ready(settings)
         yield settings
     finally:
         broker.stop(settings)
+
+
+@pytest.fixture
+def private_broker(broker_settings: ClusterSettings) -> ClusterSettings:
+    broker.start(broker_settings)
+    broker.wait_ready(broker_settings)
+    return broker_settings
 
 
 class PersistentObserver:
@@ -148,3 +154,25 @@ async def test_broker_restart_loses_no_reading(
     ]
     assert set(onlines) == {"dev-00000", "dev-00001", "dev-00002"}
     assert all(onlines.count(device_id) >= 2 for device_id in set(onlines))
+
+
+async def test_the_simulator_waits_for_a_broker_that_is_not_up_yet(
+    broker_settings: ClusterSettings, namespace: str
+) -> None:
+    config = SimulatorSettings(
+        mqtt_port=broker_settings.mqtt_port,
+        topic_namespace=namespace,
+        devices=2,
+        interval_s=60,
+        speed=600,
+        start=datetime(2026, 3, 29, 0, 0, tzinfo=UTC),
+        max_ticks=5,
+        progress_s=0,
+    )
+    sim = Simulator(config, make_plan(config))
+    task = asyncio.create_task(sim.run(), name="simulator")
+    await asyncio.sleep(1.5)
+    assert not task.done()  # still trying
+    await asyncio.to_thread(broker.start, broker_settings)
+    await asyncio.wait_for(task, 60)
+    assert sim.transport.published == 2 * 5
