@@ -227,8 +227,9 @@ class Simulator:
         log.info("%s: command %s %s", runtime.device_id, command.command_id, command.action)
         before = runtime.next_t
         self.dispatch(i, runtime.command(command, int(self.clock.now_t())))
-        if runtime.next_t != before:  # a new interval: the heap gets a fresh entry
-            heapq.heappush(self._heap, (runtime.next_t, i))
+        max_ticks = self.settings.max_ticks
+        if runtime.next_t != before and (max_ticks is None or runtime.ticks < max_ticks):
+            heapq.heappush(self._heap, (runtime.next_t, i))  # a new interval: a fresh entry
 
     async def publish_loop(self) -> None:
         max_ticks = self.settings.max_ticks

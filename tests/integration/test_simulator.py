@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import time
 import uuid
@@ -405,3 +406,53 @@ duration = "2m"
     assert by_seq[3].power == by_seq[4].power == by_seq[2].power  # stuck at the last value
     assert by_seq[5].power != by_seq[2].power
     assert by_seq[0].tz == "Asia/Kathmandu" and by_seq[0].ts.isoformat().endswith("+05:45")
+
+
+async def test_set_interval_and_offline_online_commands(services: Services, namespace: str) -> None:
+    topics = MqttTopics(namespace)
+    config = settings(services, namespace, speed=300)
+    sim = Simulator(config, make_plan(config))
+    target = "dev-00002"
+
+    async def command(action: CommandAction, **fields: object) -> None:
+        payload = DeviceCommand.model_validate(
+            {
+                "command_id": f"c-{action}",
+                "action": action,
+                "issued_at": datetime.now(UTC),
+                **fields,
+            }
+        ).model_dump_json()
+        async with aiomqtt.Client(services.mqtt_host, port=services.mqtt_port) as operator:
+            await operator.publish(topics.commands(target), payload, qos=1)
+
+    async with (
+        observe(services, topics.readings(target), topics.status(target)) as seen,
+        running(sim),
+    ):
+
+        def readings() -> list[Reading]:
+            return [decode_reading(m.payload) for m in seen.on(topics.readings(target))]
+
+        def statuses() -> list[Presence]:
+            return [status_of(m).status for m in seen.on(topics.status(target))]
+
+        await seen.wait_for("readings", lambda: len(readings()) >= 2)
+        await command(CommandAction.SET_INTERVAL, interval_s=15)
+        await seen.wait_for(
+            "faster readings", lambda: [r for r in readings() if r.interval_s == 15][3:]
+        )
+        fast = [r for r in readings() if r.interval_s == 15]
+        gaps = {(b.ts_utc - a.ts_utc).total_seconds() for a, b in itertools.pairwise(fast)}
+        assert gaps == {15.0}
+
+        await command(CommandAction.OFFLINE)
+        await seen.wait_for("offline", lambda: Presence.OFFLINE in statuses())
+        count = len(readings())
+        await asyncio.sleep(0.5)  # 10 intervals of 15 simulated seconds
+        assert len(readings()) <= count + 1  # at most one was already on its way
+        await command(CommandAction.ONLINE)
+        await seen.wait_for("online again", lambda: statuses()[-1:] == [Presence.ONLINE])
+        await seen.wait_for("the late burst", lambda: len(readings()) >= count + 8)
+    seqs = [r.seq for r in readings()]
+    assert seqs == list(range(len(seqs)))  # nothing lost, in order, the burst included
