@@ -308,8 +308,8 @@ class MqttConnection:
     def _on_socket_open(self, client: paho.Client, _userdata: Any, sock: Any) -> None:
         assert self._loop is not None
         if isinstance(sock, socket.socket) and sock.family in {socket.AF_INET, socket.AF_INET6}:
-            # Without it, Nagle's algorithm here and delayed ACKs at the broker stall a full
-            # in-flight window for ~40 ms at a time (paho sends each packet on its own).
+            # A reading goes out at once rather than waiting for the ACK of the previous
+            # segment (Nagle): lower latency, and no loss of throughput in our measurements.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._call(self._loop.add_reader, sock, self._readable, sock)
 
