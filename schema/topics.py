@@ -48,6 +48,15 @@ class MqttTopics:
         """Retained metadata sent on connect (:class:`schema.device_messages.DeviceBirth`)."""
         return f"{self.root}/devices/{device_id}/birth"
 
+    def gateway_status(self, gateway_id: str) -> str:
+        """Retained presence of a connection carrying many devices (``GatewayStatus``)."""
+        return f"{self.root}/gateways/{gateway_id}/status"
+
+    @property
+    def labels(self) -> str:
+        """Ground-truth labels of injected anomalies (``AnomalyLabel``), not retained."""
+        return f"{self.root}/labels"
+
     @property
     def all_status(self) -> str:
         return f"{self.root}/devices/+/status"

@@ -1,23 +1,29 @@
 """Device models: pure and seeded, so the same seed and instant give byte-identical readings.
 
-A device draws power from a daily profile evaluated in its own local time (so an evening peak
-is an evening peak in Kolkata and in Berlin alike), plus reproducible noise.
+A device's power at an instant is one pure function, :meth:`DeviceModel.power_kw`, of the
+Unix time: its kind's daily profile in the device's **local** wall-clock time (work days and
+weekends differ; see :mod:`simulator.profiles`), its region's weather (temperature and, for
+solar, sun and clouds; :mod:`simulator.weather`), and noise that depends only on the device and
+the instant (:mod:`simulator.randomness`). Live readings and the history export both call it, so
+the forecaster trains on exactly what the fleet later publishes.
 """
 
 from __future__ import annotations
 
 import math
-import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import StrEnum
-from zoneinfo import ZoneInfo
 
 from schema.wire import Energy, Power, Reading
+from simulator.localtime import UNIX_EPOCH_WEEKDAY, local_datetime, utc_offset_s
+from simulator.profiles import FIRMWARE, NOISE_SD, DeviceKind, shape_table
+from simulator.randomness import normal, stable_key, uniform
+from simulator.weather import Weather, region_of
 
+__all__ = ["DeviceKind", "DeviceModel", "DeviceSpec", "tick_time"]
 
-class DeviceKind(StrEnum):
-    HOUSEHOLD_METER = "household_meter"
+DAY_S = 86_400
+_SOLAR_NOISE = 0x5EED_0F_50_1A
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,37 +32,134 @@ class DeviceSpec:
     kind: DeviceKind
     tz: str
     nominal_kw: float
+    """Rated power; for a solar inverter the panels' peak power."""
+    latitude: float | None = None
+    """Where the device is; ``None``: its zone's representative place."""
+    longitude: float | None = None
+    shift_min: int = 0
+    """This household's habits: its daily profile runs this many minutes later (or earlier)."""
+    firmware: str | None = None
 
+    @property
+    def place(self) -> tuple[float, float]:
+        region = region_of(self.tz)
+        return (
+            region.latitude if self.latitude is None else self.latitude,
+            region.longitude if self.longitude is None else self.longitude,
+        )
 
-def daily_shape(local: datetime) -> float:
-    """Fraction of nominal power at a local wall-clock time: base load plus two daily peaks."""
-    hour = local.hour + local.minute / 60
-    morning = math.exp(-(((hour - 7.5) / 1.5) ** 2))
-    evening = 1.4 * math.exp(-(((hour - 19.0) / 2.0) ** 2))
-    weekend = 1.15 if local.weekday() >= 5 else 1.0
-    return (0.25 + 0.5 * morning + 0.6 * evening) * weekend
+    @property
+    def firmware_version(self) -> str:
+        return self.firmware or FIRMWARE[self.kind]
 
 
 @dataclass(frozen=True, slots=True)
 class DeviceModel:
     spec: DeviceSpec
     seed: int
+    _key: int = field(init=False, repr=False, compare=False)
+    _weather: Weather = field(init=False, repr=False, compare=False)
+    _workday: tuple[float, ...] = field(init=False, repr=False, compare=False)
+    _weekend: tuple[float, ...] = field(init=False, repr=False, compare=False)
+    _noise_sd: float = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        spec = self.spec
+        hours = utc_offset_s(spec.tz, 0) / 3600
+        set_ = object.__setattr__
+        set_(self, "_key", stable_key("device", self.seed, spec.device_id))
+        set_(self, "_weather", Weather.of(region_of(spec.tz, hours), self.seed))
+        set_(self, "_workday", shape_table(spec.kind, False))
+        set_(self, "_weekend", shape_table(spec.kind, True))
+        set_(self, "_noise_sd", NOISE_SD[spec.kind])
+
+    # -- the one power function ------------------------------------------------------------
+
+    def power_kw(self, t: int) -> float:
+        """Mean power (kW, negative: net export) over the interval starting at Unix time ``t``."""
+        spec = self.spec
+        local = t + utc_offset_s(spec.tz, t)
+        day = local // DAY_S
+        weekend = (day + UNIX_EPOCH_WEEKDAY) % 7 >= 5
+        minute_of_day = (local // 60) % 1440
+        table = self._weekend if weekend else self._workday
+        shape = table[(minute_of_day - spec.shift_min) % 1440]
+        noise = 1.0 + self._noise_sd * normal(self._key, t)
+        kind = spec.kind
+        if kind is DeviceKind.EV_CHARGER:
+            return spec.nominal_kw * (0.002 + self._charging(day, minute_of_day) * noise)
+        temp = self._weather.temperature_c(t)
+        if kind is DeviceKind.HOUSEHOLD_METER:
+            # Electric heating on cold days, some air conditioning on hot ones.
+            load = shape * (1 + 0.03 * max(0.0, 14 - temp) + 0.025 * max(0.0, temp - 24))
+        elif kind is DeviceKind.HVAC:
+            demand = 0.10 + 0.065 * max(0.0, temp - 21) + 0.05 * max(0.0, 16 - temp)
+            load = min(1.05, 0.04 + shape * demand * 2.2)
+        elif kind is DeviceKind.FRIDGE:
+            load = shape * (1 + 0.012 * (temp - 20))
+        elif kind is DeviceKind.WATER_HEATER:
+            load = shape * (1 + 0.02 * max(0.0, 15 - temp))
+        else:  # solar inverter: the house's use minus what the panels make
+            return spec.nominal_kw * (shape * noise - self._pv_fraction(t, temp))
+        return spec.nominal_kw * load * noise
+
+    def _charging(self, day: int, minute_of_day: int) -> float:
+        """EV charging at this local minute: one session a day, evenings on work days."""
+        level = 0.0
+        for session_day, minute in ((day, minute_of_day), (day - 1, minute_of_day + 1440)):
+            weekend = (session_day + UNIX_EPOCH_WEEKDAY) % 7 >= 5
+            jitter, length = (
+                uniform(self._key, 2 * session_day),
+                uniform(self._key, 2 * session_day + 1),
+            )
+            if weekend:
+                start = 11 * 60 + (jitter - 0.5) * 120
+                duration = 90 + (length - 0.5) * 40
+            else:
+                start = 18 * 60 + (jitter - 0.5) * 90
+                duration = 150 + (length - 0.5) * 60
+            start += self.spec.shift_min
+            into = minute - start
+            if 0 <= into < duration:
+                left = duration - into
+                level = max(level, 0.95 if left >= 30 else 0.3 + 0.65 * left / 30)
+        return level
+
+    def _pv_fraction(self, t: int, temp: float) -> float:
+        """Solar generation as a fraction of peak: sun height, clouds, heat derating."""
+        sun = self._weather.sun_elevation_sin(t)
+        if sun <= 0:
+            return 0.0
+        clouds = self._weather.cloud_cover(t)
+        derate = 1 - 0.004 * max(0.0, temp - 25)
+        flicker = 1 + 0.05 * normal(self._key ^ _SOLAR_NOISE, t)
+        return 0.85 * math.pow(sun, 1.2) * (1 - 0.75 * clouds) * derate * flicker
+
+    # -- readings ------------------------------------------------------------------------------
+
+    def energy_kwh(self, t: int, interval_s: int) -> float:
+        """Energy of the interval ``[t, t + interval_s)`` as a reading reports it."""
+        return round(self.power_kw(t) * interval_s / 3600, 6)
 
     def reading(self, seq: int, at: datetime, interval_s: int) -> Reading:
-        """The reading with sequence number ``seq``, taken at the aware instant ``at``."""
+        """The reading with sequence number ``seq`` for the interval starting at aware ``at``."""
         if at.tzinfo is None:
             raise ValueError("reading times must be timezone-aware")
-        local = at.astimezone(ZoneInfo(self.spec.tz))
-        rng = random.Random(f"{self.seed}:{self.spec.device_id}:{seq}")
-        power_kw = self.spec.nominal_kw * daily_shape(local) * rng.lognormvariate(0.0, 0.1)
-        energy_kwh = power_kw * interval_s / 3600
+        t = int(at.timestamp())
+        return self.make_reading(seq, t, interval_s, self.power_kw(t))
+
+    def make_reading(
+        self, seq: int, t: int, interval_s: int, power_kw: float, *, skew_s: int = 0
+    ) -> Reading:
+        """A reading of ``power_kw`` over ``[t, t + interval_s)``, stamped by a clock that is
+        ``skew_s`` seconds off (the energy is the interval's; only ``ts`` is skewed)."""
         return Reading(
             device_id=self.spec.device_id,
             seq=seq,
-            ts=local,
+            ts=local_datetime(self.spec.tz, t + skew_s),
             tz=self.spec.tz,
             interval_s=interval_s,
-            energy=Energy(value=round(energy_kwh, 6)),
+            energy=Energy(value=round(power_kw * interval_s / 3600, 6)),
             power=Power(value=round(power_kw, 4)),
         )
 

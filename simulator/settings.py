@@ -1,12 +1,23 @@
-"""Settings of the simulator service (env prefix ``WATTSTREAM_SIM_``)."""
+"""Settings of the simulator service (env prefix ``WATTSTREAM_SIM_``).
+
+Precedence: flags, then ``WATTSTREAM_SIM_*`` variables, then the fleet file (``fleet_file``),
+then these defaults.
+"""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from simulator.durations import parse_duration
+from simulator.scenarios import Scenario
+from simulator.transport import ConnectionMode
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 
 class SimulatorSettings(BaseSettings):
@@ -14,19 +25,59 @@ class SimulatorSettings(BaseSettings):
 
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 11883
+    mqtt_username: str | None = None
+    mqtt_password: SecretStr | None = None
+    mqtt_tls: bool = False
+    """TLS to the broker (certificates checked against ``mqtt_ca_file`` or the system's CAs)."""
+    mqtt_ca_file: Path | None = None
+    mqtt_cert_file: Path | None = None
+    """Client certificate (and ``mqtt_key_file``) for brokers that want one."""
+    mqtt_key_file: Path | None = None
+    mqtt_tls_insecure: bool = False
+    """Do not check the broker's host name (self-signed test brokers only)."""
     topic_namespace: str = ""
     """Prefix of the MQTT topic tree (empty: the documented ``wattstream/v1/...``)."""
+    client_id_prefix: str | None = None
+    """Client ids are ``{prefix}-{device_id}`` or ``{prefix}-pool-{n}``; default
+    ``wattstream-sim-{namespace or 'fleet'}-{seed}``."""
+    connections: str = "per-device"
+    """``per-device`` (one MQTT connection and last will per device) or ``pooled:N``."""
     devices: Annotated[int, Field(ge=1, le=100_000)] = 10
-    interval_s: Annotated[int, Field(ge=1, le=3600)] = 60
+    interval_s: Annotated[int, Field(ge=1, le=86_400)] = 60
     """Simulated seconds between two readings of one device."""
     speed: Annotated[float, Field(gt=0)] | None = None
     """Accelerated time: simulated seconds per wall-clock second from ``start`` (3600: an hour
     a second). Unset: live, each reading published at its own time (past ones at once)."""
-    backfill: timedelta = timedelta(0)
+    backfill: Duration = timedelta(0)
     """Live mode starts this far in the past and publishes that history as fast as the
-    broker takes it before going live (ISO-8601 duration or seconds, e.g. ``PT6H``)."""
+    broker takes it before going live (``14d``, ``6h``, ``PT6H`` or seconds)."""
     seed: int = 42
     start: AwareDatetime | None = None
     """Simulated start instant; default: now minus ``backfill``, floored to the interval."""
     max_ticks: Annotated[int, Field(ge=1)] | None = None
     """Stop after this many readings per device (default: run until cancelled)."""
+    fleet_file: Path | None = None
+    """TOML fleet definition (groups, scenarios, planned anomalies); see simulator.fleetfile."""
+    scenarios: list[Scenario] = []
+    anomalies: list[str] = []
+    """Planned anomalies, ``device=dev-00003,kind=spike,after=2h,duration=15m,magnitude=3``."""
+    labels_file: Path | None = None
+    """Append a JSON line per injected anomaly (ground truth) to this file."""
+    labels_topic: bool = False
+    """Also publish the labels on ``{root}/labels`` (QoS 1, not retained)."""
+    progress_s: Annotated[float, Field(ge=0)] = 10.0
+    """Log a progress line (publish rate, backlog, connections) this often; 0: never."""
+    backlog: Annotated[int, Field(ge=1)] = 20_000
+    """At most this many messages wait for PUBACK before publishing pauses."""
+    max_inflight: Annotated[int, Field(ge=1, le=65_535)] = 100
+    """Unacknowledged messages per connection on the wire (paho queues the rest)."""
+
+    @field_validator("connections")
+    @classmethod
+    def _connection_mode(cls, value: str) -> str:
+        ConnectionMode.parse(value)
+        return value
+
+    @property
+    def connection_mode(self) -> ConnectionMode:
+        return ConnectionMode.parse(self.connections)
