@@ -21,6 +21,17 @@ SERVICES = {
     "api": ("api", "serve the REST API and dashboard"),
 }
 
+_STORAGE_FLAGS = (  # (flag, default, help); defaults also come from WATTSTREAM_MIGRATE_<FLAG>
+    ("storage-mode", "auto", "auto | timescaledb | postgresql (auto: TimescaleDB when usable)"),
+    (
+        "compress-after",
+        None,
+        "TimescaleDB: compress raw readings older than this ('7 days', 'off')",
+    ),
+    ("retention", None, "TimescaleDB: drop raw readings older than this ('off' keeps them)"),
+    ("refresh-lookback", None, "TimescaleDB: how far back rollup refreshes look ('30 days')"),
+)
+
 
 def _exec_module(module: str, args: Sequence[str]) -> None:
     os.execv(sys.executable, [sys.executable, "-m", module, *args])
@@ -44,6 +55,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     migrate.add_argument("--revision", default="head")
     migrate.add_argument("--downgrade", action="store_true", help="downgrade to --revision instead")
+    for flag, default, help_ in _STORAGE_FLAGS:  # see schema/storage.py
+        variable = "WATTSTREAM_MIGRATE_" + flag.upper().replace("-", "_")
+        migrate.add_argument(f"--{flag}", default=os.environ.get(variable, default), help=help_)
     services = commands.add_parser("services", help="the local cluster without Docker")
     services.add_argument(
         "action",
@@ -62,10 +76,21 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         if not args.database_url:
             parser.error("migrate needs --database-url or WATTSTREAM_MIGRATE_DATABASE_URL")
+        from schema.storage import StorageOptions  # noqa: PLC0415
+
+        try:
+            options = StorageOptions.from_strings(
+                {
+                    f.replace("-", "_"): getattr(args, f.replace("-", "_"))
+                    for f, _, _ in _STORAGE_FLAGS
+                }
+            )
+        except ValueError as exc:
+            parser.error(str(exc))
         if args.downgrade:
             migrations.downgrade(args.database_url, args.revision)
         else:
-            migrations.upgrade(args.database_url, args.revision)
+            migrations.upgrade(args.database_url, args.revision, options)
     elif args.command == "services":
         sys.exit(_services(args.action))
     elif args.command == "run":

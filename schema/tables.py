@@ -2,22 +2,37 @@
 
 These describe storage, not messages: a column here may differ from a field of the wire model
 in :mod:`schema.wire`, and each can change without the other.
+
+Every table has a natural primary key, so every sink write is idempotent (``INSERT ... ON
+CONFLICT (key) DO NOTHING`` or ``DO UPDATE``). The rollups the API reads (``readings_15m``,
+``readings_hourly_utc``, ``daily_local``, ``fleet_hourly``) are not here: they are continuous
+aggregates under TimescaleDB and trigger-maintained tables under plain PostgreSQL, created by
+the migrations (see :mod:`schema.storage`).
 """
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import (
     BigInteger,
+    Boolean,
+    CheckConstraint,
     Column,
+    Date,
     DateTime,
     Double,
+    Index,
     Integer,
     MetaData,
     PrimaryKeyConstraint,
+    SmallInteger,
     Table,
     Text,
     func,
+    text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -28,6 +43,29 @@ NAMING_CONVENTION = {
 }
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+DEVICE_STATUSES = ("online", "offline")
+HEALTH_STATUSES = ("green", "amber", "red", "unknown")
+ALERT_SEVERITIES = ("warning", "critical")
+STORAGE_MODES = ("timescaledb", "postgresql")
+
+
+def _tstz(
+    name: str, *, nullable: bool = False, now: bool = False, comment: str = ""
+) -> Column[datetime]:
+    return Column(
+        name,
+        DateTime(timezone=True),
+        nullable=nullable,
+        server_default=func.now() if now else None,
+        comment=comment or None,
+    )
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> CheckConstraint:
+    allowed = ", ".join(f"'{v}'" for v in values)
+    return CheckConstraint(f"{column} IN ({allowed})", name=column)
+
 
 readings = Table(
     "readings",
@@ -46,7 +84,165 @@ readings = Table(
         server_default=func.now(),
     ),
     # (device_id, ts) makes every sink write idempotent (ON CONFLICT DO NOTHING) and, holding
-    # the time column, is also a valid unique key for a TimescaleDB hypertable.
+    # the time column, is also a valid unique key for a TimescaleDB hypertable. It also serves
+    # every per-device time-range query.
     PrimaryKeyConstraint("device_id", "ts"),
     comment="Raw device readings, one row per (device, event time).",
+)
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("device_id", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("tz", Text, nullable=False, comment="IANA zone the device reports in"),
+    Column("latitude", Double, nullable=True),
+    Column("longitude", Double, nullable=True),
+    Column("location_name", Text, nullable=True),
+    Column("nominal_kw", Double, nullable=True),
+    Column("firmware", Text, nullable=True),
+    Column("interval_s", Integer, nullable=True),
+    _tstz("first_seen", now=True),
+    _tstz("updated_at", now=True),
+    PrimaryKeyConstraint("device_id"),
+    comment="One row per device, from its birth message (upserted).",
+)
+
+device_status = Table(
+    "device_status",
+    metadata,
+    Column("device_id", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    _tstz("changed_at"),
+    _tstz("last_seen", nullable=True),
+    PrimaryKeyConstraint("device_id"),
+    _one_of("status", DEVICE_STATUSES),
+    comment="Presence of each device (online/offline), last change wins.",
+)
+
+hourly = Table(
+    "hourly",
+    metadata,
+    Column("device_id", Text, nullable=False),
+    _tstz("hour_start", comment="UTC instant the device-local hour starts"),
+    _tstz("hour_end"),
+    Column("tz", Text, nullable=False),
+    Column("local_date", Date, nullable=False),
+    Column("local_hour", SmallInteger, nullable=False),
+    Column("energy_kwh", Double, nullable=False),
+    Column("power_mean_kw", Double, nullable=True),
+    Column("power_min_kw", Double, nullable=True),
+    Column("power_max_kw", Double, nullable=True),
+    Column("reading_count", Integer, nullable=False),
+    Column("expected_count", Integer, nullable=False),
+    Column("completeness", Double, nullable=False),
+    Column("late_count", Integer, nullable=False, server_default=text("0")),
+    Column("duplicate_count", Integer, nullable=False, server_default=text("0")),
+    _tstz("first_ts", nullable=True),
+    _tstz("last_ts", nullable=True),
+    Column(
+        "revision",
+        Integer,
+        nullable=False,
+        server_default=text("0"),
+        comment="incremented each time the hour is restated",
+    ),
+    _tstz("closed_at", now=True),
+    PrimaryKeyConstraint("device_id", "hour_start"),
+    CheckConstraint("local_hour BETWEEN 0 AND 23", name="local_hour"),
+    comment="Closed device-local hours computed by the stream worker.",
+)
+Index("ix_hourly_device_id_local_date", hourly.c.device_id, hourly.c.local_date)
+
+forecasts = Table(
+    "forecasts",
+    metadata,
+    Column("device_id", Text, nullable=False),
+    _tstz("hour_start", comment="the target hour"),
+    Column("model_id", Text, nullable=False),
+    Column("predicted_kwh", Double, nullable=False),
+    Column(
+        "baseline_kwh",
+        Double,
+        nullable=True,
+        comment="seasonal naive: the same local hour yesterday",
+    ),
+    _tstz("based_on_hour"),
+    _tstz("issued_at", now=True),
+    PrimaryKeyConstraint("device_id", "hour_start", "model_id"),
+    comment="Next-hour energy forecasts per device and model.",
+)
+
+health = Table(
+    "health",
+    metadata,
+    Column("device_id", Text, nullable=False),
+    _tstz("hour_start"),
+    Column("rmse_24h", Double, nullable=True),
+    Column("mae_24h", Double, nullable=True),
+    Column("mape_24h", Double, nullable=True),
+    Column("bias_24h", Double, nullable=True),
+    Column("naive_rmse_24h", Double, nullable=True),
+    Column("rmse_ratio", Double, nullable=True),
+    Column("status", Text, nullable=False),
+    Column("completeness_24h", Double, nullable=False),
+    Column("gaps_24h", Integer, nullable=False, server_default=text("0")),
+    Column("late_24h", Integer, nullable=False, server_default=text("0")),
+    Column("duplicates_24h", Integer, nullable=False, server_default=text("0")),
+    Column("presence", Text, nullable=True),
+    _tstz("last_seen", nullable=True),
+    _tstz("computed_at", now=True),
+    PrimaryKeyConstraint("device_id", "hour_start"),
+    _one_of("status", HEALTH_STATUSES),
+    comment="Per device and hour: forecast accuracy and data quality over the last 24 h.",
+)
+# The fleet's health for one hour (dashboard) reads across devices.
+Index("ix_health_hour_start", health.c.hour_start)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("device_id", Text, nullable=False),
+    _tstz("hour_start"),
+    Column("kind", Text, nullable=False, comment="e.g. 'residual'"),
+    Column("severity", Text, nullable=False),
+    Column("residual_kwh", Double, nullable=False),
+    Column("sigma", Double, nullable=False),
+    Column("z", Double, nullable=False),
+    Column("message", Text, nullable=False),
+    _tstz("raised_at", now=True),
+    PrimaryKeyConstraint("device_id", "hour_start", "kind"),
+    _one_of("severity", ALERT_SEVERITIES),
+    comment="Alerts raised per device, hour and kind (at most one of each).",
+)
+# The recent-alerts feed reads across devices, newest first.
+Index("ix_alerts_raised_at", alerts.c.raised_at)
+
+models = Table(
+    "models",
+    metadata,
+    Column("model_id", Text, nullable=False),
+    _tstz("created_at", now=True),
+    Column("metrics", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("card", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("active", Boolean, nullable=False, server_default=text("false")),
+    _tstz("activated_at", nullable=True),
+    PrimaryKeyConstraint("model_id"),
+    comment="Trained forecast models; at most one is active.",
+)
+# At most one row has active = true: a unique index over the constant-valued rows it covers.
+Index(
+    "uq_models_active",
+    models.c.active,
+    unique=True,
+    postgresql_where=models.c.active,
+)
+
+storage_info = Table(
+    "storage_info",
+    metadata,
+    Column("key", Text, nullable=False),
+    Column("value", Text, nullable=False),
+    PrimaryKeyConstraint("key"),
+    comment="Facts about the storage layer recorded at migrate time, e.g. mode.",
 )

@@ -1,0 +1,273 @@
+"""The storage layer's two modes, chosen once at migrate time.
+
+``timescaledb``: the extension is present (the compose image), so the time-series tables are
+hypertables and the rollups are continuous aggregates with refresh, compression and retention
+policies. ``postgresql``: no extension (what runs here), so the rollups are ordinary tables kept
+current by statement-level triggers on ``readings`` that recompute only the touched groups.
+
+Both modes expose the same relations with the same columns and give the same answers
+(:data:`ROLLUP_COLUMNS`); the mode is recorded in ``storage_info`` and nothing outside the
+storage layer (the migrations and this module) branches on it.
+
+Options come from ``wattstream migrate`` flags (``--storage-mode``, ``--compress-after``,
+``--retention``, ``--refresh-lookback``, each with a ``WATTSTREAM_MIGRATE_*`` variable), or
+from ``alembic -x storage_mode=... -x compress_after=...`` when Alembic is run by hand.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Literal
+
+from sqlalchemy import Connection, text
+
+log = logging.getLogger(__name__)
+
+StorageMode = Literal["timescaledb", "postgresql"]
+ModeChoice = Literal["auto", "timescaledb", "postgresql"]
+MODE_CHOICES: tuple[ModeChoice, ...] = ("auto", "timescaledb", "postgresql")
+
+# Relation -> (column, PostgreSQL type) in order; identical in both modes.
+ROLLUP_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "readings_15m": (
+        ("device_id", "text"),
+        ("bucket", "timestamp with time zone"),
+        ("energy_kwh", "double precision"),
+        ("reading_count", "bigint"),
+        ("power_mean_kw", "double precision"),
+        ("power_min_kw", "double precision"),
+        ("power_max_kw", "double precision"),
+        ("tz", "text"),
+    ),
+    "readings_hourly_utc": (
+        ("device_id", "text"),
+        ("bucket", "timestamp with time zone"),
+        ("energy_kwh", "double precision"),
+        ("reading_count", "bigint"),
+        ("power_mean_kw", "double precision"),
+        ("power_min_kw", "double precision"),
+        ("power_max_kw", "double precision"),
+    ),
+    "daily_local": (
+        ("device_id", "text"),
+        ("local_date", "date"),
+        ("tz", "text"),
+        ("day_start", "timestamp with time zone"),
+        ("day_end", "timestamp with time zone"),
+        ("energy_kwh", "double precision"),
+        ("reading_count", "bigint"),
+        ("hours", "double precision"),
+    ),
+    "fleet_hourly": (
+        ("bucket", "timestamp with time zone"),
+        ("energy_kwh", "double precision"),
+        ("reading_count", "bigint"),
+        ("devices", "bigint"),
+    ),
+}
+ROLLUPS = tuple(ROLLUP_COLUMNS)
+# Continuous aggregates in TimescaleDB mode, in refresh order (each builds on the one before).
+CONTINUOUS_AGGREGATES = ("readings_15m", "readings_hourly_utc", "fleet_hourly")
+HYPERTABLES = {  # table -> (time column, chunk interval)
+    "readings": ("ts", "1 day"),
+    "hourly": ("hour_start", "30 days"),
+    "forecasts": ("hour_start", "30 days"),
+    "health": ("hour_start", "30 days"),
+}
+
+_INTERVAL = re.compile(r"^\s*(\d+)\s*(minute|hour|day|week)s?\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400}
+_OFF = {"off", "none", "never", "0", ""}
+
+
+class StorageError(RuntimeError):
+    """The database cannot provide the storage mode asked for."""
+
+
+def parse_interval(value: str, *, allow_off: bool = True) -> timedelta | None:
+    """``"7 days"`` -> ``timedelta(days=7)``; ``"off"`` -> ``None`` (when allowed)."""
+    if allow_off and value.strip().lower() in _OFF:
+        return None
+    match = _INTERVAL.match(value)
+    if not match:
+        allowed = "'N minutes|hours|days|weeks'" + (" or 'off'" if allow_off else "")
+        raise ValueError(f"not an interval: {value!r} (use {allowed})")
+    count, unit = int(match[1]), match[2].lower()
+    if count <= 0:
+        raise ValueError(f"interval must be positive: {value!r}")
+    return timedelta(seconds=count * _UNIT_SECONDS[unit])
+
+
+def sql_interval(value: timedelta) -> str:
+    """A timedelta as a PostgreSQL interval literal in the largest whole unit."""
+    seconds = int(value.total_seconds())
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds % size == 0:
+            return f"INTERVAL '{seconds // size} {unit}'"
+    return f"INTERVAL '{seconds} seconds'"
+
+
+def _describe(value: timedelta | None) -> str:
+    return "off" if value is None else sql_interval(value).split("'")[1]
+
+
+@dataclass(frozen=True)
+class StorageOptions:
+    """How the storage layer is set up; the policies apply in TimescaleDB mode only."""
+
+    mode: ModeChoice = "auto"
+    compress_after: timedelta | None = timedelta(days=7)
+    """Compress raw readings chunks older than this (``None``: never)."""
+    retention: timedelta | None = None
+    """Drop raw readings chunks older than this (``None``: keep). Rollups are kept."""
+    refresh_lookback: timedelta = timedelta(days=30)
+    """How far back the refresh policies look for late or restated readings."""
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODE_CHOICES:
+            raise ValueError(f"storage mode must be one of {MODE_CHOICES}, not {self.mode!r}")
+        if self.refresh_lookback < timedelta(hours=2):
+            # A refresh window must hold at least two buckets of the hourly aggregates.
+            raise ValueError("refresh_lookback must be at least 2 hours")
+        if self.retention is not None and self.retention <= self.refresh_lookback:
+            # Refreshing a window whose raw chunks were dropped would empty the rollups there.
+            raise ValueError(
+                f"retention ({_describe(self.retention)}) must be longer than "
+                f"refresh_lookback ({_describe(self.refresh_lookback)})"
+            )
+
+    @classmethod
+    def from_strings(cls, values: Mapping[str, str | None]) -> StorageOptions:
+        """From flags, environment or ``-x`` arguments; missing or ``None`` keys keep defaults."""
+        known = {"storage_mode", "compress_after", "retention", "refresh_lookback"}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown storage options: {sorted(unknown)}")
+        kwargs: dict[str, Any] = {}
+        if (mode := values.get("storage_mode")) is not None:
+            kwargs["mode"] = mode.strip().lower()
+        if (compress := values.get("compress_after")) is not None:
+            kwargs["compress_after"] = parse_interval(compress)
+        if (retention := values.get("retention")) is not None:
+            kwargs["retention"] = parse_interval(retention)
+        if (lookback := values.get("refresh_lookback")) is not None:
+            kwargs["refresh_lookback"] = parse_interval(lookback, allow_off=False)
+        return cls(**kwargs)
+
+    def describe(self) -> dict[str, str]:
+        """The settings as recorded in ``storage_info``."""
+        return {
+            "compress_after": _describe(self.compress_after),
+            "retention": _describe(self.retention),
+            "refresh_lookback": _describe(self.refresh_lookback),
+        }
+
+
+# ----------------------------------------------------------------------------- detection
+def detect_mode(bind: Connection, choice: ModeChoice) -> StorageMode:
+    """The mode for this database: TimescaleDB when asked for or (``auto``) when usable."""
+    installed = bind.execute(
+        text("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")
+    ).scalar()
+    available = bind.execute(
+        text("SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb'")
+    ).scalar()
+    preload = str(bind.execute(text("SHOW shared_preload_libraries")).scalar() or "")
+    usable = installed is not None or (available is not None and "timescaledb" in preload)
+    if choice == "postgresql":
+        return "postgresql"
+    if usable:
+        return "timescaledb"
+    if choice == "timescaledb":
+        reason = (
+            "the extension is not installed on this server"
+            if available is None
+            else "the server does not preload it (shared_preload_libraries)"
+        )
+        raise StorageError(f"storage mode 'timescaledb' was asked for, but {reason}")
+    if available is not None:
+        log.warning("timescaledb is installed but not preloaded; using plain PostgreSQL")
+    return "postgresql"
+
+
+def recorded_mode(bind: Connection) -> StorageMode | None:
+    """The mode recorded by the migrations, or ``None`` before they ran."""
+    exists = bind.execute(text("SELECT to_regclass('storage_info') IS NOT NULL")).scalar()
+    if not exists:
+        return None
+    value = bind.execute(text("SELECT value FROM storage_info WHERE key = 'mode'")).scalar()
+    if value not in ("timescaledb", "postgresql"):
+        return None
+    mode: StorageMode = value
+    return mode
+
+
+def record(bind: Connection, values: Mapping[str, str]) -> None:
+    for key, value in values.items():
+        bind.execute(
+            text(
+                "INSERT INTO storage_info (key, value) VALUES (:key, :value)"
+                " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
+            ),
+            {"key": key, "value": value},
+        )
+
+
+# ----------------------------------------------------------------------------- policies
+# Per continuous aggregate: (end_offset, schedule_interval). Buckets newer than end_offset are
+# served by real-time aggregation, so the policies only need to settle the past.
+_REFRESH = {
+    "readings_15m": ("15 minutes", "5 minutes"),
+    "readings_hourly_utc": ("1 hour", "15 minutes"),
+    "fleet_hourly": ("1 hour", "15 minutes"),
+}
+
+
+def policy_statements(options: StorageOptions) -> list[str]:
+    """SQL that (re)sets every TimescaleDB policy to ``options``; idempotent."""
+    lookback = sql_interval(options.refresh_lookback)
+    statements = [
+        "SELECT remove_compression_policy('readings', if_exists => true)",
+        "SELECT remove_retention_policy('readings', if_exists => true)",
+    ]
+    if options.compress_after is not None:
+        statements.append(
+            "SELECT add_compression_policy('readings', compress_after => "
+            f"{sql_interval(options.compress_after)})"
+        )
+    if options.retention is not None:
+        statements.append(
+            f"SELECT add_retention_policy('readings', drop_after => "
+            f"{sql_interval(options.retention)})"
+        )
+    for view, (end_offset, schedule) in _REFRESH.items():
+        statements += [
+            f"SELECT remove_continuous_aggregate_policy('{view}', if_exists => true)",
+            f"SELECT add_continuous_aggregate_policy('{view}', start_offset => {lookback},"
+            f" end_offset => INTERVAL '{end_offset}',"
+            f" schedule_interval => INTERVAL '{schedule}')",
+        ]
+    return statements
+
+
+def apply_policies(bind: Connection, options: StorageOptions) -> None:
+    """Set the TimescaleDB policies to ``options`` and record them; nothing in plain mode."""
+    if recorded_mode(bind) != "timescaledb":
+        return
+    for statement in policy_statements(options):
+        bind.execute(text(statement))
+    record(bind, options.describe())
+    log.info("storage policies: %s", options.describe())
+
+
+# ----------------------------------------------------------------------------- alembic
+def include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    """Alembic filter: the rollups are mode-specific objects outside the table metadata."""
+    del obj, reflected, compare_to
+    return not (type_ == "table" and name in ROLLUP_COLUMNS)
