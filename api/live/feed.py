@@ -27,6 +27,9 @@ from schema.topics import KafkaTopics
 
 log = logging.getLogger(__name__)
 
+YIELD_EVERY = 64
+"""Records handed to the hub between two yields to the event loop: senders drain their queues
+in between, so a burst from Kafka does not look like a slow client to a fast one."""
 BACKOFF_MIN_S = 0.5
 BACKOFF_MAX_S = 30.0
 
@@ -57,6 +60,8 @@ class KafkaFeed:
         self._started_once = False
         self.assigned = asyncio.Event()
         """Set once every topic's partitions are assigned and positioned."""
+        self.partitions = 0
+        self.missing_topics: list[str] = list(self._kinds)
         self.consumed = 0
         self.undecodable = 0
 
@@ -113,11 +118,15 @@ class KafkaFeed:
                 await asyncio.sleep(min(1.0, self._rediscover_s))
                 continue
             batch = await consumer.getmany(timeout_ms=500, max_records=2000)
+            handed = 0
             for partition, records in batch.items():
                 kind = self._kinds[partition.topic]
                 for record in records:
                     self._positions[partition] = record.offset + 1
                     self._deliver(kind, record.value)
+                    handed += 1
+                    if handed % YIELD_EVERY == 0:
+                        await asyncio.sleep(0)
 
     def _deliver(self, kind: Kind, value: bytes | None) -> None:
         if value is None:  # a tombstone on a compacted topic: nothing to show
@@ -133,14 +142,17 @@ class KafkaFeed:
 
     async def _assign(self, consumer: AIOKafkaConsumer) -> bool:
         """(Re)assign every partition of the wanted topics; True when none is missing."""
-        await consumer.topics()  # refreshes the cluster metadata
+        # consumer.topics() returns names only, and partitions_for_topic() knows only topics the
+        # client already tracks; the full metadata it fetches has every topic's partitions.
+        cluster = await consumer._client.fetch_all_metadata()  # private: see above
         wanted: set[TopicPartition] = set()
         missing = []
         for topic in self._kinds:
-            partitions = consumer.partitions_for_topic(topic)
+            partitions = cluster.partitions_for_topic(topic)
             if not partitions:
                 missing.append(topic)
             wanted.update(TopicPartition(topic, p) for p in partitions or ())
+        self.missing_topics = missing
         if missing:
             log.info("live feed: topics not there yet: %s", ", ".join(missing))
         if wanted != consumer.assignment():
@@ -159,6 +171,7 @@ class KafkaFeed:
                 for partition in fresh:
                     self._positions[partition] = await consumer.position(partition)
             log.info("live feed: reading %d partitions of %d topics", len(wanted), len(self._kinds))
+        self.partitions = len(wanted)
         self._started_once = True
         if not missing:
             self.assigned.set()

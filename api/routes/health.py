@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
@@ -35,13 +36,24 @@ async def _database(deps: Deps) -> str | None:
     response_model=None,
     responses={503: {"description": "The database or Kafka does not answer (problem+json)"}},
 )
-async def ready(deps: Deps) -> dict[str, str] | JSONResponse:
-    """200 when the database and Kafka both answer within 2 s, else 503 saying which not."""
+async def ready(deps: Deps) -> dict[str, Any] | JSONResponse:
+    """200 when the database and Kafka both answer within 2 s, else 503 saying which not.
+
+    ``live_feed`` tells whether the live feed has found and positioned itself on every topic
+    (``assigned``); topics that do not exist yet are listed and looked for again."""
     database, kafka = await asyncio.gather(_database(deps), deps.feed.probe(PROBE_TIMEOUT_S))
     failures = [f for f in (database, kafka) if f]
     if failures:
         return problem(503, "Not ready", "; ".join(failures))
-    return {"status": "ready"}
+    feed = deps.feed
+    return {
+        "status": "ready",
+        "live_feed": {
+            "assigned": feed.assigned.is_set(),
+            "partitions": feed.partitions,
+            "missing_topics": feed.missing_topics,
+        },
+    }
 
 
 @router.get("/metrics", response_class=Response)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import asyncpg
 import pytest
@@ -13,6 +14,9 @@ from pydantic import SecretStr
 
 from api.app import create_app
 from api.settings import ApiSettings
+
+if TYPE_CHECKING:
+    from tests.conftest import Services
 
 pytestmark = pytest.mark.integration
 
@@ -36,9 +40,15 @@ async def insert_rows(url: str) -> None:
 
 
 @pytest.fixture
-def client(database: str) -> Iterator[TestClient]:
+def client(database: str, services: Services) -> Iterator[TestClient]:
     asyncio.run(insert_rows(database))
-    app = create_app(ApiSettings(database_url=SecretStr(database), max_range=timedelta(days=2)))
+    app = create_app(
+        ApiSettings(
+            database_url=SecretStr(database),
+            kafka_bootstrap=services.kafka_bootstrap,
+            max_range=timedelta(days=2),
+        )
+    )
     with TestClient(app) as client:
         yield client
 
@@ -100,7 +110,9 @@ def test_bad_device_id_is_a_422(client: TestClient) -> None:
 
 def test_health(client: TestClient) -> None:
     assert client.get("/live").json() == {"status": "live"}
-    assert client.get("/ready").json() == {"status": "ready"}
+    ready = client.get("/ready")
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["status"] == "ready"
 
 
 def test_dashboard_is_served(client: TestClient) -> None:

@@ -104,7 +104,7 @@ def test_replay_buffer_forgets_old_events() -> None:
     hub.publish("readings", "a", data("a", 2))
     _, resume = hub.subscribe(Filter(), last_event_id="s1-0")
     assert resume.status == "gap"
-    sub, resume = hub.subscribe(Filter(), last_event_id="s1-1")
+    _, resume = hub.subscribe(Filter(), last_event_id="s1-1")
     assert (resume.status, resume.replayed) == ("resumed", 1)
 
 

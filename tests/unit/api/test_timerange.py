@@ -39,7 +39,9 @@ def utc(*args: int) -> datetime:
         (utc(2026, 10, 25, 12, 0), "1d", BERLIN, utc(2026, 10, 24, 22, 0)),
     ],
 )
-def test_floor(instant: datetime, bucket: timerange.Bucket, zone: ZoneInfo, expected: datetime) -> None:
+def test_floor(
+    instant: datetime, bucket: timerange.Bucket, zone: ZoneInfo, expected: datetime
+) -> None:
     assert timerange.floor(instant, bucket, zone) == expected
 
 
