@@ -118,4 +118,7 @@ def test_health(client: TestClient) -> None:
 def test_dashboard_is_served(client: TestClient) -> None:
     response = client.get("/")
     assert response.status_code == 200
-    assert "/api/v1/devices/" in response.text
+    assert "/static/dashboard.js" in response.text
+    script = client.get("/static/dashboard.js")
+    assert script.status_code == 200
+    assert "/ws/live" in script.text
