@@ -44,6 +44,8 @@ and device commands.
 * Errors are `application/problem+json` (RFC 9457) whose `detail` says what to change.
 * Long lists (`/devices`, `/alerts`) are cursor-paginated: pass `next_cursor` as `cursor`.
 * Endpoints that change something need an `X-API-Key` header.
+* Live events: websocket `/api/v1/ws/live?kinds=readings,hourly,forecasts,health,alerts,status`
+  `&devices=a,b&last_event_id=...` (not listed below: OpenAPI does not describe websockets).
 """
 
 

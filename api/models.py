@@ -37,6 +37,9 @@ class ReadingsPage(Out):
     start: AwareDatetime
     end: AwareDatetime
     count: int
+    truncated: bool
+    """More readings are in the range than one answer holds (``max_rows``): ask again from the
+    last ``ts``."""
     items: list[ReadingOut]
 
 

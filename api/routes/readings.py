@@ -38,7 +38,14 @@ async def device_readings(
     async with deps.pool.acquire() as conn:
         rows = await queries.readings_in_range(conn, device_id, start, end, deps.settings.max_rows)
     items = [ReadingOut(**{**row, "ts": row["ts"].astimezone(ZoneInfo(row["tz"]))}) for row in rows]
-    return ReadingsPage(device_id=device_id, start=start, end=end, count=len(items), items=items)
+    return ReadingsPage(
+        device_id=device_id,
+        start=start,
+        end=end,
+        count=len(items),
+        truncated=len(items) >= deps.settings.max_rows,
+        items=items,
+    )
 
 
 @router.get("/devices/{device_id}/aggregates", response_model=AggregatesPage)

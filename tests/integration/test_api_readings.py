@@ -122,3 +122,20 @@ def test_dashboard_is_served(client: TestClient) -> None:
     script = client.get("/static/dashboard.js")
     assert script.status_code == 200
     assert "/ws/live" in script.text
+
+
+def test_a_range_with_more_rows_than_allowed_says_it_is_truncated(
+    database: str, services: Services
+) -> None:
+    asyncio.run(insert_rows(database))
+    app = create_app(
+        ApiSettings(
+            database_url=SecretStr(database), kafka_bootstrap=services.kafka_bootstrap, max_rows=3
+        )
+    )
+    with TestClient(app) as client:
+        params = {"start": "2026-03-29T00:00:00Z", "end": "2026-03-29T02:00:00Z"}
+        body = client.get("/api/v1/devices/dev-a/readings", params=params).json()
+        assert (body["count"], body["truncated"]) == (3, True)
+        body = client.get("/api/v1/devices/dev-b/readings", params=params).json()
+        assert (body["count"], body["truncated"]) == (1, False)
