@@ -264,6 +264,18 @@ def apply_policies(bind: Connection, options: StorageOptions) -> None:
     log.info("storage policies: %s", options.describe())
 
 
+def refresh_statements(mode: StorageMode | None) -> list[str]:
+    """SQL that brings every rollup fully up to date at once (each outside a transaction).
+
+    Plain PostgreSQL is always current (nothing to do). TimescaleDB's policies settle the last
+    ``refresh_lookback`` on their schedule and real-time aggregation serves what is newer; run
+    these after a backfill older than the lookback, or to settle everything now (tests).
+    """
+    if mode != "timescaledb":
+        return []
+    return [f"CALL refresh_continuous_aggregate('{v}', NULL, NULL)" for v in CONTINUOUS_AGGREGATES]
+
+
 # ----------------------------------------------------------------------------- alembic
 def include_object(
     obj: object, name: str | None, type_: str, reflected: bool, compare_to: object

@@ -185,3 +185,51 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+# ---------------------------------------------------------------- storage modes (issue 7)
+@pytest.fixture(scope="session")
+def timescaledb_admin_url() -> Iterator[str]:
+    """Admin URL of a TimescaleDB server (the compose image) started through testcontainers."""
+    if not docker_engine_answers():
+        pytest.skip(
+            f"no Docker engine answers: TimescaleDB ({TIMESCALEDB_IMAGE}) runs only through"
+            " testcontainers"
+        )
+    from testcontainers.postgres import PostgresContainer  # noqa: PLC0415
+
+    with PostgresContainer(TIMESCALEDB_IMAGE, driver=None) as pg:
+        yield pg.get_connection_url().rsplit("/", 1)[0] + "/postgres"
+
+
+@pytest.fixture(params=["postgresql", pytest.param("timescaledb", marks=pytest.mark.timescaledb)])
+async def storage_database(
+    request: pytest.FixtureRequest, services: Services
+) -> AsyncIterator[str]:
+    """A fresh database migrated in each storage mode (``storage_info`` says which)."""
+    from schema.storage import StorageOptions  # noqa: PLC0415
+
+    mode = request.param
+    admin = (
+        services.admin_database_url
+        if mode == "postgresql"
+        else request.getfixturevalue("timescaledb_admin_url")
+    )
+    name = f"wattstream_test_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(admin)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    url = admin.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        # No compression job: it would compress the tests' old rows at a moment of its choosing.
+        options = StorageOptions(mode=mode, compress_after=None)
+        await asyncio.to_thread(migrate.upgrade, url, "head", options)
+        yield url
+    finally:
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()

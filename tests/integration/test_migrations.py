@@ -1,8 +1,16 @@
-"""Migrations on the real PostgreSQL: up from empty, down to empty, up again, no drift."""
+"""Migrations on the real PostgreSQL: up from empty, down to empty, up again, no drift.
+
+Each test that takes ``storage_database`` runs once per storage mode: plain PostgreSQL here, and
+TimescaleDB through testcontainers where a Docker engine answers (skipped with the reason
+elsewhere).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
+from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 import pytest
@@ -11,29 +19,68 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection, pool
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from schema import migrate
+from schema import migrate, storage
 from schema.tables import metadata
+from tests.conftest import Services
 
 pytestmark = pytest.mark.integration
 
+T0 = datetime(2026, 3, 29, 0, 0, tzinfo=UTC)
 
-async def user_tables(url: str) -> set[str]:
+
+async def objects(url: str) -> dict[str, set[str]]:
+    """The project's objects in schema public, by kind."""
     conn = await asyncpg.connect(url)
     try:
         rows = await conn.fetch(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
-            " AND tablename <> 'alembic_version'"
+            r"""
+            SELECT CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'table'
+                                  WHEN 'v' THEN 'view' WHEN 'm' THEN 'view' END AS kind,
+                   c.relname AS name
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm')
+              AND c.relname <> 'alembic_version'
+            UNION ALL
+            SELECT 'function', p.proname FROM pg_proc p
+            JOIN pg_namespace n ON n.oid = p.pronamespace
+            WHERE n.nspname = 'public' AND p.proname LIKE 'wattstream%'
+            UNION ALL
+            SELECT 'trigger', t.tgname FROM pg_trigger t
+            JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = 'public' AND NOT t.tgisinternal
+              AND t.tgname NOT LIKE 'ts\_%'  -- TimescaleDB's own (insert blocker, invalidation)
+            """
         )
     finally:
         await conn.close()
-    return {r["tablename"] for r in rows}
+    found: dict[str, set[str]] = {
+        "table": set(),
+        "view": set(),
+        "function": set(),
+        "trigger": set(),
+    }
+    for row in rows:
+        found[row["kind"]].add(row["name"])
+    return found
+
+
+async def mode_of(url: str) -> str:
+    conn = await asyncpg.connect(url)
+    try:
+        value: str = await conn.fetchval("SELECT value FROM storage_info WHERE key = 'mode'")
+    finally:
+        await conn.close()
+    return value
 
 
 async def drift(url: str) -> list[object]:
     engine = create_async_engine(migrate.alembic_url(url), poolclass=pool.NullPool)
 
     def compare(connection: Connection) -> list[object]:
-        return list(compare_metadata(MigrationContext.configure(connection), metadata))
+        context = MigrationContext.configure(
+            connection, opts={"include_object": storage.include_object, "compare_type": True}
+        )
+        return list(compare_metadata(context, metadata))
 
     try:
         async with engine.connect() as connection:
@@ -42,14 +89,275 @@ async def drift(url: str) -> list[object]:
         await engine.dispose()
 
 
-async def test_upgrade_downgrade_upgrade_without_drift(database: str) -> None:
-    assert await user_tables(database) == set(metadata.tables)
-    assert await drift(database) == []
-    await asyncio.to_thread(migrate.downgrade, database, "base")
-    assert await user_tables(database) == set()
-    await asyncio.to_thread(migrate.upgrade, database)
-    assert await user_tables(database) == set(metadata.tables)
-    assert await drift(database) == []
+def expected_objects(mode: str) -> dict[str, set[str]]:
+    tables = set(metadata.tables)
+    if mode == "timescaledb":
+        # Continuous aggregates are (materialized) views; no triggers or functions of ours.
+        return {"table": tables, "view": set(storage.ROLLUPS), "function": set(), "trigger": set()}
+    return {
+        "table": tables | {"readings_15m", "readings_hourly_utc", "fleet_hourly"},
+        "view": {"daily_local"},
+        "function": {
+            "wattstream_refresh_rollups",
+            "wattstream_readings_rollup",
+            "wattstream_readings_truncate",
+        },
+        "trigger": {
+            "readings_rollup_insert",
+            "readings_rollup_update",
+            "readings_rollup_delete",
+            "readings_rollup_truncate",
+        },
+    }
+
+
+async def test_upgrade_downgrade_upgrade_without_drift(storage_database: str) -> None:
+    url = storage_database
+    mode = await mode_of(url)
+    assert await objects(url) == expected_objects(mode)
+    assert await drift(url) == []
+
+    await asyncio.to_thread(migrate.downgrade, url, "base")
+    assert await objects(url) == {
+        "table": set(),
+        "view": set(),
+        "function": set(),
+        "trigger": set(),
+    }
+
+    options = storage.StorageOptions(mode="timescaledb" if mode == "timescaledb" else "postgresql")
+    await asyncio.to_thread(migrate.upgrade, url, "head", options)
+    assert await mode_of(url) == mode
+    assert await objects(url) == expected_objects(mode)
+    assert await drift(url) == []
+
+
+async def test_readings_stored_before_the_storage_migration_are_rolled_up(
+    storage_database: str,
+) -> None:
+    url = storage_database
+    mode = await mode_of(url)
+    await asyncio.to_thread(migrate.downgrade, url, "0002")
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            "INSERT INTO readings (device_id, ts, seq, tz, interval_s, energy_kwh, power_kw)"
+            " SELECT 'd' || d, $1::timestamptz + m * INTERVAL '1 minute', m, 'Asia/Kathmandu',"
+            " 60, 0.25, 1 FROM generate_series(0, 1) d, generate_series(0, 119) m",
+            T0,
+        )
+        options = storage.StorageOptions(
+            mode="timescaledb" if mode == "timescaledb" else "postgresql"
+        )
+        await asyncio.to_thread(migrate.upgrade, url, "head", options)
+        fleet = await conn.fetch("SELECT * FROM fleet_hourly ORDER BY bucket")
+        assert [tuple(r) for r in fleet] == [
+            (T0, 30.0, 120, 2),
+            (T0 + timedelta(hours=1), 30.0, 120, 2),
+        ]
+        assert await conn.fetchval("SELECT count(*) FROM readings_15m") == 2 * 8
+        days = await conn.fetch(
+            "SELECT local_date, energy_kwh FROM daily_local WHERE device_id = 'd0'"
+        )
+        assert [tuple(r) for r in days] == [(date(2026, 3, 29), 30.0)]
+    finally:
+        await conn.close()
+
+
+async def test_rollups_have_the_same_columns_in_every_mode(storage_database: str) -> None:
+    conn = await asyncpg.connect(storage_database)
+    try:
+        for relation, columns in storage.ROLLUP_COLUMNS.items():
+            rows = await conn.fetch(
+                "SELECT attname, format_type(atttypid, atttypmod) AS type FROM pg_attribute"
+                " WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped"
+                " ORDER BY attnum",
+                relation,
+            )
+            assert tuple((r["attname"], r["type"]) for r in rows) == columns, relation
+    finally:
+        await conn.close()
+
+
+async def test_auto_mode_records_what_the_server_offers(database: str) -> None:
+    conn = await asyncpg.connect(database)
+    try:
+        preload = await conn.fetchval("SHOW shared_preload_libraries")
+        installed = await conn.fetchval(
+            "SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'"
+        )
+    finally:
+        await conn.close()
+    usable = installed > 0 or "timescaledb" in preload
+    assert await mode_of(database) == ("timescaledb" if usable else "postgresql")
+
+
+async def test_asking_for_timescaledb_without_it_fails_clearly_and_leaves_nothing(
+    services: Services,
+) -> None:
+    admin = await asyncpg.connect(services.admin_database_url)
+    try:
+        if await admin.fetchval(
+            "SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'"
+        ):
+            pytest.skip("this server has TimescaleDB")
+        await admin.execute('CREATE DATABASE "wattstream_test_forced_tsdb"')
+    finally:
+        await admin.close()
+    url = services.database_url.rsplit("/", 1)[0] + "/wattstream_test_forced_tsdb"
+    try:
+        with pytest.raises(storage.StorageError, match="not installed on this server"):
+            await asyncio.to_thread(
+                migrate.upgrade, url, "head", storage.StorageOptions(mode="timescaledb")
+            )
+        # One transaction: nothing of 0001/0002 is left behind either.
+        assert (await objects(url))["table"] == set()
+    finally:
+        admin = await asyncpg.connect(services.admin_database_url)
+        try:
+            await admin.execute(
+                'DROP DATABASE IF EXISTS "wattstream_test_forced_tsdb" WITH (FORCE)'
+            )
+        finally:
+            await admin.close()
+
+
+async def test_keys_and_checks_hold(storage_database: str) -> None:
+    conn = await asyncpg.connect(storage_database)
+    try:
+        await conn.execute(
+            "INSERT INTO models (model_id, active) VALUES ('m1', true), ('m2', false)"
+        )
+        with pytest.raises(asyncpg.UniqueViolationError, match="uq_models_active"):
+            await conn.execute("INSERT INTO models (model_id, active) VALUES ('m3', true)")
+        # Switching the active model in one transaction is fine.
+        async with conn.transaction():
+            await conn.execute("UPDATE models SET active = false WHERE model_id = 'm1'")
+            await conn.execute(
+                "UPDATE models SET active = true, activated_at = now() WHERE model_id = 'm2'"
+            )
+        assert await conn.fetchval("SELECT model_id FROM models WHERE active") == "m2"
+
+        with pytest.raises(asyncpg.CheckViolationError, match="ck_device_status_status"):
+            await conn.execute("INSERT INTO device_status VALUES ('d', 'sleeping', now(), NULL)")
+        with pytest.raises(asyncpg.CheckViolationError, match="ck_alerts_severity"):
+            await conn.execute(
+                "INSERT INTO alerts (device_id, hour_start, kind, severity, residual_kwh, sigma, z,"
+                " message) VALUES ('d', $1, 'residual', 'info', 1, 1, 1, 'x')",
+                T0,
+            )
+        with pytest.raises(asyncpg.CheckViolationError, match="ck_health_status"):
+            await conn.execute(
+                "INSERT INTO health (device_id, hour_start, status, completeness_24h)"
+                " VALUES ('d', $1, 'purple', 1)",
+                T0,
+            )
+
+        # A restated closed hour: the key makes the write an upsert, the revision counts.
+        upsert = """
+            INSERT INTO hourly (device_id, hour_start, hour_end, tz, local_date, local_hour,
+                energy_kwh, reading_count, expected_count, completeness)
+            VALUES ('d', $1::timestamptz, $1::timestamptz + INTERVAL '1 hour', 'Europe/Berlin',
+                '2026-03-29', 1, $2, 60, 60, 1)
+            ON CONFLICT (device_id, hour_start) DO UPDATE
+            SET energy_kwh = EXCLUDED.energy_kwh, revision = hourly.revision + 1
+        """
+        await conn.execute(upsert, T0, 1.0)
+        await conn.execute(upsert, T0, 1.5)
+        row = await conn.fetchrow("SELECT energy_kwh, revision FROM hourly")
+        assert (row["energy_kwh"], row["revision"]) == (1.5, 1)
+    finally:
+        await conn.close()
+
+
+async def test_cli_migrates_in_the_mode_asked_for(services: Services) -> None:
+    name = "wattstream_test_cli_mode"
+    admin = await asyncpg.connect(services.admin_database_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = services.database_url.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "schema",
+            "migrate",
+            "--database-url",
+            url,
+            "--storage-mode",
+            "postgresql",
+            "--compress-after",
+            "3 days",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        output, _ = await process.communicate()
+        assert process.returncode == 0, output.decode()
+        assert await mode_of(url) == "postgresql"
+    finally:
+        admin = await asyncpg.connect(services.admin_database_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@pytest.mark.timescaledb
+async def test_timescaledb_policies_follow_the_migrate_options(storage_database: str) -> None:
+    url = storage_database
+    if await mode_of(url) != "timescaledb":
+        pytest.skip("policies exist in TimescaleDB mode only")
+
+    async def jobs() -> dict[tuple[str, str], dict[str, object]]:
+        conn = await asyncpg.connect(url)
+        try:
+            rows = await conn.fetch(
+                "SELECT proc_name, hypertable_name, config::text AS config"
+                " FROM timescaledb_information.jobs WHERE proc_schema = '_timescaledb_functions'"
+                " AND hypertable_name IS NOT NULL"
+            )
+            views = {
+                r["materialization_hypertable_name"]: r["view_name"]
+                for r in await conn.fetch(
+                    "SELECT view_name, materialization_hypertable_name"
+                    " FROM timescaledb_information.continuous_aggregates"
+                )
+            }
+        finally:
+            await conn.close()
+        return {
+            (r["proc_name"], views.get(r["hypertable_name"], r["hypertable_name"])): json.loads(
+                r["config"]
+            )
+            for r in rows
+        }
+
+    found = await jobs()
+    # The fixture migrates with compression off; every rollup has its refresh policy.
+    assert {name for name, _ in found} == {"policy_refresh_continuous_aggregate"}
+    assert {table for _, table in found} == set(storage.CONTINUOUS_AGGREGATES)
+
+    options = storage.StorageOptions(
+        mode="timescaledb",
+        compress_after=timedelta(days=3),
+        retention=timedelta(days=400),
+        refresh_lookback=timedelta(days=10),
+    )
+    await asyncio.to_thread(migrate.upgrade, url, "head", options)
+    found = await jobs()
+    assert found["policy_compression", "readings"]["compress_after"] == "3 days"
+    assert found["policy_retention", "readings"]["drop_after"] == "400 days"
+    assert found["policy_refresh_continuous_aggregate", "readings_15m"]["start_offset"] == "10 days"
+    conn = await asyncpg.connect(url)
+    try:
+        recorded = dict(await conn.fetch("SELECT key, value FROM storage_info"))
+    finally:
+        await conn.close()
+    assert recorded["compress_after"] == "3 days"
+    assert recorded["refresh_lookback"] == "10 days"
 
 
 def test_alembic_url_refuses_other_databases() -> None:

@@ -114,9 +114,10 @@ def _upgrade_timescaledb(options: storage.StorageOptions) -> None:
     op.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
     for table, (column, chunk) in storage.HYPERTABLES.items():
         # The primary keys already index (device_id, time); no extra default time index.
+        # if_not_exists: after a downgrade to 0002 the tables are still hypertables.
         op.execute(
             f"SELECT create_hypertable('{table}', by_range('{column}', INTERVAL '{chunk}'),"
-            " create_default_indexes => false, migrate_data => true)"
+            " create_default_indexes => false, migrate_data => true, if_not_exists => true)"
         )
     op.execute(
         "ALTER TABLE readings SET (timescaledb.compress,"
