@@ -724,3 +724,30 @@ def test_activating_a_model_deactivates_the_other(
     missing = client.post("/api/v1/admin/models/nope/activate", headers={"X-API-Key": KEY})
     assert missing.status_code == 404
     assert asyncio.run(active_models()) == ["gbm-2"]
+
+
+def test_ready_says_when_kafka_does_not_answer(
+    fixture_database: str, services: Services, app_namespace: str
+) -> None:
+    with socket.socket() as probe:  # a port where nothing listens
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = settings_for(fixture_database, services, app_namespace)
+    app = create_app(settings.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{port}"}))
+    with TestClient(app) as client:
+        assert client.get("/live").status_code == 200
+        response = client.get("/ready")
+        assert response.status_code == 503
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert "Kafka" in response.json()["detail"]
+        # The REST side keeps working without Kafka.
+        assert get(client, "/api/v1/devices/dev-ber")["device_id"] == "dev-ber"
+
+
+def test_the_app_does_not_start_without_its_database(
+    services: Services, app_namespace: str
+) -> None:
+    missing = services.database_url.rsplit("/", 1)[0] + "/wattstream_no_such_database"
+    app = create_app(settings_for(missing, services, app_namespace))
+    with pytest.raises(asyncpg.InvalidCatalogNameError), TestClient(app):
+        pass
