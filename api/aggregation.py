@@ -76,13 +76,19 @@ class _Accumulator:
 
 def compose(rows: Iterable[QuarterRow], bucket: Bucket, tz: ZoneInfo) -> list[Aggregate]:
     """Group ``rows`` into buckets of ``tz`` in time order; buckets without rows are absent."""
-    groups: dict[datetime, _Accumulator] = {}
-    for row in rows:
-        groups.setdefault(floor(row.bucket, bucket, tz), _Accumulator()).add(row)
+    groups: dict[datetime, tuple[datetime, _Accumulator]] = {}
+    end: datetime | None = None
+    current = _Accumulator()
+    # In time order, a bucket's bounds are computed once, not per row (zone lookups dominate).
+    for row in sorted(rows, key=lambda r: r.bucket):
+        if end is None or row.bucket >= end:
+            start = floor(row.bucket, bucket, tz)
+            end = following(start, bucket, tz)
+            current = _Accumulator()
+            groups[start] = (end, current)
+        current.add(row)
     out = []
-    for start in sorted(groups):
-        acc = groups[start]
-        end = following(start, bucket, tz)
+    for start, (end, acc) in groups.items():
         out.append(
             Aggregate(
                 start=start.astimezone(tz),

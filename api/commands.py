@@ -61,7 +61,7 @@ class CommandPublisher:
                     # Nothing is subscribed; the iterator ends with MqttError on a disconnect.
                     async for _message in client.messages:
                         pass
-            except aiomqtt.MqttError as exc:
+            except (aiomqtt.MqttError, OSError) as exc:  # retriable: the network or broker
                 attempt += 1
                 log.warning("commands: MQTT connection failed (%s); attempt %d", exc, attempt)
             finally:

@@ -82,7 +82,7 @@ class KafkaFeed:
                 self._connected.set()
                 attempt = 0
                 await self._consume(consumer)
-            except KafkaError as exc:
+            except (KafkaError, OSError, TimeoutError) as exc:  # retriable: the network or broker
                 attempt += 1
                 log.warning("live feed: Kafka failed (%s); reconnecting (attempt %d)", exc, attempt)
             finally:
