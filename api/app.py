@@ -1,46 +1,130 @@
 """``create_app(settings)``: the FastAPI application and the lifespan owning its resources.
 
-The app fails at start-up, not on the first request, when the database cannot be reached.
+The lifespan owns the database pool, the live feed's Kafka consumer (:mod:`api.live.feed`) and
+the MQTT command publisher (:mod:`api.commands`); the last two run as named tasks of one task
+group and reconnect on their own. The app fails at start-up, not on the first request, when
+the database cannot be reached; Kafka and MQTT being away makes ``/ready`` say so (and commands
+answer 503) until they are back.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 
 from api import errors
+from api.commands import CommandPublisher
 from api.deps import Resources, State
-from api.routes import health, readings
+from api.live.feed import KafkaFeed
+from api.live.hub import Hub
+from api.metrics import Metrics
+from api.routes import commands, devices, fleet, forecasts, health, live, readings
 from api.settings import ApiSettings
+from schema.topics import KafkaTopics, MqttTopics
+
+log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 
+DESCRIPTION = """
+Readings, aggregates, forecasts and health of a fleet of energy devices, a live websocket feed,
+and device commands.
+
+* Every timestamp is ISO-8601 with a UTC offset; a time without one is refused (422).
+* Errors are `application/problem+json` (RFC 9457) whose `detail` says what to change.
+* Long lists (`/devices`, `/alerts`) are cursor-paginated: pass `next_cursor` as `cursor`.
+* Endpoints that change something need an `X-API-Key` header.
+* Live events: websocket `/api/v1/ws/live?kinds=readings,hourly,forecasts,health,alerts,status`
+  `&devices=a,b&last_event_id=...` (not listed below: OpenAPI does not describe websockets).
+"""
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
 
 def create_app(settings: ApiSettings) -> FastAPI:
+    if settings.uses_placeholder_key:
+        log.warning(
+            "the API accepts the placeholder API key (environment=%s); set "
+            "WATTSTREAM_API_API_KEYS before exposing it",
+            settings.environment,
+        )
+    hub = Hub(
+        queue_size=settings.ws_queue_size,
+        max_behind_s=settings.ws_max_behind_s,
+        replay_size=settings.ws_replay_size,
+        replay_age_s=settings.ws_replay_age.total_seconds(),
+        max_clients=settings.ws_max_clients,
+    )
+    feed = KafkaFeed(settings.kafka_bootstrap, KafkaTopics(settings.topic_namespace), hub)
+    publisher = CommandPublisher(
+        settings.mqtt_host,
+        settings.mqtt_port,
+        MqttTopics(settings.topic_namespace),
+        timeout_s=settings.command_timeout_s,
+    )
+    metrics = Metrics(hub, feed, publisher)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[State]:
         pool = await asyncpg.create_pool(
-            settings.database_url.get_secret_value(), min_size=1, max_size=10
+            settings.database_url.get_secret_value(),
+            min_size=1,
+            max_size=10,
+            init=_init_connection,
         )
         try:
-            yield {"resources": Resources(settings=settings, pool=pool)}
+            async with asyncio.TaskGroup() as group:
+                tasks = [
+                    group.create_task(feed.run(), name="live-feed"),
+                    group.create_task(publisher.run(), name="mqtt-commands"),
+                ]
+                try:
+                    yield {
+                        "resources": Resources(
+                            settings=settings,
+                            pool=pool,
+                            hub=hub,
+                            feed=feed,
+                            commands=publisher,
+                            metrics=metrics,
+                        )
+                    }
+                finally:
+                    for task in tasks:
+                        task.cancel()
         finally:
             await pool.close()
 
     app = FastAPI(
         title="WattStream",
-        version="0.1.0",
-        description="Readings, aggregates and forecasts of a fleet of energy devices.",
+        version="0.2.0",
+        description=DESCRIPTION,
         lifespan=lifespan,
     )
     errors.install(app)
-    app.include_router(health.router)
-    app.include_router(readings.router)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", "X-API-Key"],
+        )
+    app.add_middleware(metrics.middleware)
+    for module in (health, readings, devices, forecasts, fleet, commands, live):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)
     async def dashboard() -> FileResponse:

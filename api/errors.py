@@ -1,4 +1,14 @@
-"""Maps errors to RFC 9457 problem+json responses, in one place."""
+"""Domain errors of the API and their mapping to RFC 9457 problem+json responses, in one place.
+
+Exceptions::
+
+    Exception
+     └── ApiProblem                 carries its HTTP status, title and detail
+          ├── InvalidRequest   422  the request can never succeed as sent (poison)
+          ├── NotFound         404
+          ├── Unauthorized     401  missing or wrong API key
+          └── Unavailable      503  a dependency (MQTT, Kafka) did not answer: retry later
+"""
 
 from __future__ import annotations
 
@@ -7,6 +17,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -14,19 +25,52 @@ PROBLEM_JSON = "application/problem+json"
 class ApiProblem(Exception):
     """A domain error with its HTTP status, raised by routes and queries."""
 
-    def __init__(self, status: int, title: str, detail: str) -> None:
+    status = 500
+    title = "Internal error"
+
+    def __init__(self, detail: str, *, title: str | None = None, **extra: Any) -> None:
         super().__init__(detail)
-        self.status, self.title, self.detail = status, title, detail
+        self.detail = detail
+        if title is not None:
+            self.title = title
+        self.extra = extra
+
+
+class InvalidRequest(ApiProblem):
+    status = 422
+    title = "Invalid request"
+
+
+class NotFound(ApiProblem):
+    status = 404
+    title = "Not found"
+
+
+class Unauthorized(ApiProblem):
+    status = 401
+    title = "Unauthorized"
+
+
+class Unavailable(ApiProblem):
+    status = 503
+    title = "Service unavailable"
 
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+    headers = {"WWW-Authenticate": 'ApiKey header="X-API-Key"'} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    422: {"description": "Invalid request (problem+json, `detail` says why)"},
+}
+"""Documented in OpenAPI on every route that validates input."""
 
 
 async def _on_problem(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiProblem)
-    return problem(exc.status, exc.title, exc.detail)
+    return problem(exc.status, exc.title, exc.detail, **exc.extra)
 
 
 async def _on_validation(_request: Request, exc: Exception) -> JSONResponse:
@@ -39,6 +83,12 @@ async def _on_validation(_request: Request, exc: Exception) -> JSONResponse:
     return problem(422, "Invalid request", detail, errors=errors)
 
 
+async def _on_http(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    return problem(exc.status_code, str(exc.detail), str(exc.detail))
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(ApiProblem, _on_problem)
     app.add_exception_handler(RequestValidationError, _on_validation)
+    app.add_exception_handler(StarletteHTTPException, _on_http)

@@ -1,13 +1,27 @@
-"""Response models of the API (separate from the wire and table models)."""
+"""Request and response models of the API (separate from the wire and table models).
+
+Every timestamp is ISO-8601 with a UTC offset: the device's own zone where one device is
+concerned, the requested zone for aggregates, UTC for fleet-wide figures.
+"""
 
 from __future__ import annotations
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from schema.device_messages import AnomalyKind, CommandAction, DeviceCommand
+from schema.wire import FiniteFloat
+
+Presence = Literal["online", "offline"]
+HealthStatus = Literal["green", "amber", "red", "unknown"]
 
 
-class ReadingOut(BaseModel):
+class Out(BaseModel):
     model_config = ConfigDict(frozen=True)
 
+
+class ReadingOut(Out):
     device_id: str
     seq: int
     ts: AwareDatetime
@@ -18,11 +32,205 @@ class ReadingOut(BaseModel):
     power_kw: float
 
 
-class ReadingsPage(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class ReadingsPage(Out):
     device_id: str
     start: AwareDatetime
     end: AwareDatetime
     count: int
+    truncated: bool
+    """More readings are in the range than one answer holds (``max_rows``): ask again from the
+    last ``ts``."""
     items: list[ReadingOut]
+
+
+class DeviceSummary(Out):
+    device_id: str
+    kind: str | None
+    tz: str | None
+    """IANA zone from the device's birth message (else from its latest reading)."""
+    location_name: str | None
+    latitude: float | None
+    longitude: float | None
+    nominal_kw: float | None
+    status: Presence | None
+    """Presence from the device's status messages; ``None`` if it never sent one."""
+    status_changed_at: AwareDatetime | None
+    last_seen: AwareDatetime | None
+    health: HealthStatus | None
+    """Status of the latest health row; ``None`` before the first closed hour."""
+
+
+class DevicesPage(Out):
+    items: list[DeviceSummary]
+    next_cursor: str | None
+    """Pass as ``cursor`` for the next page; ``None`` on the last page."""
+
+
+class HealthOut(Out):
+    hour_start: AwareDatetime
+    rmse_24h: float | None
+    mae_24h: float | None
+    mape_24h: float | None
+    bias_24h: float | None
+    naive_rmse_24h: float | None
+    rmse_ratio: float | None
+    """rmse_24h / naive_rmse_24h: below 1 the model beats the seasonal-naive baseline."""
+    status: HealthStatus
+    completeness_24h: float
+    gaps_24h: int
+    late_24h: int
+    duplicates_24h: int
+    presence: Presence | None
+    last_seen: AwareDatetime | None
+    computed_at: AwareDatetime
+
+
+class DeviceDetail(DeviceSummary):
+    firmware: str | None
+    interval_s: int | None
+    first_seen: AwareDatetime | None
+    updated_at: AwareDatetime | None
+    last_reading_at: AwareDatetime | None
+    latest_health: HealthOut | None
+
+
+class AggregateOut(Out):
+    start: AwareDatetime
+    end: AwareDatetime
+    energy_kwh: float
+    reading_count: int
+    power_mean_kw: float | None
+    power_min_kw: float | None
+    power_max_kw: float | None
+    quarters: int
+    """15-minute buckets with data."""
+    expected_quarters: int
+    """15-minute buckets in the bucket: 4 an hour; 92, 96 or 100 a local day (DST)."""
+
+
+class AggregatesPage(Out):
+    device_id: str
+    bucket: Literal["15m", "1h", "1d"]
+    tz: str
+    """The zone buckets are local to and timestamps are shown in."""
+    start: AwareDatetime
+    """Start of the first bucket of the range (the requested start, widened to a bucket)."""
+    end: AwareDatetime
+    items: list[AggregateOut]
+
+
+class ForecastOut(Out):
+    hour_start: AwareDatetime
+    hour_end: AwareDatetime
+    model_id: str
+    predicted_kwh: float
+    baseline_kwh: float | None
+    """Seasonal naive: the same local hour yesterday."""
+    actual_kwh: float | None
+    """Energy of the closed hour; ``None`` while the hour is open."""
+    completeness: float | None
+    based_on_hour: AwareDatetime
+    issued_at: AwareDatetime
+
+
+class ForecastsPage(Out):
+    device_id: str
+    tz: str
+    start: AwareDatetime
+    end: AwareDatetime
+    items: list[ForecastOut]
+    latest: ForecastOut | None
+    """The forecast of the latest hour (the next hour, while the pipeline keeps up)."""
+
+
+class HealthPage(Out):
+    device_id: str
+    tz: str
+    latest: HealthOut | None
+    start: AwareDatetime
+    end: AwareDatetime
+    items: list[HealthOut]
+
+
+class EnergyVsForecast(Out):
+    hour_start: AwareDatetime | None
+    """UTC hour in which the compared device-local hours started."""
+    actual_kwh: float | None
+    forecast_kwh: float | None
+    device_hours: int
+    """Device-hours with both an actual and a forecast."""
+
+
+class FleetSummary(Out):
+    at: AwareDatetime
+    devices: int
+    presence: dict[str, int]
+    """``online``, ``offline``, ``unknown`` (never sent a status)."""
+    health: dict[str, int]
+    """``green``, ``amber``, ``red``, ``unknown`` (incl. no health yet)."""
+    current_hour_start: AwareDatetime
+    current_hour_kwh: float | None
+    """Fleet energy so far in the UTC hour that holds ``at``."""
+    current_hour_forecast_kwh: float | None
+    """Sum of the latest forecasts of the device-local hours that hold ``at``."""
+    last_closed_hour: EnergyVsForecast
+
+
+class AlertOut(Out):
+    device_id: str
+    hour_start: AwareDatetime
+    kind: str
+    severity: Literal["warning", "critical"]
+    residual_kwh: float
+    sigma: float
+    z: float
+    message: str
+    raised_at: AwareDatetime
+
+
+class AlertsPage(Out):
+    items: list[AlertOut]
+    next_cursor: str | None
+
+
+class CommandIn(BaseModel):
+    """A command for one device; the server adds ``command_id`` and ``issued_at``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    action: CommandAction
+    anomaly: AnomalyKind | None = None
+    """Required with ``action=anomaly``."""
+    magnitude: Annotated[FiniteFloat, Field(gt=0, le=100)] | None = None
+    duration_s: Annotated[int, Field(gt=0, le=7 * 86_400)] | None = None
+    interval_s: Annotated[int, Field(gt=0, le=86_400)] | None = None
+    """Required with ``action=set_interval``."""
+
+    @model_validator(mode="after")
+    def _fields_fit_the_action(self) -> CommandIn:
+        if self.action is CommandAction.ANOMALY and self.anomaly is None:
+            raise ValueError("action 'anomaly' needs 'anomaly' (spike, drift, stuck, dropout)")
+        if self.action is not CommandAction.ANOMALY and (
+            self.anomaly is not None or self.magnitude is not None
+        ):
+            raise ValueError("'anomaly' and 'magnitude' go only with action 'anomaly'")
+        if self.action is CommandAction.SET_INTERVAL and self.interval_s is None:
+            raise ValueError("action 'set_interval' needs 'interval_s'")
+        if self.action is not CommandAction.SET_INTERVAL and self.interval_s is not None:
+            raise ValueError("'interval_s' goes only with action 'set_interval'")
+        return self
+
+
+class CommandAccepted(Out):
+    device_id: str
+    topic: str
+    command: DeviceCommand
+    """As published (JSON, QoS 1, acknowledged by the broker)."""
+
+
+class ModelOut(Out):
+    model_id: str
+    active: bool
+    activated_at: AwareDatetime | None
+    created_at: AwareDatetime
+    metrics: dict[str, Any]

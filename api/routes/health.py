@@ -1,14 +1,20 @@
-"""``/live`` (the process answers) and ``/ready`` (its database answers)."""
+"""``/live`` (the process answers), ``/ready`` (its database and Kafka answer), ``/metrics``."""
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import Deps
 from api.errors import problem
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["operations"])
+
+PROBE_TIMEOUT_S = 2.0
 
 
 @router.get("/live")
@@ -16,11 +22,41 @@ async def live() -> dict[str, str]:
     return {"status": "live"}
 
 
-@router.get("/ready", response_model=None)
-async def ready(deps: Deps) -> dict[str, str] | JSONResponse:
+async def _database(deps: Deps) -> str | None:
     try:
-        async with deps.pool.acquire(timeout=2) as conn:
-            await conn.fetchval("SELECT 1")
+        async with deps.pool.acquire(timeout=PROBE_TIMEOUT_S) as conn:
+            await conn.fetchval("SELECT 1", timeout=PROBE_TIMEOUT_S)
     except (OSError, TimeoutError) as exc:
-        return problem(503, "Not ready", f"database unreachable: {exc}")
-    return {"status": "ready"}
+        return f"database unreachable: {exc!r}"
+    return None
+
+
+@router.get(
+    "/ready",
+    response_model=None,
+    responses={503: {"description": "The database or Kafka does not answer (problem+json)"}},
+)
+async def ready(deps: Deps) -> dict[str, Any] | JSONResponse:
+    """200 when the database and Kafka both answer within 2 s, else 503 saying which not.
+
+    ``live_feed`` tells whether the live feed has found and positioned itself on every topic
+    (``assigned``); topics that do not exist yet are listed and looked for again."""
+    database, kafka = await asyncio.gather(_database(deps), deps.feed.probe(PROBE_TIMEOUT_S))
+    failures = [f for f in (database, kafka) if f]
+    if failures:
+        return problem(503, "Not ready", "; ".join(failures))
+    feed = deps.feed
+    return {
+        "status": "ready",
+        "live_feed": {
+            "assigned": feed.assigned.is_set(),
+            "partitions": feed.partitions,
+            "missing_topics": feed.missing_topics,
+        },
+    }
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(deps: Deps) -> Response:
+    """Prometheus text format."""
+    return Response(generate_latest(deps.metrics.registry), media_type=CONTENT_TYPE_LATEST)

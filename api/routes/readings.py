@@ -1,4 +1,10 @@
-"""``GET /api/v1/devices/{device_id}/readings``: raw readings of one device in a time range."""
+"""Raw readings and aggregates of one device.
+
+* ``GET /api/v1/devices/{device_id}/readings``: raw readings in a time range, each with the
+  device's offset at its instant.
+* ``GET /api/v1/devices/{device_id}/aggregates?bucket=15m|1h|1d&tz=``: sums per bucket,
+  composed from the 15-minute UTC rollup, local to ``tz`` (``device``, ``UTC`` or IANA).
+"""
 
 from __future__ import annotations
 
@@ -6,42 +12,105 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Path, Query
-from pydantic import AwareDatetime
+from fastapi import APIRouter, Query
 
-from api import queries
+from api import queries, timerange
+from api.aggregation import QuarterRow, compose
 from api.deps import Deps
-from api.errors import ApiProblem
-from api.models import ReadingOut, ReadingsPage
-from schema.wire import DEVICE_ID_PATTERN
+from api.errors import PROBLEM_RESPONSES, NotFound
+from api.models import AggregateOut, AggregatesPage, ReadingOut, ReadingsPage
+from api.params import DevicePath, End, Start
 
-router = APIRouter(prefix="/api/v1", tags=["readings"])
+router = APIRouter(prefix="/api/v1", tags=["readings"], responses=PROBLEM_RESPONSES)
 
 DEFAULT_WINDOW = timedelta(hours=24)
+DEFAULT_DAILY_WINDOW = timedelta(days=30)
 
 
 @router.get("/devices/{device_id}/readings", response_model=ReadingsPage)
 async def device_readings(
-    deps: Deps,
-    device_id: Annotated[str, Path(pattern=DEVICE_ID_PATTERN)],
-    start: Annotated[
-        AwareDatetime | None, Query(description="Inclusive, ISO-8601 with offset; default end-24h")
-    ] = None,
-    end: Annotated[
-        AwareDatetime | None, Query(description="Exclusive, ISO-8601 with offset; default now")
-    ] = None,
+    deps: Deps, device_id: DevicePath, start: Start = None, end: End = None
 ) -> ReadingsPage:
-    end = end or datetime.now(UTC)
-    start = start or end - DEFAULT_WINDOW
-    if end <= start:
-        raise ApiProblem(422, "Invalid range", f"end ({end}) must be after start ({start})")
-    if end - start > deps.settings.max_range:
-        raise ApiProblem(
-            422,
-            "Range too long",
-            f"{end - start} is longer than the maximum of {deps.settings.max_range}",
-        )
+    """Raw readings in ``[start, end)`` (default: the last 24 hours), oldest first, at most
+    ``max_rows``; the range may not exceed ``max_range``."""
+    start, end = timerange.resolve_range(start, end, now=datetime.now(UTC), window=DEFAULT_WINDOW)
+    timerange.check_range(start, end, deps.settings.max_range)
     async with deps.pool.acquire() as conn:
         rows = await queries.readings_in_range(conn, device_id, start, end, deps.settings.max_rows)
     items = [ReadingOut(**{**row, "ts": row["ts"].astimezone(ZoneInfo(row["tz"]))}) for row in rows]
-    return ReadingsPage(device_id=device_id, start=start, end=end, count=len(items), items=items)
+    return ReadingsPage(
+        device_id=device_id,
+        start=start,
+        end=end,
+        count=len(items),
+        truncated=len(items) >= deps.settings.max_rows,
+        items=items,
+    )
+
+
+@router.get("/devices/{device_id}/aggregates", response_model=AggregatesPage)
+async def device_aggregates(
+    *,
+    deps: Deps,
+    device_id: DevicePath,
+    bucket: Annotated[
+        timerange.Bucket,
+        Query(description="`15m` (UTC quarter hours), `1h` or `1d` (local to `tz`)"),
+    ] = "1h",
+    tz: Annotated[
+        str,
+        Query(
+            max_length=64,
+            description="`device` (the device's own zone), `UTC` or an IANA zone name",
+        ),
+    ] = "device",
+    start: Start = None,
+    end: End = None,
+) -> AggregatesPage:
+    """Energy (kWh), reading counts and power (kW, mean/min/max) per bucket, oldest first.
+
+    The range is widened to whole buckets of the zone; buckets without readings are left out.
+    Bucket starts carry the zone's offset at that instant, so a fall-back day lists two hours
+    that both read 02:00 (``+02:00`` then ``+01:00``) and its ``1d`` bucket spans 25 hours
+    (``expected_quarters`` = 100).
+    """
+    zone_name = tz
+    async with deps.pool.acquire() as conn:
+        if tz == "device":
+            found = await queries.device_zone(conn, device_id)
+            if found is None:
+                raise NotFound(f"no device {device_id!r}: it has sent no birth and no reading")
+            zone_name = found
+        zone = timerange.zone(zone_name)
+        window = DEFAULT_DAILY_WINDOW if bucket == "1d" else DEFAULT_WINDOW
+        start, end = timerange.resolve_range(start, end, now=datetime.now(UTC), window=window)
+        longest = {
+            "15m": deps.settings.max_range,
+            "1h": deps.settings.max_hourly_range,
+            "1d": deps.settings.max_daily_range,
+        }[bucket]
+        timerange.check_range(start, end, longest)
+        first, last = timerange.align(start, end, bucket, zone)
+        rows = await queries.quarters(conn, device_id, first, last)
+    aggregates = compose((QuarterRow(**row) for row in rows), bucket, zone)
+    return AggregatesPage(
+        device_id=device_id,
+        bucket=bucket,
+        tz=zone_name,
+        start=first.astimezone(zone),
+        end=last.astimezone(zone),
+        items=[
+            AggregateOut(
+                start=a.start,
+                end=a.end,
+                energy_kwh=a.energy_kwh,
+                reading_count=a.reading_count,
+                power_mean_kw=a.power_mean_kw,
+                power_min_kw=a.power_min_kw,
+                power_max_kw=a.power_max_kw,
+                quarters=a.quarters,
+                expected_quarters=a.expected_quarters,
+            )
+            for a in aggregates
+        ],
+    )

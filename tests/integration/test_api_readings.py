@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import asyncpg
 import pytest
@@ -13,6 +14,9 @@ from pydantic import SecretStr
 
 from api.app import create_app
 from api.settings import ApiSettings
+
+if TYPE_CHECKING:
+    from tests.conftest import Services
 
 pytestmark = pytest.mark.integration
 
@@ -36,9 +40,15 @@ async def insert_rows(url: str) -> None:
 
 
 @pytest.fixture
-def client(database: str) -> Iterator[TestClient]:
+def client(database: str, services: Services) -> Iterator[TestClient]:
     asyncio.run(insert_rows(database))
-    app = create_app(ApiSettings(database_url=SecretStr(database), max_range=timedelta(days=2)))
+    app = create_app(
+        ApiSettings(
+            database_url=SecretStr(database),
+            kafka_bootstrap=services.kafka_bootstrap,
+            max_range=timedelta(days=2),
+        )
+    )
     with TestClient(app) as client:
         yield client
 
@@ -100,10 +110,32 @@ def test_bad_device_id_is_a_422(client: TestClient) -> None:
 
 def test_health(client: TestClient) -> None:
     assert client.get("/live").json() == {"status": "live"}
-    assert client.get("/ready").json() == {"status": "ready"}
+    ready = client.get("/ready")
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["status"] == "ready"
 
 
 def test_dashboard_is_served(client: TestClient) -> None:
     response = client.get("/")
     assert response.status_code == 200
-    assert "/api/v1/devices/" in response.text
+    assert "/static/dashboard.js" in response.text
+    script = client.get("/static/dashboard.js")
+    assert script.status_code == 200
+    assert "/ws/live" in script.text
+
+
+def test_a_range_with_more_rows_than_allowed_says_it_is_truncated(
+    database: str, services: Services
+) -> None:
+    asyncio.run(insert_rows(database))
+    app = create_app(
+        ApiSettings(
+            database_url=SecretStr(database), kafka_bootstrap=services.kafka_bootstrap, max_rows=3
+        )
+    )
+    with TestClient(app) as client:
+        params = {"start": "2026-03-29T00:00:00Z", "end": "2026-03-29T02:00:00Z"}
+        body = client.get("/api/v1/devices/dev-a/readings", params=params).json()
+        assert (body["count"], body["truncated"]) == (3, True)
+        body = client.get("/api/v1/devices/dev-b/readings", params=params).json()
+        assert (body["count"], body["truncated"]) == (1, False)

@@ -1,0 +1,178 @@
+"""The one Kafka consumer of an API process, feeding the hub.
+
+Group-less (no consumer group, no commits): it assigns itself every partition of the result
+topics, ``readings`` and ``device-status``, starting from the latest offsets, so each API
+process sees every event once and a restart shows what happens from then on. Topics that do
+not exist yet are looked for again periodically and read from their beginning once they
+appear (everything in them is newer than the feed). When the connection fails, the consumer
+is rebuilt with jittered exponential backoff and resumes at the offsets it had reached.
+
+Messages that do not match their topic's contract are counted and skipped (the live feed is a
+view; the stream worker and the dead-letter topic deal with bad input).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from api.live.events import Kind, UndecodableEvent, decode, topic_kinds
+from api.live.hub import Hub
+from schema.topics import KafkaTopics
+
+log = logging.getLogger(__name__)
+
+YIELD_EVERY = 64
+"""Records handed to the hub between two yields to the event loop: senders drain their queues
+in between, so a burst from Kafka does not look like a slow client to a fast one."""
+BACKOFF_MIN_S = 0.5
+BACKOFF_MAX_S = 30.0
+
+
+def backoff_s(attempt: int) -> float:
+    """Full-jitter exponential backoff: uniform in [0, min(max, min * 2**attempt)]."""
+    return random.uniform(0, min(BACKOFF_MAX_S, BACKOFF_MIN_S * 2**attempt))  # noqa: S311 - jitter
+
+
+class KafkaFeed:
+    def __init__(
+        self,
+        bootstrap: str,
+        topics: KafkaTopics,
+        hub: Hub,
+        *,
+        client_id: str = "wattstream-api",
+        rediscover_s: float = 10.0,
+    ) -> None:
+        self._bootstrap = bootstrap
+        self._kinds: dict[str, Kind] = topic_kinds(topics)
+        self._hub = hub
+        self._client_id = client_id
+        self._rediscover_s = rediscover_s
+        self._consumer: AIOKafkaConsumer | None = None
+        self._connected = asyncio.Event()
+        self._positions: dict[TopicPartition, int] = {}
+        self._started_once = False
+        self.assigned = asyncio.Event()
+        """Set once every topic's partitions are assigned and positioned."""
+        self.partitions = 0
+        self.missing_topics: list[str] = list(self._kinds)
+        self.consumed = 0
+        self.undecodable = 0
+
+    async def run(self) -> None:
+        """Consume until cancelled, reconnecting on failure."""
+        attempt = 0
+        while True:
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self._bootstrap,
+                group_id=None,
+                enable_auto_commit=False,
+                auto_offset_reset="latest",
+                client_id=self._client_id,
+            )
+            try:
+                await consumer.start()
+                self._consumer = consumer
+                self._connected.set()
+                attempt = 0
+                await self._consume(consumer)
+            except (KafkaError, OSError, TimeoutError) as exc:  # retriable: the network or broker
+                attempt += 1
+                log.warning("live feed: Kafka failed (%s); reconnecting (attempt %d)", exc, attempt)
+            finally:
+                self._connected.clear()
+                self._consumer = None
+                await consumer.stop()
+            await asyncio.sleep(backoff_s(attempt))
+
+    async def probe(self, timeout_s: float) -> str | None:
+        """``None`` when Kafka answers a metadata request in time, else why not."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._connected.wait()
+                consumer = self._consumer
+                if consumer is None:
+                    return "the live feed lost its Kafka connection"
+                await consumer.topics()
+        except TimeoutError:
+            return f"Kafka did not answer within {timeout_s:g}s"
+        except KafkaError as exc:
+            return f"Kafka did not answer: {exc!r}"
+        return None
+
+    async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        next_discovery = 0.0
+        while True:
+            if time.monotonic() >= next_discovery:
+                complete = await self._assign(consumer)
+                next_discovery = time.monotonic() + (
+                    self._rediscover_s if not complete else 10 * self._rediscover_s
+                )
+            if not consumer.assignment():
+                await asyncio.sleep(min(1.0, self._rediscover_s))
+                continue
+            batch = await consumer.getmany(timeout_ms=500, max_records=2000)
+            handed = 0
+            for partition, records in batch.items():
+                kind = self._kinds[partition.topic]
+                for record in records:
+                    self._positions[partition] = record.offset + 1
+                    self._deliver(kind, record.value)
+                    handed += 1
+                    if handed % YIELD_EVERY == 0:
+                        await asyncio.sleep(0)
+
+    def _deliver(self, kind: Kind, value: bytes | None) -> None:
+        if value is None:  # a tombstone on a compacted topic: nothing to show
+            return
+        self.consumed += 1
+        try:
+            device_id, data = decode(kind, value)
+        except UndecodableEvent as exc:
+            self.undecodable += 1
+            log.debug("live feed: skipping an invalid message: %s", exc)
+            return
+        self._hub.publish(kind, device_id, data)
+
+    async def _assign(self, consumer: AIOKafkaConsumer) -> bool:
+        """(Re)assign every partition of the wanted topics; True when none is missing."""
+        # consumer.topics() returns names only, and partitions_for_topic() knows only topics the
+        # client already tracks; the full metadata it fetches has every topic's partitions.
+        cluster = await consumer._client.fetch_all_metadata()  # private: see above
+        wanted: set[TopicPartition] = set()
+        missing = []
+        for topic in self._kinds:
+            partitions = cluster.partitions_for_topic(topic)
+            if not partitions:
+                missing.append(topic)
+            wanted.update(TopicPartition(topic, p) for p in partitions or ())
+        self.missing_topics = missing
+        if missing:
+            log.info("live feed: topics not there yet: %s", ", ".join(missing))
+        if wanted != consumer.assignment():
+            for partition in consumer.assignment():
+                self._positions[partition] = await consumer.position(partition)
+            consumer.assign(list(wanted))
+            fresh = [p for p in wanted if p not in self._positions]
+            for partition in wanted - set(fresh):
+                consumer.seek(partition, self._positions[partition])
+            if fresh:
+                # At start-up: from now on. Later (a topic that appeared): all of it is new.
+                if self._started_once:
+                    await consumer.seek_to_beginning(*fresh)
+                else:
+                    await consumer.seek_to_end(*fresh)
+                for partition in fresh:
+                    self._positions[partition] = await consumer.position(partition)
+            log.info("live feed: reading %d partitions of %d topics", len(wanted), len(self._kinds))
+        self.partitions = len(wanted)
+        self._started_once = True
+        if not missing:
+            self.assigned.set()
+        return not missing

@@ -1,0 +1,209 @@
+"""The fan-out of one process's live feed to its websocket clients, and the replay buffer.
+
+:meth:`Hub.publish` runs synchronously in the event loop for each Kafka message: it numbers the
+event, keeps it in a short replay buffer (bounded by count and age), and puts it in the queue of
+every subscriber whose filter matches, waking its sender. A subscriber whose queue gives up
+(:mod:`api.live.queue`) is *kicked*: removed here, and its connection closed by its handler.
+
+Subscribing with a last-event id replays the buffered events after it in the same synchronous
+step that registers the subscriber, so nothing published in between is missed or doubled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from api.live.events import KINDS, Kind, LiveEvent, event_text
+from api.live.queue import ClientQueue, Verdict
+
+log = logging.getLogger(__name__)
+
+MAX_FILTER_DEVICES = 1000
+
+
+class BadFilter(ValueError):
+    """A subscription the client asked for that cannot be served (poison: tell the client)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    kinds: frozenset[Kind] = frozenset(KINDS)
+    devices: frozenset[str] | None = None
+    """``None``: every device."""
+
+    @classmethod
+    def parse(cls, kinds: Iterable[str] | None, devices: Iterable[str] | None) -> Filter:
+        kind_set = frozenset(k.strip() for k in kinds or () if k.strip()) or frozenset(KINDS)
+        unknown = sorted(kind_set - set(KINDS))
+        if unknown:
+            raise BadFilter(f"unknown kinds {unknown}; known: {list(KINDS)}")
+        device_set = frozenset(d.strip() for d in devices or () if d.strip()) or None
+        if device_set is not None and len(device_set) > MAX_FILTER_DEVICES:
+            raise BadFilter(f"at most {MAX_FILTER_DEVICES} devices per subscription")
+        return cls(kinds=kind_set, devices=device_set)  # type: ignore[arg-type]  # checked above
+
+    def matches(self, event: LiveEvent) -> bool:
+        return event.kind in self.kinds and (
+            self.devices is None or event.device_id in self.devices
+        )
+
+    def describe(self) -> dict[str, list[str] | None]:
+        return {
+            "kinds": sorted(self.kinds),
+            "devices": sorted(self.devices) if self.devices is not None else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    status: str
+    """``none`` (no last-event id given), ``resumed``, or ``gap`` (events were missed)."""
+    replayed: int = 0
+    reason: str | None = None
+
+    def describe(self) -> dict[str, str | int | None]:
+        return {"status": self.status, "replayed": self.replayed, "reason": self.reason}
+
+
+@dataclass(eq=False)
+class Subscriber:
+    filter: Filter
+    queue: ClientQueue[LiveEvent]
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    kicked: asyncio.Event = field(default_factory=asyncio.Event)
+    kick_reason: str | None = None
+
+    def kick(self, reason: str) -> None:
+        if self.kick_reason is None:
+            self.kick_reason = reason
+            self.kicked.set()
+
+
+@dataclass
+class HubStats:
+    published: int = 0
+    queued: int = 0
+    coalesced: int = 0
+    kicked: int = 0
+    replayed: int = 0
+
+
+class Hub:
+    def __init__(
+        self,
+        *,
+        queue_size: int,
+        max_behind_s: float,
+        replay_size: int,
+        replay_age_s: float,
+        max_clients: int,
+        clock: Callable[[], float] = time.monotonic,
+        stream_id: str | None = None,
+    ) -> None:
+        self.stream_id = stream_id or secrets.token_hex(4)
+        self.queue_size = queue_size
+        self.max_behind_s = max_behind_s
+        self.replay_age_s = replay_age_s
+        self.max_clients = max_clients
+        self._clock = clock
+        self._seq = 0
+        self._replay: deque[LiveEvent] = deque(maxlen=replay_size or None)
+        self._replay_size = replay_size
+        self._subscribers: set[Subscriber] = set()
+        self.stats = HubStats()
+
+    @property
+    def clients(self) -> int:
+        return len(self._subscribers)
+
+    @property
+    def last_event_id(self) -> str | None:
+        return self.event_id(self._seq) if self._seq else None
+
+    def event_id(self, seq: int) -> str:
+        return f"{self.stream_id}-{seq}"
+
+    def publish(self, kind: Kind, device_id: str, data_json: str) -> LiveEvent:
+        self._seq += 1
+        now = self._clock()
+        event = LiveEvent(
+            self._seq,
+            kind,
+            device_id,
+            now,
+            event_text(self.event_id(self._seq), kind, device_id, data_json),
+        )
+        self.stats.published += 1
+        if self._replay_size:
+            self._replay.append(event)
+            self._expire(now)
+        for subscriber in tuple(self._subscribers):
+            if subscriber.filter.matches(event):
+                self._offer(subscriber, event)
+        return event
+
+    def subscribe(
+        self, filter_: Filter, last_event_id: str | None = None
+    ) -> tuple[Subscriber, Resume]:
+        if len(self._subscribers) >= self.max_clients:
+            raise BadFilter(f"this API process serves at most {self.max_clients} live clients")
+        subscriber = Subscriber(
+            filter_, ClientQueue(self.queue_size, self.max_behind_s, self._clock)
+        )
+        resume = self._replay_to(subscriber, last_event_id) if last_event_id else Resume("none")
+        self._subscribers.add(subscriber)
+        return subscriber, resume
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.discard(subscriber)
+
+    def refilter(self, subscriber: Subscriber, filter_: Filter) -> None:
+        subscriber.filter = filter_
+
+    def _offer(self, subscriber: Subscriber, event: LiveEvent) -> None:
+        verdict = subscriber.queue.put(event)
+        if verdict is Verdict.QUEUED:
+            self.stats.queued += 1
+        elif verdict is Verdict.COALESCED:
+            self.stats.coalesced += 1
+        else:
+            self.stats.kicked += 1
+            self._subscribers.discard(subscriber)
+            reason = (
+                "too far behind: more distinct devices waiting than the queue holds"
+                if verdict is Verdict.OVERFLOW
+                else f"behind for more than {self.max_behind_s:g}s"
+            )
+            log.info("disconnecting a slow live client: %s", reason)
+            subscriber.kick(reason)
+            return
+        subscriber.wakeup.set()
+
+    def _expire(self, now: float) -> None:
+        while self._replay and now - self._replay[0].received_at > self.replay_age_s:
+            self._replay.popleft()
+
+    def _replay_to(self, subscriber: Subscriber, last_event_id: str) -> Resume:
+        stream, _, seq_text = last_event_id.rpartition("-")
+        if stream != self.stream_id or not seq_text.isdigit():
+            return Resume("gap", reason="last_event_id is from another stream (restart?)")
+        seq = int(seq_text)
+        if seq > self._seq:
+            return Resume("gap", reason="last_event_id is newer than this stream")
+        self._expire(self._clock())
+        oldest = self._replay[0].seq if self._replay else self._seq + 1
+        if seq < oldest - 1:
+            return Resume("gap", reason="last_event_id is older than the replay buffer")
+        replayed = 0
+        for event in self._replay:
+            if event.seq > seq and subscriber.filter.matches(event):
+                self._offer(subscriber, event)
+                replayed += 1
+        self.stats.replayed += replayed
+        return Resume("resumed", replayed=replayed)

@@ -1,0 +1,104 @@
+"""The fleet's devices: list (cursor-paginated), one device, its health history."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from fastapi import APIRouter, Query
+
+from api import pagination, queries, timerange
+from api.deps import Deps
+from api.errors import PROBLEM_RESPONSES, NotFound
+from api.models import DeviceDetail, DevicesPage, DeviceSummary, HealthOut, HealthPage
+from api.params import Cursor, DevicePath, End, Start
+
+router = APIRouter(prefix="/api/v1", tags=["devices"], responses=PROBLEM_RESPONSES)
+
+HEALTH_WINDOW = timedelta(hours=24)
+
+
+def zone_or_utc(name: str | None) -> ZoneInfo:
+    """The device's zone for display; UTC when it is unknown or not a valid zone name."""
+    if name:
+        with contextlib.suppress(ZoneInfoNotFoundError, ValueError):
+            return ZoneInfo(name)
+    return ZoneInfo("UTC")
+
+
+def localise(row: dict[str, Any], zone: ZoneInfo) -> dict[str, Any]:
+    """Every datetime in ``row`` shown with ``zone``'s offset at its instant."""
+    return {k: v.astimezone(zone) if isinstance(v, datetime) else v for k, v in row.items()}
+
+
+SUMMARY_FIELDS = frozenset(DeviceSummary.model_fields)
+
+
+def summary(row: dict[str, Any]) -> DeviceSummary:
+    local = localise(row, zone_or_utc(row["tz"]))
+    return DeviceSummary(**{k: v for k, v in local.items() if k in SUMMARY_FIELDS})
+
+
+@router.get("/devices", response_model=DevicesPage)
+async def list_devices(
+    deps: Deps,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Page size")] = 100,
+    cursor: Cursor = None,
+) -> DevicesPage:
+    """Every known device with its presence, last-seen time and latest health status, in
+    device-id order, one page at a time."""
+    limit = min(limit, deps.settings.page_size_max)
+    after = pagination.decode("devices", cursor, 1)[0] if cursor else ""
+    if not isinstance(after, str):
+        after = str(after)
+    async with deps.pool.acquire() as conn:
+        rows = await queries.devices_page(conn, after, limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return DevicesPage(
+        items=[summary(row) for row in rows],
+        next_cursor=pagination.encode("devices", [rows[-1]["device_id"]]) if more else None,
+    )
+
+
+@router.get("/devices/{device_id}", response_model=DeviceDetail)
+async def get_device(deps: Deps, device_id: DevicePath) -> DeviceDetail:
+    """Metadata (from the birth message), presence, last seen, and the latest health row."""
+    async with deps.pool.acquire() as conn:
+        row = await queries.device(conn, device_id)
+        if row is None:
+            raise NotFound(f"no device {device_id!r}")
+        health = await queries.latest_health(conn, device_id)
+    zone = zone_or_utc(row["tz"])
+    return DeviceDetail(
+        **localise(row, zone),
+        latest_health=HealthOut(**localise(health, zone)) if health else None,
+    )
+
+
+@router.get("/devices/{device_id}/health", response_model=HealthPage)
+async def device_health(
+    deps: Deps, device_id: DevicePath, start: Start = None, end: End = None
+) -> HealthPage:
+    """The latest health row and the hourly history in ``[start, end)`` (default: 24 hours):
+    forecast accuracy over the trailing 24 hours against the seasonal-naive baseline, and data
+    quality (completeness, gaps, late and duplicate readings)."""
+    start, end = timerange.resolve_range(start, end, now=datetime.now(UTC), window=HEALTH_WINDOW)
+    timerange.check_range(start, end, deps.settings.max_hourly_range)
+    async with deps.pool.acquire() as conn:
+        tz = await queries.device_zone(conn, device_id)
+        if tz is None:
+            raise NotFound(f"no device {device_id!r}")
+        latest = await queries.latest_health(conn, device_id)
+        rows = await queries.health_in_range(conn, device_id, start, end, deps.settings.max_rows)
+    zone = zone_or_utc(tz)
+    return HealthPage(
+        device_id=device_id,
+        tz=tz,
+        latest=HealthOut(**localise(latest, zone)) if latest else None,
+        start=start.astimezone(zone),
+        end=end.astimezone(zone),
+        items=[HealthOut(**localise(row, zone)) for row in rows],
+    )

@@ -1,0 +1,144 @@
+"""Fleet-wide views: ``GET /api/v1/fleet/summary`` and ``GET /api/v1/alerts``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime
+
+from api import pagination, queries, timerange
+from api.deps import Deps
+from api.errors import PROBLEM_RESPONSES, InvalidRequest
+from api.models import AlertOut, AlertsPage, EnergyVsForecast, FleetSummary
+from api.params import Cursor, End, Start
+from api.routes.devices import localise, zone_or_utc
+from schema.wire import DEVICE_ID_PATTERN
+
+router = APIRouter(prefix="/api/v1", tags=["fleet"], responses=PROBLEM_RESPONSES)
+
+HOUR = timedelta(hours=1)
+
+
+def _hour_floor(instant: datetime) -> datetime:
+    return instant.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+@router.get("/fleet/summary", response_model=FleetSummary)
+async def fleet_summary(
+    deps: Deps,
+    at: Annotated[
+        AwareDatetime | None,
+        Query(description="The instant to summarise (ISO-8601 with offset); default: now"),
+    ] = None,
+) -> FleetSummary:
+    """Devices by presence and by latest health status; the fleet's energy in the current UTC
+    hour against the forecasts for it; and the last closed hour, actual against forecast over
+    the device-hours that have both."""
+    at = (at or datetime.now(UTC)).astimezone(UTC)
+    current = _hour_floor(at)
+    async with deps.pool.acquire() as conn:
+        counts = await queries.fleet_counts(conn)
+        current_kwh = await conn.fetchval(queries.FLEET_HOUR_ENERGY, current)
+        current_forecast = await conn.fetchval(queries.FORECAST_AT, at)
+        last_closed = await conn.fetchval(queries.LAST_CLOSED_HOUR, at)
+        if last_closed is not None:
+            hour = _hour_floor(last_closed)
+            pair = await conn.fetchrow(queries.ACTUAL_VS_FORECAST, hour, hour + HOUR)
+            closed = EnergyVsForecast(
+                hour_start=hour,
+                actual_kwh=pair["actual_kwh"],
+                forecast_kwh=pair["forecast_kwh"],
+                device_hours=pair["device_hours"],
+            )
+        else:
+            closed = EnergyVsForecast(
+                hour_start=None, actual_kwh=None, forecast_kwh=None, device_hours=0
+            )
+    total = counts["devices"]
+    known_health = counts["green"] + counts["amber"] + counts["red"]
+    return FleetSummary(
+        at=at,
+        devices=total,
+        presence={
+            "online": counts["online"],
+            "offline": counts["offline"],
+            "unknown": total - counts["online"] - counts["offline"],
+        },
+        health={
+            "green": counts["green"],
+            "amber": counts["amber"],
+            "red": counts["red"],
+            "unknown": total - known_health,
+        },
+        current_hour_start=current,
+        current_hour_kwh=current_kwh,
+        current_hour_forecast_kwh=current_forecast,
+        last_closed_hour=closed,
+    )
+
+
+def _alert_key(cursor: str) -> tuple[datetime, str, datetime, str]:
+    raised_at, device_id, hour_start, kind = pagination.decode("alerts", cursor, 4)
+    try:
+        return (
+            datetime.fromisoformat(raised_at),
+            str(device_id),
+            datetime.fromisoformat(hour_start),
+            str(kind),
+        )
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequest("cursor: not a cursor of the alerts list", title="Bad cursor") from exc
+
+
+@router.get("/alerts", response_model=AlertsPage)
+async def list_alerts(
+    *,
+    deps: Deps,
+    device_id: Annotated[str | None, Query(pattern=DEVICE_ID_PATTERN)] = None,
+    severity: Literal["warning", "critical"] | None = None,
+    start: Start = None,
+    end: End = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Cursor = None,
+) -> AlertsPage:
+    """Alerts, newest first, optionally for one device, one severity, or hours starting in
+    ``[start, end)``; one page at a time (follow ``next_cursor``)."""
+    if start is not None and end is not None:
+        timerange.check_range(start, end, deps.settings.max_daily_range)
+    limit = min(limit, deps.settings.page_size_max)
+    after = _alert_key(cursor) if cursor else None
+    async with deps.pool.acquire() as conn:
+        rows = await queries.alerts_page(
+            conn,
+            device_id=device_id,
+            severity=severity,
+            start=start,
+            end=end,
+            after=after,
+            limit=limit + 1,
+        )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = None
+    if more:
+        last = rows[-1]
+        next_cursor = pagination.encode(
+            "alerts",
+            [
+                last["raised_at"].isoformat(),
+                last["device_id"],
+                last["hour_start"].isoformat(),
+                last["kind"],
+            ],
+        )
+    return AlertsPage(
+        items=[
+            AlertOut(
+                **{k: v for k, v in localise(row, zone_or_utc(row["tz"])).items() if k != "tz"}
+            )
+            for row in rows
+        ],
+        next_cursor=next_cursor,
+    )

@@ -1,0 +1,368 @@
+// WattStream dashboard: plain JavaScript and SVG, no libraries, no build step, no CDN.
+// Data: the REST API (/api/v1) for history, the websocket /api/v1/ws/live for the ticker.
+// Every text that comes from the server is set with textContent, never parsed as HTML.
+"use strict";
+
+const API = "/api/v1";
+const HOUR = 3600e3;
+const KINDS = "readings,hourly,forecasts,health,alerts,status";
+const TICKER_MAX = 60;
+const SVG = "http://www.w3.org/2000/svg";
+const query = new URLSearchParams(location.search);
+const apiKey = query.get("api_key"); // only needed when the server guards the live feed
+
+const state = {
+  devices: new Map(), // id -> summary from /devices (health and status kept current live)
+  selected: null,
+  lastEventId: null,
+  retry: 0,
+  refreshTimer: null,
+  tickerQueue: [],
+};
+
+// ----------------------------------------------------------------------------------- helpers
+function $(id) { return document.getElementById(id); }
+
+function svg(tag, attrs = {}, text = null) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+  if (text !== null) node.textContent = text;
+  return node;
+}
+
+function html(tag, attrs = {}, text = null) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+  if (text !== null) node.textContent = text;
+  return node;
+}
+
+async function getJSON(path, params = {}) {
+  const url = new URL(path, location.href);
+  for (const [k, v] of Object.entries(params)) if (v != null) url.searchParams.set(k, v);
+  const response = await fetch(url);
+  const body = await response.json();
+  if (!response.ok) throw new Error(body.detail || response.statusText);
+  return body;
+}
+
+function fmtTime(iso, tz, opts = {}) {
+  return new Intl.DateTimeFormat("en-GB", { timeZone: tz, hour: "2-digit", minute: "2-digit", ...opts })
+    .format(new Date(iso));
+}
+
+function fmtDay(ms, tz) {
+  return new Intl.DateTimeFormat("en-GB", { timeZone: tz, day: "numeric", month: "short" }).format(new Date(ms));
+}
+
+function offsetName(ms, tz) {
+  const part = new Intl.DateTimeFormat("en-US", { timeZone: tz, timeZoneName: "shortOffset" })
+    .formatToParts(new Date(ms)).find((p) => p.type === "timeZoneName");
+  return part ? part.value.replace("GMT", "UTC") : "";
+}
+
+function localHour(ms, tz) {
+  return Number(new Intl.DateTimeFormat("en-GB", { timeZone: tz, hour: "2-digit", hourCycle: "h23" })
+    .format(new Date(ms)));
+}
+
+function kwh(value, digits = 2) { return value == null ? "–" : `${value.toFixed(digits)} kWh`; }
+
+// ----------------------------------------------------------------------------- fleet and grid
+async function loadDevices() {
+  const items = [];
+  let cursor = null;
+  do {
+    const page = await getJSON(`${API}/devices`, { limit: 500, cursor });
+    items.push(...page.items);
+    cursor = page.next_cursor;
+  } while (cursor);
+  state.devices = new Map(items.map((d) => [d.device_id, d]));
+  renderSelect();
+  renderGrid();
+}
+
+function renderSelect() {
+  const select = $("device");
+  const current = state.selected;
+  select.replaceChildren(...[...state.devices.values()].map((d) =>
+    html("option", { value: d.device_id }, `${d.device_id}${d.location_name ? ` · ${d.location_name}` : ""}`)));
+  if (current && state.devices.has(current)) select.value = current;
+}
+
+function renderGrid() {
+  const grid = $("health-grid");
+  grid.replaceChildren(...[...state.devices.values()].map((d) => {
+    const tile = html("button", {
+      class: `tile${d.device_id === state.selected ? " selected" : ""}`,
+      "data-device": d.device_id,
+      "data-status": d.health || "none",
+      "data-presence": d.status || "unknown",
+      title: `${d.device_id}: health ${d.health || "not yet known"}, ${d.status || "no status"}`,
+    }, d.device_id);
+    tile.append(html("small", {}, `${d.health || "no health"} · ${d.status || "?"}`));
+    tile.addEventListener("click", () => selectDevice(d.device_id));
+    return tile;
+  }));
+}
+
+async function loadFleet() {
+  try {
+    const s = await getJSON(`${API}/fleet/summary`);
+    const h = s.health;
+    const closed = s.last_closed_hour;
+    const parts = [
+      `${s.devices} devices: ${s.presence.online} online, ${s.presence.offline} offline`,
+      `health ${h.green} green / ${h.amber} amber / ${h.red} red`,
+      `this hour ${kwh(s.current_hour_kwh, 1)} (forecast ${kwh(s.current_hour_forecast_kwh, 1)})`,
+    ];
+    if (closed.hour_start) {
+      parts.push(`last closed hour ${kwh(closed.actual_kwh, 1)} vs forecast ${kwh(closed.forecast_kwh, 1)}`);
+    }
+    $("fleet").textContent = parts.join(" · ");
+  } catch (error) {
+    $("fleet").textContent = `fleet summary unavailable: ${error.message}`;
+  }
+}
+
+// -------------------------------------------------------------------------------------- chart
+function selectDevice(id) {
+  if (!id) return;
+  state.selected = id;
+  $("device").value = id;
+  history.replaceState(null, "", `${location.search}#${encodeURIComponent(id)}`);
+  for (const tile of document.querySelectorAll(".tile")) {
+    tile.classList.toggle("selected", tile.dataset.device === id);
+  }
+  loadDevice(id);
+}
+
+async function loadDevice(id) {
+  const end = new Date();
+  const start = new Date(end.getTime() - 24 * HOUR);
+  $("chart-status").textContent = "loading…";
+  try {
+    const [agg, fc, device] = await Promise.all([
+      getJSON(`${API}/devices/${encodeURIComponent(id)}/aggregates`, {
+        bucket: "1h", tz: "device", start: start.toISOString(), end: end.toISOString(),
+      }),
+      getJSON(`${API}/devices/${encodeURIComponent(id)}/forecasts`, {
+        start: start.toISOString(), end: new Date(end.getTime() + 2 * HOUR).toISOString(),
+      }),
+      getJSON(`${API}/devices/${encodeURIComponent(id)}`),
+    ]);
+    if (id !== state.selected) return; // another device was picked meanwhile
+    const info = [device.kind, device.location_name, device.tz, device.status].filter(Boolean);
+    $("device-info").textContent = info.join(" · ");
+    drawChart(agg, fc, end.getTime());
+    $("chart-status").textContent = `${agg.items.length} hours with readings, ${fc.items.length} forecasts`;
+  } catch (error) {
+    $("chart-status").textContent = `could not load ${id}: ${error.message}`;
+  }
+}
+
+function latestPerHour(forecasts) {
+  const byHour = new Map();
+  for (const f of forecasts) {
+    const key = Date.parse(f.hour_start);
+    const seen = byHour.get(key);
+    if (!seen || Date.parse(f.issued_at) > Date.parse(seen.issued_at)) byHour.set(key, f);
+  }
+  return [...byHour.values()].sort((a, b) => Date.parse(a.hour_start) - Date.parse(b.hour_start));
+}
+
+function drawChart(agg, fc, now) {
+  const chart = $("chart");
+  const tz = agg.tz;
+  const W = 860, H = 300, left = 52, right = 16, top = 16, bottom = 58;
+  const forecasts = latestPerHour(fc.items);
+  const next = fc.latest && Date.parse(fc.latest.hour_end) > now ? fc.latest : null;
+  const x0 = Date.parse(agg.start);
+  const x1 = Math.max(Date.parse(agg.end), next ? Date.parse(next.hour_end) : 0, x0 + HOUR);
+  const values = [
+    ...agg.items.map((i) => i.energy_kwh),
+    ...forecasts.map((f) => f.predicted_kwh),
+    ...(next ? [next.predicted_kwh] : []),
+  ];
+  const yMax = Math.max(0.001, ...values) * 1.15;
+  const yMin = Math.min(0, ...values) * 1.15;
+  const x = (ms) => left + ((ms - x0) / (x1 - x0)) * (W - left - right);
+  const y = (v) => top + ((yMax - v) / (yMax - yMin)) * (H - top - bottom);
+  const nodes = [];
+
+  // Horizontal grid and the energy axis.
+  const step = niceStep((yMax - yMin) / 4);
+  for (let v = Math.ceil(yMin / step) * step; v <= yMax; v += step) {
+    nodes.push(svg("line", { x1: left, x2: W - right, y1: y(v), y2: y(v), class: "gridline", stroke: "#e4e7ec" }));
+    nodes.push(svg("text", { x: left - 6, y: y(v) + 4, "text-anchor": "end", class: "axis-label", "font-size": 11, fill: "#667085" }, v.toFixed(step < 0.1 ? 2 : 1)));
+  }
+  nodes.push(svg("text", { x: 12, y: top + (H - top - bottom) / 2, transform: `rotate(-90 12 ${top + (H - top - bottom) / 2})`, "text-anchor": "middle", class: "axis-title" }, "kWh per hour"));
+
+  // Actual energy per local hour.
+  for (const item of agg.items) {
+    const a = x(Date.parse(item.start)), b = x(Date.parse(item.end));
+    const bar = svg("rect", {
+      class: `bar${item.quarters < item.expected_quarters ? " partial" : ""}`,
+      x: a + 1, width: Math.max(1, b - a - 2),
+      y: Math.min(y(item.energy_kwh), y(0)), height: Math.abs(y(0) - y(item.energy_kwh)),
+    });
+    bar.append(svg("title", {}, `${fmtTime(item.start, tz)}–${fmtTime(item.end, tz)}: ${kwh(item.energy_kwh, 3)}`));
+    nodes.push(bar);
+  }
+
+  // Forecasts: a line through the hour centres, a dot per hour.
+  const points = forecasts.filter((f) => Date.parse(f.hour_start) >= x0)
+    .map((f) => [x((Date.parse(f.hour_start) + Date.parse(f.hour_end)) / 2), y(f.predicted_kwh), f]);
+  if (points.length > 1) {
+    nodes.push(svg("path", { class: "forecast", d: points.map(([px, py], i) => `${i ? "L" : "M"}${px.toFixed(1)},${py.toFixed(1)}`).join(" ") }));
+  }
+  for (const [px, py, f] of points) {
+    const dot = svg("circle", { class: "forecast-point", cx: px, cy: py, r: 3.5 });
+    dot.append(svg("title", {}, `forecast ${fmtTime(f.hour_start, tz)}: ${kwh(f.predicted_kwh, 3)}` +
+      (f.actual_kwh != null ? `, actual ${kwh(f.actual_kwh, 3)}` : "")));
+    nodes.push(dot);
+  }
+  if (next) {
+    const a = x(Date.parse(next.hour_start)), b = x(Date.parse(next.hour_end));
+    nodes.push(svg("rect", { class: "next", x: a + 1, width: Math.max(1, b - a - 2), y: Math.min(y(next.predicted_kwh), y(0)), height: Math.abs(y(0) - y(next.predicted_kwh)) }));
+  }
+
+  // Time axis in the device's local time: a tick every local hour, a label every three.
+  const axisY = H - bottom;
+  nodes.push(svg("line", { x1: left, x2: W - right, y1: y(0), y2: y(0), stroke: "#98a2b3" }));
+  let lastDay = null;
+  for (let t = x0; t <= x1; t += HOUR) {
+    const hour = localHour(t, tz);
+    nodes.push(svg("line", { x1: x(t), x2: x(t), y1: axisY, y2: axisY + (hour % 3 === 0 ? 6 : 3), stroke: "#98a2b3" }));
+    if (hour % 3 === 0) {
+      nodes.push(svg("text", { x: x(t), y: axisY + 18, "text-anchor": "middle", class: "tick", "font-size": 11, fill: "#667085" }, fmtTime(new Date(t).toISOString(), tz)));
+      const day = fmtDay(t, tz);
+      if (day !== lastDay) {
+        nodes.push(svg("text", { x: x(t), y: axisY + 31, "text-anchor": "middle", "font-size": 10, fill: "#667085" }, day));
+        lastDay = day;
+      }
+    }
+  }
+  nodes.push(svg("text", { id: "zone-label", class: "axis-title", x: left + (W - left - right) / 2, y: H - 6, "text-anchor": "middle" },
+    `local time, ${tz} (${offsetName(now, tz)})`));
+  chart.replaceChildren(...nodes);
+
+  $("next-hour").replaceChildren();
+  if (next) {
+    $("next-hour").append(
+      `Next hour ${fmtTime(next.hour_start, tz)}–${fmtTime(next.hour_end, tz)} (${tz}): forecast `,
+      html("b", { id: "next-hour-kwh" }, kwh(next.predicted_kwh)),
+      next.baseline_kwh != null ? ` · same hour yesterday ${kwh(next.baseline_kwh)}` : "",
+    );
+  } else {
+    $("next-hour").textContent = "No forecast for the next hour yet.";
+  }
+}
+
+function niceStep(raw) {
+  const power = 10 ** Math.floor(Math.log10(raw));
+  for (const m of [1, 2, 2.5, 5, 10]) if (m * power >= raw) return m * power;
+  return 10 * power;
+}
+
+// --------------------------------------------------------------------------------- live feed
+function describe(frame) {
+  const d = frame.data;
+  const device = state.devices.get(frame.device_id);
+  const tz = (device && device.tz) || "UTC";
+  switch (frame.kind) {
+    case "readings": return `${d.power.value.toFixed(2)} kW at ${fmtTime(d.ts, d.tz)} (${d.energy.value.toFixed(4)} kWh)`;
+    case "hourly": return `hour ${fmtTime(d.hour_start, d.tz)} closed: ${kwh(d.energy_kwh, 3)}, ${Math.round(d.completeness * 100)}% complete`;
+    case "forecasts": return `forecast for ${fmtTime(d.hour_start, tz)}: ${kwh(d.predicted_kwh, 3)}`;
+    case "health": return `health ${d.status}${d.rmse_ratio != null ? ` (RMSE ratio ${d.rmse_ratio.toFixed(2)})` : ""}`;
+    case "alerts": return `${d.severity}: ${d.message}`;
+    case "status": return `now ${d.status}`;
+    default: return frame.kind;
+  }
+}
+
+function onEvent(frame) {
+  state.lastEventId = frame.id;
+  const device = state.devices.get(frame.device_id);
+  if (frame.kind === "health" && device) { device.health = frame.data.status; renderGrid(); }
+  if (frame.kind === "status" && device) { device.status = frame.data.status; renderGrid(); }
+  if (!device && (frame.kind === "status" || frame.kind === "health")) scheduleDevices();
+  state.tickerQueue.push(frame);
+  if (frame.device_id === state.selected && ["hourly", "forecasts"].includes(frame.kind)) scheduleRefresh();
+}
+
+function flushTicker() {
+  const queued = state.tickerQueue.splice(0).slice(-TICKER_MAX);
+  if (!queued.length) return;
+  const ticker = $("ticker");
+  for (const frame of queued) {
+    const li = html("li", { class: `${frame.kind} fresh`, "data-kind": frame.kind, "data-device": frame.device_id });
+    li.append(
+      html("span", { class: "when muted" }, new Date().toLocaleTimeString("en-GB")),
+      html("span", { class: "kind" }, `${frame.kind}${frame.coalesced ? ` ×${frame.coalesced + 1}` : ""}`),
+      html("span", {}, `${frame.device_id}: ${describe(frame)}`),
+    );
+    ticker.prepend(li);
+  }
+  while (ticker.children.length > TICKER_MAX) ticker.lastElementChild.remove();
+}
+
+function scheduleRefresh() {
+  clearTimeout(state.refreshTimer);
+  state.refreshTimer = setTimeout(() => { loadDevice(state.selected); loadFleet(); }, 1500);
+}
+
+let devicesTimer = null;
+function scheduleDevices() {
+  if (devicesTimer) return;
+  devicesTimer = setTimeout(async () => { devicesTimer = null; await loadDevices(); }, 3000);
+}
+
+function setLive(text, connected) {
+  const pill = $("live-status");
+  pill.textContent = text;
+  pill.classList.toggle("connected", connected);
+}
+
+function connectLive() {
+  const url = new URL(`${API}/ws/live`, location.href);
+  url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+  url.searchParams.set("kinds", KINDS);
+  if (state.lastEventId) url.searchParams.set("last_event_id", state.lastEventId);
+  if (apiKey) url.searchParams.set("api_key", apiKey);
+  const ws = new WebSocket(url);
+  ws.addEventListener("message", (message) => {
+    const frame = JSON.parse(message.data);
+    if (frame.type === "event") onEvent(frame);
+    else if (frame.type === "hello") {
+      state.retry = 0;
+      setLive("connected", true);
+      if (frame.resume.status === "gap") { loadDevices(); scheduleRefresh(); } // missed events
+    } else if (frame.type === "error") setLive(frame.detail, false);
+  });
+  ws.addEventListener("close", () => {
+    setLive("reconnecting", false);
+    const delay = Math.min(30000, 500 * 2 ** state.retry++) * (0.5 + Math.random() / 2);
+    setTimeout(connectLive, delay);
+  });
+}
+
+// -------------------------------------------------------------------------------------- start
+async function start() {
+  $("device").addEventListener("change", (e) => selectDevice(e.target.value));
+  setInterval(flushTicker, 250);
+  setInterval(loadFleet, 60000);
+  connectLive();
+  try {
+    await loadDevices();
+  } catch (error) {
+    $("chart-status").textContent = `could not list devices: ${error.message}`;
+    return;
+  }
+  loadFleet();
+  const wanted = decodeURIComponent(location.hash.slice(1));
+  const first = state.devices.keys().next().value;
+  selectDevice(state.devices.has(wanted) ? wanted : first);
+}
+
+start();

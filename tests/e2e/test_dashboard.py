@@ -1,0 +1,279 @@
+"""The dashboard in a real headless Chromium, against the API running as its own process.
+
+Debian's ``chromium`` is installed through the project's own installer when it is missing and
+driven by Playwright (no browser download). The API reads fixture rows from a migrated
+PostgreSQL and live events that the test produces to its namespaced Kafka topics. The
+screenshot is saved as ``dashboard.png`` in the test's tmp directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+from playwright.async_api import async_playwright
+
+from schema.localcluster.install import ensure_packages, find_program
+from schema.results import Alert
+from schema.topics import KafkaTopics
+from schema.wire import Energy, Power, Reading
+
+from ..conftest import Services, Spawn, Spawned, free_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+DEVICES = {  # id -> (zone, health status, presence)
+    "dev-a": ("Europe/Berlin", "green", "online"),
+    "dev-b": ("Asia/Kolkata", "amber", "online"),
+    "dev-c": ("America/New_York", "red", "offline"),
+}
+Q = timedelta(minutes=15)
+H = timedelta(hours=1)
+
+
+def chromium() -> str:
+    """Debian's chromium, installed with the project's installer if this machine lacks it."""
+    found = find_program("chromium")
+    if found is None:
+        ensure_packages(["chromium"])
+        found = find_program("chromium")
+    assert found is not None, "chromium is not installed and could not be installed"
+    return str(found)
+
+
+def energy_at(ts: datetime, index: int) -> float:
+    """A daily shape, so the bars are not flat."""
+    return round(0.15 + 0.1 * math.sin(2 * math.pi * (ts.hour + index) / 24), 4)
+
+
+async def load_fixtures(url: str, now: datetime) -> None:
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    first = hour - 26 * H
+    conn = await asyncpg.connect(url)
+    try:
+        readings = []
+        for index, (device_id, (tz, _, _)) in enumerate(DEVICES.items()):
+            ts, seq = first, 0
+            while ts < now:
+                readings.append((device_id, ts, seq, tz, 900, energy_at(ts, index), 0.6))
+                ts, seq = ts + Q, seq + 1
+        await conn.executemany(
+            "INSERT INTO readings (device_id, ts, seq, tz, interval_s, energy_kwh, power_kw)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            readings,
+        )
+        await conn.executemany(
+            "INSERT INTO devices (device_id, kind, tz, location_name, nominal_kw, firmware,"
+            " interval_s) VALUES ($1, 'household_meter', $2, $3, 4.0, '1.0.0', 900)",
+            [(d, tz, tz.split("/")[1].replace("_", " ")) for d, (tz, _, _) in DEVICES.items()],
+        )
+        await conn.executemany(
+            "INSERT INTO device_status (device_id, status, changed_at, last_seen)"
+            " VALUES ($1, $2, $3, $3)",
+            [(d, presence, now) for d, (_, _, presence) in DEVICES.items()],
+        )
+        await conn.executemany(
+            "INSERT INTO health (device_id, hour_start, status, completeness_24h, rmse_ratio)"
+            " VALUES ($1, $2, $3, 0.99, 0.6)",
+            [(d, hour - H, status) for d, (_, status, _) in DEVICES.items()],
+        )
+        # dev-a (Berlin: local hours are UTC hours): closed hours with the forecast made for
+        # each, and the forecast of the hour now running (the "next hour" of the dashboard).
+        hourly, forecasts = [], []
+        for k in range(24, 0, -1):
+            start = hour - k * H
+            actual = sum(energy_at(start + i * Q, 0) for i in range(4))
+            hourly.append(
+                ("dev-a", start, start + H, "Europe/Berlin", start.date(), start.hour, actual)
+            )
+            forecasts.append(("dev-a", start, round(actual * 1.08, 4), start - H))
+        forecasts.append(("dev-a", hour, 0.77, hour - H))
+        await conn.executemany(
+            "INSERT INTO hourly (device_id, hour_start, hour_end, tz, local_date, local_hour,"
+            " energy_kwh, reading_count, expected_count, completeness)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, 4, 4, 1.0)",
+            hourly,
+        )
+        await conn.executemany(
+            "INSERT INTO forecasts (device_id, hour_start, model_id, predicted_kwh,"
+            " baseline_kwh, based_on_hour) VALUES ($1, $2, 'gbm-1', $3, 0.6, $4)",
+            forecasts,
+        )
+    finally:
+        await conn.close()
+
+
+def start_api(
+    spawn: Spawn, services: Services, database: str, namespace: str
+) -> tuple[Spawned, str]:
+    port = free_port()
+    api = spawn(
+        "api",
+        "api",
+        {
+            "WATTSTREAM_API_DATABASE_URL": database,
+            "WATTSTREAM_API_PORT": str(port),
+            "WATTSTREAM_API_KAFKA_BOOTSTRAP": services.kafka_bootstrap,
+            "WATTSTREAM_API_MQTT_HOST": services.mqtt_host,
+            "WATTSTREAM_API_MQTT_PORT": str(services.mqtt_port),
+            "WATTSTREAM_API_TOPIC_NAMESPACE": namespace,
+        },
+    )
+    return api, f"http://127.0.0.1:{port}"
+
+
+async def wait_until_ready(api: Spawned, base: str) -> None:
+    deadline = time.monotonic() + 60
+    async with httpx.AsyncClient(base_url=base) as http:
+        while time.monotonic() < deadline:
+            if api.process.poll() is not None:
+                pytest.fail(f"the API exited:\n{api.log_tail()}")
+            try:
+                ready = await http.get("/ready", timeout=3)
+                if ready.status_code == 200 and ready.json()["live_feed"]["assigned"]:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.3)
+    pytest.fail(f"the API was not ready in 60 s:\n{api.log_tail()}")
+
+
+async def produce_live(services: Services, topics: KafkaTopics, now: datetime) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=services.kafka_bootstrap)
+    await producer.start()
+    try:
+        reading = Reading(
+            device_id="dev-a",
+            seq=10_000,
+            ts=now.astimezone(ZoneInfo("Europe/Berlin")),
+            tz="Europe/Berlin",
+            interval_s=900,
+            energy=Energy(value=0.2),
+            power=Power(value=0.8),
+        )
+        await producer.send_and_wait(topics.readings, reading.to_json(), key=b"dev-a")
+        alert = Alert(
+            device_id="dev-c",
+            hour_start=now.replace(minute=0, second=0, microsecond=0) - H,
+            severity="critical",
+            residual_kwh=1.4,
+            sigma=0.2,
+            z=7.0,
+            message="energy far above forecast",
+            raised_at=now,
+        )
+        await producer.send_and_wait(topics.alerts, alert.model_dump_json().encode(), key=b"dev-c")
+    finally:
+        await producer.stop()
+
+
+async def test_the_dashboard_draws_history_health_and_live_events(
+    services: Services,
+    database: str,
+    kafka_topics: KafkaTopics,
+    namespace: str,
+    spawn: Spawn,
+    tmp_path: Path,
+) -> None:
+    executable = await asyncio.to_thread(chromium)
+    now = datetime.now(UTC)
+    await load_fixtures(database, now)
+    api, base = start_api(spawn, services, database, namespace)
+    await wait_until_ready(api, base)
+
+    page_errors: list[str] = []
+    async with async_playwright() as playwright:
+        context = await playwright.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),
+            executable_path=executable,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1400, "height": 860},
+        )
+        try:
+            page = context.pages[0] if context.pages else await context.new_page()
+            page.on("pageerror", lambda error: page_errors.append(str(error)))
+            await page.goto(base)
+            await page.wait_for_selector("#live-status.connected", timeout=20_000)
+
+            # The health grid: one tile per device, coloured by its latest health.
+            await page.wait_for_selector("#health-grid .tile[data-device='dev-c']")
+            tiles = await page.eval_on_selector_all(
+                "#health-grid .tile",
+                "ts => ts.map(t => [t.dataset.device, t.dataset.status, t.dataset.presence])",
+            )
+            assert tiles == [
+                ["dev-a", "green", "online"],
+                ["dev-b", "amber", "online"],
+                ["dev-c", "red", "offline"],
+            ]
+            colours = await page.eval_on_selector_all(
+                "#health-grid .tile", "ts => ts.map(t => getComputedStyle(t).backgroundColor)"
+            )
+            assert len(set(colours)) == 3, colours
+
+            # Pick Kolkata: its axis is in its own zone.
+            await page.select_option("#device", "dev-b")
+            await page.wait_for_function(
+                "document.querySelector('#zone-label')?.textContent.includes('Asia/Kolkata')"
+            )
+            assert "UTC+5:30" in (await page.text_content("#zone-label") or "")
+
+            # Pick Berlin by its tile: 24 hourly bars, the forecasts beside them, the next hour.
+            await page.click("#health-grid .tile[data-device='dev-a']")
+            await page.wait_for_function(
+                "document.querySelector('#zone-label')?.textContent.includes('Europe/Berlin')"
+                " && document.querySelectorAll('#chart rect.bar').length >= 24"
+            )
+            bars = await page.eval_on_selector_all("#chart rect.bar", "bs => bs.length")
+            assert 24 <= bars <= 25
+            heights = await page.eval_on_selector_all(
+                "#chart rect.bar", "bs => bs.map(b => Number(b.getAttribute('height')))"
+            )
+            assert min(heights) > 0
+            assert max(heights) > 1.5 * min(heights)  # the daily shape is visible
+            assert (
+                await page.eval_on_selector_all("#chart circle.forecast-point", "p => p.length")
+                >= 20
+            )
+            assert await page.query_selector("#chart path.forecast") is not None
+            assert await page.query_selector("#chart rect.next") is not None
+            assert (await page.text_content("#next-hour-kwh")) == "0.77 kWh"
+            ticks = await page.eval_on_selector_all(
+                "#chart text.tick", "ts => ts.map(t => t.textContent)"
+            )
+            assert ticks
+            assert all(t.endswith(":00") for t in ticks)
+
+            # Live events over the websocket reach the ticker.
+            await produce_live(services, kafka_topics, now)
+            await page.wait_for_selector(
+                "#ticker li[data-kind='alerts'][data-device='dev-c']", timeout=20_000
+            )
+            await page.wait_for_selector("#ticker li[data-kind='readings'][data-device='dev-a']")
+            alert_text = await page.text_content("#ticker li[data-kind='alerts']")
+            assert alert_text is not None
+            assert "critical: energy far above forecast" in alert_text
+
+            await page.wait_for_timeout(1500)  # let the ticker's highlight fade
+            await page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+        finally:
+            await context.close()
+    assert page_errors == []
+    assert (tmp_path / "dashboard.png").stat().st_size > 10_000

@@ -1,0 +1,393 @@
+"""The live websocket feed against a real Kafka: the API runs in uvicorn on a real socket, the
+test produces real messages to its namespaced topics and reads them with real websocket clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+import uvicorn
+from aiokafka import AIOKafkaProducer
+from pydantic import SecretStr
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from api.app import create_app
+from api.settings import ApiSettings
+from schema.device_messages import DeviceStatus, Presence
+from schema.results import Alert
+from schema.topics import KafkaTopics
+from schema.wire import Energy, Power, Reading
+
+if TYPE_CHECKING:
+    from tests.conftest import Services
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+T0 = datetime(2026, 3, 29, 0, 0, tzinfo=UTC)
+KEY = "a-test-key-that-is-long-enough"
+
+
+def reading(device_id: str, seq: int) -> bytes:
+    return Reading(
+        device_id=device_id,
+        seq=seq,
+        ts=T0 + timedelta(minutes=seq),
+        tz="UTC",
+        interval_s=60,
+        energy=Energy(value=0.01 * seq),
+        power=Power(value=0.6),
+    ).to_json()
+
+
+def status(device_id: str, presence: Presence) -> bytes:
+    return DeviceStatus(device_id=device_id, status=presence, ts=T0).model_dump_json().encode()
+
+
+def alert(device_id: str) -> bytes:
+    return (
+        Alert(
+            device_id=device_id,
+            hour_start=T0,
+            severity="critical",
+            residual_kwh=2.5,
+            sigma=0.4,
+            z=6.2,
+            message="energy far above forecast",
+            raised_at=T0 + timedelta(hours=1),
+        )
+        .model_dump_json()
+        .encode()
+    )
+
+
+@asynccontextmanager
+async def api_server(
+    database: str,
+    services: Services,
+    namespace: str,
+    *,
+    sndbuf: int | None = None,
+    **overrides: Any,
+) -> AsyncIterator[str]:
+    """The app in uvicorn on a real loopback socket, its live feed positioned on every topic.
+
+    ``sndbuf`` caps the kernel send buffer of every accepted connection (Linux copies it from
+    the listening socket), so a client that stops reading blocks the server's sends after
+    kilobytes instead of the megabytes loopback autotuning allows.
+    """
+    settings = ApiSettings(
+        database_url=SecretStr(database),
+        kafka_bootstrap=services.kafka_bootstrap,
+        mqtt_host=services.mqtt_host,
+        mqtt_port=services.mqtt_port,
+        topic_namespace=namespace,
+        **overrides,
+    )
+    sock = socket.socket()
+    if sndbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+    sock.bind(("127.0.0.1", 0))
+    base = f"127.0.0.1:{sock.getsockname()[1]}"
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        async with httpx.AsyncClient(base_url=f"http://{base}") as http:
+            deadline = time.monotonic() + 30
+            while True:
+                assert not task.done(), "the API exited during start-up"
+                assert time.monotonic() < deadline, "the live feed was not assigned in 30 s"
+                if server.started:
+                    ready = await http.get("/ready")
+                    if ready.status_code == 200 and ready.json()["live_feed"]["assigned"]:
+                        break
+                await asyncio.sleep(0.1)
+        yield base
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 15)
+        sock.close()
+
+
+def stalled_socket(base: str) -> socket.socket:
+    """A connection with a tiny receive window for a client that stops reading: with
+    ``max_queue=1`` and no compression (which would shrink the frames tenfold), a few dozen
+    frames fill every buffer between it and the server."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+    sock.connect(("127.0.0.1", int(base.rsplit(":", 1)[1])))
+    return sock
+
+
+class Producer:
+    def __init__(self, producer: AIOKafkaProducer, topics: KafkaTopics) -> None:
+        self._producer, self.topics = producer, topics
+
+    async def send(self, topic: str, device_id: str, value: bytes) -> None:
+        await self._producer.send_and_wait(topic, value, key=device_id.encode())
+
+
+@pytest.fixture
+async def produce(services: Services, kafka_topics: KafkaTopics) -> AsyncIterator[Producer]:
+    producer = AIOKafkaProducer(bootstrap_servers=services.kafka_bootstrap, linger_ms=5)
+    await producer.start()
+    try:
+        yield Producer(producer, kafka_topics)
+    finally:
+        await producer.stop()
+
+
+async def frames_until(
+    ws: ClientConnection, done: Callable[[list[dict[str, Any]]], bool], within_s: float = 20
+) -> list[dict[str, Any]]:
+    """Event frames until ``done(frames)`` holds (heartbeats are skipped)."""
+    got: list[dict[str, Any]] = []
+    async with asyncio.timeout(within_s):
+        while not done(got):
+            frame = json.loads(await ws.recv())
+            if frame["type"] == "event":
+                got.append(frame)
+    return got
+
+
+async def quiet_frames(ws: ClientConnection, quiet_s: float = 1.0) -> list[dict[str, Any]]:
+    """Every event frame that arrives until none has for ``quiet_s``."""
+    got: list[dict[str, Any]] = []
+    while True:
+        try:
+            frame = json.loads(await asyncio.wait_for(ws.recv(), quiet_s))
+        except TimeoutError:
+            return got
+        if frame["type"] == "event":
+            got.append(frame)
+
+
+async def hello(ws: ClientConnection) -> dict[str, Any]:
+    frame: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), 10))
+    assert frame["type"] == "hello", frame
+    return frame
+
+
+async def test_clients_get_only_what_they_subscribed_to(
+    database: str, services: Services, namespace: str, produce: Producer
+) -> None:
+    topics = produce.topics
+    async with api_server(database, services, namespace) as base:
+        url = f"ws://{base}/api/v1/ws/live"
+        async with (
+            connect(f"{url}?kinds=readings&devices=dev-a") as readings_of_a,
+            connect(f"{url}?kinds=alerts,status") as alerts_and_status,
+            connect(url) as everything,
+        ):
+            first = await hello(readings_of_a)
+            assert (first["kinds"], first["devices"]) == (["readings"], ["dev-a"])
+            await hello(alerts_and_status)
+            await hello(everything)
+            await produce.send(topics.readings, "dev-a", reading("dev-a", 1))
+            await produce.send(topics.readings, "dev-b", reading("dev-b", 1))
+            await produce.send(topics.alerts, "dev-b", alert("dev-b"))
+            await produce.send(topics.device_status, "dev-a", status("dev-a", Presence.OFFLINE))
+            await produce.send(topics.readings, "dev-a", reading("dev-a", 2))
+            await produce.send(topics.readings, "dev-b", b'{"not": "a reading"}')
+
+            all_events = await frames_until(everything, lambda got: len(got) >= 5)
+            assert sorted((e["kind"], e["device_id"]) for e in all_events) == [
+                ("alerts", "dev-b"),
+                ("readings", "dev-a"),
+                ("readings", "dev-a"),
+                ("readings", "dev-b"),
+                ("status", "dev-a"),
+            ]
+            # Every client's share was queued when `everything` got its last one.
+            mine = await quiet_frames(readings_of_a)
+            assert [(e["kind"], e["device_id"], e["data"]["seq"]) for e in mine] == [
+                ("readings", "dev-a", 1),
+                ("readings", "dev-a", 2),
+            ]
+            theirs = await quiet_frames(alerts_and_status)
+            assert sorted((e["kind"], e["device_id"]) for e in theirs) == [
+                ("alerts", "dev-b"),
+                ("status", "dev-a"),
+            ]
+            alert_frame = next(e for e in theirs if e["kind"] == "alerts")
+            assert alert_frame["data"]["severity"] == "critical"
+            assert alert_frame["data"]["hour_start"] == "2026-03-29T00:00:00Z"
+
+            # Changing the subscription on the same connection.
+            await alerts_and_status.send(json.dumps({"type": "subscribe", "kinds": ["readings"]}))
+            ack = json.loads(await asyncio.wait_for(alerts_and_status.recv(), 10))
+            assert ack == {"type": "subscribed", "kinds": ["readings"], "devices": None}
+            await produce.send(topics.readings, "dev-b", reading("dev-b", 3))
+            (event,) = await frames_until(alerts_and_status, lambda got: len(got) >= 1)
+            assert (event["kind"], event["data"]["seq"]) == ("readings", 3)
+
+        async with httpx.AsyncClient(base_url=f"http://{base}") as http:
+            metrics = (await http.get("/metrics")).text
+        assert "wattstream_api_live_kafka_invalid_total 1.0" in metrics
+
+
+async def test_a_slow_client_gets_the_latest_per_device_while_a_fast_one_gets_all(
+    database: str, services: Services, namespace: str, produce: Producer
+) -> None:
+    devices, per_device = 4, 300
+    async with api_server(database, services, namespace, sndbuf=8192, ws_queue_size=64) as base:
+        url = f"ws://{base}/api/v1/ws/live?kinds=readings"
+        async with (
+            connect(url, sock=stalled_socket(base), max_queue=1, compression=None) as slow,
+            connect(url) as fast,
+        ):
+            await hello(slow)
+            await hello(fast)
+            total = devices * per_device
+            for seq in range(per_device):
+                for d in range(devices):
+                    await produce._producer.send(
+                        produce.topics.readings, reading(f"dev-{d}", seq), key=f"dev-{d}".encode()
+                    )
+            await produce._producer.flush()
+            got_fast = await frames_until(fast, lambda got: len(got) >= total, within_s=60)
+            assert len(got_fast) == total
+            assert not any("coalesced" in e for e in got_fast)
+
+            got_slow = await quiet_frames(slow, quiet_s=2.0)
+        replaced = sum(e.get("coalesced", 0) for e in got_slow)
+        assert replaced > 0, "the slow client was never behind"
+        assert len(got_slow) < total
+        # Nothing is lost without a trace: each event was delivered or counted as replaced...
+        assert len(got_slow) + replaced == total
+        # ...and the latest value of every device arrived.
+        last = {}
+        for event in got_slow:
+            last[event["device_id"]] = event["data"]["seq"]
+        assert last == {f"dev-{d}": per_device - 1 for d in range(devices)}
+        ids = [int(e["id"].rsplit("-", 1)[1]) for e in got_slow]
+        assert ids == sorted(ids)
+
+
+async def test_a_client_that_stays_behind_is_disconnected(
+    database: str, services: Services, namespace: str, produce: Producer
+) -> None:
+    async with api_server(
+        database, services, namespace, sndbuf=8192, ws_queue_size=128, ws_max_behind_s=1.0
+    ) as base:
+        # A client that completes the handshake and then never reads a byte.
+        loop = asyncio.get_running_loop()
+        stuck = stalled_socket(base)
+        stuck.setblocking(False)
+        await loop.sock_sendall(
+            stuck,
+            b"GET /api/v1/ws/live?kinds=readings HTTP/1.1\r\nHost: test\r\n"
+            b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += await asyncio.wait_for(loop.sock_recv(stuck, 1), 10)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        with stuck:
+            async with httpx.AsyncClient(base_url=f"http://{base}") as http:
+                seq = 0
+                deadline = time.monotonic() + 30
+                while (
+                    "wattstream_api_live_clients_kicked_total 1.0"
+                    not in (await http.get("/metrics")).text
+                ):
+                    assert time.monotonic() < deadline, "the stuck client was never dropped"
+                    # 100 devices: coalescing cannot shrink the backlog below 100 frames.
+                    for d in range(100):
+                        await produce._producer.send(
+                            produce.topics.readings,
+                            reading(f"dev-{d}", seq),
+                            key=f"dev-{d}".encode(),
+                        )
+                    seq += 1
+                    await produce._producer.flush()
+                    await asyncio.sleep(0.2)
+                assert "wattstream_api_live_clients 0.0" in (await http.get("/metrics")).text
+            # Reading now drains what was buffered, ending with a close frame that says why:
+            # 0x88 (FIN + close), payload length, code 4008, reason.
+            received = b""
+            async with asyncio.timeout(30):
+                while b"\x0f\xa8behind for more than 1s" not in received:
+                    chunk = await loop.sock_recv(stuck, 65536)
+                    assert chunk, "closed without a close frame"
+                    received += chunk
+
+
+async def test_resume_after_reconnect_replays_what_was_missed(
+    database: str, services: Services, namespace: str, produce: Producer
+) -> None:
+    topics = produce.topics
+    async with api_server(database, services, namespace) as base:
+        url = f"ws://{base}/api/v1/ws/live?kinds=readings&devices=dev-r"
+        async with connect(f"ws://{base}/api/v1/ws/live") as everything:
+            await hello(everything)
+            async with connect(url) as ws:
+                await hello(ws)
+                for seq in range(3):
+                    await produce.send(topics.readings, "dev-r", reading("dev-r", seq))
+                before = await frames_until(ws, lambda got: len(got) >= 3)
+            last_id = before[-1]["id"]
+            # These happen while the client is away (and one of another device).
+            for seq in range(3, 6):
+                await produce.send(topics.readings, "dev-r", reading("dev-r", seq))
+            await produce.send(topics.readings, "dev-x", reading("dev-x", 0))
+            await frames_until(everything, lambda got: len(got) >= 7)  # the hub has them all
+
+        async with connect(f"{url}&last_event_id={last_id}") as ws:
+            greeting = await hello(ws)
+            assert greeting["resume"]["status"] == "resumed"
+            assert greeting["resume"]["replayed"] == 3
+            missed = await frames_until(ws, lambda got: len(got) >= 3)
+            assert [e["data"]["seq"] for e in missed] == [3, 4, 5]
+            await produce.send(topics.readings, "dev-r", reading("dev-r", 6))
+            (live,) = await frames_until(ws, lambda got: len(got) >= 1)
+            assert live["data"]["seq"] == 6
+
+        async with connect(f"{url}&last_event_id=0000dead-1") as ws:
+            greeting = await hello(ws)
+            assert greeting["resume"]["status"] == "gap"
+            assert "another stream" in greeting["resume"]["reason"]
+
+
+async def test_heartbeats_key_and_bad_filters(
+    database: str, services: Services, namespace: str, kafka_topics: KafkaTopics
+) -> None:
+    async with api_server(
+        database,
+        services,
+        namespace,
+        ws_heartbeat_s=0.3,
+        ws_require_key=True,
+        api_keys=(SecretStr(KEY),),
+    ) as base:
+        url = f"ws://{base}/api/v1/ws/live"
+        async with connect(url) as ws:
+            error = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert error["type"] == "error"
+            assert "API key" in error["detail"]
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 10)
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 1008
+        async with connect(url, additional_headers={"X-API-Key": "wrong"}) as ws:
+            assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "error"
+        async with connect(f"{url}?api_key={KEY}") as ws:
+            await hello(ws)
+            beat = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert beat["type"] == "heartbeat"
+            assert datetime.fromisoformat(beat["ts"]).tzinfo is not None
+        async with connect(f"{url}?api_key={KEY}&kinds=readings,gossip") as ws:
+            error = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert "unknown kinds ['gossip']" in error["detail"]
+        with pytest.raises(InvalidStatus):
+            await connect(f"ws://{base}/api/v1/ws/nothing-here")
