@@ -25,7 +25,9 @@ def upgrade() -> None:
         sa.Column("topic", sa.Text(), nullable=False),
         sa.Column("partition", sa.Integer(), nullable=False),
         sa.Column("next_offset", sa.BigInteger(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
         sa.PrimaryKeyConstraint("group_id", "topic", "partition", name=op.f("pk_stream_offsets")),
         comment="Next source offset per stream-worker group and partition, written in the same transaction as the rows the events produced: the worker seeks back to it when Kafka's committed offset ran ahead of what is in the database.",
     )
