@@ -63,6 +63,10 @@ CONTRACT = {
         ["model_id"],
     ),
     "storage_info": (["key", "value"], ["key"]),
+    "stream_offsets": (
+        ["group_id", "topic", "partition", "next_offset", "updated_at"],
+        ["group_id", "topic", "partition"],
+    ),
 }  # fmt: skip
 
 
