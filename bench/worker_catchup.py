@@ -1,0 +1,208 @@
+"""Catch-up: events/s of one stream worker on a preloaded ``readings`` topic, against a bare
+aiokafka consume-and-COPY loop moving the same readings into a table without triggers.
+
+The worker does everything it does live (decode, windows per device-local hour, table state,
+forecasts, health, one idempotent transaction per batch through the storage triggers), so the
+ratio is the price of all of that over moving bytes. Both runs use the local cluster, fresh
+topics and fresh databases. Prints both rates and the ratio; writes
+bench/results/worker_catchup.json.
+
+    python bench/worker_catchup.py --readings 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from schema import localcluster, migrate
+from schema.device_messages import DeviceBirth, Location
+from schema.topics import KafkaTopics
+from schema.wire import Reading
+from simulator.devices import tick_time
+from simulator.fleet import build_fleet
+
+RESULTS = Path(__file__).parent / "results"
+INTERVAL_S = 60
+START = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+async def preload(bootstrap: str, topics: KafkaTopics, devices: int, readings: int) -> int:
+    fleet = build_fleet(devices, seed=3)
+    async with AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=50, max_batch_size=512 * 1024
+    ) as producer:
+        for model in fleet:
+            birth = DeviceBirth(
+                device_id=model.spec.device_id, kind=str(model.spec.kind), tz=model.spec.tz,
+                location=Location(latitude=0, longitude=0), nominal_kw=model.spec.nominal_kw,
+                firmware="bench", interval_s=INTERVAL_S, ts=START,
+            )  # fmt: skip
+            await producer.send(topics.device_birth, birth.model_dump_json().encode(),
+                                key=model.spec.device_id.encode())  # fmt: skip
+        sent, tick, pending = 0, 0, []
+        while sent < readings:
+            at = tick_time(START, tick, INTERVAL_S)
+            for model in fleet:
+                if sent == readings:
+                    break
+                value = model.reading(tick, at, INTERVAL_S).to_json()
+                pending.append(
+                    await producer.send(topics.readings, value, key=model.spec.device_id.encode())
+                )
+                sent += 1
+            tick += 1
+            if len(pending) > 20_000:
+                await asyncio.gather(*pending)
+                pending = []
+        await asyncio.gather(*pending)
+    return sent
+
+
+async def fresh_database(endpoints: localcluster.Endpoints, prefix: str) -> str:
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(endpoints.admin_database_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return endpoints.database_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+async def drop_database(endpoints: localcluster.Endpoints, url: str) -> None:
+    admin = await asyncpg.connect(endpoints.admin_database_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+async def bare_copy(bootstrap: str, topic: str, url: str, expected: int) -> float:
+    """Seconds for a plain consumer to COPY every reading into an unindexed table."""
+    conn = await asyncpg.connect(url)
+    await conn.execute(
+        "CREATE TABLE bare (device_id text, ts timestamptz, seq bigint, energy_kwh float8,"
+        " power_kw float8)"
+    )
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+        group_id=f"bare-{uuid.uuid4().hex[:8]}", enable_auto_commit=False,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )  # fmt: skip
+    await consumer.start()
+    started, done = time.perf_counter(), 0
+    try:
+        while done < expected:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=5000)
+            rows = []
+            for records in batches.values():
+                for record in records:
+                    r = Reading.model_validate_json(record.value)
+                    rows.append((r.device_id, r.ts_utc, r.seq, r.energy.value, r.power.value))
+            if rows:
+                await conn.copy_records_to_table("bare", records=rows)
+                await consumer.commit()
+                done += len(rows)
+        return time.perf_counter() - started
+    finally:
+        await consumer.stop()
+        await conn.close()
+
+
+def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "stream.worker"], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+
+
+async def worker_run(
+    endpoints: localcluster.Endpoints, namespace: str, url: str, expected: int
+) -> float:
+    """Seconds from starting a worker to every reading in the database."""
+    env = {
+        **os.environ,
+        "WATTSTREAM_STREAM_KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap,
+        "WATTSTREAM_STREAM_DATABASE_URL": url,
+        "WATTSTREAM_STREAM_APP_ID": f"bench-{namespace}",
+        "WATTSTREAM_STREAM_TOPIC_NAMESPACE": namespace,
+        "WATTSTREAM_STREAM_DATA_DIR": f"/tmp/wattstream-bench-{namespace}",
+    }
+    log = Path(f"/tmp/wattstream-bench-{namespace}.log")
+    worker = start_worker(env, log)
+    conn = await asyncpg.connect(url)
+    started = time.perf_counter()
+    try:
+        while await conn.fetchval("SELECT count(*) FROM readings") < expected:
+            if worker.poll() is not None:
+                raise RuntimeError(f"worker exited; see {log}")
+            await asyncio.sleep(0.5)
+        return time.perf_counter() - started
+    finally:
+        await conn.close()
+        worker.terminate()
+        worker.wait(timeout=30)
+
+
+async def run(devices: int, readings: int) -> dict[str, object]:
+    endpoints = localcluster.up(localcluster.ClusterSettings())
+    namespace = f"bench{uuid.uuid4().hex[:6]}"
+    topics = KafkaTopics(namespace)
+    await localcluster.ensure_topics(endpoints.kafka_bootstrap, topics.specs())
+    sent = await preload(endpoints.kafka_bootstrap, topics, devices, readings)
+    worker_db = await fresh_database(endpoints, "bench_catchup")
+    bare_db = await fresh_database(endpoints, "bench_bare")
+    try:
+        await asyncio.to_thread(migrate.upgrade, worker_db)
+        bare_s = await bare_copy(endpoints.kafka_bootstrap, topics.readings, bare_db, sent)
+        worker_s = await worker_run(endpoints, namespace, worker_db, sent)
+        conn = await asyncpg.connect(worker_db)
+        hourly = await conn.fetchval("SELECT count(*) FROM hourly")
+        forecasts = await conn.fetchval("SELECT count(*) FROM forecasts")
+        await conn.close()
+    finally:
+        await drop_database(endpoints, worker_db)
+        await drop_database(endpoints, bare_db)
+    return {
+        "benchmark": "worker_catchup",
+        "devices": devices,
+        "readings": sent,
+        "simulated_span_hours": round(sent / devices * INTERVAL_S / 3600, 1),
+        "worker_events_per_s": round(sent / worker_s),
+        "bare_consume_copy_per_s": round(sent / bare_s),
+        "ratio_worker_to_bare": round(bare_s / worker_s, 3),
+        "worker_rows": {"hourly": hourly, "forecasts": forecasts},
+        "machine": {"python": platform.python_version(), "cores": os.cpu_count()},
+        "at": datetime.now(UTC).isoformat(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Stream worker catch-up vs bare consume+COPY")
+    parser.add_argument("--devices", type=int, default=1000)
+    parser.add_argument("--readings", type=int, default=200_000)
+    args = parser.parse_args()
+    result = asyncio.run(run(args.devices, args.readings))
+    print(f"readings                  {result['readings']:>12,}")
+    print(f"bare consume + COPY       {result['bare_consume_copy_per_s']:>12,} events/s")
+    print(f"stream worker             {result['worker_events_per_s']:>12,} events/s")
+    print(f"worker / bare             {result['ratio_worker_to_bare']:>12.3f}")
+    print(f"worker rows               {result['worker_rows']}")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "worker_catchup.json").write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
