@@ -170,3 +170,25 @@ async def test_accelerated_fleet_gives_exact_hours_forecasts_and_health(
         await check_invariants(conn)
     finally:
         await conn.close()
+
+
+async def test_a_second_worker_joining_splits_the_partitions(
+    services: Services, database: str, kafka_topics: KafkaTopics, namespace: str, spawn: Spawn
+) -> None:
+    messages = fleet_messages(kafka_topics)
+    half = len(messages) // 2
+    await produce(services.kafka_bootstrap, messages[:half])
+    first = start_worker(spawn, services, database, namespace, 0)
+    conn = await asyncpg.connect(database)
+    try:
+        await wait_for_rows(conn, "hourly", 20, first)
+        second = start_worker(spawn, services, database, namespace, 1)
+        await produce(services.kafka_bootstrap, messages[half:])
+        await wait_for_rows(conn, "readings", DEVICES * HOURS * 3600 // INTERVAL_S, first, second)
+        await wait_for_rows(conn, "health", await expected_closed_hours(conn), first, second)
+        await asyncio.sleep(2)
+        await check_invariants(conn)
+        # The rebalance gave the newcomer part of the device topics.
+        assert f"{kafka_topics.readings} " in second.log.read_text(errors="replace")
+    finally:
+        await conn.close()
