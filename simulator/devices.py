@@ -96,7 +96,8 @@ class DeviceModel:
             demand = 0.10 + 0.065 * max(0.0, temp - 21) + 0.05 * max(0.0, 16 - temp)
             load = min(1.05, 0.04 + shape * demand * 2.2)
         elif kind is DeviceKind.FRIDGE:
-            load = shape * (1 + 0.012 * (temp - 20))
+            # A compressor works noticeably harder in a warm kitchen.
+            load = shape * (1 + 0.03 * (temp - 20))
         elif kind is DeviceKind.WATER_HEATER:
             load = shape * (1 + 0.02 * max(0.0, 15 - temp))
         else:  # solar inverter: the house's use minus what the panels make

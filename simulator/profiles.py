@@ -113,7 +113,7 @@ NOISE_SD: dict[DeviceKind, float] = {
     DeviceKind.HOUSEHOLD_METER: 0.08,
     DeviceKind.HVAC: 0.05,
     DeviceKind.EV_CHARGER: 0.03,
-    DeviceKind.FRIDGE: 0.10,
+    DeviceKind.FRIDGE: 0.04,  # compressor cycles average out within minutes
     DeviceKind.WATER_HEATER: 0.10,
     DeviceKind.SOLAR_INVERTER: 0.05,
 }
