@@ -1,7 +1,7 @@
 """Forecasts per second through the serving entry point, against ``model.predict`` per window.
 
 The stream worker forecasts every device whose hour closes together in one call of
-``Forecaster.predict`` (feature encoding + one batched ``tf.function``). This measures that
+``Forecaster.forecast`` (feature encoding + one batched ``tf.function``). This measures that
 call for batches of 1, 100, 1,000 and 10,000 windows (and the ``tf.function`` alone on encoded
 batches), against the naive way: Keras ``model.predict`` once per window, on a sample. Uses
 the committed model (``artifacts/latest``). Prints a table; writes
@@ -77,9 +77,9 @@ def main() -> None:
         encoded = encode_inputs(forecaster.spec, forecaster.scaler, batch)
         kinds = np.array([forecaster.spec.kind_index(w.kind) for w in batch])
         results[str(size)] = {
-            "predict_per_s": rate(lambda b=batch: forecaster.predict(b), size, args.min_seconds),
+            "predict_per_s": rate(lambda b=batch: forecaster.forecast(b), size, args.min_seconds),
             "tf_function_only_per_s": rate(
-                lambda e=encoded, k=kinds: forecaster.predict_encoded(e, k), size, args.min_seconds
+                lambda e=encoded, k=kinds: forecaster.forecast_encoded(e, k), size, args.min_seconds
             ),
         }
 
@@ -99,7 +99,7 @@ def main() -> None:
     per_window = len(single) / (time.perf_counter() - started)
 
     print(f"model {forecaster.model_id} ({forecaster.card['parameters']} parameters)")
-    print(f"{'batch':>7} {'predict()/s':>14} {'tf.function/s':>14} {'x per-window':>13}")
+    print(f"{'batch':>7} {'forecast()/s':>14} {'tf.function/s':>14} {'x per-window':>13}")
     for size, row in results.items():
         ratio = row["predict_per_s"] / per_window
         row["speedup_vs_model_predict_per_window"] = ratio

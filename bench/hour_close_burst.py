@@ -4,7 +4,7 @@ Every device gets 25 closed hours of history and one reading in the next hour; a
 readings moves the partition watermark past the hour's end. Measured: seconds from that batch
 entering :class:`EventProcessor` to every hourly, forecast and health row committed in a fresh
 PostgreSQL database (one batched model call for all devices), against the same forecasts made
-one device at a time (``Forecaster.predict`` per window) on a sample, extrapolated to N.
+one device at a time (``Forecaster.forecast`` per window) on a sample, extrapolated to N.
 Prints both and their ratio; writes bench/results/hour_close_burst.json.
 
     python bench/hour_close_burst.py --devices 10000
@@ -49,9 +49,9 @@ class ModelService:
     def supports(self, kind: str) -> bool:
         return bool(self.model.supports(kind))
 
-    async def predict(self, requests: Sequence[ForecastRequest]) -> tuple[list[float], str]:
+    async def forecast(self, requests: Sequence[ForecastRequest]) -> tuple[list[float], str]:
         inputs = [to_input(r) for r in requests]
-        out = await asyncio.to_thread(self.model.predict, inputs)
+        out = await asyncio.to_thread(self.model.forecast, inputs)
         return [float(v) for v in out], self.model.model_id
 
 
@@ -118,7 +118,7 @@ async def run(devices: int, sample: int) -> dict[str, object]:
             for i in range(devices)
         ]  # fmt: skip
         await processor.process(warm)
-        forecaster.predict([to_input_probe(forecaster)])
+        forecaster.forecast([to_input_probe(forecaster)])
         burst = [
             SourceEvent(TOPICS.readings, 0, 1000 + devices, b"tick",
                         reading("tick", "UTC", 0, closing_hour + timedelta(hours=1)))
@@ -142,7 +142,7 @@ async def run(devices: int, sample: int) -> dict[str, object]:
         inputs = [probe_input(forecaster, i) for i in range(sample)]
         started = time.perf_counter()
         for one in inputs:
-            forecaster.predict([one])
+            forecaster.forecast([one])
         per_device_s = (time.perf_counter() - started) / sample * devices
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -144,7 +144,7 @@ def history_main(argv: Sequence[str]) -> None:
     start = args["start"]
     if start is None:
         today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        start = datetime.fromtimestamp(today.timestamp() - days * 86_400, UTC)
+        start = today - timedelta(days=days)
     export_history(
         args["out"],
         devices=args["devices"],

@@ -92,7 +92,8 @@ def make_plan(settings: SimulatorSettings, *, now: datetime | None = None) -> Pl
     if start is None and Scenario.DST in scenarios:
         if settings.speed is None:
             raise FleetDefinitionError("the dst scenario needs accelerated time (--speed)")
-        start = datetime.fromtimestamp(dst_start(int(now.timestamp()), fleet[0].spec.tz), UTC)
+        change_at = dst_start(int(now.timestamp()), fleet[0].spec.tz)
+        start = datetime.fromtimestamp(change_at, tz=UTC)
         start = floor_to_interval(start, interval_s)
     if start is None:
         start = floor_to_interval(now - settings.backfill, interval_s)
@@ -134,7 +135,8 @@ class SimClock:
         return self._start_t + (time.monotonic() - self._wall0) * self._speed
 
     def now(self) -> datetime:
-        return datetime.fromtimestamp(self.now_t(), UTC)
+        seconds = self.now_t()
+        return datetime.fromtimestamp(seconds, tz=UTC)
 
     def wall_delay(self, sim_t: float) -> float:
         """Wall-clock seconds until the simulated instant ``sim_t``."""

@@ -3,9 +3,9 @@
 The stream worker's API (stable)::
 
     forecaster = load_latest(Path("artifacts"))        # or Forecaster.load(artifacts/<id>)
-    kwh = forecaster.predict([ForecastInput(device_id, kind, tz, next_hour_start, history_kwh)])
+    kwh = forecaster.forecast([ForecastInput(device_id, kind, tz, next_hour_start, history_kwh)])
 
-``predict`` is one batched ``tf.function`` call, thread-safe, meant to run off the event loop
+``forecast`` is one batched ``tf.function`` call, thread-safe, meant to run off the event loop
 (``asyncio.to_thread``). Inputs need ``len(history_kwh) >= forecaster.spec.history_hours`` and a
 kind in ``forecaster.spec.device_kinds``. Importing this package does not import TensorFlow;
 loading a model does. ``wattstream train`` makes the artifacts (see :mod:`stream.forecast.train`).

@@ -63,7 +63,7 @@ PROBE_TOLERANCE = 1e-4
 
 
 class Forecaster:
-    """A loaded model with its scaler and feature spec; :meth:`predict` is thread-safe."""
+    """A loaded model with its scaler and feature spec; :meth:`forecast` is thread-safe."""
 
     def __init__(
         self,
@@ -113,7 +113,7 @@ class Forecaster:
     def supports(self, kind: str) -> bool:
         return kind in self.spec.device_kinds
 
-    def predict(self, windows: Sequence[ForecastInput]) -> FloatArray:
+    def forecast(self, windows: Sequence[ForecastInput]) -> FloatArray:
         """kWh of each input's next hour, in input order: one batched model call.
 
         Raises :class:`~stream.forecast.errors.UnsupportedInput` (before any model call) if an
@@ -121,10 +121,10 @@ class Forecaster:
         or a naive time.
         """
         encoded = encode_inputs(self.spec, self.scaler, windows)
-        return self.predict_encoded(encoded, _kind_indices(self.spec, windows))
+        return self.forecast_encoded(encoded, _kind_indices(self.spec, windows))
 
-    def predict_encoded(self, encoded: Encoded, kind_index: np.ndarray) -> FloatArray:
-        """Like :meth:`predict` for already-encoded windows (training, evaluation, benchmarks)."""
+    def forecast_encoded(self, encoded: Encoded, kind_index: np.ndarray) -> FloatArray:
+        """Like :meth:`forecast` for already-encoded windows (training, evaluation, benchmarks)."""
         return inverse_scale(self.spec, self.scaler, self._serve(encoded), kind_index)
 
 
@@ -164,7 +164,7 @@ def write_artifact(
     forecaster = Forecaster.from_model(
         model, model_id=model_id, spec=spec, scaler=scaler, card=card
     )
-    expected = forecaster.predict(probe)
+    expected = forecaster.forecast(probe)
     full_card = {
         **card,
         "model_id": model_id,
@@ -302,7 +302,7 @@ def _check_probe(
     if not probe:
         raise ForecasterLoadError("the model card has no probe to verify the model with")
     try:
-        got = forecaster.predict([item for item, _ in probe])
+        got = forecaster.forecast([item for item, _ in probe])
     except UnsupportedInput as exc:
         raise ForecasterLoadError(f"the card's probe does not fit the model: {exc}") from exc
     want = np.array([value for _, value in probe])

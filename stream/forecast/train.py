@@ -111,7 +111,7 @@ def evaluate(forecaster: Forecaster, windows: Windows) -> dict[str, Any]:
     spec, scaler = forecaster.spec, forecaster.scaler
     encoded = encode(spec, scaler, windows.history_kwh, windows.kind_index, windows.calendar)
     forecasts = {
-        "model": forecaster.predict_encoded(encoded, windows.kind_index),
+        "model": forecaster.forecast_encoded(encoded, windows.kind_index),
         "seasonal_naive": seasonal_naive(windows.history_kwh),
         "persistence": persistence(windows.history_kwh),
     }

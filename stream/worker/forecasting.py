@@ -92,7 +92,7 @@ class ForecastService(Service):
             return
         log.info("switched to model %s", wanted)
 
-    async def predict(self, requests: Sequence[ForecastRequest]) -> tuple[list[float], str]:
+    async def forecast(self, requests: Sequence[ForecastRequest]) -> tuple[list[float], str]:
         from stream.forecast import ForecastInput  # noqa: PLC0415
 
         await self._ready.wait()
@@ -108,5 +108,5 @@ class ForecastService(Service):
             )
             for r in requests
         ]
-        predicted = await asyncio.to_thread(model.predict, inputs)
+        predicted = await asyncio.to_thread(model.forecast, inputs)
         return [float(v) for v in predicted], model.model_id

@@ -142,7 +142,7 @@ class Forecasts(Protocol):
         """Whether the served model knows this device type."""
         ...
 
-    async def predict(self, requests: Sequence[ForecastRequest]) -> tuple[list[float], str]:
+    async def forecast(self, requests: Sequence[ForecastRequest]) -> tuple[list[float], str]:
         """Next-hour kWh per request, in one batched model call, and the model id."""
         ...
 
@@ -296,7 +296,7 @@ class EventProcessor:
             log.debug("%d devices of unknown type get no forecast", len(requests) - len(wanted))
         if not wanted:
             return
-        predicted, model_id = await self._forecasts.predict(wanted)
+        predicted, model_id = await self._forecasts.forecast(wanted)
         for request, kwh in zip(wanted, predicted, strict=True):
             state = batch.dirty[request.device_id]
             batch.sink.forecasts.append(record_forecast(state, request, kwh, model_id, batch.now))

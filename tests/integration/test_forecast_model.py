@@ -150,7 +150,7 @@ def test_load_then_predict_equals_the_in_memory_model(quick: TrainResult) -> Non
     assert loaded.loaded_from == MODEL_FILE and loaded.model_id == quick.model_id
     assert quick.forecaster.loaded_from == "memory"
     windows = probe_windows(loaded)
-    got, want = loaded.predict(windows), quick.forecaster.predict(windows)
+    got, want = loaded.forecast(windows), quick.forecaster.forecast(windows)
     assert got.shape == (len(windows),)
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
     # Different hours of the same history give different forecasts: the calendar is used.
@@ -177,7 +177,7 @@ def test_weights_fallback_when_the_full_model_does_not_deserialize(artifact_copy
     assert Forecaster.load(artifact_copy).loaded_from == WEIGHTS_FILE
     windows = probe_windows(rebuilt)
     expected = [p["expected_kwh"] for p in rebuilt.card["probe"]]
-    np.testing.assert_allclose(rebuilt.predict(windows)[: len(expected)], expected, rtol=1e-5)
+    np.testing.assert_allclose(rebuilt.forecast(windows)[: len(expected)], expected, rtol=1e-5)
 
 
 def test_a_bad_checksum_is_refused(artifact_copy: Path) -> None:
@@ -206,12 +206,12 @@ def test_serving_is_one_graph_for_every_batch_size_and_thread_safe(quick: TrainR
     serve = loaded._serve
     traced = serve.tracing_count()  # type: ignore[attr-defined]
     windows = probe_windows(loaded)
-    expected = loaded.predict(windows)
+    expected = loaded.forecast(windows)
     for size in (1, 3, len(windows)):
-        np.testing.assert_allclose(loaded.predict(windows[:size]), expected[:size], rtol=1e-6)
-    assert loaded.predict([]).shape == (0,)
+        np.testing.assert_allclose(loaded.forecast(windows[:size]), expected[:size], rtol=1e-6)
+    assert loaded.forecast([]).shape == (0,)
     with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(lambda _: loaded.predict(windows), range(16)))
+        results = list(pool.map(lambda _: loaded.forecast(windows), range(16)))
     for result in results:
         np.testing.assert_allclose(result, expected, rtol=1e-6)
     assert serve.tracing_count() == traced  # type: ignore[attr-defined]
@@ -226,7 +226,7 @@ def test_training_is_reproducible_from_the_seed(
     assert not (tmp_path / "latest").exists()
     windows = probe_windows(again.forecaster)
     np.testing.assert_array_equal(
-        again.forecaster.predict(windows), quick.forecaster.predict(windows)
+        again.forecaster.forecast(windows), quick.forecaster.forecast(windows)
     )
 
 

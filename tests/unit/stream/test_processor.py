@@ -67,7 +67,7 @@ class Persistence:
     def __init__(self) -> None:
         self.calls: list[int] = []
 
-    async def predict(self, requests: Sequence[ForecastRequest]) -> tuple[list[float], str]:
+    async def forecast(self, requests: Sequence[ForecastRequest]) -> tuple[list[float], str]:
         self.calls.append(len(requests))
         return [r.history_kwh[-1] for r in requests], "persistence"
 
