@@ -10,6 +10,10 @@ duplicate readings. Status thresholds (documented in the README):
 * ``green``: ratio <= 0.9 and completeness >= 95 %;
 * ``amber``: anything between.
 
+When the naive baseline itself is (almost) exact — an idle EV charger draws the same standby
+power every hour — the ratio means nothing: such a device is ``green`` while the model's RMSE
+stays within :data:`FLAT_RMSE_KWH` too, else ``amber``.
+
 Residual anomalies: an hour whose residual (actual - forecast) is at least 2 sigma from zero
 is a ``warning``, at least 3 sigma ``critical``, sigma being the standard deviation of the
 previous scored residuals (at least :data:`MIN_SCORED` of them).
@@ -29,6 +33,8 @@ MIN_SCORED = 6
 MAPE_FLOOR_KWH = 0.01
 """Hours whose actual energy is smaller than this (solar at night) are left out of MAPE."""
 SIGMA_FLOOR_KWH = 1e-3
+FLAT_RMSE_KWH = 1e-3
+"""Below this the naive baseline counts as exact (a flat series) and the ratio is not used."""
 
 
 class Status(StrEnum):
@@ -98,7 +104,8 @@ def health_metrics(scored: Sequence[ScoredHour], *, online: bool | None = None) 
     enough = len(both) >= MIN_SCORED
     rmse = _rms(residuals) if enough else None
     naive_rmse = _rms(naive) if enough else None
-    ratio = rmse / naive_rmse if rmse is not None and naive_rmse else None
+    flat = naive_rmse is not None and naive_rmse < FLAT_RMSE_KWH
+    ratio = rmse / naive_rmse if rmse is not None and naive_rmse and not flat else None
     mape_terms = [
         abs(r) / abs(s.actual_kwh)
         for s, r in zip(both, residuals, strict=True)
@@ -117,15 +124,29 @@ def health_metrics(scored: Sequence[ScoredHour], *, online: bool | None = None) 
         gaps_24h=sum(1 for s in recent if s.reading_count == 0),
         late_24h=sum(s.late_count for s in recent),
         duplicates_24h=sum(s.duplicate_count for s in recent),
-        status=status_of(ratio, completeness, online=online, scored=len(both)),
+        status=status_of(
+            ratio,
+            completeness,
+            online=online,
+            scored=len(both),
+            flat_ok=None if not flat or rmse is None else rmse <= FLAT_RMSE_KWH,
+        ),
     )
 
 
 def status_of(
-    ratio: float | None, completeness: float, *, online: bool | None, scored: int
+    ratio: float | None,
+    completeness: float,
+    *,
+    online: bool | None,
+    scored: int,
+    flat_ok: bool | None = None,
 ) -> Status:
+    """``flat_ok``: for a flat series (exact naive baseline), whether the model is exact too."""
     if online is False or completeness < 0.8:
         return Status.RED
+    if scored >= MIN_SCORED and flat_ok is not None:
+        return Status.GREEN if flat_ok and completeness >= 0.95 else Status.AMBER
     if scored < MIN_SCORED or ratio is None:
         return Status.UNKNOWN
     if ratio > 1.1:

@@ -183,12 +183,18 @@ async def test_a_second_worker_joining_splits_the_partitions(
     try:
         await wait_for_rows(conn, "hourly", 20, first)
         second = start_worker(spawn, services, database, namespace, 1)
+        # The rebalance gives the newcomer part of the device topics (Faust logs its share).
+        deadline = time.monotonic() + 120
+        while f"{kafka_topics.readings} " not in second.log.read_text(errors="replace"):
+            assert time.monotonic() < deadline, (
+                f"no partitions for the second worker:\n{second.log_tail()}"
+            )
+            assert second.process.poll() is None, second.log_tail()
+            await asyncio.sleep(1)
         await produce(services.kafka_bootstrap, messages[half:])
         await wait_for_rows(conn, "readings", DEVICES * HOURS * 3600 // INTERVAL_S, first, second)
         await wait_for_rows(conn, "health", await expected_closed_hours(conn), first, second)
         await asyncio.sleep(2)
         await check_invariants(conn)
-        # The rebalance gave the newcomer part of the device topics.
-        assert f"{kafka_topics.readings} " in second.log.read_text(errors="replace")
     finally:
         await conn.close()

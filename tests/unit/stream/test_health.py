@@ -96,3 +96,12 @@ def test_residual_alerts_at_two_and_three_sigma() -> None:
     assert critical is not None and critical.severity == Severity.CRITICAL
     assert critical.sigma == pytest.approx(0.1)
     assert residual_alert(previous[:3], hour(10, 5.0, 1.0, 1.0)) is None  # too little history
+
+
+def test_a_flat_series_is_judged_by_absolute_error() -> None:
+    idle = [hour(k, 0.002, 0.0021, 0.002) for k in range(8)]  # naive is exact, model nearly
+    m = health_metrics(idle, online=True)
+    assert m.rmse_ratio is None
+    assert m.status == Status.GREEN
+    off = [hour(k, 0.002, 0.05, 0.002) for k in range(8)]
+    assert health_metrics(off, online=True).status == Status.AMBER
