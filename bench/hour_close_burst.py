@@ -91,7 +91,7 @@ def prepared_states(devices: int, kind: str) -> dict[str, bytes]:
 
 async def run(devices: int, sample: int) -> dict[str, object]:
     settings = localcluster.ClusterSettings()
-    endpoints = localcluster.up(settings)
+    endpoints = await asyncio.to_thread(localcluster.up, settings)
     name = f"bench_burst_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(endpoints.admin_database_url)
     await admin.execute(f'CREATE DATABASE "{name}"')

@@ -157,7 +157,7 @@ async def worker_run(
 
 
 async def run(devices: int, readings: int) -> dict[str, object]:
-    endpoints = localcluster.up(localcluster.ClusterSettings())
+    endpoints = await asyncio.to_thread(localcluster.up, localcluster.ClusterSettings())
     namespace = f"bench{uuid.uuid4().hex[:6]}"
     topics = KafkaTopics(namespace)
     await localcluster.ensure_topics(endpoints.kafka_bootstrap, topics.specs())
