@@ -282,6 +282,9 @@ async def _lists_topics(bootstrap: str) -> bool:
     return True
 
 
+_LEADER_WAIT_S = 30.0
+
+
 async def ensure_topics(bootstrap: str, specs: Sequence[KafkaTopicSpec]) -> None:
     """Create the topics of ``specs`` that do not exist yet (one replica; compacted if asked).
 
@@ -321,8 +324,29 @@ async def ensure_topics(bootstrap: str, specs: Sequence[KafkaTopicSpec]) -> None
             if code not in (0, _TOPIC_ALREADY_EXISTS):
                 raise ServiceError(f"kafka: creating topic {topic} failed: {code} {message}")
         logger.info("kafka: created topics %s", ", ".join(spec.name for spec in missing))
+        await _wait_for_leaders(admin, [spec.name for spec in missing])
     finally:
         await admin.close()
+
+
+async def _wait_for_leaders(admin: AIOKafkaAdminClient, topics: list[str]) -> None:
+    """Return once every partition of ``topics`` has a leader: clients that start right after
+    creation then find their partitions instead of NotLeaderForPartition errors and resets."""
+    deadline = asyncio.get_running_loop().time() + _LEADER_WAIT_S
+    while True:
+        described = await admin.describe_topics(topics)
+        if all(
+            t.get("error_code", 0) == 0
+            and t["partitions"]
+            and all(
+                p.get("leader", -1) >= 0 and p.get("error_code", 0) == 0 for p in t["partitions"]
+            )
+            for t in described
+        ):
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise ServiceError(f"kafka: no leaders for {topics} after {_LEADER_WAIT_S:.0f} s")
+        await asyncio.sleep(0.2)
 
 
 def wait_ready(settings: ClusterSettings) -> None:

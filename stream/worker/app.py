@@ -5,8 +5,9 @@ by device id with the same partition count, so one device's events share a parti
 hands batches to :class:`~stream.worker.processor.EventProcessor`. Per-device state lives in a
 changelog-backed table written with the producer's partitioner (``use_partitioner``), which
 puts each device's entry in the same partition as its events, outside any "current event".
-Events are acknowledged only after the processor returned, i.e. after the database commit,
-the result messages and the table writes. Nothing happens at import.
+Events are acknowledged only after the processor returned and the producer was flushed, i.e.
+after the database commit, the result messages and the table's changelog writes. Nothing
+happens at import.
 """
 
 from __future__ import annotations
@@ -131,6 +132,9 @@ def create_app(settings: StreamSettings) -> faust.App:
                     for e in events
                 ]
             )
+            # The table's changelog must be on Kafka before the events are acknowledged: were
+            # the offsets committed first, a crash would leave the database ahead of the state.
+            await app.producer.flush()
             for (topic, partition), offset in rewind.items():
                 await app.consumer.seek(TP(topic, partition), offset)
             for event in events:
