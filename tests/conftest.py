@@ -116,9 +116,9 @@ async def kafka_topics(services: Services, namespace: str) -> KafkaTopics:
     return topics
 
 
-@pytest.fixture
-async def database(services: Services) -> AsyncIterator[str]:
-    """URL of a fresh database migrated to head; dropped after the test."""
+@contextlib.asynccontextmanager
+async def migrated_database(services: Services) -> AsyncIterator[str]:
+    """A fresh database migrated to head, dropped on exit; yields its URL."""
     name = f"wattstream_test_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(services.admin_database_url)
     try:
@@ -126,13 +126,22 @@ async def database(services: Services) -> AsyncIterator[str]:
     finally:
         await admin.close()
     url = services.database_url.rsplit("/", 1)[0] + f"/{name}"
-    await asyncio.to_thread(migrate.upgrade, url)
-    yield url
-    admin = await asyncpg.connect(services.admin_database_url)
     try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await asyncio.to_thread(migrate.upgrade, url)
+        yield url
     finally:
-        await admin.close()
+        admin = await asyncpg.connect(services.admin_database_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@pytest.fixture
+async def database(services: Services) -> AsyncIterator[str]:
+    """URL of a fresh database migrated to head; dropped after the test."""
+    async with migrated_database(services) as url:
+        yield url
 
 
 @dataclass

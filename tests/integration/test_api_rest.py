@@ -26,9 +26,10 @@ from pydantic import SecretStr
 
 from api.app import create_app
 from api.settings import ApiSettings
-from schema import migrate
 from schema.device_messages import AnomalyKind, CommandAction, DeviceCommand
 from schema.topics import MqttTopics
+
+from ..conftest import migrated_database
 
 if TYPE_CHECKING:
     from tests.conftest import Services
@@ -198,21 +199,9 @@ async def load_fixtures(url: str) -> None:
 @pytest.fixture(scope="module")
 async def fixture_database(services: Services) -> AsyncIterator[str]:
     """One migrated database with the fixture rows for the whole module (read-mostly tests)."""
-    name = f"wattstream_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(services.admin_database_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = services.database_url.rsplit("/", 1)[0] + f"/{name}"
-    await asyncio.to_thread(migrate.upgrade, url)
-    await load_fixtures(url)
-    yield url
-    admin = await asyncpg.connect(services.admin_database_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with migrated_database(services) as url:
+        await load_fixtures(url)
+        yield url
 
 
 def settings_for(url: str, services: Services, namespace: str, **overrides: Any) -> ApiSettings:
