@@ -22,7 +22,7 @@ from collections import defaultdict
 from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from pydantic import ValidationError
 
@@ -42,6 +42,8 @@ from stream.core.windowing import Applied, ClosedHour, DeviceWindows
 from stream.dead_letter import dead_letter_record
 
 log = logging.getLogger(__name__)
+
+_Message = TypeVar("_Message", DeviceBirth, DeviceStatus)
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,21 +342,27 @@ class EventProcessor:
         if result.restated is not None:
             batch.outputs.requests += self._closed(state, result.restated, batch)
 
-    def _on_birth(self, event: SourceEvent, batch: _Batch) -> None:
+    def _decode(
+        self, model: type[_Message], event: SourceEvent, reason: str, batch: _Batch
+    ) -> _Message | None:
+        """The event's value as ``model``, or None after dead-lettering it with ``reason``."""
         try:
-            birth = DeviceBirth.model_validate_json(event.value)
+            return model.model_validate_json(event.value)
         except ValidationError as exc:
-            self._dead_letter(event, "invalid_birth", str(exc.errors()[0]["msg"]), batch)
+            self._dead_letter(event, reason, str(exc.errors()[0]["msg"]), batch)
+            return None
+
+    def _on_birth(self, event: SourceEvent, batch: _Batch) -> None:
+        birth = self._decode(DeviceBirth, event, "invalid_birth", batch)
+        if birth is None:
             return
         state = self._state_for(batch, birth.device_id, birth.tz, event.partition)
         state.kind = birth.kind
         batch.sink.births.append(birth)
 
     def _on_status(self, event: SourceEvent, batch: _Batch) -> None:
-        try:
-            status = DeviceStatus.model_validate_json(event.value)
-        except ValidationError as exc:
-            self._dead_letter(event, "invalid_status", str(exc.errors()[0]["msg"]), batch)
+        status = self._decode(DeviceStatus, event, "invalid_status", batch)
+        if status is None:
             return
         existing = self._load(batch.dirty, status.device_id)
         if existing is not None:
