@@ -236,7 +236,9 @@ async def test_clients_get_only_what_they_subscribed_to(
 
 
 # Seen twice on a fresh CI clone (never locally): the fast client stopped short of all 1,200
-# frames within 60 s. Not understood yet; retried once so that it is visible, not fatal.
+# frames within 60 s. Since then it reads while the readings are produced, without a client-side
+# cap, and a failure reports the hub's counters (coalesced or kicked?); retried once until the
+# cause is known.
 @pytest.mark.flaky(reruns=1)
 async def test_a_slow_client_gets_the_latest_per_device_while_a_fast_one_gets_all(
     database: str, services: Services, namespace: str, produce: Producer
@@ -246,18 +248,30 @@ async def test_a_slow_client_gets_the_latest_per_device_while_a_fast_one_gets_al
         url = f"ws://{base}/api/v1/ws/live?kinds=readings"
         async with (
             connect(url, sock=stalled_socket(base), max_queue=1, compression=None) as slow,
-            connect(url) as fast,
+            # The fast client buffers without limit and reads while the readings are produced.
+            # (It used to start reading only after all 1,200 were produced: on a slow machine the
+            # API had by then filled its socket buffers and its queue, and coalesced its frames.)
+            connect(url, max_queue=None) as fast,
         ):
             await hello(slow)
             await hello(fast)
             total = devices * per_device
+            fast_reader = asyncio.create_task(
+                frames_until(fast, lambda got: len(got) >= total, within_s=60)
+            )
             for seq in range(per_device):
                 for d in range(devices):
                     await produce._producer.send(
                         produce.topics.readings, reading(f"dev-{d}", seq), key=f"dev-{d}".encode()
                     )
             await produce._producer.flush()
-            got_fast = await frames_until(fast, lambda got: len(got) >= total, within_s=60)
+            try:
+                got_fast = await fast_reader
+            except TimeoutError:
+                async with httpx.AsyncClient(base_url=f"http://{base}") as http:
+                    metrics = (await http.get("/metrics")).text
+                counters = [m for m in metrics.splitlines() if m.startswith("wattstream_api_live")]
+                pytest.fail(f"the fast client got fewer than {total} frames in 60 s: {counters}")
             assert len(got_fast) == total
             assert not any("coalesced" in e for e in got_fast)
 
