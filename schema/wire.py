@@ -103,7 +103,7 @@ class Reading(WireModel):
     device_id: DeviceId
     seq: Annotated[int, Field(ge=0, strict=True)]
     """Per-device sequence number, +1 per reading: the key of delivery audits."""
-    ts: Annotated[AwareDatetime, AfterValidator(_ts_in_range)]
+    ts: AwareDatetime
     tz: ZoneName
     """The device's IANA zone; ``ts`` carries that zone's offset at that instant."""
     interval_s: Annotated[int, Field(gt=0, le=86_400, strict=True)]
@@ -112,6 +112,7 @@ class Reading(WireModel):
 
     @model_validator(mode="after")
     def _offset_matches_zone(self) -> Reading:
+        _ts_in_range(self.ts)  # first: converting an instant out of range would overflow
         expected = self.ts.astimezone(ZoneInfo(self.tz)).utcoffset()
         if self.ts.utcoffset() != expected:
             raise ValueError(
