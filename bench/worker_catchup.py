@@ -8,6 +8,7 @@ topics and fresh databases. Prints both rates and the ratio; writes
 bench/results/worker_catchup.json.
 
     python bench/worker_catchup.py --readings 1000000
+    python bench/worker_catchup.py --profile /tmp/worker.html   # the worker under pyinstrument
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import asyncio
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -121,15 +123,21 @@ async def bare_copy(bootstrap: str, topic: str, url: str, expected: int) -> floa
         await conn.close()
 
 
-def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def start_worker(env: dict[str, str], log: Path, profile: Path | None) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "stream.worker"]
+    if profile is not None:
+        renderer = "html" if profile.suffix == ".html" else "text"
+        command[1:1] = ["-m", "pyinstrument", "-r", renderer, "-o", str(profile)]
     with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "stream.worker"], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
+        return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
 async def worker_run(
-    endpoints: localcluster.Endpoints, namespace: str, url: str, expected: int
+    endpoints: localcluster.Endpoints,
+    namespace: str,
+    url: str,
+    expected: int,
+    profile: Path | None = None,
 ) -> float:
     """Seconds from starting a worker to every reading in the database."""
     env = {
@@ -141,7 +149,7 @@ async def worker_run(
         "WATTSTREAM_STREAM_DATA_DIR": f"/tmp/wattstream-bench-{namespace}",
     }
     log = Path(f"/tmp/wattstream-bench-{namespace}.log")
-    worker = start_worker(env, log)
+    worker = start_worker(env, log, profile)
     conn = await asyncpg.connect(url)
     started = time.perf_counter()
     try:
@@ -152,11 +160,12 @@ async def worker_run(
         return time.perf_counter() - started
     finally:
         await conn.close()
-        worker.terminate()
-        worker.wait(timeout=30)
+        # SIGINT lets pyinstrument write its report as the worker stops.
+        worker.send_signal(signal.SIGINT if profile is not None else signal.SIGTERM)
+        worker.wait(timeout=60)
 
 
-async def run(devices: int, readings: int) -> dict[str, object]:
+async def run(devices: int, readings: int, profile: Path | None) -> dict[str, object]:
     endpoints = await asyncio.to_thread(localcluster.up, localcluster.ClusterSettings())
     namespace = f"bench{uuid.uuid4().hex[:6]}"
     topics = KafkaTopics(namespace)
@@ -167,7 +176,7 @@ async def run(devices: int, readings: int) -> dict[str, object]:
     try:
         await asyncio.to_thread(migrate.upgrade, worker_db)
         bare_s = await bare_copy(endpoints.kafka_bootstrap, topics.readings, bare_db, sent)
-        worker_s = await worker_run(endpoints, namespace, worker_db, sent)
+        worker_s = await worker_run(endpoints, namespace, worker_db, sent, profile)
         conn = await asyncpg.connect(worker_db)
         hourly = await conn.fetchval("SELECT count(*) FROM hourly")
         forecasts = await conn.fetchval("SELECT count(*) FROM forecasts")
@@ -193,13 +202,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Stream worker catch-up vs bare consume+COPY")
     parser.add_argument("--devices", type=int, default=1000)
     parser.add_argument("--readings", type=int, default=200_000)
+    parser.add_argument(
+        "--profile", type=Path, help="run the worker under pyinstrument, report to this file"
+    )
     args = parser.parse_args()
-    result = asyncio.run(run(args.devices, args.readings))
+    result = asyncio.run(run(args.devices, args.readings, args.profile))
     print(f"readings                  {result['readings']:>12,}")
     print(f"bare consume + COPY       {result['bare_consume_copy_per_s']:>12,} events/s")
     print(f"stream worker             {result['worker_events_per_s']:>12,} events/s")
     print(f"worker / bare             {result['ratio_worker_to_bare']:>12.3f}")
     print(f"worker rows               {result['worker_rows']}")
+    if args.profile is not None:
+        print(f"profile                   {args.profile} (figures not saved: profiled)")
+        return
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "worker_catchup.json").write_text(json.dumps(result, indent=2) + "\n")
 

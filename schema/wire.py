@@ -20,7 +20,7 @@ Exceptions::
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal, Protocol, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -33,6 +33,7 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 SCHEMA_VERSION: Literal[1] = 1
 MAX_PAYLOAD_BYTES = 4096
@@ -47,6 +48,27 @@ def _zone_name(name: str) -> str:
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ValueError(f"unknown IANA time zone {name!r}") from exc
     return name
+
+
+EARLIEST_TS = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_TS = datetime(9000, 1, 1, tzinfo=UTC)
+"""A reading's ``ts`` must lie in [EARLIEST_TS, LATEST_TS) (else ``out_of_range``): an instant
+near the ends of what ``datetime`` holds (a device clock at year 1 or 9999) cannot be shown in
+a zone far from UTC, nor placed in a local hour."""
+
+
+def _ts_in_range(ts: datetime) -> datetime:
+    if not EARLIEST_TS <= ts < LATEST_TS:
+        raise PydanticCustomError(
+            "ts_out_of_range",
+            "ts {ts} is outside [{earliest}, {latest})",
+            {
+                "ts": ts.isoformat(),
+                "earliest": EARLIEST_TS.isoformat(),
+                "latest": LATEST_TS.isoformat(),
+            },
+        )
+    return ts
 
 
 DeviceId = Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]
@@ -90,6 +112,7 @@ class Reading(WireModel):
 
     @model_validator(mode="after")
     def _offset_matches_zone(self) -> Reading:
+        _ts_in_range(self.ts)  # first: converting an instant out of range would overflow
         expected = self.ts.astimezone(ZoneInfo(self.tz)).utcoffset()
         if self.ts.utcoffset() != expected:
             raise ValueError(
@@ -137,7 +160,7 @@ REASONS: dict[str, str] = {
     "offset_mismatch": "ts's UTC offset is not the device zone's at that instant",
     "unknown_timezone": "tz is not an IANA time zone",
     "non_finite_value": "NaN or an infinity",
-    "out_of_range": "a number outside its allowed range",
+    "out_of_range": "a number (or ts) outside its allowed range",
     "invalid_value": "a wrong type or a value the contract does not allow",
     "device_id_mismatch": "the payload's device_id is not the topic's",
 }
@@ -153,6 +176,7 @@ _REASON_BY_TYPE = {
     "greater_than_equal": "out_of_range",
     "less_than": "out_of_range",
     "less_than_equal": "out_of_range",
+    "ts_out_of_range": "out_of_range",
 }
 _REASON_BY_FIELD = {
     "schema_version": "unknown_schema_version",

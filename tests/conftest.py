@@ -22,9 +22,25 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from hypothesis import HealthCheck, settings
 
 from schema import migrate
 from schema.topics import KafkaTopics
+
+# Property-based tests: "ci" (the default) is deterministic - derandomized, no example database,
+# a bounded number of examples - so a run is reproducible and the unit suite stays fast;
+# "explore" hunts wider and at random (HYPOTHESIS_PROFILE=explore pytest tests/unit).
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    database=None,
+    max_examples=100,
+    deadline=None,  # a shared 2-core machine: timing is not what these tests check
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("explore", max_examples=2_000, deadline=None, database=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 MOSQUITTO_IMAGE = "eclipse-mosquitto:2.0.20"
 KAFKA_IMAGE = "apache/kafka:3.9.1"

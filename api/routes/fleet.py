@@ -6,13 +6,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 
 from api import pagination, queries, timerange
 from api.deps import Deps
 from api.errors import PROBLEM_RESPONSES, InvalidRequest
 from api.models import AlertOut, AlertsPage, EnergyVsForecast, FleetSummary
-from api.params import Cursor, End, Start
+from api.params import Cursor, End, Instant, Start
 from api.routes.devices import localise, zone_or_utc
 from schema.wire import DEVICE_ID_PATTERN
 
@@ -29,7 +28,7 @@ def _hour_floor(instant: datetime) -> datetime:
 async def fleet_summary(
     deps: Deps,
     at: Annotated[
-        AwareDatetime | None,
+        Instant | None,
         Query(description="The instant to summarise (ISO-8601 with offset); default: now"),
     ] = None,
 ) -> FleetSummary:

@@ -6,7 +6,8 @@ hands batches to :class:`~stream.worker.processor.EventProcessor`. Per-device st
 changelog-backed table written with the producer's partitioner (``use_partitioner``), which
 puts each device's entry in the same partition as its events, outside any "current event".
 Events are acknowledged only after the processor returned and the producer was flushed, i.e.
-after the database commit, the result messages and the table's changelog writes. Nothing
+after the database commit, the result messages and the table's changelog writes. Revoked
+partitions make the processor drop its parsed states of their devices. Nothing
 happens at import.
 """
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator, MutableMapping, Sequence
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import faust
 from faust.types import TP, EventT
@@ -114,6 +115,14 @@ def create_app(settings: StreamSettings) -> faust.App:
             lateness=settings.allowed_lateness, max_silent=settings.max_silent
         ),
     )
+
+    source_topics = {topics.readings, topics.device_birth, topics.device_status}
+
+    @app.on_partitions_revoked.connect
+    async def forget_revoked(_sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        # Another worker may change these devices now: never reuse their parsed states.
+        revoked: set[TP] = args[0] if args else kwargs.get("revoked", set())
+        processor.forget_partitions({tp.partition for tp in revoked if tp.topic in source_topics})
 
     @app.agent(source, name="device-events")
     async def device_events(stream: faust.StreamT[bytes]) -> None:

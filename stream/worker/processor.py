@@ -13,13 +13,21 @@ duplicates:
 5. the new device states into the table (its changelog), and only then may the agent ack the
    events. A crash anywhere before 5 replays the batch onto the old state, which recomputes
    the same rows and upserts them again: one row per (device, hour), never two.
+
+The table holds JSON; parsing every touched device's state each batch was the worker's main
+cost. :class:`StateCache` keeps the parsed state next to the bytes it was parsed from (or
+written as) and reuses it only while the table still holds those very bytes, so a state
+restored or changed underneath (a rebalance, another worker) is parsed afresh. A failed batch
+drops what it touched (those objects were changed in place but never written), and a revoked
+partition drops its devices. The table is still written every batch, so recovery from the
+changelog is unchanged.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, TypeVar
@@ -155,6 +163,44 @@ class Publisher(Protocol):
         ...
 
 
+class StateCache:
+    """Parsed device states, each with the table bytes it stands for (see the module doc)."""
+
+    def __init__(self, states: MutableMapping[str, bytes]) -> None:
+        self._states = states
+        self._parsed: dict[str, tuple[bytes, DeviceState]] = {}
+
+    def __len__(self) -> int:
+        return len(self._parsed)
+
+    def get(self, device_id: str) -> DeviceState | None:
+        raw = self._states.get(device_id)
+        if raw is None:
+            self._parsed.pop(device_id, None)
+            return None
+        cached = self._parsed.get(device_id)
+        if cached is not None and (cached[0] is raw or cached[0] == raw):
+            return cached[1]
+        state = DeviceState.model_validate_json(raw)
+        self._parsed[device_id] = (raw, state)
+        return state
+
+    def put(self, device_id: str, state: DeviceState) -> None:
+        """Write ``state`` to the table (its changelog) and keep it parsed."""
+        raw = state.model_dump_json().encode()
+        self._states[device_id] = raw
+        self._parsed[device_id] = (raw, state)
+
+    def discard(self, device_ids: Iterable[str]) -> None:
+        for device_id in device_ids:
+            self._parsed.pop(device_id, None)
+
+    def forget_partitions(self, partitions: Iterable[int]) -> None:
+        """Drop the states of these partitions (revoked: another worker owns them now)."""
+        gone = set(partitions)
+        self.discard([d for d, (_, s) in self._parsed.items() if s.windows.partition in gone])
+
+
 @dataclass(slots=True)
 class _Batch:
     """What one call of :meth:`EventProcessor.process` accumulates."""
@@ -188,6 +234,8 @@ class EventProcessor:
     ) -> None:
         self._topics = topics
         self._states = states
+        self._cache = StateCache(states)
+        self._touched: set[str] = set()
         self._sink, self._forecasts, self._publisher = sink, forecasts, publisher
         self._settings = settings
         self._clock = clock
@@ -198,8 +246,10 @@ class EventProcessor:
 
     def _index_existing(self) -> None:
         """After a (re)start, learn which devices the restored table holds, per partition."""
-        for device_id, raw in list(self._states.items()):
-            state = DeviceState.model_validate_json(raw)
+        for device_id in list(self._states):
+            state = self._cache.get(device_id)
+            if state is None:
+                continue
             partition = state.windows.partition
             self._devices[partition].add(device_id)
             if state.windows.last_event_ts is not None:
@@ -209,8 +259,18 @@ class EventProcessor:
     def _load(self, dirty: dict[str, DeviceState], device_id: str) -> DeviceState | None:
         if device_id in dirty:
             return dirty[device_id]
-        raw = self._states.get(device_id)
-        return None if raw is None else DeviceState.model_validate_json(raw)
+        state = self._cache.get(device_id)
+        if state is not None:
+            self._touched.add(device_id)  # may be changed in place from here on
+        return state
+
+    def forget_partitions(self, partitions: Iterable[int]) -> None:
+        """Partitions revoked in a rebalance: drop their parsed states and watermark index."""
+        gone = set(partitions)
+        self._cache.forget_partitions(gone)
+        for partition in gone:
+            self._devices.pop(partition, None)
+        self._indexed = False  # re-learn from the table what it holds after the rebalance
 
     async def process(self, events: Sequence[SourceEvent]) -> dict[tuple[str, int], int]:
         """Apply a batch; return the partitions to seek back to (their events were not
@@ -227,10 +287,13 @@ class EventProcessor:
         if rewind:
             log.warning("offset gap (events skipped upstream); seeking back to %s", rewind)
         snapshot = self._watermarks.snapshot()
+        self._touched.clear()
         try:
             await self._process(admitted, self._guard)
         except BaseException:
             self._watermarks.restore(snapshot)
+            # Parsed states this batch changed in place were never written: parse them again.
+            self._cache.discard(self._touched)
             raise
         return rewind
 
@@ -265,7 +328,7 @@ class EventProcessor:
         guard.commit(rows.offsets)
         await self._publisher.publish([*batch.messages, *self._result_messages(rows)])
         for device_id, state in batch.dirty.items():
-            self._states[device_id] = state.model_dump_json().encode()
+            self._cache.put(device_id, state)
 
     def _close_due(
         self, partition: int, batch: _Batch

@@ -403,6 +403,28 @@ def test_aggregate_requests_that_cannot_be_answered(
     assert needle in response.json()["detail"]
 
 
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        # Found by schemathesis: `end - window` below year 1 raised OverflowError (a 500).
+        ("/api/v1/devices/dev-ber/forecasts", {"end": "0001-01-01T00:00:00Z"}),
+        ("/api/v1/devices/dev-ber/readings", {"end": "0001-01-01T00:00:00Z"}),
+        ("/api/v1/devices/dev-ber/health", {"end": "0001-01-01T00:00:00Z"}),
+        ("/api/v1/devices/dev-ber/aggregates", {"end": "0001-01-01T00:30:00+00:00"}),
+        ("/api/v1/devices/dev-kol/aggregates",
+         {"bucket": "1d", "start": "9999-12-31T00:00:00Z", "end": "9999-12-31T23:59:59Z"}),
+        ("/api/v1/alerts", {"start": "0001-01-01T00:00:00Z"}),
+        ("/api/v1/fleet/summary", {"at": "9999-12-31T23:59:59-12:00"}),
+    ],
+)  # fmt: skip
+def test_instants_at_the_ends_of_time_are_a_422_not_a_500(
+    client: TestClient, path: str, params: dict[str, str]
+) -> None:
+    response = client.get(path, params=params)
+    assert response.status_code == 422, response.text
+    assert "the range readings can have" in response.json()["detail"]
+
+
 def test_unknown_device_in_its_own_zone_is_a_404(client: TestClient) -> None:
     response = client.get("/api/v1/devices/dev-none/aggregates")
     assert response.status_code == 404

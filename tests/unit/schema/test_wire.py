@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -90,3 +91,31 @@ def test_naive_datetimes_are_refused_in_code_too() -> None:
     naive = aware.ts.replace(tzinfo=None)
     with pytest.raises(ValueError, match="timezone"):
         Reading.model_validate({**aware.model_dump(), "ts": naive})
+
+
+@pytest.mark.parametrize(
+    ("ts", "tz"),
+    [
+        # Found by the property tests: converting these to a far zone overflowed datetime
+        # (OverflowError out of the decoder), and year 1 cannot be placed in a local hour.
+        ("0001-01-01T00:00:00+00:00", "Pacific/Kiritimati"),
+        ("0001-01-01T00:00:00+00:00", "UTC"),
+        ("9999-12-31T23:59:59+00:00", "Pacific/Kiritimati"),
+        ("1969-12-31T23:59:59+00:00", "UTC"),
+        ("9000-01-01T00:00:00+00:00", "UTC"),
+    ],
+)
+def test_timestamps_outside_the_supported_range_are_out_of_range(ts: str, tz: str) -> None:
+    document = json.loads(reading(datetime(2026, 3, 29, tzinfo=UTC)).to_json())
+    document.update(ts=ts, tz=tz)
+    with pytest.raises(InvalidPayload) as caught:
+        decode_reading(json.dumps(document).encode())
+    assert caught.value.reason == "out_of_range"
+    assert "outside" in caught.value.detail
+
+
+def test_the_ends_of_the_supported_range() -> None:
+    first = reading(datetime(1970, 1, 1, tzinfo=UTC), "Pacific/Kiritimati")
+    last = reading(datetime(8999, 12, 31, 23, 59, tzinfo=UTC), "Etc/GMT+12")
+    assert decode_reading(first.to_json()) == first
+    assert decode_reading(last.to_json()) == last

@@ -13,13 +13,15 @@ import pytest
 from schema.device_messages import DeviceBirth, Location
 from schema.topics import KafkaTopics
 from schema.wire import Energy, Power, Reading
-from stream.core.hourclose import ForecastRequest
+from stream.core.hourclose import DeviceState, ForecastRequest
+from stream.core.windowing import DeviceWindows
 from stream.worker.processor import (
     EventProcessor,
     OutMessage,
     ProcessorSettings,
     SinkBatch,
     SourceEvent,
+    StateCache,
 )
 
 pytestmark = pytest.mark.unit
@@ -226,3 +228,61 @@ async def test_a_new_worker_starts_from_the_offsets_stored_with_the_rows() -> No
     assert await second.process(events[7:]) == {(TOPICS.readings, 0): 5}
     assert await second.process(events[5:]) == {}
     assert len(sink.readings) == 8
+
+
+# ------------------------------------------------------------------- parsed-state cache
+def hourly_counts(sink: TableSink, device: str) -> dict[datetime, int]:
+    return {h: row.reading_count for (d, h), row in sink.hourly.items() if d == device}  # type: ignore[attr-defined]
+
+
+async def test_a_state_changed_underneath_is_parsed_again_not_reused() -> None:
+    """A rebalance hands the partition to another worker and back: the table then holds a
+    state this worker never wrote, and its parsed copy must not be reused."""
+    events = fleet_events([("a", "UTC")], 6)
+    sink, states = TableSink(), {}
+    first, _, _ = make(states, sink)
+    other, _, _ = make(states, sink)
+    await first.process(events[:5])  # birth + 10:00-ish quarters 0..3 (hour 0 complete)
+    await other.process(events[5:9])  # hour 1, by the other worker
+    await first.process(events[9:])  # back to the first: it must build on the other's state
+    counts = hourly_counts(sink, "a")
+    assert list(counts.values()) == [4] * 5  # every closed hour whole: nothing lost or doubled
+    assert all(row.duplicate_count == 0 for row in sink.hourly.values())  # type: ignore[attr-defined]
+
+
+async def test_a_failed_batch_does_not_leave_its_changes_in_the_cache() -> None:
+    events = fleet_events([("a", "UTC")], 6)
+    sink, states = TableSink(), {}
+    processor, _, _ = make(states, sink)
+    await processor.process(events[:5])
+    written = dict(states)
+    sink.fail_next = True
+    with pytest.raises(ConnectionError):
+        await processor.process(events[5:9])
+    assert states == written  # the table is as before the failed batch
+    await processor.process(events[5:9])  # the replay
+    await processor.process(events[9:])
+    assert list(hourly_counts(sink, "a").values()) == [4] * 5
+
+
+def test_the_cache_follows_the_table() -> None:
+    states: dict[str, bytes] = {}
+    cache = StateCache(states)
+    assert cache.get("a") is None
+    state = DeviceState(windows=DeviceWindows(device_id="a", tz="UTC", partition=2))
+    cache.put("a", state)
+    assert states["a"] == state.model_dump_json().encode()
+    assert cache.get("a") is state  # reused while the table holds what was written
+    changed = state.model_copy(update={"kind": "fridge"}, deep=True)
+    states["a"] = changed.model_dump_json().encode()  # restored from the changelog, say
+    fresh = cache.get("a")
+    assert fresh is not state and fresh == changed
+    assert cache.get("a") is fresh
+    cache.put("b", DeviceState(windows=DeviceWindows(device_id="b", tz="UTC", partition=3)))
+    cache.forget_partitions({2})
+    assert len(cache) == 1
+    assert cache.get("a") == changed  # parsed again from the table
+    del states["a"]
+    assert cache.get("a") is None
+    cache.discard(["b"])
+    assert len(cache) == 0
