@@ -33,7 +33,7 @@ the bridge, worker and simulator environments are ``schema.launcher.service_proc
 run's own namespace, database and ports. Writes bench/results/pipeline.{json,md,png}.
 
     python bench/pipeline.py                      # about 9 minutes
-    python bench/pipeline.py --devices 500 --duration-s 60 --overload 4
+    python bench/pipeline.py --devices 1000 --duration-s 60 --overload 3
 """
 
 from __future__ import annotations
@@ -59,9 +59,6 @@ import asyncpg
 import numpy as np
 import paho.mqtt.client as paho
 from aiokafka.admin import AIOKafkaAdminClient
-from benchkit import ceilings, chart, machine
-from benchkit.cluster import drop_database, free_port, fresh_database, http_text
-from benchkit.usage import UsageSampler
 from paho.mqtt.enums import CallbackAPIVersion
 
 from schema import launcher, localcluster, migrate
@@ -70,6 +67,10 @@ from schema.topics import KafkaTopics, MqttTopics
 from schema.wire import Reading
 from simulator.devices import tick_time
 from simulator.fleet import build_fleet
+
+from benchkit import ceilings, chart, machine
+from benchkit.cluster import drop_database, free_port, fresh_database, http_text
+from benchkit.usage import UsageSampler
 
 RESULTS = Path(__file__).parent / "results"
 LAG_PROBE_DEVICES = 20
@@ -653,10 +654,10 @@ def markdown(result: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--devices", type=int, default=1000, help="nominal fleet size")
+    parser.add_argument("--devices", type=int, default=400, help="nominal fleet size")
     parser.add_argument("--interval-s", type=int, default=1, help="seconds between readings")
     parser.add_argument("--duration-s", type=float, default=120, help="publishing time a stage")
-    parser.add_argument("--overload", type=float, default=3.0, help="stage 2 fleet multiplier")
+    parser.add_argument("--overload", type=float, default=5.0, help="stage 2 fleet multiplier")
     parser.add_argument("--warm-up-s", type=float, default=20, help="left out of each stage")
     parser.add_argument("--drain-max-s", type=float, default=120)
     parser.add_argument("--connections", default="pooled:8", help="simulator connection mode")
