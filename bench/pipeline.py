@@ -659,7 +659,7 @@ def main() -> None:
     parser.add_argument("--duration-s", type=float, default=120, help="publishing time a stage")
     parser.add_argument("--overload", type=float, default=5.0, help="stage 2 fleet multiplier")
     parser.add_argument("--warm-up-s", type=float, default=20, help="left out of each stage")
-    parser.add_argument("--drain-max-s", type=float, default=120)
+    parser.add_argument("--drain-max-s", type=float, default=150, help="wait for the backlog")
     parser.add_argument("--connections", default="pooled:8", help="simulator connection mode")
     parser.add_argument("--mqtt-publishers", type=int, default=4)
     parser.add_argument("--mqtt-messages", type=int, default=300_000)
@@ -717,6 +717,9 @@ def main() -> None:
             "comes from pg_xact_commit_timestamp(xmin) when track_commit_timestamp is on",
             "throughput = rows committed per second from warm_up_s after a stage's start to its "
             "last publish; the drain rate is after the last publish until all rows are in",
+            "latency percentiles are over the rows committed by the end of the run: in a "
+            "saturated stage the readings still queued then (see drain) are left out, so its "
+            "figures understate the queueing delay",
             "ceilings run after the pipeline stopped, one at a time, on the same cluster",
             "CPU percent is of one core: 200 = both cores of a 2-core machine",
         ],
