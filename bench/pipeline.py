@@ -697,7 +697,7 @@ def main() -> None:
     slowest = min(parts, key=lambda name: parts[name]["readings_per_s"])
     result: dict[str, Any] = {
         "benchmark": "pipeline",
-        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "settings": {k: v for k, v in vars(args).items() if k != "out"},
         "commit_time_source": pipeline["commit_time_source"],
         "stages": pipeline["stages"],
         "drain": pipeline["drain"],
