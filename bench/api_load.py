@@ -26,7 +26,6 @@ import json
 import os
 import platform
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -46,6 +45,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from schema import localcluster, migrate
 from schema.topics import KafkaTopics
 from schema.wire import Energy, Power, Reading
+
+from benchkit.cluster import drop_database, free_port
 
 RESULTS = Path(__file__).parent / "results"
 ZONES = ["Europe/Berlin", "Asia/Kolkata", "America/New_York", "Australia/Sydney", "UTC"]
@@ -99,21 +100,6 @@ async def make_database(endpoints: localcluster.Endpoints, devices: int, days: i
         raise
     await conn.close()
     return url
-
-
-async def drop_database(endpoints: localcluster.Endpoints, url: str) -> None:
-    admin = await asyncpg.connect(endpoints.admin_database_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def start_api(

@@ -28,14 +28,10 @@ import json
 import os
 import platform
 import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,6 +48,9 @@ from schema import localcluster
 from schema.localcluster.install import ensure_packages, find_program
 from schema.topics import READINGS_PARTITIONS, KafkaTopics, MqttTopics
 from schema.wire import Energy, Power, Reading
+
+from benchkit.cluster import free_port, http_status
+from benchkit.stats import percentile
 
 RESULTS = Path(__file__).parent / "results"
 DEVICES = 50
@@ -77,13 +76,6 @@ def messages(topics: MqttTopics, phase: str, count: int) -> list[tuple[str, byte
         (topics.readings(f"{phase}-{i % DEVICES:02d}"), reading(f"{phase}-{i % DEVICES:02d}", i))
         for i in range(count)
     ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Publisher:
@@ -130,16 +122,6 @@ class Pipeline:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-
-
-def http_status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return 0
 
 
 def start_bridge(
@@ -244,10 +226,6 @@ async def collect(
     finally:
         await consumer.stop()
     return {value: seen[value] for value in wanted}
-
-
-def percentile(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=1000, method="inclusive")[round(q * 1000) - 1]
 
 
 @dataclass

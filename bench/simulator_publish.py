@@ -45,18 +45,13 @@ from simulator.devices import tick_time
 from simulator.fleet import build_fleet
 from simulator.settings import SimulatorSettings
 
+from benchkit.cluster import free_port
+
 RESULTS = Path(__file__).parent / "results"
 START = datetime(2026, 3, 29, 0, 0, tzinfo=UTC)
 WARMUP_S = 3.0
 MAX_AHEAD_PER_PUBLISHER = 20_000
 """Lines a mosquitto_pub may hold beyond what the broker has counted (bounds its memory)."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def cpu_seconds(pid: int) -> float:

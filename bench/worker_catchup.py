@@ -36,6 +36,8 @@ from schema.wire import Reading
 from simulator.devices import tick_time
 from simulator.fleet import build_fleet
 
+from benchkit.cluster import drop_database, fresh_database
+
 RESULTS = Path(__file__).parent / "results"
 INTERVAL_S = 60
 START = datetime(2026, 6, 1, tzinfo=UTC)
@@ -71,24 +73,6 @@ async def preload(bootstrap: str, topics: KafkaTopics, devices: int, readings: i
                 pending = []
         await asyncio.gather(*pending)
     return sent
-
-
-async def fresh_database(endpoints: localcluster.Endpoints, prefix: str) -> str:
-    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(endpoints.admin_database_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return endpoints.database_url.rsplit("/", 1)[0] + f"/{name}"
-
-
-async def drop_database(endpoints: localcluster.Endpoints, url: str) -> None:
-    admin = await asyncpg.connect(endpoints.admin_database_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 async def bare_copy(bootstrap: str, topic: str, url: str, expected: int) -> float:

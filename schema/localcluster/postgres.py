@@ -44,6 +44,9 @@ _SERVER_SETTINGS = {
     "max_connections": "200",
     "fsync": "on",
     "log_timezone": "UTC",
+    # pg_xact_commit_timestamp(xmin): when each row's transaction committed (bench/pipeline.py
+    # measures end-to-end latency to the commit with it; ingested_at is the transaction start).
+    "track_commit_timestamp": "on",
 }
 
 

@@ -150,14 +150,14 @@ def test_log4j_properties(settings: ClusterSettings) -> None:
     assert properties(text)["log4j.appender.server.File"] == f"{settings.home}/kafka/server.log"
 
 
-def test_pom_declares_kafka_and_its_logging_backend() -> None:
+def test_pom_declares_kafka_its_tools_and_its_logging_backend() -> None:
     root = ET.fromstring(resources.files("schema.localcluster").joinpath("pom.xml").read_text())
     ns = {"m": "http://maven.apache.org/POM/4.0.0"}
     artifacts = {
         dependency.findtext("m:artifactId", namespaces=ns)
         for dependency in root.iterfind("m:dependencies/m:dependency", ns)
     }
-    assert {"kafka_2.13", "slf4j-reload4j", "reload4j"} <= artifacts
+    assert {"kafka_2.13", "kafka-tools", "slf4j-reload4j", "reload4j"} <= artifacts
     assert root.findtext("m:properties/m:kafka.version", namespaces=ns) == KAFKA_VERSION
     assert KAFKA_VERSION in jars_stamp()
 
@@ -182,6 +182,7 @@ def test_postgres_arguments(settings: ClusterSettings) -> None:
     assert values["fsync"] == "on"
     assert values["shared_buffers"] == "256MB"
     assert values["max_connections"] == "200"
+    assert values["track_commit_timestamp"] == "on"
 
 
 def test_postgres_gives_up_the_unix_socket_on_a_long_path(tmp_path: Path) -> None:
