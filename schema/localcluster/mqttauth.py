@@ -36,6 +36,9 @@ BRIDGE_USER = "bridge"
 API_USER = "api"
 RELOAD_USER = "wattstream-reload"
 
+MIN_SECRET_LENGTH = 16
+"""Shortest MQTT password or device root key accepted where secrets come from outside."""
+
 ROOTS = (MQTT_ROOT, f"+/{MQTT_ROOT}")
 """The documented root and the same under a one-level namespace."""
 
@@ -91,7 +94,7 @@ def render_acl(identities: DeviceIdentities) -> str:
             # device connections (--labels-topic); consumers must not trust them as device data.
             f"pattern write {root}/labels",
         ]
-    out += ["", f"user {BRIDGE_USER}"]
+    out += ["", f"user {BRIDGE_USER}", "# broker statistics (healthchecks)", "topic read $SYS/#"]
     for root in ROOTS:
         out += [
             f"topic read {root}/devices/+/readings",
