@@ -62,6 +62,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterSetting
         pg_port=free_port(),
         # Share the jars of the development cluster (WATTSTREAM_CLUSTER_HOME, else .wattstream).
         kafka_jars_dir=ClusterSettings().jars_dir,
+        secrets_dir=ClusterSettings().secrets_path,  # the session's credentials (os.environ)
     )
     settings.home.mkdir(parents=True)
     try:

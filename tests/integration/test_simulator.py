@@ -78,7 +78,10 @@ class Observer:
 async def observe(services: Services, *filters: str) -> AsyncIterator[Observer]:
     observer = Observer()
     async with aiomqtt.Client(
-        services.mqtt_host, port=services.mqtt_port, identifier=f"observer-{uuid.uuid4().hex[:8]}"
+        services.mqtt_host,
+        port=services.mqtt_port,
+        identifier=f"observer-{uuid.uuid4().hex[:8]}",
+        **services.mqtt_auth("bridge"),
     ) as client:
         for topic_filter in filters:
             await client.subscribe(topic_filter, qos=1)
@@ -302,7 +305,9 @@ async def test_a_command_injects_an_anomaly_seen_in_readings_and_labels(
             duration_s=120,  # two readings
             issued_at=datetime.now(UTC),
         )
-        async with aiomqtt.Client(services.mqtt_host, port=services.mqtt_port) as operator:
+        async with aiomqtt.Client(
+            services.mqtt_host, port=services.mqtt_port, **services.mqtt_auth("api")
+        ) as operator:
             await operator.publish(topics.commands(target), command.model_dump_json(), qos=1)
         await seen.wait_for("the label", lambda: seen.on(topics.labels))
         label = AnomalyLabel.model_validate_json(seen.on(topics.labels)[0].payload)
@@ -343,7 +348,9 @@ async def test_invalid_commands_are_refused_and_the_device_carries_on(
     sim = Simulator(config, make_plan(config))
     async with observe(services, topics.readings("dev-00000")) as seen, running(sim):
         await seen.wait_for("a reading", lambda: seen.messages)
-        async with aiomqtt.Client(services.mqtt_host, port=services.mqtt_port) as operator:
+        async with aiomqtt.Client(
+            services.mqtt_host, port=services.mqtt_port, **services.mqtt_auth("api")
+        ) as operator:
             await operator.publish(topics.commands("dev-00000"), b'{"action":"explode"}', qos=1)
         await seen.wait_for("the refusal", lambda: "invalid command refused" in caplog.text)
         count = len(seen.messages)
@@ -423,7 +430,9 @@ async def test_set_interval_and_offline_online_commands(services: Services, name
                 **fields,
             }
         ).model_dump_json()
-        async with aiomqtt.Client(services.mqtt_host, port=services.mqtt_port) as operator:
+        async with aiomqtt.Client(
+            services.mqtt_host, port=services.mqtt_port, **services.mqtt_auth("api")
+        ) as operator:
             await operator.publish(topics.commands(target), payload, qos=1)
 
     async with (

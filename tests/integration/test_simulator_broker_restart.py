@@ -35,7 +35,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(1
 @pytest.fixture
 def broker_settings(tmp_path: Path) -> Iterator[ClusterSettings]:
     """A private broker's settings; stopped after the test if it was started."""
-    settings = ClusterSettings(home=tmp_path / "cluster", mqtt_port=free_port())
+    settings = ClusterSettings(
+        home=tmp_path / "cluster",
+        mqtt_port=free_port(),
+        secrets_dir=ClusterSettings().secrets_path,  # the session's credentials (os.environ)
+    )
     try:
         yield settings
     finally:
