@@ -19,6 +19,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
 import pytest
@@ -27,6 +28,9 @@ from schema import migrate
 from schema.credentials import DeviceIdentities, device_password
 from schema.localcluster.localsecrets import LocalSecrets
 from schema.topics import KafkaTopics
+
+if TYPE_CHECKING:
+    from schema.localcluster import ClusterSettings
 
 MOSQUITTO_IMAGE = "eclipse-mosquitto:2.0.20"
 KAFKA_IMAGE = "apache/kafka:3.9.1"
@@ -61,6 +65,27 @@ class Services:
 
 DEFAULT_FLEET = DeviceIdentities(devices=tuple(f"dev-{i:05d}" for i in range(1000)))
 """Provisioned at session start: the ids of every default fleet up to 1,000 devices."""
+
+
+def private_mqtt_auth(cluster: ClusterSettings, user: str) -> dict[str, str]:
+    """Like :meth:`Services.mqtt_auth`, for a private cluster of a test (its own secrets)."""
+    from schema.localcluster import load_secrets  # noqa: PLC0415
+
+    secrets = load_secrets(cluster.secrets_path)
+    passwords = {"bridge": secrets.mqtt_bridge_password, "api": secrets.mqtt_api_password}
+    password = passwords.get(user) or device_password(secrets.device_root_key, user)
+    return {"username": user, "password": password}
+
+
+def provision_simulator(services: Services, *args: str) -> None:
+    """Let the devices of ``python -m simulator *args`` connect to the session's broker."""
+    if services.source != "local":
+        return
+    from schema import localcluster  # noqa: PLC0415
+    from schema.launcher import ServiceProcess, provision_simulator  # noqa: PLC0415
+
+    simulator = ServiceProcess("simulator", "simulator", {}, args)
+    provision_simulator(localcluster.ClusterSettings(), simulator)
 
 
 def provision(services: Services, identities: DeviceIdentities) -> None:

@@ -38,7 +38,7 @@ from simulator.devices import tick_time
 from simulator.fleet import build_fleet
 from simulator.settings import SimulatorSettings
 
-from ..conftest import Services, Spawn
+from ..conftest import Services, Spawn, provision_simulator
 
 pytestmark = pytest.mark.integration
 
@@ -216,19 +216,18 @@ async def test_sigkill_of_the_simulator_fires_the_last_wills(
 ) -> None:
     topics = MqttTopics(namespace)
     devices = 4
+    args = (
+        f"--mqtt-host={services.mqtt_host}",
+        f"--mqtt-port={services.mqtt_port}",
+        f"--topic-namespace={namespace}",
+        f"--devices={devices}",
+        f"--connections={connections}",
+        "--interval-s=60",
+        "--speed=60",
+    )
+    provision_simulator(services, *args)
     async with observe(services, f"{topics.root}/#") as seen:
-        sim = spawn(
-            "simulator",
-            "simulator",
-            {},
-            f"--mqtt-host={services.mqtt_host}",
-            f"--mqtt-port={services.mqtt_port}",
-            f"--topic-namespace={namespace}",
-            f"--devices={devices}",
-            f"--connections={connections}",
-            "--interval-s=60",
-            "--speed=60",
-        )
+        sim = spawn("simulator", "simulator", {}, *args)
 
         def births() -> list[DeviceBirth]:
             return [
@@ -382,20 +381,19 @@ duration = "2m"
 """
     )
     labels = tmp_path / "labels.jsonl"
+    args = (
+        f"--mqtt-host={services.mqtt_host}",
+        f"--mqtt-port={services.mqtt_port}",
+        f"--topic-namespace={namespace}",
+        f"--fleet={fleet}",
+        f"--labels={labels}",
+        "--speed=100000",
+        "--max-ticks=8",
+        "--connections=pooled:1",
+    )
+    provision_simulator(services, *args)
     async with observe(services, topics.all_readings) as seen:
-        sim = spawn(
-            "simulator",
-            "simulator",
-            {},
-            f"--mqtt-host={services.mqtt_host}",
-            f"--mqtt-port={services.mqtt_port}",
-            f"--topic-namespace={namespace}",
-            f"--fleet={fleet}",
-            f"--labels={labels}",
-            "--speed=100000",
-            "--max-ticks=8",
-            "--connections=pooled:1",
-        )
+        sim = spawn("simulator", "simulator", {}, *args)
         assert sim.process.wait(timeout=60) == 0, sim.log_tail()
         await seen.wait_for("every reading twice", lambda: len(seen.messages) >= 2 * (2 * 8 - 1))
     (label,) = [AnomalyLabel.model_validate_json(line) for line in labels.read_text().splitlines()]
