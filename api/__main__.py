@@ -29,7 +29,15 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[ApiSettings, str]:
 def main(argv: Sequence[str] | None = None) -> None:
     settings, log_level = parse_args(argv)
     # uvicorn owns the event loop and turns SIGINT/SIGTERM into a graceful shutdown.
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        # HTTPS when both are set (the settings refuse one without the other).
+        ssl_certfile=str(settings.ssl_certfile) if settings.ssl_certfile else None,
+        ssl_keyfile=str(settings.ssl_keyfile) if settings.ssl_keyfile else None,
+    )
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from api import errors
-from api.commands import CommandPublisher
+from api.commands import BrokerAuth, CommandPublisher
 from api.deps import Resources, State
 from api.live.feed import KafkaFeed
 from api.live.hub import Hub
@@ -73,6 +73,13 @@ def create_app(settings: ApiSettings) -> FastAPI:
         settings.mqtt_port,
         MqttTopics(settings.topic_namespace),
         timeout_s=settings.command_timeout_s,
+        auth=BrokerAuth(
+            username=settings.mqtt_username,
+            password=settings.mqtt_password.get_secret_value() if settings.mqtt_password else None,
+            tls=settings.mqtt_tls,
+            ca_file=settings.mqtt_ca_file,
+            tls_insecure=settings.mqtt_tls_insecure,
+        ),
     )
     metrics = Metrics(hub, feed, publisher)
 

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import uuid
+from dataclasses import dataclass
+from pathlib import Path
 
 import aiomqtt
 
@@ -25,10 +28,30 @@ from schema.topics import MqttTopics
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class BrokerAuth:
+    """The API's broker user and TLS (all optional)."""
+
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    ca_file: Path | None = None
+    tls_insecure: bool = False
+
+
 class CommandPublisher:
-    def __init__(self, host: str, port: int, topics: MqttTopics, *, timeout_s: float) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        topics: MqttTopics,
+        *,
+        timeout_s: float,
+        auth: BrokerAuth | None = None,
+    ) -> None:
         self._host = host
         self._port = port
+        self._auth = auth or BrokerAuth()
         self._topics = topics
         self._timeout_s = timeout_s
         self._client: aiomqtt.Client | None = None
@@ -45,12 +68,22 @@ class CommandPublisher:
     async def run(self) -> None:
         attempt = 0
         while True:
+            auth = self._auth
             client = aiomqtt.Client(
                 self._host,
                 self._port,
+                username=auth.username,
+                password=auth.password,
                 identifier=f"wattstream-api-{uuid.uuid4().hex[:12]}",
                 keepalive=30,
                 timeout=self._timeout_s,
+                tls_params=aiomqtt.TLSParameters(
+                    ca_certs=str(auth.ca_file) if auth.ca_file else None,
+                    cert_reqs=ssl.CERT_REQUIRED,
+                )
+                if auth.tls
+                else None,
+                tls_insecure=auth.tls_insecure if auth.tls else None,
             )
             try:
                 async with client:

@@ -7,6 +7,7 @@ Exceptions::
           ├── InvalidRequest   422  the request can never succeed as sent (poison)
           ├── NotFound         404
           ├── Unauthorized     401  missing or wrong API key
+          ├── Forbidden        403  a valid key without the right (a write key on admin)
           └── Unavailable      503  a dependency (MQTT, Kafka) did not answer: retry later
 """
 
@@ -49,6 +50,11 @@ class NotFound(ApiProblem):
 class Unauthorized(ApiProblem):
     status = 401
     title = "Unauthorized"
+
+
+class Forbidden(ApiProblem):
+    status = 403
+    title = "Forbidden"
 
 
 class Unavailable(ApiProblem):

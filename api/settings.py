@@ -4,9 +4,14 @@ Defaults point at the local cluster (``wattstream services up``), so ``wattstrea
 passes the database URL and the port. Lists (``API_KEYS``, ``CORS_ORIGINS``) are read from the
 environment either as JSON or comma-separated.
 
-API keys guard the endpoints that change something (device commands, model activation) and,
-with ``ws_require_key``, the live websocket. The default key is a placeholder that only
-``environment=development`` accepts; every other environment refuses to start with it.
+API keys guard the endpoints that change something: ``api_keys`` the write endpoints (device
+commands), ``admin_api_keys`` the admin endpoints (model activation) and the write endpoints
+too; with ``ws_require_key`` also the live websocket. The default keys are a placeholder that
+only ``environment=development`` accepts; every other environment refuses to start with it, with
+a short key, or with the default database password.
+
+MQTT: the API publishes commands as its own broker user (``mqtt_username``, the local
+cluster's ``api``), over TLS with ``mqtt_tls``. HTTPS: give ``ssl_certfile`` and ``ssl_keyfile``.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -23,6 +29,8 @@ log = logging.getLogger(__name__)
 
 PLACEHOLDER_API_KEY = "changethis"  # refused outside development
 MIN_KEY_LENGTH = 16
+DEFAULT_DATABASE_URL = "postgresql://wattstream:wattstream@127.0.0.1:15432/wattstream"
+"""The local cluster's database, with its well-known password: refused outside development."""
 
 Environment = Literal["development", "staging", "production"]
 
@@ -43,17 +51,28 @@ class ApiSettings(BaseSettings):
     environment: Environment = "development"
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65_535)] = 8000
-    database_url: SecretStr = SecretStr(
-        "postgresql://wattstream:wattstream@127.0.0.1:15432/wattstream"
-    )
+    database_url: SecretStr = SecretStr(DEFAULT_DATABASE_URL)
+    ssl_certfile: Path | None = None
+    """Serve HTTPS with this certificate (PEM; with ``ssl_keyfile``)."""
+    ssl_keyfile: Path | None = None
     kafka_bootstrap: str = "127.0.0.1:19092"
     mqtt_host: str = "127.0.0.1"
     mqtt_port: Annotated[int, Field(ge=1, le=65_535)] = 11883
+    mqtt_username: str | None = None
+    """The broker user that may publish commands (the local cluster's ``api``)."""
+    mqtt_password: SecretStr | None = None
+    mqtt_tls: bool = False
+    """Connect to the broker with TLS (its certificate checked against ``mqtt_ca_file``)."""
+    mqtt_ca_file: Path | None = None
+    mqtt_tls_insecure: bool = False
+    """Do not check the broker's host name (self-signed test brokers only)."""
     topic_namespace: str = ""
     """Prefix of the MQTT topic tree and the Kafka topic names (tests use it to stay apart)."""
 
     api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = (SecretStr(PLACEHOLDER_API_KEY),)
-    """Keys accepted in ``X-API-Key``; empty: nothing that needs a key is allowed."""
+    """Keys accepted in ``X-API-Key`` by the write endpoints; empty: only admin keys are."""
+    admin_api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = (SecretStr(PLACEHOLDER_API_KEY),)
+    """Keys accepted by the admin endpoints (and the write endpoints); empty: no admin access."""
     ws_require_key: bool = False
     """Also require a key (``api_key`` query parameter or ``X-API-Key``) on the websocket."""
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
@@ -79,27 +98,39 @@ class ApiSettings(BaseSettings):
     command_timeout_s: Annotated[float, Field(gt=0)] = 5.0
     """How long a command waits for the MQTT broker (connect and PUBACK) before a 503."""
 
-    @field_validator("api_keys", "cors_origins", mode="before")
+    @field_validator("api_keys", "admin_api_keys", "cors_origins", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
         return _list_from_env(value)
 
     @model_validator(mode="after")
     def _no_placeholder_keys_outside_development(self) -> ApiSettings:
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("HTTPS needs both ssl_certfile and ssl_keyfile")
+        if self.environment == "development":
+            return self
         weak = [
             key
-            for key in self.api_keys
+            for key in (*self.api_keys, *self.admin_api_keys)
             if key.get_secret_value() == PLACEHOLDER_API_KEY
             or len(key.get_secret_value()) < MIN_KEY_LENGTH
         ]
-        if weak and self.environment != "development":
+        if weak:
             raise ValueError(
                 f"environment={self.environment} refuses the placeholder API key "
                 f"{PLACEHOLDER_API_KEY!r} and keys shorter than {MIN_KEY_LENGTH} characters: "
-                "set WATTSTREAM_API_API_KEYS"
+                "set WATTSTREAM_API_API_KEYS and WATTSTREAM_API_ADMIN_API_KEYS"
+            )
+        if self.database_url.get_secret_value() == DEFAULT_DATABASE_URL:
+            raise ValueError(
+                f"environment={self.environment} refuses the default database URL and its "
+                "well-known password: set WATTSTREAM_API_DATABASE_URL"
             )
         return self
 
     @property
     def uses_placeholder_key(self) -> bool:
-        return any(k.get_secret_value() == PLACEHOLDER_API_KEY for k in self.api_keys)
+        return any(
+            k.get_secret_value() == PLACEHOLDER_API_KEY
+            for k in (*self.api_keys, *self.admin_api_keys)
+        )

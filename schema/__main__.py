@@ -62,9 +62,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     services = commands.add_parser("services", help="the local cluster without Docker")
     services.add_argument(
         "action",
-        choices=["up", "down", "status", "env", "test-tools"],
-        help="env: print the variables that point every service at the local cluster; "
+        choices=["up", "down", "status", "env", "provision", "test-tools"],
+        help="env: print the variables that point every service at the local cluster, with "
+        "its credentials; provision: let the devices and gateways of --identities (JSON, as "
+        "`python -m simulator identities` prints; '-' for stdin) connect to the broker; "
         "test-tools: install what the test suite needs beyond the cluster (docker-compose)",
+    )
+    services.add_argument(
+        "--identities", default="-", help="provision: JSON file of identities ('-': stdin)"
+    )
+    services.add_argument(
+        "--compose",
+        metavar="DIR",
+        help="provision: write Mosquitto's password file and ACL into DIR for docker-compose "
+        "(secrets from WATTSTREAM_COMPOSE_* variables) instead of the local cluster",
     )
     run = commands.add_parser("run", help="services up + migrate + the whole pipeline")
     run.add_argument("--devices", type=int, default=20)
@@ -93,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         else:
             migrations.upgrade(args.database_url, args.revision, options)
     elif args.command == "services":
-        sys.exit(_services(args.action))
+        sys.exit(_services(args))
     elif args.command == "run":
         from schema import launcher  # noqa: PLC0415
 
@@ -104,10 +115,30 @@ def _announce(text: str) -> None:
     print(text, flush=True)
 
 
-def _services(action: str) -> int:
-    from schema import localcluster  # noqa: PLC0415 - only these commands need it
+def _read_identities(source: str) -> str:
+    if source == "-":
+        return sys.stdin.read()
+    with open(source, encoding="utf-8") as file:  # noqa: PTH123 - a path from the command line
+        return file.read()
 
+
+def _services(args: argparse.Namespace) -> int:
+    from schema import localcluster  # noqa: PLC0415 - only these commands need it
+    from schema.credentials import DeviceIdentities  # noqa: PLC0415
+
+    action = args.action
+    if action == "provision" and args.compose:
+        from schema.localcluster.compose import write_compose_auth  # noqa: PLC0415
+
+        identities = DeviceIdentities.model_validate_json(_read_identities(args.identities))
+        write_compose_auth(args.compose, os.environ, identities)
+        return 0
     settings = localcluster.ClusterSettings()
+    if action == "provision":
+        identities = DeviceIdentities.model_validate_json(_read_identities(args.identities))
+        merged = localcluster.provision(settings, identities)
+        print(f"provisioned: {len(merged.devices)} devices, {len(merged.gateways)} gateways")
+        return 0
     if action == "up":
         endpoints = localcluster.up(settings)
         print(f"MQTT      {endpoints.mqtt_host}:{endpoints.mqtt_port}")
@@ -118,7 +149,8 @@ def _services(action: str) -> int:
     elif action == "env":
         from schema.launcher import service_environment  # noqa: PLC0415
 
-        for key, value in service_environment(localcluster.endpoints(settings)).items():
+        secrets = localcluster.ensure_secrets(settings.secrets_path)
+        for key, value in service_environment(localcluster.endpoints(settings), secrets).items():
             print(f"export {key}={shlex.quote(value)}")
         return 0
     elif action == "test-tools":

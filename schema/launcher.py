@@ -36,14 +36,37 @@ class ServiceProcess:
     args: tuple[str, ...] = ()
 
 
+def credential_environment(secrets: localcluster.LocalSecrets) -> dict[str, str]:
+    """The variables that give each service its local-cluster credentials: the bridge and the
+    API their broker users, the API its keys, the simulator the device root key."""
+    return {
+        "WATTSTREAM_BRIDGE_MQTT_USERNAME": "bridge",
+        "WATTSTREAM_BRIDGE_MQTT_PASSWORD": secrets.mqtt_bridge_password,
+        "WATTSTREAM_API_MQTT_USERNAME": "api",
+        "WATTSTREAM_API_MQTT_PASSWORD": secrets.mqtt_api_password,
+        "WATTSTREAM_API_API_KEYS": secrets.api_key,
+        "WATTSTREAM_API_ADMIN_API_KEYS": secrets.api_admin_key,
+        "WATTSTREAM_SIM_DEVICE_KEY": secrets.device_root_key,
+    }
+
+
 def service_processes(
-    endpoints: localcluster.Endpoints, *, devices: int, api_port: int, metrics_port: int
+    endpoints: localcluster.Endpoints,
+    secrets: localcluster.LocalSecrets,
+    *,
+    devices: int,
+    api_port: int,
+    metrics_port: int,
 ) -> list[ServiceProcess]:
-    """What ``run`` starts, each with the environment its settings read."""
+    """What ``run`` starts, each with the environment its settings read (credentials included:
+    the bridge and the API as their own broker users, the simulator with the device key)."""
     mqtt = {"MQTT_HOST": endpoints.mqtt_host, "MQTT_PORT": str(endpoints.mqtt_port)}
 
+    credentials = credential_environment(secrets)
+
     def env(prefix: str, values: Mapping[str, str]) -> dict[str, str]:
-        return {f"WATTSTREAM_{prefix}_{key}": value for key, value in values.items()}
+        own = {k: v for k, v in credentials.items() if k.startswith(f"WATTSTREAM_{prefix}_")}
+        return {**{f"WATTSTREAM_{prefix}_{key}": value for key, value in values.items()}, **own}
 
     return [
         ServiceProcess(
@@ -72,23 +95,56 @@ def service_processes(
         ServiceProcess(
             "api",
             "api",
-            env("API", {"DATABASE_URL": endpoints.database_url, "PORT": str(api_port)}),
+            env(
+                "API",
+                {
+                    "DATABASE_URL": endpoints.database_url,
+                    "PORT": str(api_port),
+                    **mqtt,
+                },
+            ),
         ),
         ServiceProcess(
             "simulator",
             "simulator",
             # Live, with the last six hours published first, so charts have history at once.
-            env("SIM", {**mqtt, "DEVICES": str(devices), "BACKFILL": "PT6H", "INTERVAL_S": "60"}),
+            env(
+                "SIM",
+                {
+                    **mqtt,
+                    "DEVICES": str(devices),
+                    "BACKFILL": "PT6H",
+                    "INTERVAL_S": "60",
+                },
+            ),
         ),
     ]
 
 
-def service_environment(endpoints: localcluster.Endpoints) -> dict[str, str]:
-    """Every variable that points the services (and ``wattstream migrate``) at ``endpoints``."""
+def service_environment(
+    endpoints: localcluster.Endpoints, secrets: localcluster.LocalSecrets
+) -> dict[str, str]:
+    """Every variable that points the services (and ``wattstream migrate``) at ``endpoints``,
+    with the cluster's credentials."""
     merged = {"WATTSTREAM_MIGRATE_DATABASE_URL": endpoints.database_url}
-    for proc in service_processes(endpoints, devices=20, api_port=8000, metrics_port=9101):
+    for proc in service_processes(endpoints, secrets, devices=20, api_port=8000, metrics_port=9101):
         merged.update(proc.env)
     return merged
+
+
+def provision_simulator(settings: localcluster.ClusterSettings, proc: ServiceProcess) -> None:
+    """Let the devices of the simulator ``proc`` connect: ask it for its identities (``python
+    -m simulator identities``, its own settings) and provision them on the broker."""
+    from schema.credentials import DeviceIdentities  # noqa: PLC0415
+
+    done = subprocess.run(
+        [sys.executable, "-m", proc.module, "identities", *proc.args],
+        env={**os.environ, **proc.env},
+        capture_output=True,
+        check=True,
+    )
+    identities = DeviceIdentities.model_validate_json(done.stdout)
+    localcluster.provision(settings, identities)
 
 
 class _Stop(Exception):
@@ -158,14 +214,16 @@ def run_pipeline(
     logs = Path(settings.home).resolve() / "logs"
     try:
         endpoints = localcluster.up(settings)
+        secrets = localcluster.load_secrets(settings.secrets_path)
         log.info("migrating %s", endpoints.database_url.rsplit("@", 1)[-1])
         migrate.upgrade(endpoints.database_url)
         logs.mkdir(parents=True, exist_ok=True)
         for proc in service_processes(
-            endpoints, devices=devices, api_port=api_port, metrics_port=metrics_port
+            endpoints, secrets, devices=devices, api_port=api_port, metrics_port=metrics_port
         ):
             if proc.name == "simulator":  # devices publish once the bridge has subscribed
                 _wait_until_ready(f"http://127.0.0.1:{metrics_port}/metrics", children["bridge"])
+                provision_simulator(settings, proc)
             with (logs / f"{proc.name}.log").open("ab") as out:
                 children[proc.name] = subprocess.Popen(
                     [sys.executable, "-m", proc.module, *proc.args],
@@ -181,6 +239,8 @@ def run_pipeline(
             f"  API docs:   {base}/docs\n"
             f"  Readings:   {base}/api/v1/devices/dev-00000/readings\n"
             f"  Logs:       {logs}/\n"
+            f"  API keys:   {settings.secrets_path}/api-key (write), api-admin-key (admin);\n"
+            f"              local dev write key: {secrets.api_key}\n"
             "Press Ctrl-C to stop everything.\n"
         )
         _watch(children)

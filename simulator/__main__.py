@@ -1,6 +1,8 @@
 """``python -m simulator`` / ``wattstream simulate``: flags (env defaults) -> settings -> run.
 
-``python -m simulator history ...`` writes the fleet's hourly energy history instead.
+``python -m simulator history ...`` writes the fleet's hourly energy history instead;
+``python -m simulator identities ...`` (the flags of a run) prints, as JSON, the broker
+identities that run would connect with, for ``wattstream services provision``.
 """
 
 from __future__ import annotations
@@ -160,6 +162,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         if argv[:1] == ["history"]:
             history_main(argv[1:])
+            return
+        if argv[:1] == ["identities"]:
+            from simulator.app import identities  # noqa: PLC0415
+
+            # The same flags as a run; prints what `wattstream services provision` reads.
+            print(identities(parse_args(argv[1:])).model_dump_json(indent=1))
             return
         settings = parse_args(argv)
         with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):

@@ -28,6 +28,7 @@ from typing import IO
 
 from pydantic import ValidationError
 
+from schema.credentials import DeviceIdentities
 from schema.device_messages import AnomalyLabel, DeviceCommand, LabelSource, Presence
 from schema.topics import MqttTopics
 from simulator.behaviour import DeviceRuntime, Event
@@ -38,7 +39,7 @@ from simulator.fleet import DeviceGroup, build_fleet
 from simulator.fleetfile import FleetFile, PlannedAnomaly, load_fleet_file, parse_anomaly
 from simulator.scenarios import Scenario, delivery_faults, dst_start, fleet_zones
 from simulator.settings import SimulatorSettings
-from simulator.transport import FleetTransport
+from simulator.transport import FleetTransport, fleet_identities
 
 log = logging.getLogger(__name__)
 
@@ -193,8 +194,7 @@ class Simulator:
                 tls_insecure=settings.mqtt_tls_insecure,
             ),
             mode=settings.connection_mode,
-            client_prefix=settings.client_id_prefix
-            or f"wattstream-sim-{namespace or 'fleet'}-{plan.seed}",
+            client_prefix=settings.client_prefix(plan.seed),
             now=self.clock.now,
             interval_of=lambda i: runtimes[i].interval_s,
             presence_of=lambda i: Presence.ONLINE if runtimes[i].online else Presence.OFFLINE,
@@ -202,6 +202,7 @@ class Simulator:
             labels_topic=settings.labels_topic,
             backlog=settings.backlog,
             max_inflight=settings.max_inflight,
+            device_key=settings.device_key.get_secret_value() if settings.device_key else None,
         )
         self._heap: list[tuple[int, int]] = []
 
@@ -325,6 +326,16 @@ def ensure_file_descriptors(connections: int) -> None:
             "use --connections pooled:N or raise the limit (ulimit -n)"
         )
     resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+
+
+def identities(settings: SimulatorSettings) -> DeviceIdentities:
+    """The broker identities a run with ``settings`` connects with (nothing is connected)."""
+    plan = make_plan(settings)
+    return fleet_identities(
+        [model.spec.device_id for model in plan.fleet],
+        settings.connection_mode,
+        settings.client_prefix(plan.seed),
+    )
 
 
 async def run(settings: SimulatorSettings) -> None:

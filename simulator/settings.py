@@ -27,6 +27,11 @@ class SimulatorSettings(BaseSettings):
     mqtt_port: int = 11883
     mqtt_username: str | None = None
     mqtt_password: SecretStr | None = None
+    device_key: SecretStr | None = None
+    """Device root key: without ``mqtt_username``, each connection authenticates as its own
+    identity (device id, or gateway id when pooled) with the password derived from this key
+    (``schema.credentials.device_password``). The broker must know the identities first
+    (``python -m simulator identities`` prints them; ``wattstream services provision``)."""
     mqtt_tls: bool = False
     """TLS to the broker (certificates checked against ``mqtt_ca_file`` or the system's CAs)."""
     mqtt_ca_file: Path | None = None
@@ -81,3 +86,7 @@ class SimulatorSettings(BaseSettings):
     @property
     def connection_mode(self) -> ConnectionMode:
         return ConnectionMode.parse(self.connections)
+
+    def client_prefix(self, seed: int) -> str:
+        """Client ids are ``{prefix}-{device_id}`` or ``{prefix}-pool-{n}``."""
+        return self.client_id_prefix or f"wattstream-sim-{self.topic_namespace or 'fleet'}-{seed}"

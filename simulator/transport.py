@@ -21,6 +21,7 @@ publishes ``offline`` for every device (and gateway) before disconnecting.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 from collections.abc import Callable, Sequence
@@ -29,6 +30,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Self
 
+from schema.credentials import DeviceIdentities, device_password
 from schema.device_messages import (
     AnomalyLabel,
     DeviceBirth,
@@ -76,6 +78,35 @@ class ConnectionMode:
         return devices if self.pool_size is None else min(self.pool_size, devices)
 
 
+def pool_members(devices: int, mode: ConnectionMode) -> list[list[int]]:
+    """Device indexes per connection: device ``k`` on connection ``k % connections``."""
+    count = mode.connections_for(devices)
+    members: list[list[int]] = [[] for _ in range(count)]
+    for i in range(devices):
+        members[i % count].append(i)
+    return members
+
+
+def gateway_id(client_prefix: str, k: int) -> str:
+    """The client id (and broker identity) of pooled connection ``k``."""
+    return f"{client_prefix}-pool-{k}"
+
+
+def fleet_identities(
+    device_ids: Sequence[str], mode: ConnectionMode, client_prefix: str
+) -> DeviceIdentities:
+    """The broker identities the fleet connects with: each device (per-device connections) or
+    each gateway with the devices it carries (pooled)."""
+    if mode.pool_size is None:
+        return DeviceIdentities(devices=tuple(device_ids))
+    return DeviceIdentities(
+        gateways={
+            gateway_id(client_prefix, k): tuple(device_ids[i] for i in members)
+            for k, members in enumerate(pool_members(len(device_ids), mode))
+        }
+    )
+
+
 class FleetTransport:
     """The fleet's MQTT connections, owned by one ``async with``."""
 
@@ -94,8 +125,12 @@ class FleetTransport:
         labels_topic: bool = False,
         backlog: int = 20_000,
         max_inflight: int = 100,
+        device_key: str | None = None,
     ) -> None:
+        """With ``device_key`` (and no username in ``broker``) each connection authenticates
+        as its own identity (device or gateway id) with the password derived from the key."""
         self._devices = list(devices)
+        self._device_key = device_key
         self._topics = topics
         self._broker = broker
         self.mode = mode
@@ -108,10 +143,7 @@ class FleetTransport:
         self.backlog = Backlog(backlog)
         self._max_inflight = max_inflight
         self._index = {spec.device_id: i for i, spec in enumerate(self._devices)}
-        count = mode.connections_for(len(self._devices))
-        self._members: list[list[int]] = [[] for _ in range(count)]
-        for i in range(len(self._devices)):
-            self._members[i % count].append(i)
+        self._members = pool_members(len(self._devices), mode)
         self._connections: list[MqttConnection] = []
         self._misc_task: asyncio.Task[None] | None = None
         self._entered = False
@@ -199,6 +231,7 @@ class FleetTransport:
         members = self._members[k]
         if self.mode.pool_size is None:
             spec = self._devices[members[0]]
+            identity = spec.device_id
             client_id = f"{self._prefix}-{spec.device_id}"
             will = Will(
                 self._topics.status(spec.device_id),
@@ -207,7 +240,7 @@ class FleetTransport:
                 .encode(),
             )
         else:
-            client_id = f"{self._prefix}-pool-{k}"
+            client_id = identity = gateway_id(self._prefix, k)
             will = Will(
                 self._topics.gateway_status(client_id),
                 GatewayStatus(gateway_id=client_id, status=Presence.OFFLINE, devices=len(members))
@@ -216,12 +249,19 @@ class FleetTransport:
             )
         return MqttConnection(
             client_id,
-            self._broker,
+            self._broker_for(identity),
             self.backlog,
             will=will,
             on_up=lambda connection: self._announce(k, connection),
             on_message=self._on_message,
             max_inflight=self._max_inflight,
+        )
+
+    def _broker_for(self, identity: str) -> BrokerOptions:
+        if self._device_key is None or self._broker.username is not None:
+            return self._broker
+        return dataclasses.replace(
+            self._broker, username=identity, password=device_password(self._device_key, identity)
         )
 
     async def _misc(self) -> None:
@@ -268,7 +308,7 @@ class FleetTransport:
             log.info("%s: reconnected (%d devices)", connection.client_id, len(members))
 
     def _gateway_status(self, k: int, status: Presence, now: datetime) -> bytes:
-        gateway = f"{self._prefix}-pool-{k}"
+        gateway = gateway_id(self._prefix, k)
         return (
             GatewayStatus(gateway_id=gateway, status=status, devices=len(self._members[k]), ts=now)
             .model_dump_json()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, SecretStr
@@ -21,6 +22,16 @@ class BridgeSettings(BaseSettings):
     mqtt_host: str = "127.0.0.1"
     """The MQTT broker."""
     mqtt_port: int = 11883
+    mqtt_username: str | None = None
+    """MQTT user (the local cluster's: ``bridge``, allowed to read every device's topics)."""
+    mqtt_password: SecretStr | None = None
+    """Its password (prefer the environment variable: flags show in ``ps``)."""
+    mqtt_tls: bool = False
+    """Connect with TLS (the broker's certificate checked against ``mqtt_ca_file``)."""
+    mqtt_ca_file: Path | None = None
+    """CA bundle for the broker's certificate (default: the system's CAs)."""
+    mqtt_tls_insecure: bool = False
+    """Do not check the broker's host name (self-signed test brokers only)."""
     mqtt_client_id: Annotated[str, Field(min_length=1, max_length=128)] = "wattstream-bridge"
     """Fixed, so the broker keeps the persistent session (and queues) across restarts. Every
     bridge of a shared subscription needs its own."""

@@ -19,13 +19,19 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
 import pytest
 from hypothesis import HealthCheck, settings
 
 from schema import migrate
+from schema.credentials import DeviceIdentities, device_password
+from schema.localcluster.localsecrets import LocalSecrets
 from schema.topics import KafkaTopics
+
+if TYPE_CHECKING:
+    from schema.localcluster import ClusterSettings
 
 # Property-based tests: "ci" (the default) is deterministic - derandomized, no example database,
 # a bounded number of examples - so a run is reproducible and the unit suite stays fast;
@@ -56,6 +62,55 @@ class Services:
     admin_database_url: str
     source: str
     """``testcontainers`` or ``local``: where the services came from."""
+    secrets: LocalSecrets | None = None
+    """The local cluster's credentials (``None``: an anonymous testcontainers broker)."""
+
+    def mqtt_auth(self, user: str) -> dict[str, str]:
+        """``username``/``password`` keyword arguments for a client acting as ``user``: the
+        ``bridge`` (reads devices' topics), the ``api`` (publishes commands) or a device or
+        gateway id (provisioned first: :func:`provision`)."""
+        if self.secrets is None:
+            return {}
+        passwords = {
+            "bridge": self.secrets.mqtt_bridge_password,
+            "api": self.secrets.mqtt_api_password,
+        }
+        password = passwords.get(user) or device_password(self.secrets.device_root_key, user)
+        return {"username": user, "password": password}
+
+
+DEFAULT_FLEET = DeviceIdentities(devices=tuple(f"dev-{i:05d}" for i in range(1000)))
+"""Provisioned at session start: the ids of every default fleet up to 1,000 devices."""
+
+
+def private_mqtt_auth(cluster: ClusterSettings, user: str) -> dict[str, str]:
+    """Like :meth:`Services.mqtt_auth`, for a private cluster of a test (its own secrets)."""
+    from schema.localcluster import load_secrets  # noqa: PLC0415
+
+    secrets = load_secrets(cluster.secrets_path)
+    passwords = {"bridge": secrets.mqtt_bridge_password, "api": secrets.mqtt_api_password}
+    password = passwords.get(user) or device_password(secrets.device_root_key, user)
+    return {"username": user, "password": password}
+
+
+def provision_simulator(services: Services, *args: str) -> None:
+    """Let the devices of ``python -m simulator *args`` connect to the session's broker."""
+    if services.source != "local":
+        return
+    from schema import localcluster  # noqa: PLC0415
+    from schema.launcher import ServiceProcess, provision_simulator  # noqa: PLC0415
+
+    simulator = ServiceProcess("simulator", "simulator", {}, args)
+    provision_simulator(localcluster.ClusterSettings(), simulator)
+
+
+def provision(services: Services, identities: DeviceIdentities) -> None:
+    """Let ``identities`` connect to the session's broker (no-op on an anonymous one)."""
+    if services.source != "local":
+        return
+    from schema import localcluster  # noqa: PLC0415
+
+    localcluster.provision(localcluster.ClusterSettings(), identities)
 
 
 def docker_engine_answers() -> bool:
@@ -98,16 +153,32 @@ def _testcontainer_services() -> Iterator[Services]:
 @contextlib.contextmanager
 def _local_services() -> Iterator[Services]:
     from schema import localcluster  # noqa: PLC0415
+    from schema.launcher import credential_environment  # noqa: PLC0415
 
-    endpoints = localcluster.up(localcluster.ClusterSettings())
-    yield Services(
-        mqtt_host=endpoints.mqtt_host,
-        mqtt_port=endpoints.mqtt_port,
-        kafka_bootstrap=endpoints.kafka_bootstrap,
-        database_url=endpoints.database_url,
-        admin_database_url=endpoints.admin_database_url,
-        source="local",
-    )
+    settings = localcluster.ClusterSettings()
+    endpoints = localcluster.up(settings)
+    secrets = localcluster.load_secrets(settings.secrets_path)
+    # The cluster's credentials for every settings object built here and every process spawned
+    # (bridge and API users, API keys, the simulator's device key), as `services env` prints.
+    saved = {key: os.environ.get(key) for key in credential_environment(secrets)}
+    os.environ.update(credential_environment(secrets))
+    localcluster.provision(settings, DEFAULT_FLEET)
+    try:
+        yield Services(
+            mqtt_host=endpoints.mqtt_host,
+            mqtt_port=endpoints.mqtt_port,
+            kafka_bootstrap=endpoints.kafka_bootstrap,
+            database_url=endpoints.database_url,
+            admin_database_url=endpoints.admin_database_url,
+            source="local",
+            secrets=secrets,
+        )
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""Changing things (API key required): device commands over MQTT, model activation."""
+"""Changing things: device commands over MQTT (write or admin key), model activation (admin
+key)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, status
 
 from api import queries
-from api.deps import ApiKey, Deps
+from api.deps import AdminKey, ApiKey, Deps
 from api.errors import PROBLEM_RESPONSES, NotFound
 from api.models import CommandAccepted, CommandIn, ModelOut
 from api.params import DevicePath
@@ -52,7 +53,13 @@ async def send_command(deps: Deps, device_id: DevicePath, body: CommandIn) -> Co
     return CommandAccepted(device_id=device_id, topic=topic, command=command)
 
 
-@router.post("/admin/models/{model_id}/activate", response_model=ModelOut, tags=["admin"])
+@router.post(
+    "/admin/models/{model_id}/activate",
+    response_model=ModelOut,
+    tags=["admin"],
+    dependencies=[AdminKey],
+    responses={403: {"description": "The key is a write key, not an admin key (problem+json)"}},
+)
 async def activate_model(
     deps: Deps, model_id: Annotated[str, Path(min_length=1, max_length=128)]
 ) -> ModelOut:

@@ -7,7 +7,9 @@ waits until each one answers, creates the pipeline's Kafka topics and returns th
 import.
 
 Modules: :mod:`.config` (settings, endpoints), :mod:`.cluster` (up, down, status),
-:mod:`.mosquitto`, :mod:`.postgres`, :mod:`.kafka` (one service each), :mod:`.process`
+:mod:`.mosquitto`, :mod:`.postgres`, :mod:`.kafka` (one service each), :mod:`.mqttauth`
+(Mosquitto's password file and ACL), :mod:`.localsecrets` (generated secrets), :mod:`.tlscerts`
+(a local CA), :mod:`.process`
 (pidfile-managed processes), :mod:`.install` (Debian packages), :mod:`.errors`.
 """
 
@@ -20,6 +22,8 @@ from schema.localcluster.errors import (
     ServiceStartError,
 )
 from schema.localcluster.kafka import ensure_topics
+from schema.localcluster.localsecrets import LocalSecrets, ensure_secrets, load_secrets
+from schema.localcluster.mosquitto import provision, provisioned
 from schema.localcluster.process import ServiceStatus
 
 __all__ = [
@@ -27,13 +31,18 @@ __all__ = [
     "Endpoints",
     "InstallError",
     "LocalClusterError",
+    "LocalSecrets",
     "ServiceError",
     "ServiceStartError",
     "ServiceStatus",
     "down",
     "endpoints",
+    "ensure_secrets",
     "ensure_test_tools",
     "ensure_topics",
+    "load_secrets",
+    "provision",
+    "provisioned",
     "status",
     "up",
 ]

@@ -33,8 +33,16 @@ class ClusterSettings(BaseSettings):
     pg_database: str = "wattstream"
     kafka_jars_dir: Path | None = None
     """Where the Kafka jars are kept; ``home/kafka/libs`` unless set. Clusters may share one."""
+    secrets_dir: Path | None = None
+    """Where the generated local secrets are (``home/secrets`` unless set): MQTT passwords of
+    the service users, the device root key, the API keys. Created once, files mode 0600."""
+    mqtt_tls: bool = False
+    """Also serve MQTT over TLS (``mqtt_tls_port``), with a CA and server certificate generated
+    once under ``home/mosquitto/tls``."""
+    mqtt_tls_port: int | None = None
+    """Port of the TLS listener; ``mqtt_port + 1`` unless set."""
 
-    @field_validator("home", "kafka_jars_dir")
+    @field_validator("home", "kafka_jars_dir", "secrets_dir")
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:
         if value is None:
@@ -49,6 +57,17 @@ class ClusterSettings(BaseSettings):
     def jars_dir(self) -> Path:
         return self.kafka_jars_dir or self.home / "kafka" / "libs"
 
+    @property
+    def secrets_path(self) -> Path:
+        return self.secrets_dir or self.home / "secrets"
+
+    @property
+    def tls_port(self) -> int | None:
+        """The TLS listener's port, or ``None`` without ``mqtt_tls``."""
+        if not self.mqtt_tls:
+            return None
+        return self.mqtt_tls_port or self.mqtt_port + 1
+
 
 @dataclass(frozen=True)
 class Endpoints:
@@ -56,6 +75,9 @@ class Endpoints:
 
     mqtt_host: str
     mqtt_port: int
+    mqtt_tls_port: int | None
+    """The TLS listener (``None``: none); its CA is ``mqtt_ca_file``."""
+    mqtt_ca_file: Path | None
     kafka_bootstrap: str
     """``host:port`` of the Kafka broker."""
     database_url: str
@@ -78,6 +100,8 @@ def endpoints(settings: ClusterSettings) -> Endpoints:
     return Endpoints(
         mqtt_host=settings.host,
         mqtt_port=settings.mqtt_port,
+        mqtt_tls_port=settings.tls_port,
+        mqtt_ca_file=settings.home / "mosquitto" / "tls" / "ca.crt" if settings.mqtt_tls else None,
         kafka_bootstrap=f"{settings.host}:{settings.kafka_port}",
         database_url=_dsn(settings, settings.pg_database),
         admin_database_url=_dsn(settings, "postgres"),

@@ -18,9 +18,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import ssl
 import threading
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -36,6 +38,19 @@ from stream.bridge.errors import MqttUnavailable
 log = logging.getLogger(__name__)
 
 _CONNECT_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class MqttAuth:
+    """Credentials and TLS for the broker (all optional)."""
+
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    ca_file: Path | None = None
+    """CA bundle to verify the broker with (default: the system's)."""
+    tls_insecure: bool = False
+    """Skip the host name check (self-signed test brokers only)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +75,7 @@ class MqttSource:
         receive_maximum: int,
         session_expiry_s: int = 0xFFFFFFFF,
         keepalive_s: int = 30,
+        auth: MqttAuth | None = None,
     ) -> None:
         self._host, self._port, self._keepalive = host, port, keepalive_s
         self._subscriptions = list(subscriptions)
@@ -74,6 +90,15 @@ class MqttSource:
             manual_ack=True,
             reconnect_on_failure=False,
         )
+        auth = auth or MqttAuth()
+        if auth.username is not None:
+            self._client.username_pw_set(auth.username, auth.password)
+        if auth.tls:
+            self._client.tls_set(
+                ca_certs=str(auth.ca_file) if auth.ca_file else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
+            self._client.tls_insecure_set(auth.tls_insecure)
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
         self._client.on_disconnect = self._on_disconnect

@@ -28,13 +28,14 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from schema.credentials import DeviceIdentities
 from schema.localcluster import ClusterSettings, down, endpoints, ensure_topics
 from schema.localcluster import kafka as local_kafka
 from schema.localcluster import mosquitto as local_mosquitto
 from schema.localcluster.install import ensure_packages
 from schema.localcluster.process import file_lock
 from schema.topics import KafkaTopics, MqttTopics
-from tests.conftest import Spawn, Spawned, free_port
+from tests.conftest import Services, Spawn, Spawned, free_port, private_mqtt_auth
 from tests.fixtures.bad_inputs import valid_reading
 from tests.fixtures.bridge import (
     Audit,
@@ -49,11 +50,16 @@ from tests.fixtures.bridge import (
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(240)]
 
 DEVICES = [f"dev-{i:02d}" for i in range(10)]
+LOAD = "fault-load"
+"""The publisher's identity on the private broker."""
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterSettings]:
-    """Mosquitto and Kafka of our own (no PostgreSQL: the bridge does not need it)."""
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, services: Services
+) -> Iterator[ClusterSettings]:
+    """Mosquitto and Kafka of our own (no PostgreSQL: the bridge does not need it), with the
+    session's credentials (``services`` puts them in the environment the bridges inherit)."""
     settings = ClusterSettings(
         home=tmp_path_factory.mktemp("bridge-faults") / "home",
         mqtt_port=free_port(),
@@ -62,6 +68,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterSetting
         pg_port=free_port(),
         # Share the jars of the development cluster (WATTSTREAM_CLUSTER_HOME, else .wattstream).
         kafka_jars_dir=ClusterSettings().jars_dir,
+        secrets_dir=ClusterSettings().secrets_path,  # the session's credentials (os.environ)
     )
     settings.home.mkdir(parents=True)
     try:
@@ -73,6 +80,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterSetting
             local_kafka.start(settings)
             local_mosquitto.wait_ready(settings)
             local_kafka.wait_ready(settings)
+            # The publisher connects as a gateway carrying every test device.
+            local_mosquitto.provision(settings, DeviceIdentities(gateways={LOAD: tuple(DEVICES)}))
         yield settings
     finally:
         down(settings)
@@ -123,6 +132,8 @@ class Load(threading.Thread):
         client = paho.Client(CallbackAPIVersion.VERSION2)
         client.max_inflight_messages_set(200)
         client.max_queued_messages_set(0)
+        auth = private_mqtt_auth(self._settings, LOAD)
+        client.username_pw_set(auth["username"], auth["password"])
         client.connect(self._settings.host, self._settings.mqtt_port)
         client.loop_start()
         try:

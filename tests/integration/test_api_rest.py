@@ -26,10 +26,11 @@ from pydantic import SecretStr
 
 from api.app import create_app
 from api.settings import ApiSettings
+from schema.credentials import DeviceIdentities
 from schema.device_messages import AnomalyKind, CommandAction, DeviceCommand
 from schema.topics import MqttTopics
 
-from ..conftest import migrated_database
+from ..conftest import migrated_database, provision
 
 if TYPE_CHECKING:
     from tests.conftest import Services
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 KEY = "integration-test-key-0123456789"
+ADMIN_KEY = "integration-admin-key-0123456789"
 SPRING_DAY = datetime(2026, 3, 28, 23, tzinfo=UTC)  # Berlin 2026-03-29 00:00+01:00, 23 h
 AUTUMN_DAY = datetime(2026, 10, 24, 22, tzinfo=UTC)  # Berlin 2026-10-25 00:00+02:00, 25 h
 KOLKATA_START = datetime(2026, 3, 29, 0, tzinfo=UTC)  # 05:30+05:30
@@ -212,6 +214,7 @@ def settings_for(url: str, services: Services, namespace: str, **overrides: Any)
         mqtt_port=services.mqtt_port,
         topic_namespace=namespace,
         api_keys=(SecretStr(KEY),),
+        admin_api_keys=(SecretStr(ADMIN_KEY),),
         **overrides,
     )
 
@@ -614,7 +617,12 @@ class CommandListener:
         self.messages: list[tuple[str, int, bool, bytes]] = []
         self.received = threading.Event()
         subscribed = threading.Event()
+        device = topic.split("/devices/")[1].split("/", maxsplit=1)[0]  # listens as that device
+        provision(services, DeviceIdentities(devices=(device,)))
+        auth = services.mqtt_auth(device)
         self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        if auth:
+            self._client.username_pw_set(auth["username"], auth["password"])
         self._client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
         self._client.on_subscribe = lambda *_: subscribed.set()
         self._client.on_message = self._on_message
@@ -724,15 +732,25 @@ def test_activating_a_model_deactivates_the_other(
             await conn.close()
         return [row["model_id"] for row in rows]
 
-    assert client.post("/api/v1/admin/models/gbm-2/activate").status_code == 401
-    response = client.post("/api/v1/admin/models/gbm-2/activate", headers={"X-API-Key": KEY})
+    activate = "/api/v1/admin/models/gbm-2/activate"
+    refused = [
+        client.post(activate),
+        client.post(activate, headers={"X-API-Key": "not-a-key"}),
+        client.post(activate, headers={"X-API-Key": KEY}),  # a write key is not an admin key
+    ]
+    assert [r.status_code for r in refused] == [401, 401, 403]
+    for answer in refused:
+        assert answer.headers["content-type"].startswith("application/problem+json")
+    assert "admin key" in refused[2].json()["detail"]
+    assert asyncio.run(active_models()) != ["gbm-2"]
+    response = client.post(activate, headers={"X-API-Key": ADMIN_KEY})
     assert response.status_code == 200, response.text
     body = response.json()
     assert (body["model_id"], body["active"], body["metrics"]) == ("gbm-2", True, {"rmse": 0.1})
     assert asyncio.run(active_models()) == ["gbm-2"]
-    again = client.post("/api/v1/admin/models/gbm-2/activate", headers={"X-API-Key": KEY}).json()
+    again = client.post(activate, headers={"X-API-Key": ADMIN_KEY}).json()
     assert again["activated_at"] == body["activated_at"]  # already active: unchanged
-    missing = client.post("/api/v1/admin/models/nope/activate", headers={"X-API-Key": KEY})
+    missing = client.post("/api/v1/admin/models/nope/activate", headers={"X-API-Key": ADMIN_KEY})
     assert missing.status_code == 404
     assert asyncio.run(active_models()) == ["gbm-2"]
 

@@ -70,7 +70,7 @@ async def test_bad_inputs_are_dead_lettered_and_valid_messages_forwarded(
     for device in VALID_DEVICES:
         messages.append((mqtt.status(device), valid_status(device)))
         messages.append((mqtt.birth(device), valid_birth(device)))
-    with publisher(services.mqtt_host, services.mqtt_port) as pub:
+    with publisher(services) as pub:
         await asyncio.to_thread(pub.publish, messages)
 
     valid_count = sum(seq.values())
@@ -161,7 +161,7 @@ async def test_two_bridges_in_a_shared_group_split_the_load(
         await asyncio.to_thread(wait_healthy, port, bridge)
     mqtt = MqttTopics(namespace)
     devices, per_device = [f"dev-{i}" for i in range(10)], 100
-    with publisher(services.mqtt_host, services.mqtt_port) as pub:
+    with publisher(services) as pub:
         await asyncio.to_thread(
             pub.publish,
             [(mqtt.readings(d), valid_reading(d, s)) for s in range(per_device) for d in devices],

@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from schema.credentials import DeviceIdentities, device_password
 from schema.localcluster import (
     ClusterSettings,
     Endpoints,
@@ -29,10 +30,12 @@ from schema.localcluster import (
     down,
     endpoints,
     ensure_topics,
+    load_secrets,
+    provision,
     status,
     up,
 )
-from schema.topics import KafkaTopicSpec
+from schema.topics import KafkaTopicSpec, MqttTopics
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -89,14 +92,35 @@ def test_every_service_runs(first_status: dict[str, ServiceStatus]) -> None:
         assert "listening" in service.detail
 
 
-async def test_mqtt_round_trip(cluster: Endpoints) -> None:
-    topic = f"test/localcluster/{uuid.uuid4().hex}"
-    async with aiomqtt.Client(cluster.mqtt_host, cluster.mqtt_port) as client:
+async def test_mqtt_round_trip(cluster: Endpoints, settings: ClusterSettings) -> None:
+    # A device of its own, provisioned at runtime, publishes to its readings; the bridge reads.
+    secrets = load_secrets(settings.secrets_path)
+    device = f"rt-{uuid.uuid4().hex[:8]}"
+    provision(settings, DeviceIdentities(devices=(device,)))
+    topic = MqttTopics().readings(device)
+    async with (
+        aiomqtt.Client(
+            cluster.mqtt_host,
+            cluster.mqtt_port,
+            username="bridge",
+            password=secrets.mqtt_bridge_password,
+        ) as client,
+        aiomqtt.Client(
+            cluster.mqtt_host,
+            cluster.mqtt_port,
+            username=device,
+            password=device_password(secrets.device_root_key, device),
+        ) as device_client,
+    ):
         await client.subscribe(topic, qos=1)
-        await client.publish(topic, b"hello", qos=1)
+        await device_client.publish(topic, b"hello", qos=1)
         async with asyncio.timeout(10):
             message = await anext(aiter(client.messages))
     assert message.payload == b"hello"
+    # Anonymous clients are refused.
+    with pytest.raises(aiomqtt.MqttError):
+        async with aiomqtt.Client(cluster.mqtt_host, cluster.mqtt_port):
+            pass
 
 
 async def test_kafka_round_trip(cluster: Endpoints) -> None:

@@ -38,7 +38,7 @@ from simulator.devices import tick_time
 from simulator.fleet import build_fleet
 from simulator.settings import SimulatorSettings
 
-from ..conftest import Services, Spawn
+from ..conftest import Services, Spawn, provision_simulator
 
 pytestmark = pytest.mark.integration
 
@@ -78,7 +78,10 @@ class Observer:
 async def observe(services: Services, *filters: str) -> AsyncIterator[Observer]:
     observer = Observer()
     async with aiomqtt.Client(
-        services.mqtt_host, port=services.mqtt_port, identifier=f"observer-{uuid.uuid4().hex[:8]}"
+        services.mqtt_host,
+        port=services.mqtt_port,
+        identifier=f"observer-{uuid.uuid4().hex[:8]}",
+        **services.mqtt_auth("bridge"),
     ) as client:
         for topic_filter in filters:
             await client.subscribe(topic_filter, qos=1)
@@ -213,19 +216,18 @@ async def test_sigkill_of_the_simulator_fires_the_last_wills(
 ) -> None:
     topics = MqttTopics(namespace)
     devices = 4
+    args = (
+        f"--mqtt-host={services.mqtt_host}",
+        f"--mqtt-port={services.mqtt_port}",
+        f"--topic-namespace={namespace}",
+        f"--devices={devices}",
+        f"--connections={connections}",
+        "--interval-s=60",
+        "--speed=60",
+    )
+    provision_simulator(services, *args)
     async with observe(services, f"{topics.root}/#") as seen:
-        sim = spawn(
-            "simulator",
-            "simulator",
-            {},
-            f"--mqtt-host={services.mqtt_host}",
-            f"--mqtt-port={services.mqtt_port}",
-            f"--topic-namespace={namespace}",
-            f"--devices={devices}",
-            f"--connections={connections}",
-            "--interval-s=60",
-            "--speed=60",
-        )
+        sim = spawn("simulator", "simulator", {}, *args)
 
         def births() -> list[DeviceBirth]:
             return [
@@ -302,7 +304,9 @@ async def test_a_command_injects_an_anomaly_seen_in_readings_and_labels(
             duration_s=120,  # two readings
             issued_at=datetime.now(UTC),
         )
-        async with aiomqtt.Client(services.mqtt_host, port=services.mqtt_port) as operator:
+        async with aiomqtt.Client(
+            services.mqtt_host, port=services.mqtt_port, **services.mqtt_auth("api")
+        ) as operator:
             await operator.publish(topics.commands(target), command.model_dump_json(), qos=1)
         await seen.wait_for("the label", lambda: seen.on(topics.labels))
         label = AnomalyLabel.model_validate_json(seen.on(topics.labels)[0].payload)
@@ -343,7 +347,9 @@ async def test_invalid_commands_are_refused_and_the_device_carries_on(
     sim = Simulator(config, make_plan(config))
     async with observe(services, topics.readings("dev-00000")) as seen, running(sim):
         await seen.wait_for("a reading", lambda: seen.messages)
-        async with aiomqtt.Client(services.mqtt_host, port=services.mqtt_port) as operator:
+        async with aiomqtt.Client(
+            services.mqtt_host, port=services.mqtt_port, **services.mqtt_auth("api")
+        ) as operator:
             await operator.publish(topics.commands("dev-00000"), b'{"action":"explode"}', qos=1)
         await seen.wait_for("the refusal", lambda: "invalid command refused" in caplog.text)
         count = len(seen.messages)
@@ -375,20 +381,19 @@ duration = "2m"
 """
     )
     labels = tmp_path / "labels.jsonl"
+    args = (
+        f"--mqtt-host={services.mqtt_host}",
+        f"--mqtt-port={services.mqtt_port}",
+        f"--topic-namespace={namespace}",
+        f"--fleet={fleet}",
+        f"--labels={labels}",
+        "--speed=100000",
+        "--max-ticks=8",
+        "--connections=pooled:1",
+    )
+    provision_simulator(services, *args)
     async with observe(services, topics.all_readings) as seen:
-        sim = spawn(
-            "simulator",
-            "simulator",
-            {},
-            f"--mqtt-host={services.mqtt_host}",
-            f"--mqtt-port={services.mqtt_port}",
-            f"--topic-namespace={namespace}",
-            f"--fleet={fleet}",
-            f"--labels={labels}",
-            "--speed=100000",
-            "--max-ticks=8",
-            "--connections=pooled:1",
-        )
+        sim = spawn("simulator", "simulator", {}, *args)
         assert sim.process.wait(timeout=60) == 0, sim.log_tail()
         await seen.wait_for("every reading twice", lambda: len(seen.messages) >= 2 * (2 * 8 - 1))
     (label,) = [AnomalyLabel.model_validate_json(line) for line in labels.read_text().splitlines()]
@@ -423,7 +428,9 @@ async def test_set_interval_and_offline_online_commands(services: Services, name
                 **fields,
             }
         ).model_dump_json()
-        async with aiomqtt.Client(services.mqtt_host, port=services.mqtt_port) as operator:
+        async with aiomqtt.Client(
+            services.mqtt_host, port=services.mqtt_port, **services.mqtt_auth("api")
+        ) as operator:
             await operator.publish(topics.commands(target), payload, qos=1)
 
     async with (

@@ -24,10 +24,10 @@ from schema.localcluster import ClusterSettings
 from schema.localcluster import mosquitto as broker
 from schema.topics import MqttTopics
 from schema.wire import decode_reading
-from simulator.app import Simulator, make_plan
+from simulator.app import Simulator, identities, make_plan
 from simulator.settings import SimulatorSettings
 
-from ..conftest import free_port
+from ..conftest import free_port, private_mqtt_auth
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(180)]
 
@@ -35,7 +35,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(1
 @pytest.fixture
 def broker_settings(tmp_path: Path) -> Iterator[ClusterSettings]:
     """A private broker's settings; stopped after the test if it was started."""
-    settings = ClusterSettings(home=tmp_path / "cluster", mqtt_port=free_port())
+    settings = ClusterSettings(
+        home=tmp_path / "cluster",
+        mqtt_port=free_port(),
+        secrets_dir=ClusterSettings().secrets_path,  # the session's credentials (os.environ)
+    )
     try:
         yield settings
     finally:
@@ -53,7 +57,7 @@ class PersistentObserver:
     """A persistent-session subscriber (paho's own thread and reconnects): across a broker
     restart it gets what was queued for it."""
 
-    def __init__(self, port: int, topic_filter: str) -> None:
+    def __init__(self, port: int, topic_filter: str, auth: dict[str, str]) -> None:
         self.messages: list[tuple[str, bytes]] = []
         self.live: list[tuple[str, bytes]] = []
         """Without the copies of retained messages that every (re)subscription brings."""
@@ -66,6 +70,7 @@ class PersistentObserver:
         self.client.on_connect = lambda c, _u, _f, _r, _p: c.subscribe(topic_filter, qos=1)
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(min_delay=1, max_delay=2)
+        self.client.username_pw_set(auth["username"], auth["password"])
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
 
@@ -110,8 +115,13 @@ async def test_broker_restart_loses_no_reading(
         connections=connections,
         progress_s=0,
     )
+    broker.provision(private_broker, identities(config))
     sim = Simulator(config, make_plan(config))
-    observer = PersistentObserver(private_broker.mqtt_port, f"{topics.root}/devices/#")
+    observer = PersistentObserver(
+        private_broker.mqtt_port,
+        f"{topics.root}/devices/#",
+        private_mqtt_auth(private_broker, "bridge"),
+    )
     task = asyncio.create_task(sim.run(), name="simulator")
     try:
 
@@ -169,6 +179,7 @@ async def test_the_simulator_waits_for_a_broker_that_is_not_up_yet(
         max_ticks=5,
         progress_s=0,
     )
+    broker.provision(broker_settings, identities(config))  # written now, read at start
     sim = Simulator(config, make_plan(config))
     task = asyncio.create_task(sim.run(), name="simulator")
     await asyncio.sleep(1.5)

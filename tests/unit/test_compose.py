@@ -23,13 +23,23 @@ pytestmark = pytest.mark.unit
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 PASSWORD = "unit-test-secret"  # URL-safe, as the compose file requires
+SECRETS = {
+    "WATTSTREAM_DB_PASSWORD": PASSWORD,
+    "WATTSTREAM_MQTT_BRIDGE_PASSWORD": "unit-bridge-password",
+    "WATTSTREAM_MQTT_API_PASSWORD": "unit-api-mqtt-password",
+    "WATTSTREAM_DEVICE_KEY": "unit-device-root-key",
+    "WATTSTREAM_API_KEY": "unit-api-write-key",
+    "WATTSTREAM_API_ADMIN_KEY": "unit-api-admin-key",
+}
 
 INFRASTRUCTURE = {"mosquitto", "kafka", "timescaledb"}
-APP_SERVICES = {"migrate", "bridge", "stream", "api", "simulator"}
+APP_SERVICES = {"migrate", "mqtt-auth", "bridge", "stream", "api", "simulator"}
+ONE_SHOT = {"migrate", "mqtt-auth"}
 HEALTHCHECKED = INFRASTRUCTURE | {"bridge", "api"}
 """Long-running services others wait for with ``condition: service_healthy``."""
 
 DEPENDENCIES = {
+    "mosquitto": {"mqtt-auth": "service_completed_successfully"},
     "migrate": {"timescaledb": "service_healthy"},
     "bridge": {"mosquitto": "service_healthy", "kafka": "service_healthy"},
     "stream": {"kafka": "service_healthy", "migrate": "service_completed_successfully"},
@@ -85,7 +95,7 @@ def render(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def services(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
-    result = render(tmp_path_factory.mktemp("compose"), WATTSTREAM_DB_PASSWORD=PASSWORD)
+    result = render(tmp_path_factory.mktemp("compose"), **SECRETS)
     assert result.returncode == 0, f"compose config failed:\n{result.stderr}"
     rendered = yaml.safe_load(result.stdout)
     return rendered["services"]
@@ -137,7 +147,7 @@ def test_app_services_share_the_locally_built_image(
     for name in APP_SERVICES:
         assert services[name]["image"] == "wattstream:local", name
         assert services[name]["build"]["context"] == str(REPO_ROOT), name
-    assert {name: services[name]["command"] for name in APP_SERVICES} == {
+    assert {name: services[name]["command"] for name in APP_SERVICES - {"mqtt-auth"}} == {
         "migrate": ["migrate"],
         "bridge": ["bridge"],
         "stream": ["stream"],
@@ -147,8 +157,9 @@ def test_app_services_share_the_locally_built_image(
 
 
 def test_migrate_runs_once_and_the_rest_restart(services: dict[str, dict[str, Any]]) -> None:
-    assert services["migrate"]["restart"] == "no"
-    for name in (INFRASTRUCTURE | APP_SERVICES) - {"migrate"}:
+    for name in ONE_SHOT:
+        assert services[name]["restart"] == "no", name
+    for name in (INFRASTRUCTURE | APP_SERVICES) - ONE_SHOT:
         assert services[name]["restart"] == "unless-stopped", name
 
 
@@ -179,6 +190,45 @@ def test_only_mqtt_and_the_api_are_published_to_the_host(
 
 
 def test_rendering_without_the_database_password_fails(tmp_path: Path) -> None:
-    result = render(tmp_path)
+    result = render(tmp_path, **{k: v for k, v in SECRETS.items() if k != "WATTSTREAM_DB_PASSWORD"})
     assert result.returncode != 0
     assert "set WATTSTREAM_DB_PASSWORD" in result.stderr
+
+
+@pytest.mark.parametrize("missing", sorted(set(SECRETS) - {"WATTSTREAM_DB_PASSWORD"}))
+def test_rendering_without_any_mqtt_or_api_secret_fails(tmp_path: Path, missing: str) -> None:
+    result = render(tmp_path, **{k: v for k, v in SECRETS.items() if k != missing})
+    assert result.returncode != 0
+    assert f"set {missing}" in result.stderr
+
+
+def test_mqtt_is_authenticated_with_the_given_secrets(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    env = {name: service.get("environment", {}) for name, service in services.items()}
+    bridge_password = SECRETS["WATTSTREAM_MQTT_BRIDGE_PASSWORD"]
+    assert env["bridge"]["WATTSTREAM_BRIDGE_MQTT_USERNAME"] == "bridge"
+    assert env["bridge"]["WATTSTREAM_BRIDGE_MQTT_PASSWORD"] == bridge_password
+    assert env["api"]["WATTSTREAM_API_MQTT_USERNAME"] == "api"
+    assert env["api"]["WATTSTREAM_API_MQTT_PASSWORD"] == SECRETS["WATTSTREAM_MQTT_API_PASSWORD"]
+    assert env["api"]["WATTSTREAM_API_API_KEYS"] == SECRETS["WATTSTREAM_API_KEY"]
+    assert env["api"]["WATTSTREAM_API_ADMIN_API_KEYS"] == SECRETS["WATTSTREAM_API_ADMIN_KEY"]
+    assert env["api"]["WATTSTREAM_API_ENVIRONMENT"] == "production"
+    device_key = SECRETS["WATTSTREAM_DEVICE_KEY"]
+    assert env["simulator"]["WATTSTREAM_SIM_DEVICE_KEY"] == device_key
+    auth = env["mqtt-auth"]
+    assert auth["WATTSTREAM_SIM_DEVICE_KEY"] == device_key
+    assert auth["WATTSTREAM_SIM_DEVICES"] == env["simulator"]["WATTSTREAM_SIM_DEVICES"]
+    assert "provision --compose /mosquitto/auth" in " ".join(services["mqtt-auth"]["command"])
+    # The broker reads the generated files from the volume the one-shot service wrote.
+    # docker-compose 1.29 renders volumes as "source:target:mode", Compose v2 as mappings.
+    mounts = {
+        (v["source"], v["target"], bool(v.get("read_only")))
+        if isinstance(v, dict)
+        else (v.split(":")[0], v.split(":")[1], v.endswith(":ro"))
+        for v in services["mosquitto"]["volumes"]
+    }
+    assert ("mosquitto-auth", "/mosquitto/auth", True) in mounts
+    conf = (REPO_ROOT / "deploy/compose/mosquitto.conf").read_text().splitlines()
+    assert "allow_anonymous false" in conf
+    assert {"password_file /mosquitto/auth/passwd", "acl_file /mosquitto/auth/acl"} <= set(conf)

@@ -4,6 +4,7 @@ live events decode per their topic's contract."""
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 
 import pytest
@@ -22,6 +23,17 @@ pytestmark = pytest.mark.unit
 STRONG = "k" * 32
 
 
+@pytest.fixture(autouse=True)
+def _no_api_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the defaults: the test session may have exported the local cluster's keys."""
+    for name in list(os.environ):
+        if name.startswith("WATTSTREAM_API_"):
+            monkeypatch.delenv(name)
+
+
+PRODUCTION_DB = SecretStr("postgresql://wattstream:a-real-secret@db.example:5432/wattstream")
+
+
 def test_development_accepts_the_placeholder_key() -> None:
     settings = ApiSettings()
     assert settings.environment == "development"
@@ -32,9 +44,40 @@ def test_development_accepts_the_placeholder_key() -> None:
 
 @pytest.mark.parametrize("key", [PLACEHOLDER_API_KEY, "short"])
 def test_production_refuses_placeholder_and_short_keys(key: str) -> None:
+    strong = (SecretStr(STRONG),)
     with pytest.raises(ValidationError, match="refuses the placeholder"):
-        ApiSettings(environment="production", api_keys=(SecretStr(key),))
-    assert ApiSettings(environment="production", api_keys=(SecretStr(STRONG),))
+        ApiSettings(
+            environment="production",
+            api_keys=(SecretStr(key),),
+            admin_api_keys=strong,
+            database_url=PRODUCTION_DB,
+        )
+    with pytest.raises(ValidationError, match="refuses the placeholder"):
+        ApiSettings(
+            environment="staging",
+            api_keys=strong,
+            admin_api_keys=(SecretStr(key),),
+            database_url=PRODUCTION_DB,
+        )
+    assert ApiSettings(
+        environment="production",
+        api_keys=strong,
+        admin_api_keys=strong,
+        database_url=PRODUCTION_DB,
+    )
+
+
+def test_production_refuses_the_default_admin_key_and_database_password() -> None:
+    strong = (SecretStr(STRONG),)
+    with pytest.raises(ValidationError, match="refuses the placeholder"):
+        ApiSettings(environment="production", api_keys=strong, database_url=PRODUCTION_DB)
+    with pytest.raises(ValidationError, match="default database URL"):
+        ApiSettings(environment="production", api_keys=strong, admin_api_keys=strong)
+
+
+def test_https_needs_both_certificate_and_key() -> None:
+    with pytest.raises(ValidationError, match="ssl_certfile and ssl_keyfile"):
+        ApiSettings(ssl_certfile="cert.pem")
 
 
 def test_lists_come_from_the_environment_as_json_or_commas(
@@ -42,9 +85,12 @@ def test_lists_come_from_the_environment_as_json_or_commas(
 ) -> None:
     monkeypatch.setenv("WATTSTREAM_API_API_KEYS", f"{STRONG}, {'z' * 20}")
     monkeypatch.setenv("WATTSTREAM_API_CORS_ORIGINS", '["http://a.example", "http://b.example"]')
+    monkeypatch.setenv("WATTSTREAM_API_ADMIN_API_KEYS", f'["{"a" * 20}"]')
+    monkeypatch.setenv("WATTSTREAM_API_DATABASE_URL", PRODUCTION_DB.get_secret_value())
     monkeypatch.setenv("WATTSTREAM_API_ENVIRONMENT", "production")
     settings = ApiSettings()
     assert [k.get_secret_value() for k in settings.api_keys] == [STRONG, "z" * 20]
+    assert [k.get_secret_value() for k in settings.admin_api_keys] == ["a" * 20]
     assert settings.cors_origins == ("http://a.example", "http://b.example")
     assert STRONG not in repr(settings)
 

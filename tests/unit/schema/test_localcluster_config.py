@@ -108,7 +108,9 @@ def test_mosquitto_config(settings: ClusterSettings) -> None:
     lines = directives(text)
     assert "user mosquitto" in lines
     assert "listener 21883 127.0.0.1" in lines
-    assert "allow_anonymous true" in lines
+    assert "allow_anonymous false" in lines
+    assert f"password_file {settings.home}/mosquitto/passwd" in lines
+    assert f"acl_file {settings.home}/mosquitto/acl" in lines
     assert "persistence true" in lines
     assert f"persistence_location {settings.home}/mosquitto/data" in lines
     assert f"log_dest file {settings.home}/mosquitto/mosquitto.log" in lines
