@@ -62,6 +62,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from paho.mqtt.enums import CallbackAPIVersion
 
 from schema import launcher, localcluster, migrate
+from schema.credentials import DeviceIdentities, device_password
 from schema.localcluster.kafka import KAFKA_VERSION
 from schema.topics import KafkaTopics, MqttTopics
 from schema.wire import Reading
@@ -150,13 +151,17 @@ class Environments:
 
     @classmethod
     def of(
-        cls, endpoints: localcluster.Endpoints, namespace: str, *, database: str,
+        cls, settings: localcluster.ClusterSettings, namespace: str, *, database: str,
         metrics_port: int, data_dir: Path, connections: str,
     ) -> Environments:  # fmt: skip
         processes = {
             p.name: dict(p.env)
             for p in launcher.service_processes(
-                endpoints, devices=1, api_port=free_port(), metrics_port=metrics_port
+                localcluster.endpoints(settings),
+                localcluster.load_secrets(settings.secrets_path),
+                devices=1,
+                api_port=free_port(),
+                metrics_port=metrics_port,
             )
         }
         return cls(
@@ -251,6 +256,10 @@ def run_stage(stage: Stage, env: Mapping[str, str], logs: Path, services: list[S
         "WATTSTREAM_SIM_MAX_TICKS": str(stage.ticks),
         "WATTSTREAM_SIM_CLIENT_ID_PREFIX": f"bench-{stage.name}-{uuid.uuid4().hex[:4]}",
     }
+    # The broker must know the fleet's identities before it connects (ACL: own topics only).
+    launcher.provision_simulator(
+        localcluster.ClusterSettings(), launcher.ServiceProcess("simulator", "simulator", stage_env)
+    )
     stage.began = time.time()
     simulator = Service.start("simulator", "simulator", stage_env, log)
     services.append(simulator)
@@ -438,7 +447,7 @@ def run_pipeline(
     migrate.upgrade(database)
     metrics_port = free_port()
     env = Environments.of(
-        endpoints, ns, database=database, metrics_port=metrics_port, data_dir=logs / "faust",
+        settings, ns, database=database, metrics_port=metrics_port, data_dir=logs / "faust",
         connections=args.connections,
     )  # fmt: skip
     ticks = max(1, round(args.duration_s / args.interval_s))
@@ -548,18 +557,25 @@ async def sample_rows(url: str, limit: int) -> list[ceilings.Row]:
 
 def run_ceilings(
     args: argparse.Namespace, settings: localcluster.ClusterSettings,
-    endpoints: localcluster.Endpoints, *, auth: tuple[ceilings.MqttAuth, ceilings.MqttAuth],
+    endpoints: localcluster.Endpoints, *, subscriber_auth: ceilings.MqttAuth,
     run_id: str, database: str, rows: list[ceilings.Row],
 ) -> dict[str, Any]:  # fmt: skip
     ns = f"bench{run_id}ceiling"
     lines = payloads(1000, 2)
     mqtt_topics = MqttTopics(ns)
+    # The publishers connect as one gateway carrying their devices (the broker's ACL allows
+    # nothing else); the subscriber as the bridge user.
+    gateway = f"bench-ceiling-{run_id}"
+    devices = tuple(f"dev-{n:05d}" for n in range(args.mqtt_publishers))
+    localcluster.provision(settings, DeviceIdentities(gateways={gateway: devices}))
+    root_key = localcluster.load_secrets(settings.secrets_path).device_root_key
+    publisher_auth = ceilings.MqttAuth(gateway, device_password(root_key, gateway))
     print("  ceiling: mosquitto_pub | mosquitto_sub ...", flush=True)
     mqtt = ceilings.mqtt_ceiling(
         endpoints.mqtt_host, endpoints.mqtt_port,
         topics=[mqtt_topics.readings(f"dev-{n:05d}") for n in range(args.mqtt_publishers)],
         subscription=mqtt_topics.all_readings, payloads=lines, messages=args.mqtt_messages,
-        publisher_auth=auth[0], subscriber_auth=auth[1],
+        publisher_auth=publisher_auth, subscriber_auth=subscriber_auth,
     )  # fmt: skip
     print("  ceiling: Kafka ProducerPerformance ...", flush=True)
     topics = KafkaTopics(ns)
@@ -681,11 +697,11 @@ def main() -> None:
     database = pipeline["database"]
     try:
         env = Environments.of(
-            endpoints, "unused", database=database, metrics_port=0, data_dir=logs,
+            settings, "unused", database=database, metrics_port=0, data_dir=logs,
             connections=args.connections,
         )  # fmt: skip
         parts = run_ceilings(
-            args, settings, endpoints, auth=(env.mqtt_auth("SIM"), env.mqtt_auth("BRIDGE")),
+            args, settings, endpoints, subscriber_auth=env.mqtt_auth("BRIDGE"),
             run_id=run_id, database=database, rows=pipeline["rows"],
         )  # fmt: skip
         postgres_version = asyncio.run(server_version(database))
