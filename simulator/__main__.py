@@ -80,6 +80,13 @@ def _run_parser() -> argparse.ArgumentParser:
     )
     fleet.add_argument("--labels", dest="labels_file", type=Path, help="JSON lines of labels")
     fleet.add_argument(
+        "--journal",
+        dest="journal_file",
+        type=Path,
+        help="append every reading the broker acknowledged (seq ranges) for 'wattstream audit'",
+    )
+    fleet.add_argument("--journal-flush-s", type=float, help="journal flush period (0.5)")
+    fleet.add_argument(
         "--labels-topic", action="store_true", default=None, help="also publish on {root}/labels"
     )
 

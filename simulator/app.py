@@ -30,12 +30,14 @@ from pydantic import ValidationError
 
 from schema.device_messages import AnomalyLabel, DeviceCommand, LabelSource, Presence
 from schema.topics import MqttTopics
+from schema.wire import Reading
 from simulator.behaviour import DeviceRuntime, Event
 from simulator.connection import BrokerOptions
 from simulator.devices import DeviceModel
 from simulator.errors import FleetDefinitionError, SimulatorError
 from simulator.fleet import DeviceGroup, build_fleet
 from simulator.fleetfile import FleetFile, PlannedAnomaly, load_fleet_file, parse_anomaly
+from simulator.journal import JournalWriter
 from simulator.scenarios import Scenario, delivery_faults, dst_start, fleet_zones
 from simulator.settings import SimulatorSettings
 from simulator.transport import FleetTransport
@@ -175,6 +177,7 @@ class Simulator:
         self.plan = plan
         self.clock = SimClock(int(plan.start.timestamp()), settings.speed)
         self.labels: LabelFile | None = None
+        self.journal: JournalWriter | None = None
         password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
         namespace = settings.topic_namespace
         runtimes = plan.runtimes
@@ -202,6 +205,7 @@ class Simulator:
             labels_topic=settings.labels_topic,
             backlog=settings.backlog,
             max_inflight=settings.max_inflight,
+            on_reading_acked=self._journal_acked if settings.journal_file else None,
         )
         self._heap: list[tuple[int, int]] = []
 
@@ -213,6 +217,10 @@ class Simulator:
             for event in events:
                 if isinstance(event, AnomalyLabel):
                     self.labels.write(event)
+
+    def _journal_acked(self, _i: int, reading: Reading) -> None:
+        if self.journal is not None:
+            self.journal.acked(reading)
 
     def on_command(self, i: int, payload: bytes) -> None:
         runtime = self.plan.runtimes[i]
@@ -289,21 +297,26 @@ class Simulator:
             f", scenarios {', '.join(plan.scenarios)}" if plan.scenarios else "",
         )
         began = time.monotonic()
-        with LabelFile.open(settings.labels_file) as labels:
-            self.labels = labels
+        with (
+            LabelFile.open(settings.labels_file) as labels,
+            JournalWriter.open(settings.journal_file) as journal,
+        ):
+            self.labels, self.journal = labels, journal
             async with self.transport:
                 self.clock.restart()
-                progress = (
-                    asyncio.create_task(self.progress_loop(settings.progress_s), name="progress")
-                    if settings.progress_s
-                    else None
-                )
+                helpers = []
+                if settings.progress_s:
+                    progress = self.progress_loop(settings.progress_s)
+                    helpers.append(asyncio.create_task(progress, name="progress"))
+                if journal is not None:
+                    flushing = journal.flush_loop(settings.journal_flush_s)
+                    helpers.append(asyncio.create_task(flushing, name="journal"))
                 try:
                     await self.publish_loop()
                     await self.transport.backlog.drained()
                 finally:
-                    if progress is not None:
-                        progress.cancel()
+                    for helper in helpers:
+                        helper.cancel()
         elapsed = time.monotonic() - began
         log.info(
             "published %d readings from %d devices in %.1fs; done",

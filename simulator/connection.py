@@ -126,6 +126,7 @@ class MqttConnection:
         will: Will | None = None,
         on_up: Callable[[MqttConnection], None] | None = None,
         on_message: Callable[[str, bytes], None] | None = None,
+        on_acked: Callable[[object], None] | None = None,
         max_inflight: int = 100,
     ) -> None:
         self.client_id = client_id
@@ -133,11 +134,14 @@ class MqttConnection:
         self._backlog = backlog
         self._on_up = on_up
         self._on_message_cb = on_message
+        self._on_acked = on_acked
+        self._tags: dict[int, object] = {}
+        """Tags of the messages handed to paho, by packet id, until their PUBACK."""
         self._state = _State.NEW
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._connected: asyncio.Future[None] | None = None
-        self._waiting: deque[tuple[str, bytes, bool]] = deque()
+        self._waiting: deque[tuple[str, bytes, bool, object]] = deque()
         """Published by the caller, not yet handed to paho (window full, or not connected)."""
         self._max_inflight = max_inflight
         self._in_paho = 0
@@ -259,32 +263,40 @@ class MqttConnection:
             self._backlog.done(lost)
             log.warning("%s: closed with %d messages unacknowledged", self.client_id, lost)
         self._waiting.clear()
+        self._tags.clear()
         self.unacked = 0
         self._state = _State.CLOSED
 
     # -- publishing ---------------------------------------------------------------------------
 
-    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+    def publish(
+        self, topic: str, payload: bytes, *, retain: bool = False, tag: object = None
+    ) -> None:
         """Publish at QoS 1 (at least once); returns at once. While the connection is down the
-        message waits and goes out after the reconnect."""
+        message waits and goes out after the reconnect. A ``tag`` (not None) is handed to
+        ``on_acked`` when the broker acknowledged the message."""
         if self._state in {_State.CLOSING, _State.CLOSED}:
             log.debug("%s: closed, not publishing to %s", self.client_id, topic)
             return
         self._backlog.add()
         self.unacked += 1
         if self._state is _State.UP and self._in_paho < self._max_inflight:
-            self._in_paho += 1
-            self._client.publish(topic, payload, qos=1, retain=retain)
+            self._send(topic, payload, retain, tag)
         else:
-            self._waiting.append((topic, payload, retain))
+            self._waiting.append((topic, payload, retain, tag))
+
+    def _send(self, topic: str, payload: bytes, retain: bool, tag: object) -> None:
+        self._in_paho += 1
+        info = self._client.publish(topic, payload, qos=1, retain=retain)
+        if tag is not None:
+            # Packet ids are unique among unacknowledged messages (at most max_inflight here).
+            self._tags[info.mid] = tag
 
     def _pump(self) -> None:
         """Hand waiting messages to paho while the in-flight window has room."""
-        waiting, client = self._waiting, self._client
+        waiting = self._waiting
         while waiting and self._in_paho < self._max_inflight and self._state is _State.UP:
-            topic, payload, retain = waiting.popleft()
-            self._in_paho += 1
-            client.publish(topic, payload, qos=1, retain=retain)
+            self._send(*waiting.popleft())
 
     def subscribe(self, topics: list[str]) -> None:
         """Subscribe at QoS 1 (call from ``on_up``: subscriptions end with the session)."""
@@ -401,11 +413,14 @@ class MqttConnection:
                 backoff = MAX_BACKOFF_S
 
     def _on_publish(
-        self, _client: paho.Client, _userdata: Any, _mid: int, _reason: Any, _props: Any
+        self, _client: paho.Client, _userdata: Any, mid: int, _reason: Any, _props: Any
     ) -> None:
         self.unacked -= 1
         self._in_paho -= 1
         self._backlog.done()
+        tag = self._tags.pop(mid, None)
+        if tag is not None and self._on_acked is not None:
+            self._on_acked(tag)
         if self._waiting:
             self._pump()
 

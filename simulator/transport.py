@@ -94,8 +94,10 @@ class FleetTransport:
         labels_topic: bool = False,
         backlog: int = 20_000,
         max_inflight: int = 100,
+        on_reading_acked: Callable[[int, Reading], None] | None = None,
     ) -> None:
         self._devices = list(devices)
+        self._on_reading_acked = on_reading_acked
         self._topics = topics
         self._broker = broker
         self.mode = mode
@@ -221,8 +223,14 @@ class FleetTransport:
             will=will,
             on_up=lambda connection: self._announce(k, connection),
             on_message=self._on_message,
+            on_acked=self._acked if self._on_reading_acked is not None else None,
             max_inflight=self._max_inflight,
         )
+
+    def _acked(self, tag: object) -> None:
+        assert self._on_reading_acked is not None
+        assert isinstance(tag, tuple)  # the (device index, reading) publish() gave it
+        self._on_reading_acked(*tag)
 
     async def _misc(self) -> None:
         while True:
@@ -295,7 +303,8 @@ class FleetTransport:
         topics = self._topics
         for event in events:
             if isinstance(event, Reading):
-                connection.publish(topics.readings(event.device_id), event.to_json())
+                tag = (i, event) if self._on_reading_acked is not None else None
+                connection.publish(topics.readings(event.device_id), event.to_json(), tag=tag)
                 self.published += 1
             elif isinstance(event, Presence):
                 self._publish_status(connection, i, event, self._now())
