@@ -56,6 +56,11 @@ def _run_parser() -> argparse.ArgumentParser:
     )
     broker.add_argument("--backlog", type=int, help="most messages awaiting PUBACK (20000)")
     broker.add_argument("--max-inflight", type=int, help="unacknowledged per connection (100)")
+    broker.add_argument(
+        "--resend-window-s",
+        type=float,
+        help="after a reconnect, publish again what was acknowledged this long before (3)",
+    )
 
     fleet = parser.add_argument_group("fleet")
     fleet.add_argument("--fleet", dest="fleet_file", type=Path, help="TOML fleet definition")

@@ -206,6 +206,7 @@ class Simulator:
             backlog=settings.backlog,
             max_inflight=settings.max_inflight,
             on_reading_acked=self._journal_acked if settings.journal_file else None,
+            resend_window_s=settings.resend_window_s,
         )
         self._heap: list[tuple[int, int]] = []
 

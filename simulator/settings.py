@@ -65,6 +65,10 @@ class SimulatorSettings(BaseSettings):
     """Append a JSON line per injected anomaly (ground truth) to this file."""
     labels_topic: bool = False
     """Also publish the labels on ``{root}/labels`` (QoS 1, not retained)."""
+    resend_window_s: Annotated[float, Field(ge=0)] = 3.0
+    """After a lost connection, publish again what the broker acknowledged in this many
+    seconds before: a broker that crashes can lose messages it acknowledged but had not saved
+    (see simulator.connection); 0 turns it off."""
     journal_file: Path | None = None
     """Append the delivery journal (``schema.journal``: every reading the broker acknowledged,
     as seq ranges) to this file, for ``wattstream audit``."""

@@ -95,7 +95,9 @@ class FleetTransport:
         backlog: int = 20_000,
         max_inflight: int = 100,
         on_reading_acked: Callable[[int, Reading], None] | None = None,
+        resend_window_s: float = 0.0,
     ) -> None:
+        self._resend_window_s = resend_window_s
         self._devices = list(devices)
         self._on_reading_acked = on_reading_acked
         self._topics = topics
@@ -225,6 +227,7 @@ class FleetTransport:
             on_message=self._on_message,
             on_acked=self._acked if self._on_reading_acked is not None else None,
             max_inflight=self._max_inflight,
+            resend_window_s=self._resend_window_s,
         )
 
     def _acked(self, tag: object) -> None:
