@@ -27,7 +27,11 @@ def parse_args(argv: Sequence[str] | None = None) -> AuditSettings:
     )
     for name, info in AuditSettings.model_fields.items():
         about = " ".join((info.description or name).split()).replace("%", "%%")
-        default = "" if info.default in (None, "") else f" (default {info.default})"
+        default = (
+            ""
+            if info.is_required() or info.default in (None, "")
+            else (f" (default {info.default})")
+        )
         parser.add_argument(f"--{name.replace('_', '-')}", dest=name, help=f"{about}{default}")
     parser.add_argument("--log-level", default="WARNING")
     args = vars(parser.parse_args(argv))

@@ -11,13 +11,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class AuditSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="WATTSTREAM_AUDIT_", frozen=True, extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="WATTSTREAM_AUDIT_", frozen=True, extra="forbid", use_attribute_docstrings=True
+    )
 
     journal: Path
     """The simulator's delivery journal (``wattstream simulate --journal``)."""
     database_url: SecretStr = SecretStr(
         "postgresql://wattstream:wattstream@127.0.0.1:15432/wattstream"
     )
+    """asyncpg DSN of the pipeline's database."""
     allowed_lateness: timedelta = timedelta(minutes=5)
     """The stream worker's ``WATTSTREAM_STREAM_ALLOWED_LATENESS``."""
     max_silent: timedelta = timedelta(hours=3)
