@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: help install run test lint bench bench-parts up down status migrate clean
+.PHONY: help install run test chaos lint bench bench-parts up down status migrate clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -33,6 +33,11 @@ test: install ## install what is missing, start the local services, run the whol
 	$(BIN)/wattstream services test-tools
 	$(BIN)/wattstream services up
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+CHAOS_ROUNDS ?= 3
+chaos: install ## kill -9 each component CHAOS_ROUNDS times (3) under load, then audit delivery
+	$(BIN)/wattstream services test-tools
+	WATTSTREAM_CHAOS_ROUNDS=$(CHAOS_ROUNDS) $(BIN)/pytest -s -p no:randomly tests/faults/test_chaos.py $(PYTEST_ARGS)
 
 lint: install ## ruff, mypy strict, import-linter contracts
 	$(BIN)/ruff check .

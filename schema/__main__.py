@@ -20,6 +20,7 @@ SERVICES = {
     "stream": ("stream.worker", "run the Faust stream worker"),
     "api": ("api", "serve the REST API and dashboard"),
     "train": ("stream.forecast", "train the next-hour GRU forecaster and write artifacts/"),
+    "audit": ("stream.audit", "compare the simulator's delivery journal with the database"),
 }
 
 _STORAGE_FLAGS = (  # (flag, default, help); defaults also come from WATTSTREAM_MIGRATE_<FLAG>

@@ -58,6 +58,11 @@ def _run_parser() -> argparse.ArgumentParser:
     )
     broker.add_argument("--backlog", type=int, help="most messages awaiting PUBACK (20000)")
     broker.add_argument("--max-inflight", type=int, help="unacknowledged per connection (100)")
+    broker.add_argument(
+        "--resend-window-s",
+        type=float,
+        help="after a reconnect, publish again what was acknowledged this long before (3)",
+    )
 
     fleet = parser.add_argument_group("fleet")
     fleet.add_argument("--fleet", dest="fleet_file", type=Path, help="TOML fleet definition")
@@ -81,6 +86,13 @@ def _run_parser() -> argparse.ArgumentParser:
         "magnitude=3 (repeatable)",
     )
     fleet.add_argument("--labels", dest="labels_file", type=Path, help="JSON lines of labels")
+    fleet.add_argument(
+        "--journal",
+        dest="journal_file",
+        type=Path,
+        help="append every reading the broker acknowledged (seq ranges) for 'wattstream audit'",
+    )
+    fleet.add_argument("--journal-flush-s", type=float, help="journal flush period (0.5)")
     fleet.add_argument(
         "--labels-topic", action="store_true", default=None, help="also publish on {root}/labels"
     )

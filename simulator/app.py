@@ -31,12 +31,14 @@ from pydantic import ValidationError
 from schema.credentials import DeviceIdentities
 from schema.device_messages import AnomalyLabel, DeviceCommand, LabelSource, Presence
 from schema.topics import MqttTopics
+from schema.wire import Reading
 from simulator.behaviour import DeviceRuntime, Event
 from simulator.connection import BrokerOptions
 from simulator.devices import DeviceModel
 from simulator.errors import FleetDefinitionError, SimulatorError
 from simulator.fleet import DeviceGroup, build_fleet
 from simulator.fleetfile import FleetFile, PlannedAnomaly, load_fleet_file, parse_anomaly
+from simulator.journal import JournalWriter
 from simulator.scenarios import Scenario, delivery_faults, dst_start, fleet_zones
 from simulator.settings import SimulatorSettings
 from simulator.transport import FleetTransport, fleet_identities
@@ -176,6 +178,7 @@ class Simulator:
         self.plan = plan
         self.clock = SimClock(int(plan.start.timestamp()), settings.speed)
         self.labels: LabelFile | None = None
+        self.journal: JournalWriter | None = None
         password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
         namespace = settings.topic_namespace
         runtimes = plan.runtimes
@@ -203,6 +206,8 @@ class Simulator:
             backlog=settings.backlog,
             max_inflight=settings.max_inflight,
             device_key=settings.device_key.get_secret_value() if settings.device_key else None,
+            on_reading_acked=self._journal_acked if settings.journal_file else None,
+            resend_window_s=settings.resend_window_s,
         )
         self._heap: list[tuple[int, int]] = []
 
@@ -214,6 +219,10 @@ class Simulator:
             for event in events:
                 if isinstance(event, AnomalyLabel):
                     self.labels.write(event)
+
+    def _journal_acked(self, _i: int, reading: Reading) -> None:
+        if self.journal is not None:
+            self.journal.acked(reading)
 
     def on_command(self, i: int, payload: bytes) -> None:
         runtime = self.plan.runtimes[i]
@@ -290,21 +299,26 @@ class Simulator:
             f", scenarios {', '.join(plan.scenarios)}" if plan.scenarios else "",
         )
         began = time.monotonic()
-        with LabelFile.open(settings.labels_file) as labels:
-            self.labels = labels
+        with (
+            LabelFile.open(settings.labels_file) as labels,
+            JournalWriter.open(settings.journal_file) as journal,
+        ):
+            self.labels, self.journal = labels, journal
             async with self.transport:
                 self.clock.restart()
-                progress = (
-                    asyncio.create_task(self.progress_loop(settings.progress_s), name="progress")
-                    if settings.progress_s
-                    else None
-                )
+                helpers = []
+                if settings.progress_s:
+                    progress = self.progress_loop(settings.progress_s)
+                    helpers.append(asyncio.create_task(progress, name="progress"))
+                if journal is not None:
+                    flushing = journal.flush_loop(settings.journal_flush_s)
+                    helpers.append(asyncio.create_task(flushing, name="journal"))
                 try:
                     await self.publish_loop()
                     await self.transport.backlog.drained()
                 finally:
-                    if progress is not None:
-                        progress.cancel()
+                    for helper in helpers:
+                        helper.cancel()
         elapsed = time.monotonic() - began
         log.info(
             "published %d readings from %d devices in %.1fs; done",

@@ -11,6 +11,13 @@ handed to the loop thread.
 Each connection reconnects by itself, with jittered exponential backoff, after losing the
 broker (or after :meth:`MqttConnection.abort`, which drops the TCP connection without a
 DISCONNECT, as a crash would, so the broker publishes the last will).
+
+A PUBACK does not mean the broker has the message on disk: Mosquitto 2.0 acknowledges from
+memory and saves its database afterwards, so a broker killed right after acknowledging can lose
+a message it has not yet handed to a subscriber. A connection therefore keeps the (non-retained)
+messages acknowledged in the last ``resend_window_s`` seconds and, when the connection drops,
+publishes them again after the reconnect, before anything newer: duplicates, which the pipeline
+absorbs (readings are keyed by device and time), instead of a gap.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import random
 import socket
 import ssl
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -126,18 +134,28 @@ class MqttConnection:
         will: Will | None = None,
         on_up: Callable[[MqttConnection], None] | None = None,
         on_message: Callable[[str, bytes], None] | None = None,
+        on_acked: Callable[[object], None] | None = None,
         max_inflight: int = 100,
+        resend_window_s: float = 0.0,
     ) -> None:
         self.client_id = client_id
         self._broker = broker
         self._backlog = backlog
         self._on_up = on_up
         self._on_message_cb = on_message
+        self._on_acked = on_acked
+        self._sent: dict[int, tuple[str, bytes, bool, object]] = {}
+        """Messages handed to paho, by packet id, until their PUBACK (when a tag or the resend
+        window needs them)."""
+        self._resend_window_s = resend_window_s
+        self._recent: deque[tuple[float, tuple[str, bytes, bool, object]]] = deque()
+        """(PUBACK time, message) of the non-retained messages acknowledged lately."""
+        self.resent = 0
         self._state = _State.NEW
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._connected: asyncio.Future[None] | None = None
-        self._waiting: deque[tuple[str, bytes, bool]] = deque()
+        self._waiting: deque[tuple[str, bytes, bool, object]] = deque()
         """Published by the caller, not yet handed to paho (window full, or not connected)."""
         self._max_inflight = max_inflight
         self._in_paho = 0
@@ -259,32 +277,41 @@ class MqttConnection:
             self._backlog.done(lost)
             log.warning("%s: closed with %d messages unacknowledged", self.client_id, lost)
         self._waiting.clear()
+        self._sent.clear()
+        self._recent.clear()
         self.unacked = 0
         self._state = _State.CLOSED
 
     # -- publishing ---------------------------------------------------------------------------
 
-    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+    def publish(
+        self, topic: str, payload: bytes, *, retain: bool = False, tag: object = None
+    ) -> None:
         """Publish at QoS 1 (at least once); returns at once. While the connection is down the
-        message waits and goes out after the reconnect."""
+        message waits and goes out after the reconnect. A ``tag`` (not None) is handed to
+        ``on_acked`` when the broker acknowledged the message."""
         if self._state in {_State.CLOSING, _State.CLOSED}:
             log.debug("%s: closed, not publishing to %s", self.client_id, topic)
             return
         self._backlog.add()
         self.unacked += 1
         if self._state is _State.UP and self._in_paho < self._max_inflight:
-            self._in_paho += 1
-            self._client.publish(topic, payload, qos=1, retain=retain)
+            self._send(topic, payload, retain, tag)
         else:
-            self._waiting.append((topic, payload, retain))
+            self._waiting.append((topic, payload, retain, tag))
+
+    def _send(self, topic: str, payload: bytes, retain: bool, tag: object) -> None:
+        self._in_paho += 1
+        info = self._client.publish(topic, payload, qos=1, retain=retain)
+        if tag is not None or (self._resend_window_s and not retain):
+            # Packet ids are unique among unacknowledged messages (at most max_inflight here).
+            self._sent[info.mid] = (topic, payload, retain, tag)
 
     def _pump(self) -> None:
         """Hand waiting messages to paho while the in-flight window has room."""
-        waiting, client = self._waiting, self._client
+        waiting = self._waiting
         while waiting and self._in_paho < self._max_inflight and self._state is _State.UP:
-            topic, payload, retain = waiting.popleft()
-            self._in_paho += 1
-            client.publish(topic, payload, qos=1, retain=retain)
+            self._send(*waiting.popleft())
 
     def subscribe(self, topics: list[str]) -> None:
         """Subscribe at QoS 1 (call from ``on_up``: subscriptions end with the session)."""
@@ -381,9 +408,29 @@ class MqttConnection:
         self._state = _State.DOWN
         if was_up and self._loop is not None:
             log.warning("%s: connection lost (%s); reconnecting", self.client_id, reason)
+            self._resend_recent()
             self._reconnect_task = self._loop.create_task(
                 self._reconnect(), name=f"reconnect-{self.client_id}"
             )
+
+    def _resend_recent(self) -> None:
+        """Queue the messages acknowledged within the resend window again, first in line."""
+        since = time.monotonic() - self._resend_window_s
+        again = [message for acked_at, message in self._recent if acked_at >= since]
+        self._recent.clear()
+        if not again:
+            return
+        self._waiting.extendleft(reversed(again))
+        for _ in again:
+            self._backlog.add()
+        self.unacked += len(again)
+        self.resent += len(again)
+        log.info(
+            "%s: %d messages acknowledged in the last %.1f s will be published again",
+            self.client_id,
+            len(again),
+            self._resend_window_s,
+        )
 
     async def _reconnect(self) -> None:
         backoff = MIN_BACKOFF_S
@@ -401,11 +448,22 @@ class MqttConnection:
                 backoff = MAX_BACKOFF_S
 
     def _on_publish(
-        self, _client: paho.Client, _userdata: Any, _mid: int, _reason: Any, _props: Any
+        self, _client: paho.Client, _userdata: Any, mid: int, _reason: Any, _props: Any
     ) -> None:
         self.unacked -= 1
         self._in_paho -= 1
         self._backlog.done()
+        message = self._sent.pop(mid, None)
+        if message is not None:
+            _topic, _payload, retain, tag = message
+            if tag is not None and self._on_acked is not None:
+                self._on_acked(tag)
+            if self._resend_window_s and not retain:
+                now = time.monotonic()
+                recent = self._recent
+                recent.append((now, message))
+                while recent and recent[0][0] < now - self._resend_window_s:
+                    recent.popleft()
         if self._waiting:
             self._pump()
 

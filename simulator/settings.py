@@ -70,6 +70,15 @@ class SimulatorSettings(BaseSettings):
     """Append a JSON line per injected anomaly (ground truth) to this file."""
     labels_topic: bool = False
     """Also publish the labels on ``{root}/labels`` (QoS 1, not retained)."""
+    resend_window_s: Annotated[float, Field(ge=0)] = 3.0
+    """After a lost connection, publish again what the broker acknowledged in this many
+    seconds before: a broker that crashes can lose messages it acknowledged but had not saved
+    (see simulator.connection); 0 turns it off."""
+    journal_file: Path | None = None
+    """Append the delivery journal (``schema.journal``: every reading the broker acknowledged,
+    as seq ranges) to this file, for ``wattstream audit``."""
+    journal_flush_s: Annotated[float, Field(gt=0)] = 0.5
+    """Write and flush the journal this often (a crash loses at most this much of it)."""
     progress_s: Annotated[float, Field(ge=0)] = 10.0
     """Log a progress line (publish rate, backlog, connections) this often; 0: never."""
     backlog: Annotated[int, Field(ge=1)] = 20_000

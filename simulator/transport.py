@@ -126,11 +126,15 @@ class FleetTransport:
         backlog: int = 20_000,
         max_inflight: int = 100,
         device_key: str | None = None,
+        on_reading_acked: Callable[[int, Reading], None] | None = None,
+        resend_window_s: float = 0.0,
     ) -> None:
         """With ``device_key`` (and no username in ``broker``) each connection authenticates
         as its own identity (device or gateway id) with the password derived from the key."""
+        self._resend_window_s = resend_window_s
         self._devices = list(devices)
         self._device_key = device_key
+        self._on_reading_acked = on_reading_acked
         self._topics = topics
         self._broker = broker
         self.mode = mode
@@ -254,7 +258,9 @@ class FleetTransport:
             will=will,
             on_up=lambda connection: self._announce(k, connection),
             on_message=self._on_message,
+            on_acked=self._acked if self._on_reading_acked is not None else None,
             max_inflight=self._max_inflight,
+            resend_window_s=self._resend_window_s,
         )
 
     def _broker_for(self, identity: str) -> BrokerOptions:
@@ -263,6 +269,11 @@ class FleetTransport:
         return dataclasses.replace(
             self._broker, username=identity, password=device_password(self._device_key, identity)
         )
+
+    def _acked(self, tag: object) -> None:
+        assert self._on_reading_acked is not None
+        assert isinstance(tag, tuple)  # the (device index, reading) publish() gave it
+        self._on_reading_acked(*tag)
 
     async def _misc(self) -> None:
         while True:
@@ -335,7 +346,8 @@ class FleetTransport:
         topics = self._topics
         for event in events:
             if isinstance(event, Reading):
-                connection.publish(topics.readings(event.device_id), event.to_json())
+                tag = (i, event) if self._on_reading_acked is not None else None
+                connection.publish(topics.readings(event.device_id), event.to_json(), tag=tag)
                 self.published += 1
             elif isinstance(event, Presence):
                 self._publish_status(connection, i, event, self._now())

@@ -38,6 +38,8 @@ from stream.bridge.errors import MqttUnavailable
 log = logging.getLogger(__name__)
 
 _CONNECT_TIMEOUT_S = 30.0
+_CLOSE_TIMEOUT_S = 5.0
+"""At a clean stop, how long to wait for paho to write our PUBACKs and DISCONNECT."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +114,8 @@ class MqttSource:
         self._failure: MqttUnavailable | None = None
         self._lost = False
         """Set (from paho's thread) once the connection failed or dropped."""
+        self._gone = threading.Event()
+        """Set (from paho's thread) once the socket is closed, e.g. after our DISCONNECT."""
         self._entered = False
         self._closed = False
         self.session_present: bool | None = None
@@ -173,7 +177,12 @@ class MqttSource:
             return
         self._closed = True
         # Queued after every PUBACK already given to paho, so those reach the broker first.
+        connected = self._client.is_connected()
         self._client.disconnect()
+        if connected:
+            # Stopping paho's thread before it wrote them would drop the PUBACKs still queued
+            # (the broker then delivers those messages again: duplicates after a clean stop).
+            await asyncio.to_thread(self._gone.wait, _CLOSE_TIMEOUT_S)
         await asyncio.to_thread(self._client.loop_stop)
 
     def ack(self, message: MqttMessage) -> None:
@@ -222,6 +231,7 @@ class MqttSource:
     def _on_disconnect(
         self, _client: paho.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
     ) -> None:
+        self._gone.set()
         if not self._closed:
             self._fail(MqttUnavailable(f"disconnected: {reason}"))
 
