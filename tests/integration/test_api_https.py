@@ -1,0 +1,73 @@
+"""The API serves HTTPS when given a certificate and key (``ssl_certfile``/``ssl_keyfile``)."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from schema.localcluster.tlscerts import ensure_server_certificate
+
+from ..conftest import Services, Spawn, free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+
+async def test_the_api_over_https_with_a_key_required_for_commands(
+    database: str, services: Services, namespace: str, spawn: Spawn, tmp_path: Path
+) -> None:
+    certificate = ensure_server_certificate(tmp_path / "tls", ["127.0.0.1"])
+    port = free_port()
+    api = spawn(
+        "api",
+        "api",
+        {
+            "WATTSTREAM_API_DATABASE_URL": database,
+            "WATTSTREAM_API_PORT": str(port),
+            "WATTSTREAM_API_KAFKA_BOOTSTRAP": services.kafka_bootstrap,
+            "WATTSTREAM_API_MQTT_HOST": services.mqtt_host,
+            "WATTSTREAM_API_MQTT_PORT": str(services.mqtt_port),
+            "WATTSTREAM_API_TOPIC_NAMESPACE": namespace,
+            "WATTSTREAM_API_SSL_CERTFILE": str(certificate.cert_file),
+            "WATTSTREAM_API_SSL_KEYFILE": str(certificate.key_file),
+        },
+    )
+    trusted = ssl.create_default_context(cafile=str(certificate.ca_file))
+    base = f"https://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=base, verify=trusted, timeout=5) as https:
+        deadline = time.monotonic() + 60
+        while True:
+            assert api.process.poll() is None, api.log_tail()
+            try:
+                live = await https.get("/live")
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the API never answered over HTTPS"
+                await asyncio.sleep(0.3)
+        assert live.status_code == 200
+        # Write endpoints still want a key over HTTPS.
+        command = {"action": "anomaly", "anomaly": "spike", "magnitude": 3.0, "duration_s": 600}
+        path = "/api/v1/devices/dev-00000/commands"
+        refused = await https.post(path, json=command)
+        assert refused.status_code == 401
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        if services.secrets is not None:  # the local cluster's generated key (os.environ)
+            key = services.secrets.api_key
+            # Past the key check: the (empty) database has no such device.
+            unknown = await https.post(path, json=command, headers={"X-API-Key": key})
+            assert (unknown.status_code, unknown.json()["detail"]) == (
+                404,
+                "no device 'dev-00000'",
+            )
+
+    # The same port does not speak plain HTTP, and an untrusted client refuses the certificate.
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as plain:
+        with pytest.raises(httpx.TransportError):
+            await plain.get("/live")
+    async with httpx.AsyncClient(base_url=base, timeout=5) as untrusted:
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            await untrusted.get("/live")
