@@ -20,6 +20,7 @@ import collections
 import logging
 import ssl
 import threading
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 
 _CONNECT_TIMEOUT_S = 30.0
 _CLOSE_TIMEOUT_S = 5.0
+_QUIET_BEFORE_CLOSE_S = 0.3
+"""A clean stop disconnects once no message has arrived for this long (or after the timeout)."""
 """At a clean stop, how long to wait for paho to write our PUBACKs and DISCONNECT."""
 
 
@@ -114,6 +117,8 @@ class MqttSource:
         self._failure: MqttUnavailable | None = None
         self._lost = False
         """Set (from paho's thread) once the connection failed or dropped."""
+        self._last_arrival = time.monotonic()
+        """When paho last handed over a message (written from paho's thread)."""
         self._gone = threading.Event()
         """Set (from paho's thread) once the socket is closed, e.g. after our DISCONNECT."""
         self._entered = False
@@ -176,8 +181,20 @@ class MqttSource:
         if self._closed:
             return
         self._closed = True
-        # Queued after every PUBACK already given to paho, so those reach the broker first.
         connected = self._client.is_connected()
+        if connected:
+            # Our last PUBACKs free the broker's window for this session and it sends more
+            # messages at once. Closing a socket whose received data is unread makes the kernel
+            # reset the connection (RST instead of FIN), and the broker may then discard the
+            # PUBACKs it had not read yet and deliver those messages again: duplicates after a
+            # clean stop. The window is bounded (receive maximum): wait until it is full and
+            # paho has read everything, i.e. until nothing has arrived for a moment.
+            step_s = 0.05
+            for _ in range(round(_CLOSE_TIMEOUT_S / step_s)):
+                if time.monotonic() - self._last_arrival >= _QUIET_BEFORE_CLOSE_S:
+                    break
+                await asyncio.sleep(step_s)
+        # Queued after every PUBACK already given to paho, so those reach the broker first.
         self._client.disconnect()
         if connected:
             # Stopping paho's thread before it wrote them would drop the PUBACKs still queued
@@ -226,6 +243,7 @@ class MqttSource:
             topic = msg.topic
         except UnicodeDecodeError:  # brokers refuse such topics; if one passes, dead-letter it
             topic = repr(msg._topic)  # the raw bytes paho could not decode
+        self._last_arrival = time.monotonic()
         self._hand_over(MqttMessage(topic, bytes(msg.payload), msg.mid, msg.qos, msg.dup))
 
     def _on_disconnect(
