@@ -25,8 +25,9 @@ from schema.localcluster.install import ensure_packages, find_program
 from schema.results import Alert
 from schema.topics import KafkaTopics
 from schema.wire import Energy, Power, Reading
+from tests.fixtures.api import start_api
 
-from ..conftest import Services, Spawn, Spawned, free_port
+from ..conftest import Services, Spawn, Spawned
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -119,25 +120,6 @@ async def load_fixtures(url: str, now: datetime) -> None:
         await conn.close()
 
 
-def start_api(
-    spawn: Spawn, services: Services, database: str, namespace: str
-) -> tuple[Spawned, str]:
-    port = free_port()
-    api = spawn(
-        "api",
-        "api",
-        {
-            "WATTSTREAM_API_DATABASE_URL": database,
-            "WATTSTREAM_API_PORT": str(port),
-            "WATTSTREAM_API_KAFKA_BOOTSTRAP": services.kafka_bootstrap,
-            "WATTSTREAM_API_MQTT_HOST": services.mqtt_host,
-            "WATTSTREAM_API_MQTT_PORT": str(services.mqtt_port),
-            "WATTSTREAM_API_TOPIC_NAMESPACE": namespace,
-        },
-    )
-    return api, f"http://127.0.0.1:{port}"
-
-
 async def wait_until_ready(api: Spawned, base: str) -> None:
     deadline = time.monotonic() + 60
     async with httpx.AsyncClient(base_url=base) as http:
@@ -194,7 +176,8 @@ async def test_the_dashboard_draws_history_health_and_live_events(
     executable = await asyncio.to_thread(chromium)
     now = datetime.now(UTC)
     await load_fixtures(database, now)
-    api, base = start_api(spawn, services, database, namespace)
+    api, port = start_api(spawn, services, database, namespace)
+    base = f"http://127.0.0.1:{port}"
     await wait_until_ready(api, base)
 
     page_errors: list[str] = []

@@ -11,8 +11,9 @@ import httpx
 import pytest
 
 from schema.localcluster.tlscerts import ensure_server_certificate
+from tests.fixtures.api import start_api
 
-from ..conftest import Services, Spawn, free_port
+from ..conftest import Services, Spawn
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -21,20 +22,13 @@ async def test_the_api_over_https_with_a_key_required_for_commands(
     database: str, services: Services, namespace: str, spawn: Spawn, tmp_path: Path
 ) -> None:
     certificate = ensure_server_certificate(tmp_path / "tls", ["127.0.0.1"])
-    port = free_port()
-    api = spawn(
-        "api",
-        "api",
-        {
-            "WATTSTREAM_API_DATABASE_URL": database,
-            "WATTSTREAM_API_PORT": str(port),
-            "WATTSTREAM_API_KAFKA_BOOTSTRAP": services.kafka_bootstrap,
-            "WATTSTREAM_API_MQTT_HOST": services.mqtt_host,
-            "WATTSTREAM_API_MQTT_PORT": str(services.mqtt_port),
-            "WATTSTREAM_API_TOPIC_NAMESPACE": namespace,
-            "WATTSTREAM_API_SSL_CERTFILE": str(certificate.cert_file),
-            "WATTSTREAM_API_SSL_KEYFILE": str(certificate.key_file),
-        },
+    api, port = start_api(
+        spawn,
+        services,
+        database,
+        namespace,
+        ssl_certfile=str(certificate.cert_file),
+        ssl_keyfile=str(certificate.key_file),
     )
     trusted = ssl.create_default_context(cafile=str(certificate.ca_file))
     base = f"https://127.0.0.1:{port}"
