@@ -96,6 +96,7 @@ async def test_bad_inputs_are_dead_lettered_and_valid_messages_forwarded(
         "missing": 0,
         "duplicates": 0,
         "first_seen_out_of_order": 0,
+        "duplicated": {},
     }
     published = {payload for topic, payload in messages if topic.endswith("/readings")}
     assert {record.value for record in readings} <= published
