@@ -32,7 +32,7 @@ the bridge, worker and simulator environments are ``schema.launcher.service_proc
 (so whatever ``wattstream run`` passes them, credentials included, they get here) plus this
 run's own namespace, database and ports. Writes bench/results/pipeline.{json,md,png}.
 
-    python bench/pipeline.py                      # about 9 minutes
+    python bench/pipeline.py                      # about 7 minutes on 2 cores
     python bench/pipeline.py --devices 1000 --duration-s 60 --overload 3
 """
 
@@ -673,7 +673,7 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=400, help="nominal fleet size")
     parser.add_argument("--interval-s", type=int, default=1, help="seconds between readings")
     parser.add_argument("--duration-s", type=float, default=120, help="publishing time a stage")
-    parser.add_argument("--overload", type=float, default=5.0, help="stage 2 fleet multiplier")
+    parser.add_argument("--overload", type=float, default=10.0, help="stage 2 fleet multiplier")
     parser.add_argument("--warm-up-s", type=float, default=20, help="left out of each stage")
     parser.add_argument("--drain-max-s", type=float, default=150, help="wait for the backlog")
     parser.add_argument("--connections", default="pooled:8", help="simulator connection mode")
