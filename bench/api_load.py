@@ -46,7 +46,7 @@ from schema import localcluster, migrate
 from schema.topics import KafkaTopics
 from schema.wire import Energy, Power, Reading
 
-from benchkit.cluster import drop_database, free_port
+from benchkit.cluster import drop_database, free_port, fresh_database
 
 RESULTS = Path(__file__).parent / "results"
 ZONES = ["Europe/Berlin", "Asia/Kolkata", "America/New_York", "Australia/Sydney", "UTC"]
@@ -69,13 +69,7 @@ def rss_mib(pid: int) -> float:
 
 # ------------------------------------------------------------------------------ environment
 async def make_database(endpoints: localcluster.Endpoints, devices: int, days: int) -> str:
-    name = f"wattstream_bench_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(endpoints.admin_database_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = endpoints.database_url.rsplit("/", 1)[0] + f"/{name}"
+    url = await fresh_database(endpoints, "wattstream_bench")
     end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     start = end - timedelta(days=days)
     conn = await asyncpg.connect(url)
