@@ -23,13 +23,14 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from api import errors
-from api.commands import BrokerAuth, CommandPublisher
+from api.commands import CommandPublisher
 from api.deps import Resources, State
 from api.live.feed import KafkaFeed
 from api.live.hub import Hub
 from api.metrics import Metrics
 from api.routes import commands, devices, fleet, forecasts, health, live, readings
 from api.settings import ApiSettings
+from schema.credentials import BrokerAuth
 from schema.topics import KafkaTopics, MqttTopics
 
 log = logging.getLogger(__name__)

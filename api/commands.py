@@ -13,30 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 import uuid
-from dataclasses import dataclass
-from pathlib import Path
 
 import aiomqtt
 
 from api.errors import Unavailable
 from api.live.feed import backoff_s
+from schema.credentials import BrokerAuth
 from schema.device_messages import DeviceCommand
 from schema.topics import MqttTopics
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerAuth:
-    """The API's broker user and TLS (all optional)."""
-
-    username: str | None = None
-    password: str | None = None
-    tls: bool = False
-    ca_file: Path | None = None
-    tls_insecure: bool = False
 
 
 class CommandPublisher:
@@ -52,6 +39,7 @@ class CommandPublisher:
         self._host = host
         self._port = port
         self._auth = auth or BrokerAuth()
+        self._tls_context = self._auth.ssl_context()
         self._topics = topics
         self._timeout_s = timeout_s
         self._client: aiomqtt.Client | None = None
@@ -77,13 +65,7 @@ class CommandPublisher:
                 identifier=f"wattstream-api-{uuid.uuid4().hex[:12]}",
                 keepalive=30,
                 timeout=self._timeout_s,
-                tls_params=aiomqtt.TLSParameters(
-                    ca_certs=str(auth.ca_file) if auth.ca_file else None,
-                    cert_reqs=ssl.CERT_REQUIRED,
-                )
-                if auth.tls
-                else None,
-                tls_insecure=auth.tls_insecure if auth.tls else None,
+                tls_context=self._tls_context,
             )
             try:
                 async with client:

@@ -17,6 +17,9 @@ import base64
 import hashlib
 import hmac
 import re
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
@@ -77,3 +80,30 @@ class DeviceIdentities(BaseModel):
     def usernames(self) -> list[str]:
         """Every identity that connects (devices and gateways), sorted."""
         return sorted({*self.devices, *self.gateways})
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAuth:
+    """How a service's MQTT client authenticates to the broker and checks it (all optional)."""
+
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    ca_file: Path | None = None
+    """CA bundle to verify the broker with (default: the system's)."""
+    cert_file: Path | None = None
+    """Client certificate (with ``key_file``), for brokers that authenticate clients by it."""
+    key_file: Path | None = None
+    tls_insecure: bool = False
+    """Skip the host name check (self-signed test brokers only)."""
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The client's TLS context (``None`` without ``tls``): the broker's certificate is
+        required and checked against ``ca_file``, its host name unless ``tls_insecure``."""
+        if not self.tls:
+            return None
+        context = ssl.create_default_context(cafile=self.ca_file)
+        if self.cert_file is not None:
+            context.load_cert_chain(self.cert_file, self.key_file)
+        context.check_hostname = not self.tls_insecure
+        return context

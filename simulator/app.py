@@ -28,7 +28,7 @@ from typing import IO
 
 from pydantic import ValidationError
 
-from schema.credentials import DeviceIdentities
+from schema.credentials import BrokerAuth, DeviceIdentities
 from schema.device_messages import AnomalyLabel, DeviceCommand, LabelSource, Presence
 from schema.topics import MqttTopics
 from schema.wire import Reading
@@ -188,13 +188,15 @@ class Simulator:
             broker=BrokerOptions(
                 host=settings.mqtt_host,
                 port=settings.mqtt_port,
-                username=settings.mqtt_username,
-                password=password,
-                tls=settings.mqtt_tls,
-                ca_file=settings.mqtt_ca_file,
-                cert_file=settings.mqtt_cert_file,
-                key_file=settings.mqtt_key_file,
-                tls_insecure=settings.mqtt_tls_insecure,
+                auth=BrokerAuth(
+                    username=settings.mqtt_username,
+                    password=password,
+                    tls=settings.mqtt_tls,
+                    ca_file=settings.mqtt_ca_file,
+                    cert_file=settings.mqtt_cert_file,
+                    key_file=settings.mqtt_key_file,
+                    tls_insecure=settings.mqtt_tls_insecure,
+                ),
             ),
             mode=settings.connection_mode,
             client_prefix=settings.client_prefix(plan.seed),

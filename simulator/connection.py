@@ -32,15 +32,15 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
-from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
+from schema.credentials import BrokerAuth
 from simulator.errors import BrokerRefused, BrokerUnavailable
 
 log = logging.getLogger(__name__)
@@ -56,16 +56,7 @@ class BrokerOptions:
 
     host: str = "127.0.0.1"
     port: int = 1883
-    username: str | None = None
-    password: str | None = None
-    tls: bool = False
-    ca_file: Path | None = None
-    """CA bundle to verify the broker with (default: the system's)."""
-    cert_file: Path | None = None
-    """Client certificate, for brokers that authenticate clients by certificate."""
-    key_file: Path | None = None
-    tls_insecure: bool = False
-    """Skip the host name check (self-signed test brokers only)."""
+    auth: BrokerAuth = field(default_factory=BrokerAuth)
     keepalive_s: int = 60
 
 
@@ -137,7 +128,10 @@ class MqttConnection:
         on_acked: Callable[[object], None] | None = None,
         max_inflight: int = 100,
         resend_window_s: float = 0.0,
+        tls_context: ssl.SSLContext | None = None,
     ) -> None:
+        """``tls_context``: shared by a fleet's connections; by default built from
+        ``broker.auth``."""
         self.client_id = client_id
         self._broker = broker
         self._backlog = backlog
@@ -175,16 +169,11 @@ class MqttConnection:
         # paho's own in-flight window rescans its whole queue on every PUBACK (O(n) per ack);
         # unlimited there, the window is kept here instead (see _pump), with an O(1) deque.
         client.max_inflight_messages_set(0)
-        if broker.username is not None:
-            client.username_pw_set(broker.username, broker.password)
-        if broker.tls:
-            client.tls_set(
-                ca_certs=str(broker.ca_file) if broker.ca_file else None,
-                certfile=str(broker.cert_file) if broker.cert_file else None,
-                keyfile=str(broker.key_file) if broker.key_file else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
-            client.tls_insecure_set(broker.tls_insecure)
+        auth = broker.auth
+        if auth.username is not None:
+            client.username_pw_set(auth.username, auth.password)
+        if auth.tls:
+            client.tls_set_context(tls_context or auth.ssl_context())
         if will is not None:
             client.will_set(will.topic, will.payload, qos=1, retain=True)
         client.on_connect = self._on_connect

@@ -137,6 +137,8 @@ class FleetTransport:
         self._on_reading_acked = on_reading_acked
         self._topics = topics
         self._broker = broker
+        self._tls_context = broker.auth.ssl_context()
+        """One TLS context for all the fleet's connections."""
         self.mode = mode
         self._prefix = client_prefix
         self._now = now
@@ -261,14 +263,18 @@ class FleetTransport:
             on_acked=self._acked if self._on_reading_acked is not None else None,
             max_inflight=self._max_inflight,
             resend_window_s=self._resend_window_s,
+            tls_context=self._tls_context,
         )
 
     def _broker_for(self, identity: str) -> BrokerOptions:
-        if self._device_key is None or self._broker.username is not None:
+        if self._device_key is None or self._broker.auth.username is not None:
             return self._broker
-        return dataclasses.replace(
-            self._broker, username=identity, password=device_password(self._device_key, identity)
+        auth = dataclasses.replace(
+            self._broker.auth,
+            username=identity,
+            password=device_password(self._device_key, identity),
         )
+        return dataclasses.replace(self._broker, auth=auth)
 
     def _acked(self, tag: object) -> None:
         assert self._on_reading_acked is not None

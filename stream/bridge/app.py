@@ -32,11 +32,12 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from schema.credentials import BrokerAuth
 from stream.bridge.backoff import Backoff
 from stream.bridge.errors import DeliveryFailed, MqttUnavailable
 from stream.bridge.health import Health, HealthServer, assess
 from stream.bridge.metrics import BridgeMetrics
-from stream.bridge.mqtt_source import MqttAuth, MqttMessage, MqttSource
+from stream.bridge.mqtt_source import MqttMessage, MqttSource
 from stream.bridge.routing import Record, Router
 from stream.settings import BridgeSettings
 
@@ -267,7 +268,7 @@ class Bridge:
                     receive_maximum=settings.max_in_flight,
                     session_expiry_s=settings.mqtt_session_expiry_s,
                     keepalive_s=settings.mqtt_keepalive_s,
-                    auth=MqttAuth(
+                    auth=BrokerAuth(
                         username=settings.mqtt_username,
                         password=settings.mqtt_password.get_secret_value()
                         if settings.mqtt_password

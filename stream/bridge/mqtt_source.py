@@ -18,12 +18,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import ssl
 import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -34,28 +32,17 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from schema.credentials import BrokerAuth
 from stream.bridge.errors import MqttUnavailable
 
 log = logging.getLogger(__name__)
 
 _CONNECT_TIMEOUT_S = 30.0
 _CLOSE_TIMEOUT_S = 5.0
+"""At a clean stop, how long to wait for the broker to go quiet, then for paho to write our
+PUBACKs and DISCONNECT."""
 _QUIET_BEFORE_CLOSE_S = 0.3
 """A clean stop disconnects once no message has arrived for this long (or after the timeout)."""
-"""At a clean stop, how long to wait for paho to write our PUBACKs and DISCONNECT."""
-
-
-@dataclass(frozen=True, slots=True)
-class MqttAuth:
-    """Credentials and TLS for the broker (all optional)."""
-
-    username: str | None = None
-    password: str | None = None
-    tls: bool = False
-    ca_file: Path | None = None
-    """CA bundle to verify the broker with (default: the system's)."""
-    tls_insecure: bool = False
-    """Skip the host name check (self-signed test brokers only)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +67,7 @@ class MqttSource:
         receive_maximum: int,
         session_expiry_s: int = 0xFFFFFFFF,
         keepalive_s: int = 30,
-        auth: MqttAuth | None = None,
+        auth: BrokerAuth | None = None,
     ) -> None:
         self._host, self._port, self._keepalive = host, port, keepalive_s
         self._subscriptions = list(subscriptions)
@@ -95,15 +82,12 @@ class MqttSource:
             manual_ack=True,
             reconnect_on_failure=False,
         )
-        auth = auth or MqttAuth()
+        auth = auth or BrokerAuth()
         if auth.username is not None:
             self._client.username_pw_set(auth.username, auth.password)
-        if auth.tls:
-            self._client.tls_set(
-                ca_certs=str(auth.ca_file) if auth.ca_file else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
-            self._client.tls_insecure_set(auth.tls_insecure)
+        tls_context = auth.ssl_context()
+        if tls_context is not None:
+            self._client.tls_set_context(tls_context)
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
         self._client.on_disconnect = self._on_disconnect
