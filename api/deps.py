@@ -79,10 +79,13 @@ def _require_api_key(
 
 
 def _require_admin_key(
-    request: Request, presented: Annotated[str | None, Security(_api_key_header)]
+    request: Request,
+    presented: Annotated[str | None, Security(_api_key_header)],
+    _valid: Annotated[None, Depends(_require_api_key)],
 ) -> None:
-    _require_api_key(request, presented)
-    assert presented is not None  # checked above
+    """A valid key first (the write check, run once per request however many routes and
+    routers ask for it), then an admin one."""
+    assert presented is not None  # checked by _require_api_key
     if not _matches(presented, _resources(request).settings.admin_api_keys):
         raise Forbidden(
             "this endpoint needs an admin key (WATTSTREAM_API_ADMIN_API_KEYS); "
