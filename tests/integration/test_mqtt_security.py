@@ -8,7 +8,7 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -25,6 +25,13 @@ from ..conftest import Services, provision
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
 WAIT_S = 10.0
+
+
+def _settle(done: Callable[[], object], step_s: float = 0.01) -> None:
+    """Poll until ``done()`` is true or ``WAIT_S`` passed; the caller asserts what it got."""
+    deadline = time.monotonic() + WAIT_S
+    while not done() and time.monotonic() < deadline:
+        time.sleep(step_s)
 
 
 @pytest.fixture(autouse=True)
@@ -78,17 +85,13 @@ class Client:
         """Publish at QoS 1; the PUBACK's reason code."""
         info = self.client.publish(topic, payload, qos=1)
         info.wait_for_publish(WAIT_S)
-        deadline = time.monotonic() + WAIT_S
-        while info.mid not in self.pubacks and time.monotonic() < deadline:
-            time.sleep(0.01)
+        _settle(lambda: info.mid in self.pubacks)
         return self.pubacks[info.mid]
 
     def subscribe(self, topic: str) -> None:
         before = len(self.subacks)
         self.client.subscribe(topic, options=SubscribeOptions(qos=1))
-        deadline = time.monotonic() + WAIT_S
-        while len(self.subacks) == before and time.monotonic() < deadline:
-            time.sleep(0.01)
+        _settle(lambda: len(self.subacks) != before)
 
     def close(self) -> None:
         self.client.disconnect()
@@ -150,9 +153,7 @@ def test_a_device_cannot_publish_under_another_devices_topic(
     assert device_a.publish(topics.commands(b), b"forged") == "Not authorized"
     assert device_a.publish(topics.readings(a), b"own") == "Success"
 
-    deadline = time.monotonic() + WAIT_S
-    while not bridge.received and time.monotonic() < deadline:
-        time.sleep(0.02)
+    _settle(lambda: bridge.received, step_s=0.02)
     # The bridge got the device's own reading and none of the forged ones.
     assert bridge.received == [(topics.readings(a), b"own")]
 
@@ -175,9 +176,7 @@ def test_commands_only_from_the_api_and_only_to_their_device(
     assert api.publish(topics.commands(b), b"from-api") == "Success"
     assert api.publish(topics.readings(b), b"api-forged") == "Not authorized"
 
-    deadline = time.monotonic() + WAIT_S
-    while not device_b.received and time.monotonic() < deadline:
-        time.sleep(0.02)
+    _settle(lambda: device_b.received, step_s=0.02)
     assert device_b.received == [(topics.commands(b), b"from-api")]
     # The API's command went out after A subscribed to B's commands: A never got it.
     assert device_a.received == []
