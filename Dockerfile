@@ -22,6 +22,7 @@ COPY schema/ schema/
 COPY simulator/ simulator/
 COPY stream/ stream/
 COPY api/ api/
+COPY wattstream/ wattstream/
 RUN pip install . && pip check
 
 # ---- runtime: the venv, the model artifacts, a non-root user ----

@@ -42,9 +42,9 @@ import httpx
 from aiokafka import AIOKafkaProducer
 from websockets.asyncio.client import ClientConnection, connect
 
-from schema import localcluster, migrate
 from schema.topics import KafkaTopics
 from schema.wire import Energy, Power, Reading
+from wattstream import localcluster, migrate
 
 from benchkit.cluster import drop_database, free_port, fresh_database
 

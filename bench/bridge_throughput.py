@@ -44,10 +44,10 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from paho.mqtt.enums import CallbackAPIVersion
 
-from schema import localcluster
-from schema.localcluster.install import ensure_packages, find_program
 from schema.topics import READINGS_PARTITIONS, KafkaTopics, MqttTopics
 from schema.wire import Energy, Power, Reading
+from wattstream import localcluster
+from wattstream.localcluster.install import ensure_packages, find_program
 
 from benchkit.cluster import free_port, http_status
 from benchkit.stats import percentile

@@ -25,7 +25,6 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from schema import localcluster, migrate
 from schema.topics import KafkaTopics
 from schema.wire import Energy, Power, Reading
 from stream.core.hourclose import DeviceState, ForecastRequest
@@ -33,6 +32,7 @@ from stream.core.windowing import DeviceWindows
 from stream.forecast import Forecaster, ForecastInput, load_latest
 from stream.worker.processor import EventProcessor, OutMessage, ProcessorSettings, SourceEvent
 from stream.worker.sink import ResultSink
+from wattstream import localcluster, migrate
 
 RESULTS = Path(__file__).parent / "results"
 ARTIFACTS = Path(__file__).parents[1] / "artifacts"

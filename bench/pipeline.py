@@ -28,7 +28,7 @@ then the drain of whatever is still queued (at most ``--drain-max-s``).
   pipeline's best sustained rate over the slowest part's.
 
 Services come from the local cluster (``wattstream services up``; ``WATTSTREAM_CLUSTER_*``);
-the bridge, worker and simulator environments are ``schema.launcher.service_processes()``'s
+the bridge, worker and simulator environments are ``wattstream.launcher.service_processes()``'s
 (so whatever ``wattstream run`` passes them, credentials included, they get here) plus this
 run's own namespace, database and ports. Writes bench/results/pipeline.{json,md,png}.
 
@@ -61,13 +61,13 @@ import paho.mqtt.client as paho
 from aiokafka.admin import AIOKafkaAdminClient
 from paho.mqtt.enums import CallbackAPIVersion
 
-from schema import launcher, localcluster, migrate
 from schema.credentials import DeviceIdentities, device_password
-from schema.localcluster.kafka import KAFKA_VERSION
 from schema.topics import KafkaTopics, MqttTopics
 from schema.wire import Reading
 from simulator.devices import tick_time
 from simulator.fleet import build_fleet
+from wattstream import launcher, localcluster, migrate
+from wattstream.localcluster.kafka import KAFKA_VERSION
 
 from benchkit import ceilings, chart, machine
 from benchkit.cluster import drop_database, free_port, fresh_database, http_text

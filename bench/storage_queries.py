@@ -38,7 +38,8 @@ from typing import Any
 
 import asyncpg
 
-from schema import migrate, storage
+from schema import storage
+from wattstream import migrate
 
 RESULTS = Path(__file__).parent / "results"
 DEFAULT_ADMIN_URL = "postgresql://wattstream:wattstream@127.0.0.1:15432/postgres"

@@ -29,12 +29,12 @@ from pathlib import Path
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from schema import localcluster, migrate
 from schema.device_messages import DeviceBirth, Location
 from schema.topics import KafkaTopics
 from schema.wire import Reading
 from simulator.devices import tick_time
 from simulator.fleet import build_fleet
+from wattstream import localcluster, migrate
 
 from benchkit.cluster import drop_database, fresh_database
 

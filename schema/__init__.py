@@ -1,11 +1,12 @@
 """WattStream contracts shared by the services.
 
-Wire models (:mod:`schema.wire`), topic names (:mod:`schema.topics`), table definitions
-(:mod:`schema.tables`) and the Alembic migrations live here. The services (``simulator``,
-``stream``, ``api``) import this package and never each other; this package imports none of them.
-
-Two operational pieces also live here because they belong to no single service: the
-``wattstream`` command-line launcher (:mod:`schema.cli`, which starts services as separate
-processes, never by importing them) and the Docker-free local cluster
-(:mod:`schema.localcluster`). Importing any module of this package does no I/O.
+Wire models (:mod:`schema.wire`, :mod:`schema.device_messages`), topic names
+(:mod:`schema.topics`), result records (:mod:`schema.results`), table definitions
+(:mod:`schema.tables`), the storage modes and the Alembic migrations (:mod:`schema.storage`,
+``schema/migrations``), the delivery journal (:mod:`schema.journal`) and the derivation of
+device credentials (:mod:`schema.credentials`). The services (``simulator``, ``stream``,
+``api``) import this package and never each other; this package imports none of them, and no
+client library (paho, aiokafka, asyncpg), no subprocess and no settings source (import-linter
+enforces it). The tooling that runs things (the ``wattstream`` command, the local cluster)
+lives in :mod:`wattstream`. Importing any module of this package does no I/O.
 """

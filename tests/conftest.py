@@ -25,13 +25,13 @@ import asyncpg
 import pytest
 from hypothesis import HealthCheck, settings
 
-from schema import migrate
 from schema.credentials import DeviceIdentities, device_password
-from schema.localcluster.localsecrets import LocalSecrets
 from schema.topics import KafkaTopics
+from wattstream import migrate
+from wattstream.localcluster.localsecrets import LocalSecrets
 
 if TYPE_CHECKING:
-    from schema.localcluster import ClusterSettings
+    from wattstream.localcluster import ClusterSettings
 
 # Property-based tests: "ci" (the default) is deterministic - derandomized, no example database,
 # a bounded number of examples - so a run is reproducible and the unit suite stays fast;
@@ -85,7 +85,7 @@ DEFAULT_FLEET = DeviceIdentities(devices=tuple(f"dev-{i:05d}" for i in range(100
 
 def private_mqtt_auth(cluster: ClusterSettings, user: str) -> dict[str, str]:
     """Like :meth:`Services.mqtt_auth`, for a private cluster of a test (its own secrets)."""
-    from schema.localcluster import load_secrets  # noqa: PLC0415
+    from wattstream.localcluster import load_secrets  # noqa: PLC0415
 
     secrets = load_secrets(cluster.secrets_path)
     passwords = {"bridge": secrets.mqtt_bridge_password, "api": secrets.mqtt_api_password}
@@ -97,8 +97,8 @@ def provision_simulator(services: Services, *args: str) -> None:
     """Let the devices of ``python -m simulator *args`` connect to the session's broker."""
     if services.source != "local":
         return
-    from schema import localcluster  # noqa: PLC0415
-    from schema.launcher import ServiceProcess, provision_simulator  # noqa: PLC0415
+    from wattstream import localcluster  # noqa: PLC0415
+    from wattstream.launcher import ServiceProcess, provision_simulator  # noqa: PLC0415
 
     simulator = ServiceProcess("simulator", "simulator", {}, args)
     provision_simulator(localcluster.ClusterSettings(), simulator)
@@ -108,7 +108,7 @@ def provision(services: Services, identities: DeviceIdentities) -> None:
     """Let ``identities`` connect to the session's broker (no-op on an anonymous one)."""
     if services.source != "local":
         return
-    from schema import localcluster  # noqa: PLC0415
+    from wattstream import localcluster  # noqa: PLC0415
 
     localcluster.provision(localcluster.ClusterSettings(), identities)
 
@@ -152,8 +152,8 @@ def _testcontainer_services() -> Iterator[Services]:
 
 @contextlib.contextmanager
 def _local_services() -> Iterator[Services]:
-    from schema import localcluster  # noqa: PLC0415
-    from schema.launcher import credential_environment  # noqa: PLC0415
+    from wattstream import localcluster  # noqa: PLC0415
+    from wattstream.launcher import credential_environment  # noqa: PLC0415
 
     settings = localcluster.ClusterSettings()
     endpoints = localcluster.up(settings)
@@ -196,7 +196,7 @@ def namespace() -> str:
 
 @pytest.fixture
 async def kafka_topics(services: Services, namespace: str) -> KafkaTopics:
-    from schema.localcluster import ensure_topics  # noqa: PLC0415
+    from wattstream.localcluster import ensure_topics  # noqa: PLC0415
 
     topics = KafkaTopics(namespace)
     await ensure_topics(services.kafka_bootstrap, topics.specs())

@@ -9,7 +9,7 @@ import uuid
 
 import asyncpg
 
-from schema import localcluster
+from wattstream import localcluster
 
 
 def free_port() -> int:

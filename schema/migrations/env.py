@@ -2,7 +2,7 @@
 
 Storage options (:class:`schema.storage.StorageOptions`) reach the migrations as the
 ``storage_options`` entry of the migration context's ``opts``: from
-``config.attributes["storage_options"]`` (set by :mod:`schema.migrate`) or from ``-x`` arguments
+``config.attributes["storage_options"]`` (set by :mod:`wattstream.migrate`) or from ``-x`` arguments
 when Alembic is run by hand (``alembic -x storage_mode=postgresql``).
 """
 
@@ -54,7 +54,7 @@ async def _run_online(url: str) -> None:
 def _main() -> None:
     url = context.config.get_main_option("sqlalchemy.url")
     if not url:
-        raise RuntimeError("sqlalchemy.url is not set; run migrations through schema.migrate")
+        raise RuntimeError("sqlalchemy.url is not set; run migrations through wattstream.migrate")
     if context.is_offline_mode():
         # Offline SQL cannot look at the server, so the mode must be named (-x storage_mode=).
         context.configure(

@@ -21,11 +21,11 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from playwright.async_api import async_playwright
 
-from schema.localcluster.install import ensure_packages, find_program
 from schema.results import Alert
 from schema.topics import KafkaTopics
 from schema.wire import Energy, Power, Reading
 from tests.fixtures.api import start_api
+from wattstream.localcluster.install import ensure_packages, find_program
 
 from ..conftest import Services, Spawn, Spawned
 

@@ -29,11 +29,6 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from schema.credentials import DeviceIdentities
-from schema.localcluster import ClusterSettings, down, endpoints, ensure_topics
-from schema.localcluster import kafka as local_kafka
-from schema.localcluster import mosquitto as local_mosquitto
-from schema.localcluster.install import ensure_packages
-from schema.localcluster.process import file_lock
 from schema.topics import KafkaTopics, MqttTopics
 from tests.conftest import Services, Spawn, Spawned, free_port, private_mqtt_auth
 from tests.fixtures.bad_inputs import valid_reading
@@ -46,6 +41,11 @@ from tests.fixtures.bridge import (
     wait_healthy,
     wait_until,
 )
+from wattstream.localcluster import ClusterSettings, down, endpoints, ensure_topics
+from wattstream.localcluster import kafka as local_kafka
+from wattstream.localcluster import mosquitto as local_mosquitto
+from wattstream.localcluster.install import ensure_packages
+from wattstream.localcluster.process import file_lock
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(240)]
 

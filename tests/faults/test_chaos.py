@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from schema.localcluster import ClusterSettings
 from tests.conftest import Spawn, free_port
 from tests.fixtures.bridge import scrape, wait_until
 from tests.fixtures.chaos import ChaosPlan, ChaosRun, private_cluster
+from wattstream.localcluster import ClusterSettings
 
 ROUNDS = int(os.environ.get("WATTSTREAM_CHAOS_ROUNDS", "1"))
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(420 + 300 * ROUNDS)]

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from schema.localcluster.tlscerts import ensure_server_certificate
 from tests.fixtures.api import start_api
+from wattstream.localcluster.tlscerts import ensure_server_certificate
 
 from ..conftest import Services, Spawn
 

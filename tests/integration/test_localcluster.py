@@ -23,7 +23,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from schema.credentials import DeviceIdentities, device_password
-from schema.localcluster import (
+from schema.topics import KafkaTopicSpec, MqttTopics
+from wattstream.localcluster import (
     ClusterSettings,
     Endpoints,
     ServiceStatus,
@@ -35,7 +36,6 @@ from schema.localcluster import (
     status,
     up,
 )
-from schema.topics import KafkaTopicSpec, MqttTopics
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 

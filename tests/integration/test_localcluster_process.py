@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from schema.localcluster import ServiceStartError
-from schema.localcluster.process import ManagedProcess, alive
+from wattstream.localcluster import ServiceStartError
+from wattstream.localcluster.process import ManagedProcess, alive
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

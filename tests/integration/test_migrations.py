@@ -19,9 +19,10 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection, pool
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from schema import migrate, storage
+from schema import storage
 from schema.tables import metadata
 from tests.conftest import Services
+from wattstream import migrate
 
 pytestmark = pytest.mark.integration
 
@@ -283,7 +284,7 @@ async def test_cli_migrates_in_the_mode_asked_for(services: Services) -> None:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "schema",
+            "wattstream",
             "migrate",
             "--database-url",
             url,

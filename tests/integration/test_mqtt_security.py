@@ -17,8 +17,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from schema.credentials import DeviceIdentities
-from schema.localcluster import ClusterSettings
 from schema.topics import MqttTopics
+from wattstream.localcluster import ClusterSettings
 
 from ..conftest import Services, provision
 
@@ -200,7 +200,7 @@ def test_mqtt_over_tls_with_the_generated_ca(
     services: Services, clients: list[Client], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     """A separate broker of the local cluster with ``mqtt_tls``: the bridge user over TLS."""
-    from schema.localcluster import mosquitto  # noqa: PLC0415
+    from wattstream.localcluster import mosquitto  # noqa: PLC0415
 
     from ..conftest import free_port  # noqa: PLC0415
 

@@ -20,12 +20,12 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from schema.device_messages import DeviceStatus, Presence
-from schema.localcluster import ClusterSettings
-from schema.localcluster import mosquitto as broker
 from schema.topics import MqttTopics
 from schema.wire import decode_reading
 from simulator.app import Simulator, identities, make_plan
 from simulator.settings import SimulatorSettings
+from wattstream.localcluster import ClusterSettings
+from wattstream.localcluster import mosquitto as broker
 
 from ..conftest import free_port, private_mqtt_auth
 

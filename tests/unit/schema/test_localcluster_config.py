@@ -12,16 +12,16 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from schema.localcluster import ClusterSettings, endpoints
-from schema.localcluster.kafka import (
+from wattstream.localcluster import ClusterSettings, endpoints
+from wattstream.localcluster.kafka import (
     KAFKA_VERSION,
     jars_stamp,
     new_cluster_id,
     render_log4j_properties,
     render_server_properties,
 )
-from schema.localcluster.mosquitto import render_config
-from schema.localcluster.postgres import PostgresLayout, fallback_directory, server_arguments
+from wattstream.localcluster.mosquitto import render_config
+from wattstream.localcluster.postgres import PostgresLayout, fallback_directory, server_arguments
 
 pytestmark = pytest.mark.unit
 
@@ -153,7 +153,7 @@ def test_log4j_properties(settings: ClusterSettings) -> None:
 
 
 def test_pom_declares_kafka_its_tools_and_its_logging_backend() -> None:
-    root = ET.fromstring(resources.files("schema.localcluster").joinpath("pom.xml").read_text())
+    root = ET.fromstring(resources.files("wattstream.localcluster").joinpath("pom.xml").read_text())
     ns = {"m": "http://maven.apache.org/POM/4.0.0"}
     artifacts = {
         dependency.findtext("m:artifactId", namespaces=ns)

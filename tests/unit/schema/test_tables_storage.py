@@ -243,7 +243,7 @@ def test_migrate_command_refuses_bad_storage_flags(flags: list[str], message: st
         [
             sys.executable,
             "-m",
-            "schema",
+            "wattstream",
             "migrate",
             "--database-url",
             "postgresql://x@h/db",

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from schema.credentials import DeviceIdentities
-from schema.localcluster import mqttauth
-from schema.localcluster.errors import ServiceError
+from wattstream.localcluster import mqttauth
+from wattstream.localcluster.errors import ServiceError
 
 REQUIRED = (
     "WATTSTREAM_BRIDGE_MQTT_PASSWORD",

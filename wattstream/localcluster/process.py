@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from schema.localcluster.detach import user_kwargs
-from schema.localcluster.errors import ServiceError, ServiceStartError
+from wattstream.localcluster.detach import user_kwargs
+from wattstream.localcluster.errors import ServiceError, ServiceStartError
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ _TAIL_LINES = 40
 
 @dataclass(frozen=True)
 class ServiceStatus:
-    """What :func:`schema.localcluster.status` found for one service."""
+    """What :func:`wattstream.localcluster.status` found for one service."""
 
     running: bool
     pid: int | None

@@ -28,14 +28,14 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from schema.credentials import DeviceIdentities
-from schema.localcluster import mqttauth
-from schema.localcluster.config import ClusterSettings
-from schema.localcluster.errors import ServiceError, ServiceStartError
-from schema.localcluster.install import find_program
-from schema.localcluster.localsecrets import LocalSecrets, ensure_secrets
-from schema.localcluster.process import ManagedProcess, ServiceStatus, file_lock, port_open
-from schema.localcluster.templates import render
-from schema.localcluster.tlscerts import ensure_server_certificate
+from wattstream.localcluster import mqttauth
+from wattstream.localcluster.config import ClusterSettings
+from wattstream.localcluster.errors import ServiceError, ServiceStartError
+from wattstream.localcluster.install import find_program
+from wattstream.localcluster.localsecrets import LocalSecrets, ensure_secrets
+from wattstream.localcluster.process import ManagedProcess, ServiceStatus, file_lock, port_open
+from wattstream.localcluster.templates import render
+from wattstream.localcluster.tlscerts import ensure_server_certificate
 
 logger = logging.getLogger(__name__)
 

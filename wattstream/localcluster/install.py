@@ -17,7 +17,7 @@ import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from schema.localcluster.errors import InstallError
+from wattstream.localcluster.errors import InstallError
 
 logger = logging.getLogger(__name__)
 

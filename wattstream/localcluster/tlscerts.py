@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from schema.localcluster.errors import ServiceError
-from schema.localcluster.install import find_program
-from schema.localcluster.process import run
+from wattstream.localcluster.errors import ServiceError
+from wattstream.localcluster.install import find_program
+from wattstream.localcluster.process import run
 
 VALID_DAYS = 825
 

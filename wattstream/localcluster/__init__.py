@@ -13,18 +13,18 @@ Modules: :mod:`.config` (settings, endpoints), :mod:`.cluster` (up, down, status
 (pidfile-managed processes), :mod:`.install` (Debian packages), :mod:`.errors`.
 """
 
-from schema.localcluster.cluster import down, ensure_test_tools, status, up
-from schema.localcluster.config import ClusterSettings, Endpoints, endpoints
-from schema.localcluster.errors import (
+from wattstream.localcluster.cluster import down, ensure_test_tools, status, up
+from wattstream.localcluster.config import ClusterSettings, Endpoints, endpoints
+from wattstream.localcluster.errors import (
     InstallError,
     LocalClusterError,
     ServiceError,
     ServiceStartError,
 )
-from schema.localcluster.kafka import ensure_topics
-from schema.localcluster.localsecrets import LocalSecrets, ensure_secrets, load_secrets
-from schema.localcluster.mosquitto import provision, provisioned
-from schema.localcluster.process import ServiceStatus
+from wattstream.localcluster.kafka import ensure_topics
+from wattstream.localcluster.localsecrets import LocalSecrets, ensure_secrets, load_secrets
+from wattstream.localcluster.mosquitto import provision, provisioned
+from wattstream.localcluster.process import ServiceStatus
 
 __all__ = [
     "ClusterSettings",

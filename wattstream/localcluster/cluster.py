@@ -6,11 +6,11 @@ import logging
 import time
 from collections.abc import Collection
 
-from schema.localcluster import kafka, mosquitto, postgres
-from schema.localcluster.config import ClusterSettings, Endpoints, endpoints
-from schema.localcluster.errors import LocalClusterError, ServiceError
-from schema.localcluster.install import ensure_packages, find_program
-from schema.localcluster.process import ServiceStatus, file_lock
+from wattstream.localcluster import kafka, mosquitto, postgres
+from wattstream.localcluster.config import ClusterSettings, Endpoints, endpoints
+from wattstream.localcluster.errors import LocalClusterError, ServiceError
+from wattstream.localcluster.install import ensure_packages, find_program
+from wattstream.localcluster.process import ServiceStatus, file_lock
 
 logger = logging.getLogger(__name__)
 

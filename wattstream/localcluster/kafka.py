@@ -23,18 +23,18 @@ from pathlib import Path
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
-from schema.localcluster.config import ClusterSettings, endpoints
-from schema.localcluster.errors import InstallError, ServiceError, ServiceStartError
-from schema.localcluster.install import find_program
-from schema.localcluster.process import (
+from schema.topics import KafkaTopics, KafkaTopicSpec
+from wattstream.localcluster.config import ClusterSettings, endpoints
+from wattstream.localcluster.errors import InstallError, ServiceError, ServiceStartError
+from wattstream.localcluster.install import find_program
+from wattstream.localcluster.process import (
     ManagedProcess,
     ServiceStatus,
     file_lock,
     port_open,
     run,
 )
-from schema.localcluster.templates import render
-from schema.topics import KafkaTopics, KafkaTopicSpec
+from wattstream.localcluster.templates import render
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def new_cluster_id() -> str:
 
 
 def _pom_text() -> str:
-    return resources.files("schema.localcluster").joinpath("pom.xml").read_text()
+    return resources.files("wattstream.localcluster").joinpath("pom.xml").read_text()
 
 
 def jars_stamp() -> str:

@@ -4,7 +4,7 @@
 new session with stdin from /dev/null and stdout/stderr appended to FILE, optionally as the
 system user NAME (which needs root), prints the pid and exits at once.
 
-:mod:`schema.localcluster.process` runs this as a short-lived middleman. Because it exits, the
+:mod:`wattstream.localcluster.process` runs this as a short-lived middleman. Because it exits, the
 service is re-parented away from the caller: the caller holds no ``Popen`` object (whose
 finaliser warns that the child "is still running") and never leaves a zombie to reap. It uses
 the standard library only, so it runs in isolated mode (``-I``) from its path.

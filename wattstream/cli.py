@@ -85,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         _exec_module(SERVICES[argv[0]][0], argv[1:])
     args = parser.parse_args(argv)
     if args.command == "migrate":
-        from schema import migrate as migrations  # noqa: PLC0415 - only this command needs Alembic
+        from wattstream import migrate as migrations  # noqa: PLC0415 - only this command needs Alembic
 
         if not args.database_url:
             parser.error("migrate needs --database-url or WATTSTREAM_MIGRATE_DATABASE_URL")
@@ -107,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     elif args.command == "services":
         sys.exit(_services(args))
     elif args.command == "run":
-        from schema import launcher  # noqa: PLC0415
+        from wattstream import launcher  # noqa: PLC0415
 
         sys.exit(launcher.run_pipeline(devices=args.devices, announce=_announce))
 
@@ -124,12 +124,12 @@ def _read_identities(source: str) -> str:
 
 
 def _services(args: argparse.Namespace) -> int:
-    from schema import localcluster  # noqa: PLC0415 - only these commands need it
     from schema.credentials import DeviceIdentities  # noqa: PLC0415
+    from wattstream import localcluster  # noqa: PLC0415 - only these commands need it
 
     action = args.action
     if action == "provision" and args.compose:
-        from schema.localcluster.compose import write_compose_auth  # noqa: PLC0415
+        from wattstream.localcluster.compose import write_compose_auth  # noqa: PLC0415
 
         identities = DeviceIdentities.model_validate_json(_read_identities(args.identities))
         write_compose_auth(args.compose, os.environ, identities)
@@ -148,7 +148,7 @@ def _services(args: argparse.Namespace) -> int:
     elif action == "down":
         localcluster.down(settings)
     elif action == "env":
-        from schema.launcher import service_environment  # noqa: PLC0415
+        from wattstream.launcher import service_environment  # noqa: PLC0415
 
         secrets = localcluster.ensure_secrets(settings.secrets_path)
         for key, value in service_environment(localcluster.endpoints(settings), secrets).items():

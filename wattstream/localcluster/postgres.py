@@ -25,11 +25,11 @@ from pathlib import Path
 
 import asyncpg
 
-from schema.localcluster.config import ClusterSettings, endpoints
-from schema.localcluster.detach import user_kwargs
-from schema.localcluster.errors import ServiceError, ServiceStartError
-from schema.localcluster.install import postgres_bindir
-from schema.localcluster.process import ManagedProcess, ServiceStatus, port_open, run
+from wattstream.localcluster.config import ClusterSettings, endpoints
+from wattstream.localcluster.detach import user_kwargs
+from wattstream.localcluster.errors import ServiceError, ServiceStartError
+from wattstream.localcluster.install import postgres_bindir
+from wattstream.localcluster.process import ManagedProcess, ServiceStatus, port_open, run
 
 logger = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ import secrets
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from schema.localcluster.errors import ServiceError
+from wattstream.localcluster.errors import ServiceError
 
 _TOKEN_BYTES = 32
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from schema import localcluster, migrate
+from wattstream import localcluster, migrate
 
 log = logging.getLogger(__name__)
 

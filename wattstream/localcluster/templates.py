@@ -8,5 +8,5 @@ from string import Template
 
 def render(name: str, **values: object) -> str:
     """The template ``name`` with every ``${key}`` replaced; a missing key raises ``KeyError``."""
-    text = resources.files("schema.localcluster").joinpath(name).read_text()
+    text = resources.files("wattstream.localcluster").joinpath(name).read_text()
     return Template(text).substitute({key: str(value) for key, value in values.items()})
