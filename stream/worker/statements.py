@@ -31,7 +31,7 @@ from schema.wire import Reading
 Row = Mapping[str, Any]
 """Column name -> value."""
 
-_DIALECT = postgresql.dialect()
+_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]  # untyped in SQLAlchemy
 _ENVELOPE = frozenset({"schema_version", "kind"})
 """Fields of a result message that say what the message is, not what the row holds."""
 
