@@ -11,10 +11,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from schema.device_messages import AnomalyKind, CommandAction, DeviceCommand
+from schema.results import AlertFigures, HealthFigures, HealthStatus, Presence
 from schema.wire import FiniteFloat
-
-Presence = Literal["online", "offline"]
-HealthStatus = Literal["green", "amber", "red", "unknown"]
 
 
 class Out(BaseModel):
@@ -66,23 +64,8 @@ class DevicesPage(Out):
     """Pass as ``cursor`` for the next page; ``None`` on the last page."""
 
 
-class HealthOut(Out):
-    hour_start: AwareDatetime
-    rmse_24h: float | None
-    mae_24h: float | None
-    mape_24h: float | None
-    bias_24h: float | None
-    naive_rmse_24h: float | None
-    rmse_ratio: float | None
-    """rmse_24h / naive_rmse_24h: below 1 the model beats the seasonal-naive baseline."""
-    status: HealthStatus
-    completeness_24h: float
-    gaps_24h: int
-    late_24h: int
-    duplicates_24h: int
-    presence: Presence | None
-    last_seen: AwareDatetime | None
-    computed_at: AwareDatetime
+class HealthOut(HealthFigures):
+    """One health row: the figures of the health record (:mod:`schema.results`)."""
 
 
 class DeviceDetail(DeviceSummary):
@@ -176,16 +159,10 @@ class FleetSummary(Out):
     last_closed_hour: EnergyVsForecast
 
 
-class AlertOut(Out):
-    device_id: str
-    hour_start: AwareDatetime
+class AlertOut(AlertFigures):
+    """One alert row: the alert record's figures (:mod:`schema.results`) and its kind."""
+
     kind: str
-    severity: Literal["warning", "critical"]
-    residual_kwh: float
-    sigma: float
-    z: float
-    message: str
-    raised_at: AwareDatetime
 
 
 class AlertsPage(Out):

@@ -12,6 +12,8 @@ from typing import Any
 
 import asyncpg
 
+from schema.results import HealthFigures
+
 Row = dict[str, Any]
 
 READINGS_IN_RANGE = """
@@ -105,10 +107,8 @@ async def device(conn: asyncpg.Connection, device_id: str) -> Row | None:
     return dict(row) if row is not None else None
 
 
-HEALTH_COLUMNS = """
-hour_start, rmse_24h, mae_24h, mape_24h, bias_24h, naive_rmse_24h, rmse_ratio, status,
-completeness_24h, gaps_24h, late_24h, duplicates_24h, presence, last_seen, computed_at
-"""
+HEALTH_COLUMNS = ", ".join(HealthFigures.model_fields)
+"""The health table's columns the API answers with: the health record's figures."""
 
 
 async def latest_health(conn: asyncpg.Connection, device_id: str) -> Row | None:

@@ -2,7 +2,9 @@
 ``alerts`` Kafka topics (keyed by device id) for the API's live feed.
 
 Each carries the same values as its database row (:mod:`schema.tables`); the two are kept
-apart so that a message and a table can change independently.
+apart so that a message and a table can change independently. The sink writes each record by
+field name (``stream/worker/statements.py``), and the API answers with the figures of
+:class:`HealthFigures` and :class:`AlertFigures` rather than restating them.
 """
 
 from __future__ import annotations
@@ -57,10 +59,15 @@ class Forecast(WireModel):
     issued_at: AwareDatetime
 
 
-class Health(WireModel):
-    schema_version: Literal[1] = SCHEMA_VERSION
-    kind: Literal["health"] = "health"
-    device_id: DeviceId
+HealthStatus = Literal["green", "amber", "red", "unknown"]
+Presence = Literal["online", "offline"]
+Severity = Literal["warning", "critical"]
+
+
+class HealthFigures(WireModel):
+    """A device's health at one closed hour: forecast accuracy and data quality over the last
+    24 hours (the API answers with these fields)."""
+
     hour_start: AwareDatetime
     rmse_24h: float | None
     mae_24h: float | None
@@ -68,25 +75,37 @@ class Health(WireModel):
     bias_24h: float | None
     naive_rmse_24h: float | None
     rmse_ratio: float | None
-    status: Literal["green", "amber", "red", "unknown"]
+    """rmse_24h / naive_rmse_24h: below 1 the model beats the seasonal-naive baseline."""
+    status: HealthStatus
     completeness_24h: float
     gaps_24h: int
     late_24h: int
     duplicates_24h: int
-    presence: Literal["online", "offline"] | None
+    presence: Presence | None
     last_seen: AwareDatetime | None
     computed_at: AwareDatetime
 
 
-class Alert(WireModel):
+class Health(HealthFigures):
     schema_version: Literal[1] = SCHEMA_VERSION
-    kind: Literal["alert"] = "alert"
+    kind: Literal["health"] = "health"
+    device_id: DeviceId
+
+
+class AlertFigures(WireModel):
+    """One raised alert, without the kind of alert (the API answers with these fields)."""
+
     device_id: DeviceId
     hour_start: AwareDatetime
-    alert_kind: Literal["residual"] = "residual"
-    severity: Literal["warning", "critical"]
+    severity: Severity
     residual_kwh: float
     sigma: float
     z: float
     message: str
     raised_at: AwareDatetime
+
+
+class Alert(AlertFigures):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    kind: Literal["alert"] = "alert"
+    alert_kind: Literal["residual"] = "residual"

@@ -5,7 +5,9 @@ hypertables and the rollups are continuous aggregates with refresh, compression 
 policies. ``postgresql``: no extension (what runs here), so the rollups are ordinary tables kept
 current by statement-level triggers on ``readings`` that recompute only the touched groups.
 
-Both modes expose the same relations with the same columns and give the same answers
+The migrations carry their own frozen copy of what they need (a revision imports no live
+module); this module serves the live code: options, policies on re-runs, refreshes, Alembic's
+filter. Both modes expose the same relations with the same columns and give the same answers
 (:data:`ROLLUP_COLUMNS`); the mode is recorded in ``storage_info`` and nothing outside the
 storage layer (the migrations and this module) branches on it.
 
@@ -72,20 +74,10 @@ ROLLUP_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
 ROLLUPS = tuple(ROLLUP_COLUMNS)
 # Continuous aggregates in TimescaleDB mode, in refresh order (each builds on the one before).
 CONTINUOUS_AGGREGATES = ("readings_15m", "readings_hourly_utc", "fleet_hourly")
-HYPERTABLES = {  # table -> (time column, chunk interval)
-    "readings": ("ts", "1 day"),
-    "hourly": ("hour_start", "30 days"),
-    "forecasts": ("hour_start", "30 days"),
-    "health": ("hour_start", "30 days"),
-}
 
 _INTERVAL = re.compile(r"^\s*(\d+)\s*(minute|hour|day|week)s?\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400}
 _OFF = {"off", "none", "never", "0", ""}
-
-
-class StorageError(RuntimeError):
-    """The database cannot provide the storage mode asked for."""
 
 
 def parse_interval(value: str, *, allow_off: bool = True) -> timedelta | None:
@@ -167,33 +159,7 @@ class StorageOptions:
         }
 
 
-# ----------------------------------------------------------------------------- detection
-def detect_mode(bind: Connection, choice: ModeChoice) -> StorageMode:
-    """The mode for this database: TimescaleDB when asked for or (``auto``) when usable."""
-    installed = bind.execute(
-        text("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")
-    ).scalar()
-    available = bind.execute(
-        text("SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb'")
-    ).scalar()
-    preload = str(bind.execute(text("SHOW shared_preload_libraries")).scalar() or "")
-    usable = installed is not None or (available is not None and "timescaledb" in preload)
-    if choice == "postgresql":
-        return "postgresql"
-    if usable:
-        return "timescaledb"
-    if choice == "timescaledb":
-        reason = (
-            "the extension is not installed on this server"
-            if available is None
-            else "the server does not preload it (shared_preload_libraries)"
-        )
-        raise StorageError(f"storage mode 'timescaledb' was asked for, but {reason}")
-    if available is not None:
-        log.warning("timescaledb is installed but not preloaded; using plain PostgreSQL")
-    return "postgresql"
-
-
+# ----------------------------------------------------------------------------- recorded facts
 def recorded_mode(bind: Connection) -> StorageMode | None:
     """The mode recorded by the migrations, or ``None`` before they ran."""
     exists = bind.execute(text("SELECT to_regclass('storage_info') IS NOT NULL")).scalar()

@@ -24,9 +24,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from schema.results import Health
 
 WINDOW_HOURS = 24
 MIN_SCORED = 6
@@ -69,21 +72,6 @@ class ScoredHour(BaseModel):
 
 
 @dataclass(frozen=True, slots=True)
-class HealthMetrics:
-    rmse_24h: float | None
-    mae_24h: float | None
-    mape_24h: float | None
-    bias_24h: float | None
-    naive_rmse_24h: float | None
-    rmse_ratio: float | None
-    completeness_24h: float
-    gaps_24h: int
-    late_24h: int
-    duplicates_24h: int
-    status: Status
-
-
-@dataclass(frozen=True, slots=True)
 class ResidualAlert:
     severity: Severity
     residual_kwh: float
@@ -95,8 +83,16 @@ def _rms(values: Sequence[float]) -> float:
     return math.sqrt(sum(v * v for v in values) / len(values))
 
 
-def health_metrics(scored: Sequence[ScoredHour], *, online: bool | None = None) -> HealthMetrics:
-    """Metrics over the last :data:`WINDOW_HOURS` entries of ``scored`` (oldest first)."""
+def device_health(
+    device_id: str,
+    scored: Sequence[ScoredHour],
+    *,
+    online: bool | None,
+    last_seen: datetime | None,
+    computed_at: datetime,
+) -> Health:
+    """The health record of the last hour of ``scored`` (oldest first, not empty): metrics over
+    its last :data:`WINDOW_HOURS` entries."""
     recent = list(scored)[-WINDOW_HOURS:]
     both = [s for s in recent if s.predicted_kwh is not None and s.baseline_kwh is not None]
     residuals = [s.actual_kwh - s.predicted_kwh for s in both if s.predicted_kwh is not None]
@@ -113,7 +109,9 @@ def health_metrics(scored: Sequence[ScoredHour], *, online: bool | None = None) 
     ]
     expected = sum(s.expected_count for s in recent)
     completeness = min(1.0, sum(s.reading_count for s in recent) / expected) if expected else 0.0
-    return HealthMetrics(
+    return Health(
+        device_id=device_id,
+        hour_start=recent[-1].hour_start,
         rmse_24h=rmse,
         mae_24h=sum(abs(r) for r in residuals) / len(residuals) if enough else None,
         mape_24h=sum(mape_terms) / len(mape_terms) if enough and mape_terms else None,
@@ -130,7 +128,10 @@ def health_metrics(scored: Sequence[ScoredHour], *, online: bool | None = None) 
             online=online,
             scored=len(both),
             flat_ok=None if not flat or rmse is None else rmse <= FLAT_RMSE_KWH,
-        ),
+        ).value,
+        presence=None if online is None else ("online" if online else "offline"),
+        last_seen=last_seen,
+        computed_at=computed_at,
     )
 
 

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from schema.results import Alert, Forecast, Health, HourlyAggregate
-from stream.core.health import WINDOW_HOURS, ScoredHour, health_metrics, residual_alert
+from stream.core.health import WINDOW_HOURS, ScoredHour, device_health, residual_alert
 from stream.core.localtime import LocalHour, local_hour
 from stream.core.windowing import ClosedHour, DeviceWindows, HourWindow
 
@@ -124,23 +124,10 @@ def _scored(window: HourWindow, pending: PendingForecast | None) -> ScoredHour:
 
 
 def _health_row(state: DeviceState, upto: int, now: datetime) -> Health:
-    scored = state.scored[: upto + 1]
-    metrics = health_metrics(scored, online=state.online)
-    return Health(
-        device_id=state.windows.device_id,
-        hour_start=scored[-1].hour_start,
-        rmse_24h=metrics.rmse_24h,
-        mae_24h=metrics.mae_24h,
-        mape_24h=metrics.mape_24h,
-        bias_24h=metrics.bias_24h,
-        naive_rmse_24h=metrics.naive_rmse_24h,
-        rmse_ratio=metrics.rmse_ratio,
-        status=metrics.status.value,
-        completeness_24h=metrics.completeness_24h,
-        gaps_24h=metrics.gaps_24h,
-        late_24h=metrics.late_24h,
-        duplicates_24h=metrics.duplicates_24h,
-        presence=None if state.online is None else ("online" if state.online else "offline"),
+    return device_health(
+        state.windows.device_id,
+        state.scored[: upto + 1],
+        online=state.online,
         last_seen=state.windows.last_event_ts,
         computed_at=now,
     )

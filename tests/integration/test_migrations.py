@@ -7,19 +7,21 @@ elsewhere).
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
 import sys
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, pool
+from sqlalchemy import CheckConstraint, Connection, Table, inspect, pool
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from schema import storage
+from schema import migrations, storage
 from schema.tables import metadata
 from tests.conftest import Services
 from wattstream import migrate
@@ -74,14 +76,39 @@ async def mode_of(url: str) -> str:
     return value
 
 
+def shape(table: Table) -> dict[str, object]:
+    """What autogenerate does not compare: column order, primary key, check constraints."""
+    return {
+        "columns": [c.name for c in table.columns],
+        "primary_key": [c.name for c in table.primary_key.columns],
+        "checks": sorted(str(c.name) for c in table.constraints if isinstance(c, CheckConstraint)),
+    }
+
+
 async def drift(url: str) -> list[object]:
+    """Every difference between the migrated database and :mod:`schema.tables`."""
     engine = create_async_engine(migrate.alembic_url(url), poolclass=pool.NullPool)
 
     def compare(connection: Connection) -> list[object]:
         context = MigrationContext.configure(
-            connection, opts={"include_object": storage.include_object, "compare_type": True}
+            connection,
+            opts={
+                "include_object": storage.include_object,
+                "compare_type": True,
+                "compare_server_default": True,
+            },
         )
-        return list(compare_metadata(context, metadata))
+        found: list[object] = list(compare_metadata(context, metadata))
+        inspector = inspect(connection)
+        for name, table in metadata.tables.items():
+            want = shape(table)
+            got = {
+                "columns": [c["name"] for c in inspector.get_columns(name)],
+                "primary_key": inspector.get_pk_constraint(name)["constrained_columns"],
+                "checks": sorted(str(c["name"]) for c in inspector.get_check_constraints(name)),
+            }
+            found += [(name, key, got[key], want[key]) for key in want if got[key] != want[key]]
+        return found
 
     try:
         async with engine.connect() as connection:
@@ -110,6 +137,27 @@ def expected_objects(mode: str) -> dict[str, set[str]]:
             "readings_rollup_truncate",
         },
     }
+
+
+def test_revisions_import_no_live_module() -> None:
+    """Migrations are frozen: a revision carries what it needs, so editing schema/ (tables,
+    storage, ...) never changes what an old revision does."""
+    versions = Path(migrations.__file__).parent / "versions"
+    revisions = sorted(versions.glob("*.py"))
+    assert len(revisions) >= 4
+    for path in revisions:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                modules = [node.module or ""] if node.level == 0 else ["(relative)"]
+            elif isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            else:
+                continue
+            for module in modules:
+                root = module.split(".")[0]
+                assert root in {"__future__", "alembic", "sqlalchemy", *sys.stdlib_module_names}, (
+                    f"{path.name} imports {module}"
+                )
 
 
 async def test_upgrade_downgrade_upgrade_without_drift(storage_database: str) -> None:
@@ -207,7 +255,11 @@ async def test_asking_for_timescaledb_without_it_fails_clearly_and_leaves_nothin
         await admin.close()
     url = services.database_url.rsplit("/", 1)[0] + "/wattstream_test_forced_tsdb"
     try:
-        with pytest.raises(storage.StorageError, match="not installed on this server"):
+        # The revision's own StorageError (a revision imports nothing of schema).
+        with pytest.raises(
+            RuntimeError,
+            match="storage mode 'timescaledb' was asked for, but the extension is not installed",
+        ):
             await asyncio.to_thread(
                 migrate.upgrade, url, "head", storage.StorageOptions(mode="timescaledb")
             )

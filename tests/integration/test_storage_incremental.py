@@ -12,33 +12,40 @@ import asyncio
 import random
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
 
 from schema import storage
+from schema.wire import Energy, Power, Reading
+from stream.worker.processor import SinkBatch
+from stream.worker.sink import store
 
 pytestmark = pytest.mark.integration
 
-INSERT_READINGS = """
-INSERT INTO readings (device_id, ts, seq, tz, interval_s, energy_kwh, power_kw)
-SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::bigint[], $4::text[], $5::int[],
-                     $6::float8[], $7::float8[])
-ON CONFLICT (device_id, ts) DO NOTHING
-"""
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
-
-Reading = tuple[str, datetime, int, str, int, float, float]
+KOLKATA = ZoneInfo("Asia/Kolkata")
 
 
 def reading(device: str, minute: int) -> Reading:
     ts = T0 + timedelta(minutes=minute)
     # Energies are multiples of 1/1024: every sum is exact in any order, so == is fair.
-    return (device, ts, minute, "Asia/Kolkata", 60, (minute % 7 + 1) / 1024, 1.0 + minute % 5)
+    return Reading(
+        device_id=device,
+        seq=minute,
+        ts=ts.astimezone(KOLKATA),
+        tz="Asia/Kolkata",
+        interval_s=60,
+        energy=Energy(value=(minute % 7 + 1) / 1024),
+        power=Power(value=1.0 + minute % 5),
+    )
 
 
 async def write(conn: asyncpg.Connection, rows: list[Reading]) -> None:
-    await conn.execute(INSERT_READINGS, *(list(column) for column in zip(*rows, strict=True)))
+    """As the worker's sink writes a batch: one transaction, COPY into staging, merge."""
+    async with conn.transaction():
+        await store(conn, SinkBatch(readings=rows), "incremental")
 
 
 async def settle(conn: asyncpg.Connection) -> None:
@@ -86,7 +93,7 @@ async def test_concurrent_writers_lose_no_update(storage_database: str) -> None:
         fleet = await conn.fetch("SELECT * FROM fleet_hourly ORDER BY bucket")
         expected: dict[datetime, list[float]] = defaultdict(list)
         for r in every:
-            expected[r[1].replace(minute=0)].append(r[5])
+            expected[r.ts_utc.replace(minute=0)].append(r.energy.value)
         assert [
             (f["bucket"], f["energy_kwh"], f["reading_count"], f["devices"]) for f in fleet
         ] == [

@@ -2,9 +2,10 @@
 
 One fixed data set — devices in Berlin (a 23-hour day), Sydney (a 25-hour day), Lord Howe
 (30-minute DST: a 24.5-hour day), Chatham (+13:45 -> +12:45), Kathmandu (+05:45), Kolkata
-(+05:30) and UTC, readings off the bucket grid, a gap — is loaded through the sink's statement,
-then late readings arrive out of order, some are restated (upsert and UPDATE), some deleted, and
-a batch is redelivered. After each phase every row of ``readings_15m``,
+(+05:30) and UTC, readings off the bucket grid, a gap — is loaded through the sink's own
+code path (:func:`stream.worker.sink.store`: COPY into staging, then a merge), then late
+readings arrive out of order, some are restated (upsert and UPDATE), some deleted, and a batch
+is redelivered. After each phase every row of ``readings_15m``,
 ``readings_hourly_utc``, ``daily_local`` and ``fleet_hourly`` must equal :func:`oracle`, which
 knows nothing of SQL: it buckets in UTC by integer arithmetic and finds local days with
 ``zoneinfo``.
@@ -29,20 +30,12 @@ import asyncpg
 import pytest
 
 from schema import storage
+from schema.wire import Energy, Power, Reading
+from stream.worker.processor import SinkBatch
+from stream.worker.sink import store
+from stream.worker.statements import READINGS, reading_row
 
 pytestmark = pytest.mark.integration
-
-# The statement of stream/worker/sink.py (copied: tests of schema do not import the stream).
-INSERT_READINGS = """
-INSERT INTO readings (device_id, ts, seq, tz, interval_s, energy_kwh, power_kw)
-SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::bigint[], $4::text[], $5::int[],
-                     $6::float8[], $7::float8[])
-ON CONFLICT (device_id, ts) DO NOTHING
-"""
-RESTATE_READINGS = INSERT_READINGS.replace(
-    "DO NOTHING",
-    "DO UPDATE SET energy_kwh = EXCLUDED.energy_kwh, power_kw = EXCLUDED.power_kw",
-)
 
 START = datetime(2026, 3, 27, tzinfo=UTC)
 END = datetime(2026, 4, 7, tzinfo=UTC)
@@ -197,23 +190,32 @@ def assert_parity(
 
 
 # ----------------------------------------------------------------------------- loading
-def columns(rows: Sequence[Row]) -> tuple[list[Any], ...]:
-    return (
-        [r.device_id for r in rows],
-        [r.ts for r in rows],
-        [r.seq for r in rows],
-        [r.tz for r in rows],
-        [r.interval_s for r in rows],
-        [r.energy_kwh for r in rows],
-        [r.power_kw for r in rows],
+def reading(row: Row) -> Reading:
+    return Reading(
+        device_id=row.device_id,
+        seq=row.seq,
+        ts=row.ts.astimezone(ZoneInfo(row.tz)),
+        tz=row.tz,
+        interval_s=row.interval_s,
+        energy=Energy(value=row.energy_kwh),
+        power=Power(value=row.power_kw),
     )
 
 
-async def write(
-    conn: asyncpg.Connection, rows: Sequence[Row], batch: int, sql: str = INSERT_READINGS
-) -> None:
+async def write(conn: asyncpg.Connection, rows: Sequence[Row], batch: int) -> None:
+    """As the worker's sink writes: one transaction per batch."""
     for i in range(0, len(rows), batch):
-        await conn.execute(sql, *columns(rows[i : i + batch]))
+        async with conn.transaction():
+            await store(conn, SinkBatch(readings=[reading(r) for r in rows[i : i + batch]]), "p")
+
+
+async def restate(conn: asyncpg.Connection, rows: Sequence[Row], batch: int) -> None:
+    """An upsert that overwrites readings (the sink never does; a correction tool would),
+    built from the same table definition as the sink's statements."""
+    upsert = READINGS.target
+    for i in range(0, len(rows), batch):
+        values = upsert.rows(reading_row(reading(r)) for r in rows[i : i + batch])
+        await conn.execute(upsert.upsert_sql, *upsert.arrays(values))
 
 
 async def settle(conn: asyncpg.Connection) -> None:
@@ -255,7 +257,7 @@ async def test_rollups_equal_a_recomputation_from_the_raw_rows(storage_database:
             for r in current.values()
             if r.device_id == "lordhowe" and date(2026, 4, 4) <= r.ts.date() <= date(2026, 4, 5)
         ]
-        await write(conn, restated, 250, RESTATE_READINGS)
+        await restate(conn, restated, 250)
         current.update({(r.device_id, r.ts): r for r in restated})
 
         # Restatement by UPDATE, moving readings across buckets and days (ts changes).

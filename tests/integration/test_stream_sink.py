@@ -1,5 +1,5 @@
-"""The worker's result sink on the real PostgreSQL: one transaction, idempotent replays,
-restatements only moving forward."""
+"""The worker's result sink on the real PostgreSQL: every column round-trips, one transaction,
+idempotent replays, restatements only moving forward."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import pytest
 
+from schema import tables
 from schema.device_messages import DeviceBirth, DeviceStatus, Location, Presence
 from schema.results import Alert, Forecast, Health, HourlyAggregate
 from schema.wire import Energy, Power, Reading
@@ -119,5 +120,122 @@ async def test_restatements_move_forward_only(sink: ResultSink, database: str) -
         assert (row["revision"], row["energy_kwh"]) == (1, 1.3)
         # The storage layer's rollups saw the raw readings written through COPY.
         assert await conn.fetchval("SELECT sum(energy_kwh) FROM readings_15m") == pytest.approx(1.0)
+    finally:
+        await conn.close()
+
+
+# ----------------------------------------------------------------------------- round trip
+def distinct_batch() -> SinkBatch:
+    """One row per table the sink writes, every value distinct from the others of its type and
+    from the column's default, so a swapped, dropped or defaulted column shows."""
+    t = H + timedelta(days=3)
+    return SinkBatch(
+        readings=[
+            Reading(device_id="r1", seq=17, ts=(t + timedelta(seconds=7)).astimezone(BERLIN),
+                    tz="Europe/Berlin", interval_s=300, energy=Energy(value=0.125),
+                    power=Power(value=1.5))
+        ],
+        births=[
+            DeviceBirth(device_id="b1", kind="solar_inverter", tz="Asia/Kolkata",
+                        location=Location(latitude=12.5, longitude=77.25, name="Bengaluru"),
+                        nominal_kw=4.75, firmware="3.0.1", interval_s=600,
+                        ts=t + timedelta(minutes=1))
+        ],
+        statuses=[
+            (DeviceStatus(device_id="s1", status=Presence.OFFLINE, ts=t),
+             t + timedelta(minutes=2))
+        ],
+        hourly=[
+            HourlyAggregate(
+                device_id="h1", hour_start=t, hour_end=t + timedelta(hours=1),
+                tz="Australia/Lord_Howe", local_date=date(2026, 4, 1), local_hour=13,
+                energy_kwh=2.5, power_mean_kw=2.25, power_min_kw=0.75, power_max_kw=3.5,
+                reading_count=11, expected_count=12, completeness=11 / 12, late_count=3,
+                duplicate_count=2, first_ts=t + timedelta(minutes=3),
+                last_ts=t + timedelta(minutes=58), revision=4,
+                closed_at=t + timedelta(hours=1, minutes=5),
+            )
+        ],
+        forecasts=[
+            Forecast(device_id="f1", hour_start=t + timedelta(hours=2), model_id="gbm-7",
+                     predicted_kwh=1.75, baseline_kwh=1.625, based_on_hour=t + timedelta(hours=1),
+                     issued_at=t + timedelta(hours=1, minutes=6))
+        ],
+        health=[
+            Health(device_id="x1", hour_start=t + timedelta(hours=3), rmse_24h=0.5,
+                   mae_24h=0.375, mape_24h=0.0625, bias_24h=-0.125, naive_rmse_24h=0.625,
+                   rmse_ratio=0.8, status="amber", completeness_24h=0.9375, gaps_24h=1,
+                   late_24h=5, duplicates_24h=6, presence="offline",
+                   last_seen=t + timedelta(hours=3, minutes=4),
+                   computed_at=t + timedelta(hours=4, minutes=1))
+        ],
+        alerts=[
+            Alert(device_id="a1", hour_start=t + timedelta(hours=5), severity="critical",
+                  residual_kwh=-0.875, sigma=0.25, z=-3.5, message="too low",
+                  raised_at=t + timedelta(hours=6, minutes=2))
+        ],
+        offsets={("readings", 5): 1234},
+    )  # fmt: skip
+
+
+def expected_rows(batch: SinkBatch) -> dict[str, dict[str, object]]:
+    """What each table must hold, written out here by hand from the records (not with the
+    sink's own mapping, which is what is under test); ``...`` = filled in by the database."""
+    (reading,), (birth,), ((status, changed_at),) = batch.readings, batch.births, batch.statuses
+    (hour,), (forecast,), (health,), (alert,) = (
+        batch.hourly,
+        batch.forecasts,
+        batch.health,
+        batch.alerts,
+    )
+    envelope = {"schema_version", "kind"}
+    return {
+        "readings": {
+            "device_id": reading.device_id, "ts": reading.ts, "seq": reading.seq,
+            "tz": reading.tz, "interval_s": reading.interval_s,
+            "energy_kwh": reading.energy.value, "power_kw": reading.power.value,
+            "ingested_at": ...,
+        },
+        "devices": {
+            "device_id": birth.device_id, "kind": birth.kind, "tz": birth.tz,
+            "latitude": birth.location.latitude, "longitude": birth.location.longitude,
+            "location_name": birth.location.name, "nominal_kw": birth.nominal_kw,
+            "firmware": birth.firmware, "interval_s": birth.interval_s,
+            "first_seen": birth.ts, "updated_at": birth.ts,
+        },
+        "device_status": {
+            "device_id": status.device_id, "status": status.status.value,
+            "changed_at": changed_at, "last_seen": None,
+        },
+        "hourly": hour.model_dump(exclude=envelope),
+        "forecasts": forecast.model_dump(exclude=envelope),
+        "health": health.model_dump(exclude=envelope),
+        "alerts": {"kind": alert.alert_kind, **alert.model_dump(exclude={*envelope, "alert_kind"})},
+        "stream_offsets": {
+            "group_id": "g1", "topic": "readings", "partition": 5, "next_offset": 1234,
+            "updated_at": ...,
+        },
+    }  # fmt: skip
+
+
+async def test_every_column_of_every_table_round_trips(sink: ResultSink, database: str) -> None:
+    batch = distinct_batch()
+    await sink.write(batch)
+    expected = expected_rows(batch)
+    conn = await asyncpg.connect(database)
+    try:
+        for table, want in expected.items():
+            rows = await conn.fetch(f"SELECT * FROM {table}")
+            assert len(rows) == 1, table
+            got = dict(rows[0])
+            # Every column of the table definition, no more, no fewer.
+            assert set(got) == set(tables.metadata.tables[table].columns.keys()), table
+            assert set(want) == set(got), table
+            for column, value in want.items():
+                if value is ...:
+                    assert got[column] is not None, (table, column)
+                else:
+                    assert got[column] == value, (table, column, got[column], value)
+                    assert type(got[column]) is type(value), (table, column)
     finally:
         await conn.close()

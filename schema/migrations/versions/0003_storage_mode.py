@@ -4,8 +4,7 @@ Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-24
 
-The mode is detected here (see ``schema.storage.detect_mode``) and recorded in
-``storage_info``. Both modes create the same four rollup relations with the same columns:
+The mode is detected here (see :func:`detect_mode`) and recorded in ``storage_info``. Both modes create the same four rollup relations with the same columns:
 
 * ``readings_15m``        per device and 15-minute UTC bucket, from ``readings``
 * ``readings_hourly_utc`` per device and UTC hour, from ``readings_15m``
@@ -27,16 +26,168 @@ their hours and their fleet hours are recomputed (see ``wattstream_refresh_rollu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Protocol
 
 from alembic import op
-
-from schema import storage
+from sqlalchemy import Connection, text
 
 revision: str = "0003"
 down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+log = logging.getLogger(__name__)
+
+
+# ----------------------------------------------------------------------------- frozen helpers
+# A revision imports no live module: what this one needs from the storage layer is copied here
+# as it was when the revision was written, so later edits of schema/storage.py cannot change
+# what it does. wattstream migrate (through env.py) may pass its storage options in.
+class StorageOptions(Protocol):
+    """What this revision reads of the options env.py passes in (``storage_options``)."""
+
+    @property
+    def mode(self) -> str: ...
+    @property
+    def compress_after(self) -> timedelta | None: ...
+    @property
+    def retention(self) -> timedelta | None: ...
+    @property
+    def refresh_lookback(self) -> timedelta: ...
+
+
+class _DefaultOptions:
+    """The options when none are passed in (Alembic run by hand without ``-x``)."""
+
+    mode = "auto"
+    compress_after: timedelta | None = timedelta(days=7)
+    retention: timedelta | None = None
+    refresh_lookback = timedelta(days=30)
+
+
+class StorageError(RuntimeError):
+    """The database cannot provide the storage mode asked for."""
+
+
+CONTINUOUS_AGGREGATES = ("readings_15m", "readings_hourly_utc", "fleet_hourly")
+HYPERTABLES = {  # table -> (time column, chunk interval)
+    "readings": ("ts", "1 day"),
+    "hourly": ("hour_start", "30 days"),
+    "forecasts": ("hour_start", "30 days"),
+    "health": ("hour_start", "30 days"),
+}
+# Per continuous aggregate: (end_offset, schedule_interval). Buckets newer than end_offset are
+# served by real-time aggregation, so the policies only need to settle the past.
+_REFRESH = {
+    "readings_15m": ("15 minutes", "5 minutes"),
+    "readings_hourly_utc": ("1 hour", "15 minutes"),
+    "fleet_hourly": ("1 hour", "15 minutes"),
+}
+
+
+def sql_interval(value: timedelta) -> str:
+    """A timedelta as a PostgreSQL interval literal in the largest whole unit."""
+    seconds = int(value.total_seconds())
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds % size == 0:
+            return f"INTERVAL '{seconds // size} {unit}'"
+    return f"INTERVAL '{seconds} seconds'"
+
+
+def _describe(value: timedelta | None) -> str:
+    return "off" if value is None else sql_interval(value).split("'")[1]
+
+
+def detect_mode(bind: Connection, choice: str) -> str:
+    """The mode for this database: TimescaleDB when asked for or (``auto``) when usable."""
+    installed = bind.execute(
+        text("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")
+    ).scalar()
+    available = bind.execute(
+        text("SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb'")
+    ).scalar()
+    preload = str(bind.execute(text("SHOW shared_preload_libraries")).scalar() or "")
+    usable = installed is not None or (available is not None and "timescaledb" in preload)
+    if choice == "postgresql":
+        return "postgresql"
+    if usable:
+        return "timescaledb"
+    if choice == "timescaledb":
+        reason = (
+            "the extension is not installed on this server"
+            if available is None
+            else "the server does not preload it (shared_preload_libraries)"
+        )
+        raise StorageError(f"storage mode 'timescaledb' was asked for, but {reason}")
+    if available is not None:
+        log.warning("timescaledb is installed but not preloaded; using plain PostgreSQL")
+    return "postgresql"
+
+
+def recorded_mode(bind: Connection) -> str | None:
+    """The mode recorded by this revision, or ``None`` before it ran."""
+    exists = bind.execute(text("SELECT to_regclass('storage_info') IS NOT NULL")).scalar()
+    if not exists:
+        return None
+    value = bind.execute(text("SELECT value FROM storage_info WHERE key = 'mode'")).scalar()
+    return value if value in ("timescaledb", "postgresql") else None
+
+
+def record(bind: Connection, values: Mapping[str, str]) -> None:
+    for key, value in values.items():
+        bind.execute(
+            text(
+                "INSERT INTO storage_info (key, value) VALUES (:key, :value)"
+                " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
+            ),
+            {"key": key, "value": value},
+        )
+
+
+def policy_statements(options: StorageOptions) -> list[str]:
+    """SQL that (re)sets every TimescaleDB policy to ``options``; idempotent."""
+    lookback = sql_interval(options.refresh_lookback)
+    statements = [
+        "SELECT remove_compression_policy('readings', if_exists => true)",
+        "SELECT remove_retention_policy('readings', if_exists => true)",
+    ]
+    if options.compress_after is not None:
+        statements.append(
+            "SELECT add_compression_policy('readings', compress_after => "
+            f"{sql_interval(options.compress_after)})"
+        )
+    if options.retention is not None:
+        statements.append(
+            f"SELECT add_retention_policy('readings', drop_after => "
+            f"{sql_interval(options.retention)})"
+        )
+    for view, (end_offset, schedule) in _REFRESH.items():
+        statements += [
+            f"SELECT remove_continuous_aggregate_policy('{view}', if_exists => true)",
+            f"SELECT add_continuous_aggregate_policy('{view}', start_offset => {lookback},"
+            f" end_offset => INTERVAL '{end_offset}',"
+            f" schedule_interval => INTERVAL '{schedule}')",
+        ]
+    return statements
+
+
+def apply_policies(bind: Connection, options: StorageOptions) -> None:
+    """Set the TimescaleDB policies to ``options`` and record them; nothing in plain mode."""
+    if recorded_mode(bind) != "timescaledb":
+        return
+    for statement in policy_statements(options):
+        bind.execute(text(statement))
+    described = {
+        "compress_after": _describe(options.compress_after),
+        "retention": _describe(options.retention),
+        "refresh_lookback": _describe(options.refresh_lookback),
+    }
+    record(bind, described)
+    log.info("storage policies: %s", described)
+
 
 # Buckets are aligned to TIMESTAMPTZ '2000-01-03 00:00:00+00' in both modes (time_bucket's
 # default origin; any UTC midnight gives the same 15-minute and hourly grid).
@@ -110,9 +261,9 @@ TIMESCALE_CAGGS = (
 )
 
 
-def _upgrade_timescaledb(options: storage.StorageOptions) -> None:
+def _upgrade_timescaledb(options: StorageOptions) -> None:
     op.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-    for table, (column, chunk) in storage.HYPERTABLES.items():
+    for table, (column, chunk) in HYPERTABLES.items():
         # The primary keys already index (device_id, time); no extra default time index.
         # if_not_exists: after a downgrade to 0002 the tables are still hypertables.
         op.execute(
@@ -130,19 +281,17 @@ def _upgrade_timescaledb(options: storage.StorageOptions) -> None:
     version = bind.exec_driver_sql(
         "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"
     ).scalar()
-    storage.record(bind, {"mode": "timescaledb", "timescaledb_version": str(version)})
-    storage.apply_policies(bind, options)
+    record(bind, {"mode": "timescaledb", "timescaledb_version": str(version)})
+    apply_policies(bind, options)
 
 
 def _downgrade_timescaledb() -> None:
     op.execute("DROP VIEW IF EXISTS daily_local")
-    for view in reversed(storage.CONTINUOUS_AGGREGATES):
+    for view in reversed(CONTINUOUS_AGGREGATES):
         op.execute(f"DROP MATERIALIZED VIEW IF EXISTS {view}")
     op.execute("SELECT remove_compression_policy('readings', if_exists => true)")
     op.execute("SELECT remove_retention_policy('readings', if_exists => true)")
-    op.execute(
-        "SELECT decompress_chunk(c, if_not_compressed => true) FROM show_chunks('readings') c"
-    )
+    op.execute("SELECT decompress_chunk(c, if_compressed => true) FROM show_chunks('readings') c")
     op.execute("ALTER TABLE readings SET (timescaledb.compress = false)")
     # The tables stay hypertables (there is no way back); 0002/0001 drop them. The extension
     # stays too: it may have been there before (the image creates it in every database).
@@ -375,7 +524,7 @@ def _upgrade_postgresql() -> None:
         """
     )
     op.execute(DAILY_LOCAL)
-    storage.record(op.get_bind(), {"mode": "postgresql"})
+    record(op.get_bind(), {"mode": "postgresql"})
 
 
 def _downgrade_postgresql() -> None:
@@ -390,8 +539,8 @@ def _downgrade_postgresql() -> None:
 
 # ----------------------------------------------------------------------------- entry points
 def upgrade() -> None:
-    options = op.get_context().opts.get("storage_options") or storage.StorageOptions()
-    mode = storage.detect_mode(op.get_bind(), options.mode)
+    options: StorageOptions = op.get_context().opts.get("storage_options") or _DefaultOptions()
+    mode = detect_mode(op.get_bind(), options.mode)
     if mode == "timescaledb":
         _upgrade_timescaledb(options)
     else:
@@ -399,7 +548,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    if storage.recorded_mode(op.get_bind()) == "timescaledb":
+    if recorded_mode(op.get_bind()) == "timescaledb":
         _downgrade_timescaledb()
     else:
         _downgrade_postgresql()

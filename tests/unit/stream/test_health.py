@@ -4,11 +4,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from schema.results import Health
 from stream.core.health import (
     ScoredHour,
     Severity,
     Status,
-    health_metrics,
+    device_health,
     residual_alert,
     status_of,
 )
@@ -16,6 +17,10 @@ from stream.core.health import (
 pytestmark = pytest.mark.unit
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def health_of(scored: list[ScoredHour], online: bool | None = None) -> Health:
+    return device_health("d1", scored, online=online, last_seen=None, computed_at=T0)
 
 
 def hour(
@@ -36,7 +41,7 @@ def hour(
 def test_metrics_are_exact_on_a_known_series() -> None:
     # Residuals alternate +0.1/-0.1; the naive baseline is off by 0.2 every hour.
     scored = [hour(k, 1.0, 1.0 + (0.1 if k % 2 else -0.1), 1.2) for k in range(8)]
-    m = health_metrics(scored, online=True)
+    m = health_of(scored, online=True)
     assert m.rmse_24h == pytest.approx(0.1)
     assert m.mae_24h == pytest.approx(0.1)
     assert m.bias_24h == pytest.approx(0.0)
@@ -49,14 +54,14 @@ def test_metrics_are_exact_on_a_known_series() -> None:
 def test_only_the_last_24_hours_count() -> None:
     old = [hour(k, 1.0, 3.0, 1.0, count=0) for k in range(10)]
     new = [hour(10 + k, 1.0, 1.0, 1.5) for k in range(24)]
-    m = health_metrics(old + new)
+    m = health_of(old + new)
     assert m.rmse_24h == pytest.approx(0.0)
     assert (m.completeness_24h, m.gaps_24h) == (1.0, 0)
 
 
 def test_data_quality_counts() -> None:
     scored = [hour(0, 1.0, None, None, count=0), hour(1, 1.0, None, None, count=2, late=1, dups=3)]
-    m = health_metrics(scored)
+    m = health_of(scored)
     assert (m.completeness_24h, m.gaps_24h, m.late_24h, m.duplicates_24h) == (0.25, 1, 1, 3)
     assert m.rmse_24h is None
     assert m.status == Status.RED  # completeness below 80 %
@@ -64,7 +69,7 @@ def test_data_quality_counts() -> None:
 
 def test_mape_leaves_out_near_zero_actuals() -> None:
     scored = [hour(k, 0.0 if k % 2 else 2.0, 0.5 if k % 2 else 1.0, 1.0) for k in range(12)]
-    assert health_metrics(scored).mape_24h == pytest.approx(0.5)
+    assert health_of(scored).mape_24h == pytest.approx(0.5)
 
 
 @pytest.mark.parametrize(
@@ -100,8 +105,8 @@ def test_residual_alerts_at_two_and_three_sigma() -> None:
 
 def test_a_flat_series_is_judged_by_absolute_error() -> None:
     idle = [hour(k, 0.002, 0.0021, 0.002) for k in range(8)]  # naive is exact, model nearly
-    m = health_metrics(idle, online=True)
+    m = health_of(idle, online=True)
     assert m.rmse_ratio is None
     assert m.status == Status.GREEN
     off = [hour(k, 0.002, 0.05, 0.002) for k in range(8)]
-    assert health_metrics(off, online=True).status == Status.AMBER
+    assert health_of(off, online=True).status == Status.AMBER

@@ -1,0 +1,213 @@
+"""The sink's SQL and rows, derived from the table definitions in :mod:`schema.tables`.
+
+Nothing here retypes a column: names, key columns and the PostgreSQL type of each column (for
+``unnest``'s arrays) come from the SQLAlchemy tables, compiled with the PostgreSQL dialect, and
+each row is built by column name from its record, so the statement's column order and the
+row's can never disagree. A record that lacks a written column fails with a ``KeyError`` naming
+it; ``tests/unit/stream/test_sink_statements.py`` checks that every record fills exactly the
+columns its table is written with, and ``tests/integration/test_stream_sink.py`` round-trips
+every column.
+
+Writes are idempotent: raw readings are merged with ``ON CONFLICT DO NOTHING``, everything else
+is an upsert on the table's primary key, optionally only when the new row is not older by one
+column (``hourly.revision``, ``device_status.changed_at``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql
+
+from schema import tables
+from schema.device_messages import DeviceBirth, DeviceStatus
+from schema.wire import Reading
+
+Row = Mapping[str, Any]
+"""Column name -> value."""
+
+_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]  # untyped in SQLAlchemy
+_ENVELOPE = frozenset({"schema_version", "kind"})
+"""Fields of a result message that say what the message is, not what the row holds."""
+
+
+def _quote(name: str) -> str:
+    return str(_DIALECT.identifier_preparer.quote(name))
+
+
+def _names(names: Iterable[str]) -> str:
+    return ", ".join(_quote(n) for n in names)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One table as the sink writes it: every column except those the database fills."""
+
+    table: Table
+    left_to_database: tuple[str, ...] = ()
+    """Columns the sink never writes (server defaults, or kept by something else)."""
+    not_older_by: str | None = None
+    """Replace an existing row only if the new one's value of this column is not smaller."""
+
+    def __post_init__(self) -> None:
+        unknown = {*self.left_to_database, *([self.not_older_by] if self.not_older_by else [])}
+        unknown -= set(self.table.columns.keys())
+        if unknown:
+            raise ValueError(f"{self.table.name} has no columns {sorted(unknown)}")
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The written columns, in table order."""
+        return tuple(c.name for c in self.table.columns if c.name not in self.left_to_database)
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.table.primary_key.columns)
+
+    def array_types(self) -> tuple[str, ...]:
+        """PostgreSQL array type of each written column, e.g. ``TIMESTAMP WITH TIME ZONE[]``."""
+        return tuple(
+            f"{self.table.columns[name].type.compile(dialect=_DIALECT)}[]" for name in self.columns
+        )
+
+    @property
+    def upsert_sql(self) -> str:
+        """``INSERT ... SELECT * FROM unnest($1::type[], ...) ON CONFLICT (key) DO UPDATE``."""
+        name = _quote(self.table.name)
+        arrays = ", ".join(f"${i}::{kind}" for i, kind in enumerate(self.array_types(), start=1))
+        updates = ", ".join(
+            f"{_quote(n)} = EXCLUDED.{_quote(n)}" for n in self.columns if n not in self.key
+        )
+        where = ""
+        if self.not_older_by is not None:
+            column = _quote(self.not_older_by)
+            where = f" WHERE EXCLUDED.{column} >= {name}.{column}"
+        # Identifiers come from the table definitions (quoted); values are parameters.
+        return (
+            f"INSERT INTO {name} ({_names(self.columns)}) SELECT * FROM unnest({arrays}) "  # noqa: S608
+            f"ON CONFLICT ({_names(self.key)}) DO UPDATE SET {updates}{where}"
+        )
+
+    def rows(self, values: Iterable[Row]) -> list[tuple[Any, ...]]:
+        """Rows in column order."""
+        columns = self.columns
+        return [tuple(value[c] for c in columns) for value in values]
+
+    def last_by_key(self, values: Iterable[Row]) -> list[tuple[Any, ...]]:
+        """Rows in column order, the last one per key only (an upsert may touch a key once)."""
+        columns, key = self.columns, self.key
+        last: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        for value in values:
+            last[tuple(value[k] for k in key)] = tuple(value[c] for c in columns)
+        return list(last.values())
+
+    def arrays(self, rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
+        """The upsert's arguments: one array per column."""
+        return [list(column) for column in zip(*rows, strict=True)]
+
+
+@dataclass(frozen=True, slots=True)
+class Merge:
+    """Raw rows: COPY into a session-local staging table, then ``INSERT ... SELECT ... ON
+    CONFLICT DO NOTHING`` (COPY itself cannot skip duplicates)."""
+
+    target: Target
+
+    @property
+    def staging(self) -> str:
+        return f"{self.target.table.name}_staging"
+
+    @property
+    def create_staging_sql(self) -> str:
+        return (
+            f"CREATE TEMP TABLE IF NOT EXISTS {_quote(self.staging)} "
+            f"(LIKE {_quote(self.target.table.name)} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+
+    @property
+    def merge_sql(self) -> str:
+        columns = _names(self.target.columns)
+        return (
+            f"INSERT INTO {_quote(self.target.table.name)} ({columns}) "  # noqa: S608 - see upsert_sql
+            f"SELECT {columns} FROM {_quote(self.staging)} "
+            f"ON CONFLICT ({_names(self.target.key)}) DO NOTHING"
+        )
+
+
+# ----------------------------------------------------------------------------- record -> row
+def result_row(record: BaseModel, renames: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """A result message's fields as a row: the envelope dropped, ``renames`` applied."""
+    return {
+        (renames or {}).get(name, name): getattr(record, name)
+        for name in type(record).model_fields
+        if name not in _ENVELOPE
+    }
+
+
+def reading_row(reading: Reading) -> dict[str, Any]:
+    return {
+        "device_id": reading.device_id,
+        "ts": reading.ts_utc,
+        "seq": reading.seq,
+        "tz": reading.tz,
+        "interval_s": reading.interval_s,
+        "energy_kwh": reading.energy.value,
+        "power_kw": reading.power.value,
+    }
+
+
+def device_row(birth: DeviceBirth) -> dict[str, Any]:
+    return {
+        "device_id": birth.device_id,
+        "kind": birth.kind,
+        "tz": birth.tz,
+        "latitude": birth.location.latitude,
+        "longitude": birth.location.longitude,
+        "location_name": birth.location.name,
+        "nominal_kw": birth.nominal_kw,
+        "firmware": birth.firmware,
+        "interval_s": birth.interval_s,
+        "first_seen": birth.ts,
+        "updated_at": birth.ts,
+    }
+
+
+def status_row(status: tuple[DeviceStatus, datetime]) -> dict[str, Any]:
+    message, changed_at = status
+    return {
+        "device_id": message.device_id,
+        "status": message.status.value,
+        "changed_at": changed_at,
+    }
+
+
+def alert_row(alert: BaseModel) -> dict[str, Any]:
+    return result_row(alert, {"alert_kind": "kind"})
+
+
+READINGS = Merge(Target(tables.readings, left_to_database=("ingested_at",)))
+DEVICES = Target(tables.devices)
+# last_seen is not the sink's: presence changes carry no reading time.
+DEVICE_STATUS = Target(
+    tables.device_status, left_to_database=("last_seen",), not_older_by="changed_at"
+)
+# A replayed batch never undoes a restatement.
+HOURLY = Target(tables.hourly, not_older_by="revision")
+FORECASTS = Target(tables.forecasts)
+HEALTH = Target(tables.health)
+ALERTS = Target(tables.alerts)
+
+
+OFFSETS = """
+INSERT INTO stream_offsets (group_id, topic, partition, next_offset, updated_at)
+SELECT $1, * FROM unnest($2::text[], $3::int[], $4::bigint[]), now()
+ON CONFLICT (group_id, topic, partition) DO UPDATE
+SET next_offset = GREATEST(stream_offsets.next_offset, EXCLUDED.next_offset),
+    updated_at = EXCLUDED.updated_at
+"""
+STORED_OFFSETS = "SELECT topic, partition, next_offset FROM stream_offsets WHERE group_id = $1"
