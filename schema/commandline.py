@@ -19,7 +19,7 @@ import enum
 import logging
 import sys
 import types
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NoReturn, TypeVar, Union, get_args, get_origin
 
@@ -192,3 +192,25 @@ def parse_settings(
     settings = build_settings(settings_cls, prog, flag_values(parser.parse_args(argv)))
     configure_logging(str(getattr(settings, "log_level", "INFO")))
     return settings
+
+
+def variables(settings_cls: type[BaseModel], values: Mapping[str, Any]) -> dict[str, str]:
+    """The environment that gives ``settings_cls`` these ``values`` (nested like the settings:
+    ``{"mqtt": {"host": "h"}}`` -> ``{"<PREFIX>MQTT_HOST": "h"}``); refuses unknown names, so
+    whoever starts a service never spells its variables by hand."""
+    prefix = str(settings_cls.model_config.get("env_prefix", ""))
+    return {(prefix + name).upper(): text for name, text in _flat(settings_cls, values, "")}
+
+
+def _flat(model: type[BaseModel], values: Mapping[str, Any], path: str) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    for name, value in values.items():
+        info = model.model_fields.get(name)
+        if info is None:
+            raise KeyError(f"{model.__name__} has no setting {path}{name}")
+        block = _block(info.annotation)
+        if block is not None and isinstance(value, Mapping):
+            found.extend(_flat(block, value, f"{path}{name}_"))
+        else:
+            found.append((f"{path}{name}", str(value)))
+    return found
