@@ -32,7 +32,6 @@ from schema.connections import (
     MqttConnection,
     ServiceOptions,
     refuse_placeholder_secrets,
-    settings_config,
 )
 
 log = logging.getLogger(__name__)
@@ -51,7 +50,7 @@ def _list_from_env(value: Any) -> Any:
 
 
 class ApiSettings(BaseSettings, ServiceOptions):
-    model_config = SettingsConfigDict(**settings_config("WATTSTREAM_API_"))
+    model_config = SettingsConfigDict(env_prefix="WATTSTREAM_API_")
 
     host: str = "127.0.0.1"
     """Address the HTTP server listens on."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal, cast
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
@@ -35,21 +35,6 @@ DEFAULT_DATABASE_URL = "postgresql://wattstream:wattstream@127.0.0.1:15432/watts
 """The local cluster's database, with its well-known password: refused outside development."""
 
 
-def settings_config(env_prefix: str) -> dict[str, Any]:
-    """Every service's ``model_config`` (``SettingsConfigDict(**settings_config(prefix))``):
-    frozen, no unknown settings, docstrings as help, and the blocks read from flat variables
-    (``<prefix>MQTT_CA_FILE`` -> ``mqtt.ca_file``: the first ``_`` after a block's name splits,
-    so no other field's name may start with a block's name and ``_``)."""
-    return {
-        "env_prefix": env_prefix,
-        "env_nested_delimiter": "_",
-        "env_nested_max_split": 1,
-        "frozen": True,
-        "extra": "forbid",
-        "use_attribute_docstrings": True,
-    }
-
-
 def _upper(value: object) -> object:
     return value.upper() if isinstance(value, str) else value
 
@@ -58,9 +43,21 @@ _BLOCK = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
 
 class ServiceOptions(BaseModel):
-    """What every service's settings have besides its own: where it runs and how it logs."""
+    """What every service's settings have besides its own: where it runs and how it logs.
 
-    model_config = _BLOCK
+    Every service's ``Settings(BaseSettings, ServiceOptions)`` inherits this configuration and
+    adds only its ``env_prefix``: frozen, no unknown settings, docstrings as help, and the
+    blocks read from flat variables (``<prefix>MQTT_CA_FILE`` -> ``mqtt.ca_file``: the first
+    ``_`` after a block's name splits, so no other setting's name may start with a block's name
+    and ``_``).
+    """
+
+    # pydantic_settings' keys in a plain ConfigDict (this module may not import it): pydantic
+    # merges the bases' configurations, so the services' settings classes get them.
+    model_config = cast(
+        "ConfigDict",
+        {**_BLOCK, "env_nested_delimiter": "_", "env_nested_max_split": 1},
+    )
 
     environment: Environment = "development"
     """Outside ``development`` placeholder secrets (default keys, the well-known database

@@ -25,7 +25,6 @@ from schema.connections import (
     MqttConnection,
     ServiceOptions,
     refuse_placeholder_secrets,
-    settings_config,
 )
 from simulator.durations import duration_seconds, parse_duration
 from simulator.scenarios import Scenario
@@ -35,7 +34,7 @@ Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 
 class SimulatorSettings(BaseSettings, ServiceOptions):
-    model_config = SettingsConfigDict(**settings_config("WATTSTREAM_SIM_"))
+    model_config = SettingsConfigDict(env_prefix="WATTSTREAM_SIM_")
 
     mqtt: MqttConnection = MqttConnection()
     device_key: SecretStr | None = None
@@ -119,7 +118,7 @@ class SimulatorSettings(BaseSettings, ServiceOptions):
 class HistorySettings(BaseSettings, ServiceOptions):
     """``python -m simulator history`` (env prefix ``WATTSTREAM_SIM_HISTORY_``)."""
 
-    model_config = SettingsConfigDict(**settings_config("WATTSTREAM_SIM_HISTORY_"))
+    model_config = SettingsConfigDict(env_prefix="WATTSTREAM_SIM_HISTORY_")
 
     devices: Annotated[int, Field(ge=1, le=100_000)]
     """Devices in the fleet."""

@@ -16,7 +16,6 @@ from schema.connections import (
     MqttConnection,
     ServiceOptions,
     refuse_placeholder_secrets,
-    settings_config,
 )
 
 
@@ -44,7 +43,7 @@ class BridgeKafka(KafkaConnection):
 
 
 class BridgeSettings(BaseSettings, ServiceOptions):
-    model_config = SettingsConfigDict(**settings_config("WATTSTREAM_BRIDGE_"))
+    model_config = SettingsConfigDict(env_prefix="WATTSTREAM_BRIDGE_")
 
     mqtt: BridgeMqtt = BridgeMqtt()
     kafka: BridgeKafka = BridgeKafka()
@@ -72,7 +71,7 @@ class BridgeSettings(BaseSettings, ServiceOptions):
 
 
 class StreamSettings(BaseSettings, ServiceOptions):
-    model_config = SettingsConfigDict(**settings_config("WATTSTREAM_STREAM_"))
+    model_config = SettingsConfigDict(env_prefix="WATTSTREAM_STREAM_")
 
     kafka: KafkaConnection = KafkaConnection()
     database: DatabaseConnection = DatabaseConnection()

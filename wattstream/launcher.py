@@ -79,7 +79,7 @@ def service_processes(
     credentials = credential_environment(secrets)
 
     def env(settings_cls: type[BaseModel], values: Mapping[str, Any]) -> dict[str, str]:
-        prefix = str(settings_cls.model_config["env_prefix"])
+        prefix = str(settings_cls.model_config.get("env_prefix"))
         own = {k: v for k, v in credentials.items() if k.startswith(prefix)}
         return {**variables(settings_cls, values), **own}
 

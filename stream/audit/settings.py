@@ -13,12 +13,11 @@ from schema.connections import (
     DatabaseConnection,
     ServiceOptions,
     refuse_placeholder_secrets,
-    settings_config,
 )
 
 
 class AuditSettings(BaseSettings, ServiceOptions):
-    model_config = SettingsConfigDict(**settings_config("WATTSTREAM_AUDIT_"))
+    model_config = SettingsConfigDict(env_prefix="WATTSTREAM_AUDIT_")
 
     journal: Path
     """The simulator's delivery journal (``wattstream simulate --journal``)."""

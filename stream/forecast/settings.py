@@ -19,7 +19,6 @@ from schema.connections import (
     DatabaseConnection,
     ServiceOptions,
     refuse_placeholder_secrets,
-    settings_config,
 )
 
 DEFAULT_START = datetime(2025, 10, 6, tzinfo=UTC)
@@ -27,7 +26,7 @@ DEFAULT_START = datetime(2025, 10, 6, tzinfo=UTC)
 
 
 class TrainSettings(BaseSettings, ServiceOptions):
-    model_config = SettingsConfigDict(**settings_config("WATTSTREAM_TRAIN_"))
+    model_config = SettingsConfigDict(env_prefix="WATTSTREAM_TRAIN_")
 
     seed: int = 7
     """Seeds the simulator export, the training-window sample and TensorFlow."""

@@ -26,6 +26,7 @@ from pydantic import SecretStr
 
 from api.app import create_app
 from api.settings import ApiSettings
+from schema.connections import DatabaseConnection, KafkaConnection, MqttConnection
 from schema.credentials import DeviceIdentities
 from schema.device_messages import AnomalyKind, CommandAction, DeviceCommand
 from schema.topics import MqttTopics
@@ -208,10 +209,9 @@ async def fixture_database(services: Services) -> AsyncIterator[str]:
 
 def settings_for(url: str, services: Services, namespace: str, **overrides: Any) -> ApiSettings:
     return ApiSettings(
-        database_url=SecretStr(url),
-        kafka_bootstrap=services.kafka_bootstrap,
-        mqtt_host=services.mqtt_host,
-        mqtt_port=services.mqtt_port,
+        database=DatabaseConnection(url=SecretStr(url)),
+        kafka=KafkaConnection(bootstrap=services.kafka_bootstrap),
+        mqtt=MqttConnection(host=services.mqtt_host, port=services.mqtt_port),
         topic_namespace=namespace,
         api_keys=(SecretStr(KEY),),
         admin_api_keys=(SecretStr(ADMIN_KEY),),

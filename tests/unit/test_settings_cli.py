@@ -64,7 +64,7 @@ def test_every_setting_has_a_flag_and_a_variable(
     blocks = tuple(f"{name}_" for name in BLOCKS if name in settings_cls.model_fields)
     plain = [n for n, i in settings_cls.model_fields.items() if n not in BLOCKS]
     assert not [name for name in plain if name.startswith(blocks)] if blocks else True
-    prefix = str(settings_cls.model_config["env_prefix"])
+    prefix = str(settings_cls.model_config.get("env_prefix"))
     monkeypatch.setenv(f"{prefix}LOG_LEVEL", "debug")
     assert parser.parse_args([]) is not None
     required = {"journal": "j", "devices": "3", "days": "1", "out": "o"}

@@ -15,6 +15,7 @@ from api.errors import InvalidRequest
 from api.live.events import UndecodableEvent, decode, topic_kinds
 from api.models import CommandIn
 from api.settings import PLACEHOLDER_API_KEY, ApiSettings
+from schema.connections import DatabaseConnection
 from schema.device_messages import DeviceStatus, Presence
 from schema.topics import KafkaTopics
 
@@ -31,7 +32,9 @@ def _no_api_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
-PRODUCTION_DB = {"url": "postgresql://wattstream:a-real-secret@db.example:5432/wattstream"}
+PRODUCTION_DB = DatabaseConnection(
+    url=SecretStr("postgresql://wattstream:a-real-secret@db.example:5432/wattstream")
+)
 
 
 def test_development_accepts_the_placeholder_key() -> None:
@@ -86,7 +89,7 @@ def test_lists_come_from_the_environment_as_json_or_commas(
     monkeypatch.setenv("WATTSTREAM_API_API_KEYS", f"{STRONG}, {'z' * 20}")
     monkeypatch.setenv("WATTSTREAM_API_CORS_ORIGINS", '["http://a.example", "http://b.example"]')
     monkeypatch.setenv("WATTSTREAM_API_ADMIN_API_KEYS", f'["{"a" * 20}"]')
-    monkeypatch.setenv("WATTSTREAM_API_DATABASE_URL", PRODUCTION_DB["url"])
+    monkeypatch.setenv("WATTSTREAM_API_DATABASE_URL", PRODUCTION_DB.dsn())
     monkeypatch.setenv("WATTSTREAM_API_ENVIRONMENT", "production")
     settings = ApiSettings()
     assert [k.get_secret_value() for k in settings.api_keys] == [STRONG, "z" * 20]

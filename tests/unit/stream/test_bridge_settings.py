@@ -5,7 +5,7 @@ from pydantic import ValidationError
 
 from stream.bridge.__main__ import parse_args
 from stream.bridge.app import producer_options
-from stream.settings import BridgeSettings
+from stream.settings import BridgeKafka, BridgeMqtt, BridgeSettings
 
 pytestmark = pytest.mark.unit
 
@@ -34,7 +34,12 @@ def test_flags_default_to_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
 
 @pytest.mark.parametrize(
     "bad",
-    [{"shared_group": "a/b"}, {"shared_group": "#"}, {"max_in_flight": 0}, {"mqtt": {"client_id": ""}}],
+    [
+        {"shared_group": "a/b"},
+        {"shared_group": "#"},
+        {"max_in_flight": 0},
+        {"mqtt": {"client_id": ""}},
+    ],
 )
 def test_nonsense_is_refused(bad: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
@@ -44,7 +49,8 @@ def test_nonsense_is_refused(bad: dict[str, object]) -> None:
 def test_the_producer_is_idempotent_and_waits_for_all_replicas() -> None:
     options = producer_options(
         BridgeSettings(
-            kafka={"bootstrap": "k:1", "request_timeout_ms": 5000}, mqtt={"client_id": "b-1"}
+            kafka=BridgeKafka(bootstrap="k:1", request_timeout_ms=5000),
+            mqtt=BridgeMqtt(client_id="b-1"),
         )
     )
     assert options["enable_idempotence"] is True
