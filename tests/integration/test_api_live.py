@@ -89,7 +89,10 @@ async def api_server(
     settings = ApiSettings(
         database=DatabaseConnection(url=SecretStr(database)),
         kafka=KafkaConnection(bootstrap=services.kafka_bootstrap),
-        mqtt=MqttConnection(host=services.mqtt_host, port=services.mqtt_port),
+        # The whole block: the API's own broker user, as the launcher gives it.
+        mqtt=MqttConnection.model_validate(
+            {"host": services.mqtt_host, "port": services.mqtt_port, **services.mqtt_auth("api")}
+        ),
         topic_namespace=namespace,
         **overrides,
     )
