@@ -30,7 +30,6 @@ from api.live.hub import Hub
 from api.metrics import Metrics
 from api.routes import commands, devices, fleet, forecasts, health, live, readings
 from api.settings import ApiSettings
-from schema.credentials import BrokerAuth
 from schema.topics import KafkaTopics, MqttTopics
 
 log = logging.getLogger(__name__)
@@ -68,26 +67,20 @@ def create_app(settings: ApiSettings) -> FastAPI:
         replay_age_s=settings.ws_replay_age.total_seconds(),
         max_clients=settings.ws_max_clients,
     )
-    feed = KafkaFeed(settings.kafka_bootstrap, KafkaTopics(settings.topic_namespace), hub)
+    feed = KafkaFeed(settings.kafka.bootstrap, KafkaTopics(settings.topic_namespace), hub)
     publisher = CommandPublisher(
-        settings.mqtt_host,
-        settings.mqtt_port,
+        settings.mqtt.host,
+        settings.mqtt.port,
         MqttTopics(settings.topic_namespace),
         timeout_s=settings.command_timeout_s,
-        auth=BrokerAuth(
-            username=settings.mqtt_username,
-            password=settings.mqtt_password.get_secret_value() if settings.mqtt_password else None,
-            tls=settings.mqtt_tls,
-            ca_file=settings.mqtt_ca_file,
-            tls_insecure=settings.mqtt_tls_insecure,
-        ),
+        auth=settings.mqtt.auth(),
     )
     metrics = Metrics(hub, feed, publisher)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[State]:
         pool = await asyncpg.create_pool(
-            settings.database_url.get_secret_value(),
+            settings.database.dsn(),
             min_size=1,
             max_size=10,
             init=_init_connection,

@@ -10,8 +10,8 @@ too; with ``ws_require_key`` also the live websocket. The default keys are a pla
 only ``environment=development`` accepts; every other environment refuses to start with it, with
 a short key, or with the default database password.
 
-MQTT: the API publishes commands as its own broker user (``mqtt_username``, the local
-cluster's ``api``), over TLS with ``mqtt_tls``. HTTPS: give ``ssl_certfile`` and ``ssl_keyfile``.
+MQTT: the API publishes commands as its own broker user (``mqtt.username``, the local
+cluster's ``api``), over TLS with ``mqtt.tls``. HTTPS: give ``ssl_certfile`` and ``ssl_keyfile``.
 """
 
 from __future__ import annotations
@@ -20,19 +20,23 @@ import json
 import logging
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from schema.connections import (
+    PLACEHOLDER_SECRET,
+    DatabaseConnection,
+    KafkaConnection,
+    MqttConnection,
+    ServiceOptions,
+    refuse_placeholder_secrets,
+)
+
 log = logging.getLogger(__name__)
 
-PLACEHOLDER_API_KEY = "changethis"  # refused outside development
-MIN_KEY_LENGTH = 16
-DEFAULT_DATABASE_URL = "postgresql://wattstream:wattstream@127.0.0.1:15432/wattstream"
-"""The local cluster's database, with its well-known password: refused outside development."""
-
-Environment = Literal["development", "staging", "production"]
+PLACEHOLDER_API_KEY = PLACEHOLDER_SECRET  # refused outside development
 
 
 def _list_from_env(value: Any) -> Any:
@@ -45,27 +49,20 @@ def _list_from_env(value: Any) -> Any:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-class ApiSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="WATTSTREAM_API_", frozen=True, extra="forbid")
+class ApiSettings(BaseSettings, ServiceOptions):
+    model_config = SettingsConfigDict(env_prefix="WATTSTREAM_API_")
 
-    environment: Environment = "development"
     host: str = "127.0.0.1"
+    """Address the HTTP server listens on."""
     port: Annotated[int, Field(ge=1, le=65_535)] = 8000
-    database_url: SecretStr = SecretStr(DEFAULT_DATABASE_URL)
+    """Port the HTTP server listens on."""
+    database: DatabaseConnection = DatabaseConnection()
     ssl_certfile: Path | None = None
     """Serve HTTPS with this certificate (PEM; with ``ssl_keyfile``)."""
     ssl_keyfile: Path | None = None
-    kafka_bootstrap: str = "127.0.0.1:19092"
-    mqtt_host: str = "127.0.0.1"
-    mqtt_port: Annotated[int, Field(ge=1, le=65_535)] = 11883
-    mqtt_username: str | None = None
-    """The broker user that may publish commands (the local cluster's ``api``)."""
-    mqtt_password: SecretStr | None = None
-    mqtt_tls: bool = False
-    """Connect to the broker with TLS (its certificate checked against ``mqtt_ca_file``)."""
-    mqtt_ca_file: Path | None = None
-    mqtt_tls_insecure: bool = False
-    """Do not check the broker's host name (self-signed test brokers only)."""
+    """The HTTPS certificate's key."""
+    kafka: KafkaConnection = KafkaConnection()
+    mqtt: MqttConnection = MqttConnection()
     topic_namespace: str = ""
     """Prefix of the MQTT topic tree and the Kafka topic names (tests use it to stay apart)."""
 
@@ -107,25 +104,12 @@ class ApiSettings(BaseSettings):
     def _no_placeholder_keys_outside_development(self) -> ApiSettings:
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
             raise ValueError("HTTPS needs both ssl_certfile and ssl_keyfile")
-        if self.environment == "development":
-            return self
-        weak = [
-            key
-            for key in (*self.api_keys, *self.admin_api_keys)
-            if key.get_secret_value() == PLACEHOLDER_API_KEY
-            or len(key.get_secret_value()) < MIN_KEY_LENGTH
-        ]
-        if weak:
-            raise ValueError(
-                f"environment={self.environment} refuses the placeholder API key "
-                f"{PLACEHOLDER_API_KEY!r} and keys shorter than {MIN_KEY_LENGTH} characters: "
-                "set WATTSTREAM_API_API_KEYS and WATTSTREAM_API_ADMIN_API_KEYS"
-            )
-        if self.database_url.get_secret_value() == DEFAULT_DATABASE_URL:
-            raise ValueError(
-                f"environment={self.environment} refuses the default database URL and its "
-                "well-known password: set WATTSTREAM_API_DATABASE_URL"
-            )
+        refuse_placeholder_secrets(
+            self.environment,
+            variables="WATTSTREAM_API_",
+            database=self.database,
+            keys={"api_keys": self.api_keys, "admin_api_keys": self.admin_api_keys},
+        )
         return self
 
     @property

@@ -39,6 +39,7 @@ from pathlib import Path
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from schema.connections import MqttConnection
 from schema.topics import MqttTopics
 from simulator.app import Simulator, ensure_file_descriptors, make_plan
 from simulator.devices import tick_time
@@ -208,7 +209,7 @@ async def run_simulator(
     port: int, broker_pid: int, *, devices: int, mode: str, duration_s: float, inflight: int
 ) -> dict[str, float]:
     settings = SimulatorSettings(
-        mqtt_port=port,
+        mqtt=MqttConnection(port=port),
         topic_namespace="bench",
         client_id_prefix=f"bench-{mode.replace(':', '')}",
         devices=devices,

@@ -28,7 +28,7 @@ from typing import IO
 
 from pydantic import ValidationError
 
-from schema.credentials import BrokerAuth, DeviceIdentities
+from schema.credentials import DeviceIdentities
 from schema.device_messages import AnomalyLabel, DeviceCommand, LabelSource, Presence
 from schema.topics import MqttTopics
 from schema.wire import Reading
@@ -179,24 +179,15 @@ class Simulator:
         self.clock = SimClock(int(plan.start.timestamp()), settings.speed)
         self.labels: LabelFile | None = None
         self.journal: JournalWriter | None = None
-        password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
         namespace = settings.topic_namespace
         runtimes = plan.runtimes
         self.transport = FleetTransport(
             [model.spec for model in plan.fleet],
             topics=MqttTopics(namespace),
             broker=BrokerOptions(
-                host=settings.mqtt_host,
-                port=settings.mqtt_port,
-                auth=BrokerAuth(
-                    username=settings.mqtt_username,
-                    password=password,
-                    tls=settings.mqtt_tls,
-                    ca_file=settings.mqtt_ca_file,
-                    cert_file=settings.mqtt_cert_file,
-                    key_file=settings.mqtt_key_file,
-                    tls_insecure=settings.mqtt_tls_insecure,
-                ),
+                host=settings.mqtt.host,
+                port=settings.mqtt.port,
+                auth=settings.mqtt.auth(),
             ),
             mode=settings.connection_mode,
             client_prefix=settings.client_prefix(plan.seed),

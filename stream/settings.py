@@ -1,55 +1,55 @@
 """Settings of the two stream services: the bridge (``WATTSTREAM_BRIDGE_``) and the worker
-(``WATTSTREAM_STREAM_``)."""
+(``WATTSTREAM_STREAM_``). The MQTT, Kafka and database blocks are ``schema.connections``'s,
+read from ``<PREFIX>MQTT_*``, ``<PREFIX>KAFKA_*`` and ``<PREFIX>DATABASE_*``."""
 
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schema.connections import (
+    DatabaseConnection,
+    KafkaConnection,
+    MqttConnection,
+    ServiceOptions,
+    refuse_placeholder_secrets,
+)
 
-class BridgeSettings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="WATTSTREAM_BRIDGE_",
-        frozen=True,
-        extra="forbid",
-        use_attribute_docstrings=True,  # the docstrings below are the flags' help
-    )
 
-    mqtt_host: str = "127.0.0.1"
-    """The MQTT broker."""
-    mqtt_port: int = 11883
-    mqtt_username: str | None = None
-    """MQTT user (the local cluster's: ``bridge``, allowed to read every device's topics)."""
-    mqtt_password: SecretStr | None = None
-    """Its password (prefer the environment variable: flags show in ``ps``)."""
-    mqtt_tls: bool = False
-    """Connect with TLS (the broker's certificate checked against ``mqtt_ca_file``)."""
-    mqtt_ca_file: Path | None = None
-    """CA bundle for the broker's certificate (default: the system's CAs)."""
-    mqtt_tls_insecure: bool = False
-    """Do not check the broker's host name (self-signed test brokers only)."""
-    mqtt_client_id: Annotated[str, Field(min_length=1, max_length=128)] = "wattstream-bridge"
+class BridgeMqtt(MqttConnection):
+    """The broker, as the bridge's persistent session sees it."""
+
+    client_id: Annotated[str, Field(min_length=1, max_length=128)] = "wattstream-bridge"
     """Fixed, so the broker keeps the persistent session (and queues) across restarts. Every
     bridge of a shared subscription needs its own."""
-    mqtt_session_expiry_s: Annotated[int, Field(ge=0, le=0xFFFFFFFF)] = 0xFFFFFFFF
+    session_expiry_s: Annotated[int, Field(ge=0, le=0xFFFFFFFF)] = 0xFFFFFFFF
     """How long the broker keeps the session (and queues for it) while the bridge is away;
     the default, 2**32-1, means never expire."""
-    mqtt_keepalive_s: Annotated[int, Field(ge=5, le=65_535)] = 30
+    keepalive_s: Annotated[int, Field(ge=5, le=65_535)] = 30
     """Seconds between MQTT keep-alive pings when idle."""
+
+
+class BridgeKafka(KafkaConnection):
+    """Kafka, as the bridge's producer sees it."""
+
+    request_timeout_ms: Annotated[int, Field(ge=1000)] = 30_000
+    """How long Kafka may take to acknowledge a batch before the bridge gives up on it,
+    reconnects and gets the unacknowledged messages again from the broker."""
+    linger_ms: Annotated[int, Field(ge=0)] = 5
+    """How long the producer waits to fill a batch."""
+
+
+class BridgeSettings(BaseSettings, ServiceOptions):
+    model_config = SettingsConfigDict(env_prefix="WATTSTREAM_BRIDGE_")
+
+    mqtt: BridgeMqtt = BridgeMqtt()
+    kafka: BridgeKafka = BridgeKafka()
     shared_group: Annotated[str, Field(pattern=r"^[^/+#]*$")] = ""
     """Subscribe as ``$share/<group>/...`` so bridges with the same group split the messages
     (each with its own client id); empty: a plain subscription."""
-    kafka_bootstrap: str = "127.0.0.1:19092"
-    """Kafka's ``host:port`` (comma-separated for several)."""
-    kafka_request_timeout_ms: Annotated[int, Field(ge=1000)] = 30_000
-    """How long Kafka may take to acknowledge a batch before the bridge gives up on it,
-    reconnects and gets the unacknowledged messages again from the broker."""
-    kafka_linger_ms: Annotated[int, Field(ge=0)] = 5
-    """How long the producer waits to fill a batch."""
     topic_namespace: str = ""
     """Prefix of the MQTT topic tree and the Kafka topic names (tests use it to stay apart)."""
     max_in_flight: Annotated[int, Field(ge=1, le=65_535)] = 1000
@@ -70,13 +70,11 @@ class BridgeSettings(BaseSettings):
     """Prometheus metrics (``/metrics``) and health (``/healthz``) on this port (0: off)."""
 
 
-class StreamSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="WATTSTREAM_STREAM_", frozen=True, extra="forbid")
+class StreamSettings(BaseSettings, ServiceOptions):
+    model_config = SettingsConfigDict(env_prefix="WATTSTREAM_STREAM_")
 
-    kafka_bootstrap: str = "127.0.0.1:19092"
-    database_url: SecretStr = SecretStr(
-        "postgresql://wattstream:wattstream@127.0.0.1:15432/wattstream"
-    )
+    kafka: KafkaConnection = KafkaConnection()
+    database: DatabaseConnection = DatabaseConnection()
     app_id: str = "wattstream-stream"
     """Faust application id: the Kafka consumer group and the prefix of its internal topics."""
     topic_namespace: str = ""
@@ -97,3 +95,10 @@ class StreamSettings(BaseSettings):
     before another worker takes them over."""
     max_silent: timedelta = timedelta(hours=3)
     """A silent device's empty hours are closed (completeness 0) for this long, then no more."""
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets(self) -> StreamSettings:
+        refuse_placeholder_secrets(
+            self.environment, variables="WATTSTREAM_STREAM_", database=self.database
+        )
+        return self

@@ -14,6 +14,8 @@ import shlex
 import sys
 from collections.abc import Sequence
 
+from schema.commandline import configure_logging
+
 SERVICES = {
     "simulate": ("simulator", "publish a simulated fleet's readings over MQTT"),
     "bridge": ("stream.bridge", "forward device messages from MQTT to Kafka"),
@@ -40,13 +42,14 @@ def _exec_module(module: str, args: Sequence[str]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(
         prog="wattstream", description="WattStream: IoT simulator and stream processor."
+    )
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("WATTSTREAM_LOG_LEVEL", "INFO"),
+        help="for migrate, services and run (the services take their own) [WATTSTREAM_LOG_LEVEL]",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (_module, help_) in SERVICES.items():
@@ -61,22 +64,29 @@ def main(argv: Sequence[str] | None = None) -> None:
         variable = "WATTSTREAM_MIGRATE_" + flag.upper().replace("-", "_")
         migrate.add_argument(f"--{flag}", default=os.environ.get(variable, default), help=help_)
     services = commands.add_parser("services", help="the local cluster without Docker")
-    services.add_argument(
-        "action",
-        choices=["up", "down", "status", "env", "provision", "test-tools"],
-        help="env: print the variables that point every service at the local cluster, with "
-        "its credentials; provision: let the devices and gateways of --identities (JSON, as "
-        "`python -m simulator identities` prints; '-' for stdin) connect to the broker; "
-        "test-tools: install what the test suite needs beyond the cluster (docker-compose)",
+    actions = services.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("up", help="start Mosquitto, Kafka and PostgreSQL (installing them)")
+    actions.add_parser("down", help="stop them")
+    actions.add_parser("status", help="show whether each is running")
+    actions.add_parser(
+        "env",
+        help="print the variables that point every service at the local cluster, with its "
+        "credentials",
     )
-    services.add_argument(
-        "--identities", default="-", help="provision: JSON file of identities ('-': stdin)"
+    provision = actions.add_parser(
+        "provision",
+        help="let the devices and gateways of --identities (JSON, as `python -m simulator "
+        "identities` prints) connect to the broker",
     )
-    services.add_argument(
+    provision.add_argument("--identities", default="-", help="JSON file of identities ('-': stdin)")
+    provision.add_argument(
         "--compose",
         metavar="DIR",
-        help="provision: write Mosquitto's password file and ACL into DIR for docker-compose "
+        help="write Mosquitto's password file and ACL into DIR for docker-compose "
         "(secrets from WATTSTREAM_COMPOSE_* variables) instead of the local cluster",
+    )
+    actions.add_parser(
+        "test-tools", help="install what the test suite needs beyond the cluster (docker-compose)"
     )
     run = commands.add_parser("run", help="services up + migrate + the whole pipeline")
     run.add_argument("--devices", type=int, default=20)
@@ -84,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if argv and argv[0] in SERVICES:  # the service parses its own flags
         _exec_module(SERVICES[argv[0]][0], argv[1:])
     args = parser.parse_args(argv)
+    configure_logging(args.log_level)
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     if args.command == "migrate":
         from wattstream import migrate as migrations  # noqa: PLC0415 - only this command needs Alembic
 
@@ -128,7 +140,7 @@ def _services(args: argparse.Namespace) -> int:
     from wattstream import localcluster  # noqa: PLC0415 - only these commands need it
 
     action = args.action
-    if action == "provision" and args.compose:
+    if action == "provision" and args.compose:  # only provision has --compose
         from wattstream.localcluster.compose import write_compose_auth  # noqa: PLC0415
 
         identities = DeviceIdentities.model_validate_json(_read_identities(args.identities))

@@ -19,7 +19,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
+from pydantic import BaseModel
+
+from api.settings import ApiSettings
+from schema.commandline import variables
+from simulator.settings import SimulatorSettings
+from stream.settings import BridgeSettings, StreamSettings
 from wattstream import localcluster, migrate
 
 log = logging.getLogger(__name__)
@@ -40,13 +47,19 @@ def credential_environment(secrets: localcluster.LocalSecrets) -> dict[str, str]
     """The variables that give each service its local-cluster credentials: the bridge and the
     API their broker users, the API its keys, the simulator the device root key."""
     return {
-        "WATTSTREAM_BRIDGE_MQTT_USERNAME": "bridge",
-        "WATTSTREAM_BRIDGE_MQTT_PASSWORD": secrets.mqtt_bridge_password,
-        "WATTSTREAM_API_MQTT_USERNAME": "api",
-        "WATTSTREAM_API_MQTT_PASSWORD": secrets.mqtt_api_password,
-        "WATTSTREAM_API_API_KEYS": secrets.api_key,
-        "WATTSTREAM_API_ADMIN_API_KEYS": secrets.api_admin_key,
-        "WATTSTREAM_SIM_DEVICE_KEY": secrets.device_root_key,
+        **variables(
+            BridgeSettings,
+            {"mqtt": {"username": "bridge", "password": secrets.mqtt_bridge_password}},
+        ),
+        **variables(
+            ApiSettings,
+            {
+                "mqtt": {"username": "api", "password": secrets.mqtt_api_password},
+                "api_keys": secrets.api_key,
+                "admin_api_keys": secrets.api_admin_key,
+            },
+        ),
+        **variables(SimulatorSettings, {"device_key": secrets.device_root_key}),
     }
 
 
@@ -60,62 +73,37 @@ def service_processes(
 ) -> list[ServiceProcess]:
     """What ``run`` starts, each with the environment its settings read (credentials included:
     the bridge and the API as their own broker users, the simulator with the device key)."""
-    mqtt = {"MQTT_HOST": endpoints.mqtt_host, "MQTT_PORT": str(endpoints.mqtt_port)}
-
+    mqtt = {"host": endpoints.mqtt_host, "port": endpoints.mqtt_port}
+    kafka = {"bootstrap": endpoints.kafka_bootstrap}
+    database = {"url": endpoints.database_url}
     credentials = credential_environment(secrets)
 
-    def env(prefix: str, values: Mapping[str, str]) -> dict[str, str]:
-        own = {k: v for k, v in credentials.items() if k.startswith(f"WATTSTREAM_{prefix}_")}
-        return {**{f"WATTSTREAM_{prefix}_{key}": value for key, value in values.items()}, **own}
+    def env(settings_cls: type[BaseModel], values: Mapping[str, Any]) -> dict[str, str]:
+        prefix = str(settings_cls.model_config.get("env_prefix"))
+        own = {k: v for k, v in credentials.items() if k.startswith(prefix)}
+        return {**variables(settings_cls, values), **own}
 
     return [
         ServiceProcess(
             "bridge",
             "stream.bridge",
-            env(
-                "BRIDGE",
-                {
-                    **mqtt,
-                    "KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap,
-                    "METRICS_PORT": str(metrics_port),
-                },
-            ),
+            env(BridgeSettings, {"mqtt": mqtt, "kafka": kafka, "metrics_port": metrics_port}),
         ),
         ServiceProcess(
-            "stream",
-            "stream.worker",
-            env(
-                "STREAM",
-                {
-                    "KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap,
-                    "DATABASE_URL": endpoints.database_url,
-                },
-            ),
+            "stream", "stream.worker", env(StreamSettings, {"kafka": kafka, "database": database})
         ),
         ServiceProcess(
             "api",
             "api",
-            env(
-                "API",
-                {
-                    "DATABASE_URL": endpoints.database_url,
-                    "PORT": str(api_port),
-                    **mqtt,
-                },
-            ),
+            env(ApiSettings, {"database": database, "port": api_port, "mqtt": mqtt}),
         ),
         ServiceProcess(
             "simulator",
             "simulator",
             # Live, with the last six hours published first, so charts have history at once.
             env(
-                "SIM",
-                {
-                    **mqtt,
-                    "DEVICES": str(devices),
-                    "BACKFILL": "PT6H",
-                    "INTERVAL_S": "60",
-                },
+                SimulatorSettings,
+                {"mqtt": mqtt, "devices": devices, "backfill": "PT6H", "interval_s": 60},
             ),
         ),
     ]

@@ -29,7 +29,7 @@ def rules_of(settings: AuditSettings) -> AuditRules:
 
 async def audit_once(settings: AuditSettings) -> AuditReport:
     journal = await asyncio.to_thread(read_journal, settings.journal)
-    readings, hours = await stored_rows(settings.database_url.get_secret_value())
+    readings, hours = await stored_rows(settings.database.dsn())
     return await asyncio.to_thread(
         audit, journal, readings, hours, rules_of(settings), examples=settings.examples
     )

@@ -6,21 +6,23 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schema.connections import (
+    DatabaseConnection,
+    ServiceOptions,
+    refuse_placeholder_secrets,
+)
 
-class AuditSettings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="WATTSTREAM_AUDIT_", frozen=True, extra="forbid", use_attribute_docstrings=True
-    )
+
+class AuditSettings(BaseSettings, ServiceOptions):
+    model_config = SettingsConfigDict(env_prefix="WATTSTREAM_AUDIT_")
 
     journal: Path
     """The simulator's delivery journal (``wattstream simulate --journal``)."""
-    database_url: SecretStr = SecretStr(
-        "postgresql://wattstream:wattstream@127.0.0.1:15432/wattstream"
-    )
-    """asyncpg DSN of the pipeline's database."""
+    database: DatabaseConnection = DatabaseConnection()
+    """The pipeline's database."""
     allowed_lateness: timedelta = timedelta(minutes=5)
     """The stream worker's ``WATTSTREAM_STREAM_ALLOWED_LATENESS``."""
     max_silent: timedelta = timedelta(hours=3)
@@ -34,5 +36,13 @@ class AuditSettings(BaseSettings):
     watch_s: Annotated[float, Field(ge=0)] = 0.0
     """Audit again every this many seconds (0: once, and exit 1 on any loss or duplicate)."""
     metrics_host: str = "127.0.0.1"
+    """Address of the metrics server."""
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 0
     """Serve the findings as Prometheus metrics on ``/metrics`` (0: no server)."""
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets(self) -> AuditSettings:
+        refuse_placeholder_secrets(
+            self.environment, variables="WATTSTREAM_AUDIT_", database=self.database
+        )
+        return self

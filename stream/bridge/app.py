@@ -32,7 +32,6 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from schema.credentials import BrokerAuth
 from stream.bridge.backoff import Backoff
 from stream.bridge.errors import DeliveryFailed, MqttUnavailable
 from stream.bridge.health import Health, HealthServer, assess
@@ -185,12 +184,12 @@ class Forwarder:
 def producer_options(settings: BridgeSettings) -> dict[str, object]:
     """How the bridge's Kafka producer is configured: idempotent, ``acks=all``."""
     return {
-        "bootstrap_servers": settings.kafka_bootstrap,
-        "client_id": settings.mqtt_client_id,
+        "bootstrap_servers": settings.kafka.bootstrap,
+        "client_id": settings.mqtt.client_id,
         "enable_idempotence": True,  # a retried batch is written once, in order
         "acks": "all",
-        "linger_ms": settings.kafka_linger_ms,
-        "request_timeout_ms": settings.kafka_request_timeout_ms,
+        "linger_ms": settings.kafka.linger_ms,
+        "request_timeout_ms": settings.kafka.request_timeout_ms,
         # Also the pace of aiokafka's reconnect attempts (and error lines) while Kafka is down.
         "retry_backoff_ms": 250,
     }
@@ -261,22 +260,14 @@ class Bridge:
         while not stop.is_set():
             try:
                 async with MqttSource(
-                    settings.mqtt_host,
-                    settings.mqtt_port,
-                    settings.mqtt_client_id,
+                    settings.mqtt.host,
+                    settings.mqtt.port,
+                    settings.mqtt.client_id,
                     self._router.subscriptions,
                     receive_maximum=settings.max_in_flight,
-                    session_expiry_s=settings.mqtt_session_expiry_s,
-                    keepalive_s=settings.mqtt_keepalive_s,
-                    auth=BrokerAuth(
-                        username=settings.mqtt_username,
-                        password=settings.mqtt_password.get_secret_value()
-                        if settings.mqtt_password
-                        else None,
-                        tls=settings.mqtt_tls,
-                        ca_file=settings.mqtt_ca_file,
-                        tls_insecure=settings.mqtt_tls_insecure,
-                    ),
+                    session_expiry_s=settings.mqtt.session_expiry_s,
+                    keepalive_s=settings.mqtt.keepalive_s,
+                    auth=settings.mqtt.auth(),
                 ) as source:
                     backoff.reset()
                     forwarder = Forwarder(
@@ -289,7 +280,7 @@ class Bridge:
                     self._source, self._forwarder = source, forwarder
                     self._metrics.ready.set(1)
                     log.info(
-                        "bridging %s -> %s", self._router.subscriptions, settings.kafka_bootstrap
+                        "bridging %s -> %s", self._router.subscriptions, settings.kafka.bootstrap
                     )
                     try:
                         await forwarder.run(stop, settings.shutdown_grace_s)

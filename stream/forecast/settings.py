@@ -11,28 +11,41 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, Field, SecretStr
+from pydantic import AwareDatetime, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schema.commandline import Flag
+from schema.connections import (
+    DatabaseConnection,
+    ServiceOptions,
+    refuse_placeholder_secrets,
+)
 
 DEFAULT_START = datetime(2025, 10, 6, tzinfo=UTC)
 """A Monday; 182 days from it cross both DST changes of the fleet's zones."""
 
 
-class TrainSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="WATTSTREAM_TRAIN_", frozen=True, extra="forbid")
+class TrainSettings(BaseSettings, ServiceOptions):
+    model_config = SettingsConfigDict(env_prefix="WATTSTREAM_TRAIN_")
 
     seed: int = 7
     """Seeds the simulator export, the training-window sample and TensorFlow."""
     devices: Annotated[int, Field(ge=1)] = 140
+    """Devices in the simulated fleet."""
     days: Annotated[float, Field(gt=0)] = 182
+    """Days of history."""
     start: AwareDatetime = DEFAULT_START
+    """First hour of the history (ISO-8601 with offset)."""
     interval_s: Annotated[int, Field(gt=0, le=3600)] = 900
+    """Simulated reading interval."""
     history: Path | None = None
     """An existing export (JSON lines of HourlyEnergy) instead of running the simulator."""
     export_command: str | None = None
     """The export command, shell-quoted (default: this Python's ``-m simulator history``)."""
     artifacts_dir: Path = Path("artifacts")
+    """Where the model directories (and ``latest``) go."""
     quick: bool = False
+    """A small run (< 3 min): other defaults for the sizes below."""
     validation_days: Annotated[float, Field(gt=0)] = 14
     test_days: Annotated[float, Field(gt=0)] = 21
     """The held-out period: the last days of the history, after everything trained on."""
@@ -44,13 +57,24 @@ class TrainSettings(BaseSettings):
     """A seeded sample of at most this many training windows (bounds the training time)."""
     gru_units: Annotated[int, Field(ge=1)] = 32
     dense_units: Annotated[int, Field(ge=1)] = 32
-    update_latest: bool = True
+    update_latest: Annotated[bool, Flag("--no-latest", value=False)] = True
     """Point ``artifacts/latest`` at the new model."""
-    register_url: SecretStr | None = None
+    register_url: Annotated[SecretStr | None, Flag("--register")] = None
     """Database URL: register the model in the ``models`` table and activate it."""
     skip_training: bool = False
     """Only register (and activate) an existing model: ``model_id`` or the latest."""
     model_id: str | None = None
+    """The model ``skip_training`` registers (default: the latest)."""
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets(self) -> TrainSettings:
+        if self.register_url is not None:
+            refuse_placeholder_secrets(
+                self.environment,
+                variables="WATTSTREAM_TRAIN_",
+                database=DatabaseConnection(url=self.register_url),
+            )
+        return self
 
 
 QUICK: dict[str, Any] = {

@@ -6,36 +6,26 @@ hands it the app instead of calling ``asyncio.run``.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 
 import faust
 
+from schema.commandline import parse_settings
 from stream.settings import StreamSettings
 from stream.worker.app import create_app
 
 
-def parse_args(argv: Sequence[str] | None = None) -> tuple[StreamSettings, str]:
-    parser = argparse.ArgumentParser(
-        prog="wattstream stream",
-        description="Run the Faust stream worker. "
-        "Every flag defaults to its WATTSTREAM_STREAM_* environment variable.",
-    )
-    parser.add_argument("--kafka-bootstrap")
-    parser.add_argument("--database-url")
-    parser.add_argument("--app-id")
-    parser.add_argument("--topic-namespace")
-    parser.add_argument("--data-dir")
-    parser.add_argument("--log-level", default="info")
-    args = vars(parser.parse_args(argv))
-    log_level = str(args.pop("log_level")).lower()
-    return StreamSettings(**{k: v for k, v in args.items() if v is not None}), log_level
+def parse_args(argv: Sequence[str] | None = None) -> StreamSettings:
+    return parse_settings(StreamSettings, "wattstream stream", "Run the Faust stream worker.", argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    settings, log_level = parse_args(argv)
+    settings = parse_args(argv)
     app = create_app(settings)
-    faust.Worker(app, loglevel=log_level, quiet=True).execute_from_commandline()
+    # Logging is already configured (schema.commandline), in the format every service uses.
+    faust.Worker(
+        app, loglevel=settings.log_level, quiet=True, override_logging=False
+    ).execute_from_commandline()
 
 
 if __name__ == "__main__":

@@ -70,7 +70,7 @@ class DeviceStates(MutableMapping[str, bytes]):
 def create_app(settings: StreamSettings) -> faust.App:
     app = faust.App(
         settings.app_id,
-        broker=f"kafka://{settings.kafka_bootstrap}",
+        broker=f"kafka://{settings.kafka.bootstrap}",
         store="memory://",
         datadir=settings.data_dir,
         autodiscover=False,
@@ -99,7 +99,7 @@ def create_app(settings: StreamSettings) -> faust.App:
         key_type=bytes,
         value_type=bytes,
     )
-    dsn = settings.database_url.get_secret_value()
+    dsn = settings.database.dsn()
     # Started and stopped with the app; the processor waits until they are ready.
     sink = ResultSink(dsn, group_id=settings.app_id)
     forecasts = ForecastService(Path(settings.artifacts_dir), dsn)

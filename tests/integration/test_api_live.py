@@ -23,6 +23,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from api.app import create_app
 from api.settings import ApiSettings
+from schema.connections import DatabaseConnection, KafkaConnection, MqttConnection
 from schema.device_messages import DeviceStatus, Presence
 from schema.results import Alert
 from schema.topics import KafkaTopics
@@ -86,10 +87,12 @@ async def api_server(
     kilobytes instead of the megabytes loopback autotuning allows.
     """
     settings = ApiSettings(
-        database_url=SecretStr(database),
-        kafka_bootstrap=services.kafka_bootstrap,
-        mqtt_host=services.mqtt_host,
-        mqtt_port=services.mqtt_port,
+        database=DatabaseConnection(url=SecretStr(database)),
+        kafka=KafkaConnection(bootstrap=services.kafka_bootstrap),
+        # The whole block: the API's own broker user, as the launcher gives it.
+        mqtt=MqttConnection.model_validate(
+            {"host": services.mqtt_host, "port": services.mqtt_port, **services.mqtt_auth("api")}
+        ),
         topic_namespace=namespace,
         **overrides,
     )

@@ -14,6 +14,7 @@ from pydantic import SecretStr
 
 from api.app import create_app
 from api.settings import ApiSettings
+from schema.connections import DatabaseConnection, KafkaConnection
 
 if TYPE_CHECKING:
     from tests.conftest import Services
@@ -44,8 +45,8 @@ def client(database: str, services: Services) -> Iterator[TestClient]:
     asyncio.run(insert_rows(database))
     app = create_app(
         ApiSettings(
-            database_url=SecretStr(database),
-            kafka_bootstrap=services.kafka_bootstrap,
+            database=DatabaseConnection(url=SecretStr(database)),
+            kafka=KafkaConnection(bootstrap=services.kafka_bootstrap),
             max_range=timedelta(days=2),
         )
     )
@@ -130,7 +131,9 @@ def test_a_range_with_more_rows_than_allowed_says_it_is_truncated(
     asyncio.run(insert_rows(database))
     app = create_app(
         ApiSettings(
-            database_url=SecretStr(database), kafka_bootstrap=services.kafka_bootstrap, max_rows=3
+            database=DatabaseConnection(url=SecretStr(database)),
+            kafka=KafkaConnection(bootstrap=services.kafka_bootstrap),
+            max_rows=3,
         )
     )
     with TestClient(app) as client:

@@ -26,6 +26,7 @@ from pydantic import SecretStr
 
 from api.app import create_app
 from api.settings import ApiSettings
+from schema.connections import DatabaseConnection, KafkaConnection, MqttConnection
 from schema.credentials import DeviceIdentities
 from schema.device_messages import AnomalyKind, CommandAction, DeviceCommand
 from schema.topics import MqttTopics
@@ -208,10 +209,12 @@ async def fixture_database(services: Services) -> AsyncIterator[str]:
 
 def settings_for(url: str, services: Services, namespace: str, **overrides: Any) -> ApiSettings:
     return ApiSettings(
-        database_url=SecretStr(url),
-        kafka_bootstrap=services.kafka_bootstrap,
-        mqtt_host=services.mqtt_host,
-        mqtt_port=services.mqtt_port,
+        database=DatabaseConnection(url=SecretStr(url)),
+        kafka=KafkaConnection(bootstrap=services.kafka_bootstrap),
+        # The whole block: the API's own broker user, as the launcher gives it.
+        mqtt=MqttConnection.model_validate(
+            {"host": services.mqtt_host, "port": services.mqtt_port, **services.mqtt_auth("api")}
+        ),
         topic_namespace=namespace,
         api_keys=(SecretStr(KEY),),
         admin_api_keys=(SecretStr(ADMIN_KEY),),
@@ -710,7 +713,9 @@ def test_a_command_without_a_broker_is_a_503(
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     settings = settings_for(fixture_database, services, app_namespace, command_timeout_s=1.0)
-    app = create_app(settings.model_copy(update={"mqtt_port": port}))
+    app = create_app(
+        settings.model_copy(update={"mqtt": settings.mqtt.model_copy(update={"port": port})})
+    )
     with TestClient(app) as client:
         response = client.post(
             "/api/v1/devices/dev-ber/commands",
@@ -762,7 +767,9 @@ def test_ready_says_when_kafka_does_not_answer(
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     settings = settings_for(fixture_database, services, app_namespace)
-    app = create_app(settings.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{port}"}))
+    app = create_app(
+        settings.model_copy(update={"kafka": KafkaConnection(bootstrap=f"127.0.0.1:{port}")})
+    )
     with TestClient(app) as client:
         assert client.get("/live").status_code == 200
         response = client.get("/ready")

@@ -103,8 +103,7 @@ async def observe(services: Services, *filters: str) -> AsyncIterator[Observer]:
 
 def settings(services: Services, namespace: str, **overrides: object) -> SimulatorSettings:
     values: dict[str, object] = {
-        "mqtt_host": services.mqtt_host,
-        "mqtt_port": services.mqtt_port,
+        "mqtt": {"host": services.mqtt_host, "port": services.mqtt_port},
         "topic_namespace": namespace,
         "devices": 4,
         "interval_s": 60,

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from schema.connections import MqttConnection
 from simulator.app import Simulator, make_plan
 from simulator.errors import BrokerRefused
 from simulator.settings import SimulatorSettings
@@ -81,11 +82,13 @@ def secure_broker(tmp_path: Path) -> Iterator[SecureBroker]:
 
 def config(broker: SecureBroker, namespace: str, password: str) -> SimulatorSettings:
     return SimulatorSettings(
-        mqtt_port=broker.port,
-        mqtt_username="meter",
-        mqtt_password=SecretStr(password),
-        mqtt_tls=True,
-        mqtt_ca_file=broker.ca_file,
+        mqtt=MqttConnection(
+            port=broker.port,
+            username="meter",
+            password=SecretStr(password),
+            tls=True,
+            ca_file=broker.ca_file,
+        ),
         topic_namespace=namespace,
         devices=3,
         interval_s=60,

@@ -19,6 +19,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from schema.connections import MqttConnection
 from schema.device_messages import DeviceStatus, Presence
 from schema.topics import MqttTopics
 from schema.wire import decode_reading
@@ -106,7 +107,7 @@ async def test_broker_restart_loses_no_reading(
 ) -> None:
     topics = MqttTopics(namespace)
     config = SimulatorSettings(
-        mqtt_port=private_broker.mqtt_port,
+        mqtt=MqttConnection(port=private_broker.mqtt_port),
         topic_namespace=namespace,
         devices=3,
         interval_s=60,
@@ -170,7 +171,7 @@ async def test_the_simulator_waits_for_a_broker_that_is_not_up_yet(
     broker_settings: ClusterSettings, namespace: str
 ) -> None:
     config = SimulatorSettings(
-        mqtt_port=broker_settings.mqtt_port,
+        mqtt=MqttConnection(port=broker_settings.mqtt_port),
         topic_namespace=namespace,
         devices=2,
         interval_s=60,

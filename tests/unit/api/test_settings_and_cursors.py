@@ -15,6 +15,7 @@ from api.errors import InvalidRequest
 from api.live.events import UndecodableEvent, decode, topic_kinds
 from api.models import CommandIn
 from api.settings import PLACEHOLDER_API_KEY, ApiSettings
+from schema.connections import DatabaseConnection
 from schema.device_messages import DeviceStatus, Presence
 from schema.topics import KafkaTopics
 
@@ -31,15 +32,17 @@ def _no_api_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
-PRODUCTION_DB = SecretStr("postgresql://wattstream:a-real-secret@db.example:5432/wattstream")
+PRODUCTION_DB = DatabaseConnection(
+    url=SecretStr("postgresql://wattstream:a-real-secret@db.example:5432/wattstream")
+)
 
 
 def test_development_accepts_the_placeholder_key() -> None:
     settings = ApiSettings()
     assert settings.environment == "development"
     assert settings.uses_placeholder_key
-    assert settings.kafka_bootstrap == "127.0.0.1:19092"
-    assert (settings.mqtt_host, settings.mqtt_port) == ("127.0.0.1", 11883)
+    assert settings.kafka.bootstrap == "127.0.0.1:19092"
+    assert (settings.mqtt.host, settings.mqtt.port) == ("127.0.0.1", 11883)
 
 
 @pytest.mark.parametrize("key", [PLACEHOLDER_API_KEY, "short"])
@@ -50,28 +53,28 @@ def test_production_refuses_placeholder_and_short_keys(key: str) -> None:
             environment="production",
             api_keys=(SecretStr(key),),
             admin_api_keys=strong,
-            database_url=PRODUCTION_DB,
+            database=PRODUCTION_DB,
         )
     with pytest.raises(ValidationError, match="refuses the placeholder"):
         ApiSettings(
             environment="staging",
             api_keys=strong,
             admin_api_keys=(SecretStr(key),),
-            database_url=PRODUCTION_DB,
+            database=PRODUCTION_DB,
         )
     assert ApiSettings(
         environment="production",
         api_keys=strong,
         admin_api_keys=strong,
-        database_url=PRODUCTION_DB,
+        database=PRODUCTION_DB,
     )
 
 
 def test_production_refuses_the_default_admin_key_and_database_password() -> None:
     strong = (SecretStr(STRONG),)
     with pytest.raises(ValidationError, match="refuses the placeholder"):
-        ApiSettings(environment="production", api_keys=strong, database_url=PRODUCTION_DB)
-    with pytest.raises(ValidationError, match="default database URL"):
+        ApiSettings(environment="production", api_keys=strong, database=PRODUCTION_DB)
+    with pytest.raises(ValidationError, match="well-known database password"):
         ApiSettings(environment="production", api_keys=strong, admin_api_keys=strong)
 
 
@@ -86,7 +89,7 @@ def test_lists_come_from_the_environment_as_json_or_commas(
     monkeypatch.setenv("WATTSTREAM_API_API_KEYS", f"{STRONG}, {'z' * 20}")
     monkeypatch.setenv("WATTSTREAM_API_CORS_ORIGINS", '["http://a.example", "http://b.example"]')
     monkeypatch.setenv("WATTSTREAM_API_ADMIN_API_KEYS", f'["{"a" * 20}"]')
-    monkeypatch.setenv("WATTSTREAM_API_DATABASE_URL", PRODUCTION_DB.get_secret_value())
+    monkeypatch.setenv("WATTSTREAM_API_DATABASE_URL", PRODUCTION_DB.dsn())
     monkeypatch.setenv("WATTSTREAM_API_ENVIRONMENT", "production")
     settings = ApiSettings()
     assert [k.get_secret_value() for k in settings.api_keys] == [STRONG, "z" * 20]

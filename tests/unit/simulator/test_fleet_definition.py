@@ -201,7 +201,7 @@ def test_environment_names_the_launcher_uses(monkeypatch: pytest.MonkeyPatch) ->
     }.items():
         monkeypatch.setenv(key, value)
     settings = SimulatorSettings()
-    assert (settings.mqtt_host, settings.mqtt_port, settings.devices) == (
+    assert (settings.mqtt.host, settings.mqtt.port, settings.devices) == (
         "broker.example",
         1884,
         20,
@@ -228,5 +228,5 @@ def test_flags() -> None:
     )
     assert (settings.devices, settings.interval_s, settings.connections) == (10_000, 60, "pooled:8")
     assert settings.scenarios == [Scenario.DUPLICATES, Scenario.CLOCK_SKEW]
-    assert settings.mqtt_tls and settings.backfill == timedelta(days=14)
-    assert "mqtt_username" not in settings.model_fields_set  # unset flags leave env/file alone
+    assert settings.mqtt.tls and settings.backfill == timedelta(days=14)
+    assert "seed" not in settings.model_fields_set  # unset flags leave env/file alone

@@ -5,7 +5,7 @@ from pydantic import ValidationError
 
 from stream.bridge.__main__ import parse_args
 from stream.bridge.app import producer_options
-from stream.settings import BridgeSettings
+from stream.settings import BridgeKafka, BridgeMqtt, BridgeSettings
 
 pytestmark = pytest.mark.unit
 
@@ -21,10 +21,10 @@ def test_every_setting_has_a_flag() -> None:
         ]
     )
     assert settings.shared_group == "bridges"
-    assert settings.mqtt_client_id == "bridge-2"
+    assert settings.mqtt.client_id == "bridge-2"
     assert settings.max_in_flight == 50
     assert settings.shutdown_grace_s == 2.5
-    assert settings.mqtt_session_expiry_s == 3600
+    assert settings.mqtt.session_expiry_s == 3600
 
 
 def test_flags_default_to_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -34,7 +34,12 @@ def test_flags_default_to_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
 
 @pytest.mark.parametrize(
     "bad",
-    [{"shared_group": "a/b"}, {"shared_group": "#"}, {"max_in_flight": 0}, {"mqtt_client_id": ""}],
+    [
+        {"shared_group": "a/b"},
+        {"shared_group": "#"},
+        {"max_in_flight": 0},
+        {"mqtt": {"client_id": ""}},
+    ],
 )
 def test_nonsense_is_refused(bad: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
@@ -43,7 +48,10 @@ def test_nonsense_is_refused(bad: dict[str, object]) -> None:
 
 def test_the_producer_is_idempotent_and_waits_for_all_replicas() -> None:
     options = producer_options(
-        BridgeSettings(kafka_bootstrap="k:1", mqtt_client_id="b-1", kafka_request_timeout_ms=5000)
+        BridgeSettings(
+            kafka=BridgeKafka(bootstrap="k:1", request_timeout_ms=5000),
+            mqtt=BridgeMqtt(client_id="b-1"),
+        )
     )
     assert options["enable_idempotence"] is True
     assert options["acks"] == "all"
