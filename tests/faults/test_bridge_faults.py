@@ -30,7 +30,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from schema.credentials import DeviceIdentities
 from schema.topics import KafkaTopics, MqttTopics
-from tests.conftest import Services, Spawn, Spawned, free_port, private_mqtt_auth
+from tests.conftest import Services, Spawn, Spawned, free_port, free_ports, private_mqtt_auth
 from tests.fixtures.bad_inputs import valid_reading
 from tests.fixtures.bridge import (
     Audit,
@@ -60,12 +60,13 @@ def cluster(
 ) -> Iterator[ClusterSettings]:
     """Mosquitto and Kafka of our own (no PostgreSQL: the bridge does not need it), with the
     session's credentials (``services`` puts them in the environment the bridges inherit)."""
+    mqtt, kafka, controller, pg = free_ports(4)
     settings = ClusterSettings(
         home=tmp_path_factory.mktemp("bridge-faults") / "home",
-        mqtt_port=free_port(),
-        kafka_port=free_port(),
-        kafka_controller_port=free_port(),
-        pg_port=free_port(),
+        mqtt_port=mqtt,
+        kafka_port=kafka,
+        kafka_controller_port=controller,
+        pg_port=pg,
         # Share the jars of the development cluster (WATTSTREAM_CLUSTER_HOME, else .wattstream).
         kafka_jars_dir=ClusterSettings().jars_dir,
         secrets_dir=ClusterSettings().secrets_path,  # the session's credentials (os.environ)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-import time
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -28,6 +27,7 @@ from wattstream.localcluster import ClusterSettings
 from wattstream.localcluster import mosquitto as broker
 
 from ..conftest import free_port, private_mqtt_auth
+from ..fixtures.waiting import wait_until_async
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(180)]
 
@@ -91,15 +91,6 @@ class PersistentObserver:
         self.client.loop_stop()
 
 
-async def wait_until(what: str, probe: object, within_s: float = 30.0) -> None:
-    assert callable(probe)
-    deadline = time.monotonic() + within_s
-    while not probe():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
-
-
 @pytest.mark.parametrize("connections", ["per-device", "pooled:2"])
 async def test_broker_restart_loses_no_reading(
     private_broker: ClusterSettings, namespace: str, connections: str
@@ -132,21 +123,37 @@ async def test_broker_restart_loses_no_reading(
                 if t.endswith("/readings")
             ]
 
-        await wait_until("a few readings", lambda: len(readings()) >= 9)
+        await wait_until_async("a few readings", lambda: len(readings()) >= 9, 30)
         await asyncio.to_thread(broker.stop, private_broker)
-        await asyncio.sleep(2)  # readings pile up in the simulator meanwhile
+        await wait_until_async(
+            "readings piling up in the simulator (two a device)",
+            lambda: sum(c.unacked for c in sim.transport.connections) >= 2 * config.devices,
+            30,
+        )
         await asyncio.to_thread(broker.start, private_broker)
         await asyncio.to_thread(broker.wait_ready, private_broker)
-        await wait_until(
-            "every connection back", lambda: all(c.connects >= 2 for c in sim.transport.connections)
+        await wait_until_async(
+            "every connection back",
+            lambda: all(c.connects >= 2 for c in sim.transport.connections),
+            30,
         )
         before = len(readings())
-        await wait_until("readings after the restart", lambda: len(readings()) >= before + 12)
+        await wait_until_async(
+            "readings after the restart", lambda: len(readings()) >= before + 12, 30
+        )
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    await asyncio.sleep(1)
+
+    def without_gaps() -> bool:
+        seqs: dict[str, set[int]] = defaultdict(set)
+        for device_id, seq in readings():
+            seqs[device_id].add(seq)
+        return all(seen == set(range(max(seen) + 1)) for seen in seqs.values())
+
+    # Readings on their way when the simulator stopped still arrive; a lost one never does.
+    await wait_until_async("every device's readings without a gap", without_gaps, 10)
     observer.close()
 
     seqs: dict[str, set[int]] = defaultdict(set)
@@ -167,7 +174,7 @@ async def test_broker_restart_loses_no_reading(
 
 
 async def test_the_simulator_waits_for_a_broker_that_is_not_up_yet(
-    broker_settings: ClusterSettings, namespace: str
+    broker_settings: ClusterSettings, namespace: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     config = SimulatorSettings(
         mqtt_port=broker_settings.mqtt_port,
@@ -182,7 +189,7 @@ async def test_the_simulator_waits_for_a_broker_that_is_not_up_yet(
     broker.provision(broker_settings, identities(config))  # written now, read at start
     sim = Simulator(config, make_plan(config))
     task = asyncio.create_task(sim.run(), name="simulator")
-    await asyncio.sleep(1.5)
+    await wait_until_async("a failed attempt to connect", lambda: "retrying in" in caplog.text, 30)
     assert not task.done()  # still trying
     await asyncio.to_thread(broker.start, broker_settings)
     await asyncio.wait_for(task, 60)
