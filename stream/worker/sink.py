@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,11 +19,12 @@ from typing import Any
 import asyncpg
 from mode import Service
 
+from schema.backoff import Backoff, Jitter
 from stream.worker.processor import SinkBatch
 
 log = logging.getLogger(__name__)
 
-MAX_BACKOFF_S = 30.0
+BACKOFF_INITIAL_S, BACKOFF_MAX_S = 0.5, 30.0
 RETRIABLE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
 
 STAGING = """
@@ -256,7 +256,7 @@ class ResultSink(Service):
             for r in batch.readings
         ]
         upserts = _rows(batch)
-        backoff = 0.5
+        backoff = Backoff(BACKOFF_INITIAL_S, BACKOFF_MAX_S, jitter=Jitter.SPREAD)
         while True:
             assert self._pool is not None
             try:
@@ -278,9 +278,8 @@ class ResultSink(Service):
                             OFFSETS, self._group_id, list(topics), list(partitions), offsets
                         )
             except RETRIABLE as exc:
-                delay = backoff * random.uniform(0.5, 1.5)  # noqa: S311 - jitter, not crypto
+                delay = backoff.next_delay()
                 log.warning("sink write failed (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
             else:
                 return
