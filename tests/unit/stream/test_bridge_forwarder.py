@@ -73,6 +73,8 @@ class HandProducer:
 
 
 async def settle() -> None:
+    """Let the forwarder's tasks run: no time passes and nothing external is awaited (the
+    source and producer are fakes driven by the test), so a number of loop turns suffices."""
     for _ in range(20):
         await asyncio.sleep(0)
 
