@@ -26,15 +26,16 @@ from simulator.settings import SimulatorSettings
 from wattstream.localcluster import ClusterSettings
 from wattstream.localcluster import mosquitto as broker
 
-from ..conftest import free_port, private_mqtt_auth
+from ..conftest import Services, free_port, private_mqtt_auth
 from ..fixtures.waiting import wait_until_async
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(180)]
 
 
 @pytest.fixture
-def broker_settings(tmp_path: Path) -> Iterator[ClusterSettings]:
-    """A private broker's settings; stopped after the test if it was started."""
+def broker_settings(tmp_path: Path, services: Services) -> Iterator[ClusterSettings]:
+    """A private broker's settings; stopped after the test if it was started. (``services``
+    puts the session's credentials in the environment the simulator's settings read.)"""
     settings = ClusterSettings(
         home=tmp_path / "cluster",
         mqtt_port=free_port(),
@@ -138,8 +139,16 @@ async def test_broker_restart_loses_no_reading(
             30,
         )
         before = len(readings())
+
+        def every_device_went_on() -> bool:
+            after = readings()[before:]
+            return (
+                len({device for device, _ in after}) == 3
+                and min(max(seq for device, seq in after if device == d) for d, _ in after) >= 12
+            )
+
         await wait_until_async(
-            "readings after the restart", lambda: len(readings()) >= before + 12, 30
+            "every device's 13th reading after the restart", every_device_went_on, 30
         )
     finally:
         task.cancel()
