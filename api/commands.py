@@ -18,7 +18,7 @@ import uuid
 import aiomqtt
 
 from api.errors import Unavailable
-from api.live.feed import backoff_s
+from api.live.feed import reconnect_backoff
 from schema.credentials import BrokerAuth
 from schema.device_messages import DeviceCommand
 from schema.topics import MqttTopics
@@ -54,7 +54,7 @@ class CommandPublisher:
         return self._topics.commands(device_id)
 
     async def run(self) -> None:
-        attempt = 0
+        backoff = reconnect_backoff()
         while True:
             auth = self._auth
             client = aiomqtt.Client(
@@ -71,18 +71,18 @@ class CommandPublisher:
                 async with client:
                     self._client = client
                     self._connected.set()
-                    attempt = 0
+                    backoff.reset()
                     log.info("commands: connected to MQTT %s:%d", self._host, self._port)
                     # Nothing is subscribed; the iterator ends with MqttError on a disconnect.
                     async for _message in client.messages:
                         pass
             except (aiomqtt.MqttError, OSError) as exc:  # retriable: the network or broker
-                attempt += 1
+                attempt = backoff.attempts + 1
                 log.warning("commands: MQTT connection failed (%s); attempt %d", exc, attempt)
             finally:
                 self._connected.clear()
                 self._client = None
-            await asyncio.sleep(backoff_s(attempt))
+            await asyncio.sleep(backoff.next_delay())
 
     async def publish(self, device_id: str, command: DeviceCommand) -> str:
         """Publish at QoS 1 and wait for the PUBACK; return the topic."""

@@ -84,7 +84,8 @@ class DeviceRuntime:
         self.ticks = 0
         """Intervals done (readings made, published or not)."""
         self.online = True
-        self._faults = faults
+        self.faults = faults
+        """The delivery faults (duplicates, reordering, clock skew) this device shows."""
         self._key = stable_key("faults", model.seed, self.device_id)
         self.skew_s = (
             round((2 * uniform(self._key, -1) - 1) * faults.clock_skew_max_s)
@@ -134,7 +135,7 @@ class DeviceRuntime:
         """Make the reading of the interval starting at :attr:`next_t`; advance to the next."""
         t = self.next_t
         events: list[Event] = []
-        faults = self._faults
+        faults = self.faults
         draw = self.ticks * 8
         if not self.online and self._offline_until is not None and t >= self._offline_until:
             self._come_back(events)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import socket
 import ssl
 import threading
@@ -40,6 +39,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
+from schema.backoff import Backoff, Jitter
 from schema.credentials import BrokerAuth
 from simulator.errors import BrokerRefused, BrokerUnavailable
 
@@ -48,6 +48,10 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 30.0
 MIN_BACKOFF_S = 0.5
 MAX_BACKOFF_S = 30.0
+
+
+def _backoff() -> Backoff:
+    return Backoff(MIN_BACKOFF_S, MAX_BACKOFF_S, jitter=Jitter.SPREAD)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,17 +204,16 @@ class MqttConnection:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._client.connect_async(self._broker.host, self._broker.port, self._broker.keepalive_s)
-        backoff = MIN_BACKOFF_S
+        backoff = _backoff()
         while True:
             try:
                 await self._connect_once()
             except BrokerUnavailable as exc:
                 if not retry:
                     raise
-                delay = backoff * random.uniform(0.5, 1.5)
+                delay = backoff.next_delay()
                 log.warning("%s; retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
             else:
                 return
 
@@ -422,19 +425,18 @@ class MqttConnection:
         )
 
     async def _reconnect(self) -> None:
-        backoff = MIN_BACKOFF_S
+        backoff = _backoff()
         delay, self._down_for_s = self._down_for_s, 0.0
         while self._state is _State.DOWN:
-            await asyncio.sleep(delay + backoff * random.uniform(0.5, 1.5))
+            await asyncio.sleep(delay + backoff.next_delay())
             try:
                 await self._connect_once()
             except BrokerUnavailable as exc:
                 log.warning("%s: %s; retrying", self.client_id, exc)
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
                 delay = 0.0
             except BrokerRefused:
                 self._state = _State.DOWN
-                backoff = MAX_BACKOFF_S
+                backoff.to_ceiling()
 
     def _on_publish(
         self, _client: paho.Client, _userdata: Any, mid: int, _reason: Any, _props: Any

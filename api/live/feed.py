@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -23,6 +22,7 @@ from aiokafka.errors import KafkaError
 
 from api.live.events import Kind, UndecodableEvent, decode, topic_kinds
 from api.live.hub import Hub
+from schema.backoff import Backoff, Jitter
 from schema.topics import KafkaTopics
 
 log = logging.getLogger(__name__)
@@ -34,9 +34,9 @@ BACKOFF_MIN_S = 0.5
 BACKOFF_MAX_S = 30.0
 
 
-def backoff_s(attempt: int) -> float:
-    """Full-jitter exponential backoff: uniform in [0, min(max, min * 2**attempt)]."""
-    return random.uniform(0, min(BACKOFF_MAX_S, BACKOFF_MIN_S * 2**attempt))  # noqa: S311 - jitter
+def reconnect_backoff() -> Backoff:
+    """Full-jitter exponential backoff: uniform in [0, base], the base doubling up to the max."""
+    return Backoff(BACKOFF_MIN_S, BACKOFF_MAX_S, jitter=Jitter.FULL)
 
 
 class KafkaFeed:
@@ -67,7 +67,7 @@ class KafkaFeed:
 
     async def run(self) -> None:
         """Consume until cancelled, reconnecting on failure."""
-        attempt = 0
+        backoff = reconnect_backoff()
         while True:
             consumer = AIOKafkaConsumer(
                 bootstrap_servers=self._bootstrap,
@@ -80,16 +80,16 @@ class KafkaFeed:
                 await consumer.start()
                 self._consumer = consumer
                 self._connected.set()
-                attempt = 0
+                backoff.reset()
                 await self._consume(consumer)
             except (KafkaError, OSError, TimeoutError) as exc:  # retriable: the network or broker
-                attempt += 1
+                attempt = backoff.attempts + 1
                 log.warning("live feed: Kafka failed (%s); reconnecting (attempt %d)", exc, attempt)
             finally:
                 self._connected.clear()
                 self._consumer = None
                 await consumer.stop()
-            await asyncio.sleep(backoff_s(attempt))
+            await asyncio.sleep(backoff.next_delay())
 
     async def probe(self, timeout_s: float) -> str | None:
         """``None`` when Kafka answers a metadata request in time, else why not."""

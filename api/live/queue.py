@@ -60,6 +60,12 @@ class ClientQueue(Generic[E]):
         return self._live
 
     @property
+    def held(self) -> int:
+        """Events kept in memory, replaced ones not yet dropped included (at most about twice
+        ``maxsize``)."""
+        return len(self._slots)
+
+    @property
     def behind(self) -> bool:
         return self.behind_since is not None
 

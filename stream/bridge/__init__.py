@@ -2,8 +2,8 @@
 
 Modules: :mod:`.app` (the pipeline and its reconnect loop), :mod:`.mqtt_source` (paho,
 manual acks), :mod:`.routing` (validation: which Kafka record a message becomes),
-:mod:`.health` (``/metrics`` and ``/healthz``), :mod:`.metrics`, :mod:`.backoff`,
-:mod:`.errors`.
+:mod:`.health` (``/metrics`` and ``/healthz``), :mod:`.metrics`, :mod:`.errors`; reconnects
+wait with :class:`schema.backoff.Backoff`.
 
 Exceptions::
 

@@ -32,7 +32,7 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from stream.bridge.backoff import Backoff
+from schema.backoff import Backoff
 from stream.bridge.errors import DeliveryFailed, MqttUnavailable
 from stream.bridge.health import Health, HealthServer, assess
 from stream.bridge.metrics import BridgeMetrics

@@ -1,6 +1,7 @@
 """Rolling health of a device's forecasts and data, updated as each forecast hour closes.
 
-Forecast quality over the last 24 scored hours: RMSE, MAE, MAPE and bias of the model, the
+Forecast quality over the last 24 scored hours: RMSE, MAE, MAPE and bias (forecast - actual,
+positive = over-forecast: :func:`stream.core.forecast_error.bias`) of the model, the
 RMSE of the seasonal-naive baseline (same local hour yesterday) and their ratio. Data quality
 over the last 24 closed hours: completeness, gaps (hours with no reading at all), late and
 duplicate readings. Status thresholds (documented in the README):
@@ -30,6 +31,7 @@ from enum import StrEnum
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from schema.results import Health
+from stream.core.forecast_error import bias
 
 WINDOW_HOURS = 24
 MIN_SCORED = 6
@@ -95,7 +97,8 @@ def device_health(
     its last :data:`WINDOW_HOURS` entries."""
     recent = list(scored)[-WINDOW_HOURS:]
     both = [s for s in recent if s.predicted_kwh is not None and s.baseline_kwh is not None]
-    residuals = [s.actual_kwh - s.predicted_kwh for s in both if s.predicted_kwh is not None]
+    predicted = [s.predicted_kwh for s in both if s.predicted_kwh is not None]
+    residuals = [s.actual_kwh - p for s, p in zip(both, predicted, strict=True)]
     naive = [s.actual_kwh - s.baseline_kwh for s in both if s.baseline_kwh is not None]
     enough = len(both) >= MIN_SCORED
     rmse = _rms(residuals) if enough else None
@@ -115,7 +118,7 @@ def device_health(
         rmse_24h=rmse,
         mae_24h=sum(abs(r) for r in residuals) / len(residuals) if enough else None,
         mape_24h=sum(mape_terms) / len(mape_terms) if enough and mape_terms else None,
-        bias_24h=sum(residuals) / len(residuals) if enough else None,
+        bias_24h=bias([s.actual_kwh for s in both], predicted) if enough else None,
         naive_rmse_24h=naive_rmse,
         rmse_ratio=ratio,
         completeness_24h=completeness,

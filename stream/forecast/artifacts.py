@@ -81,7 +81,8 @@ class Forecaster:
         self.card = card
         self.loaded_from = loaded_from
         """``model.keras``, ``model.weights.h5`` or ``memory``."""
-        self._serve = serve
+        self.serve = serve
+        """The batched model call on encoded windows (a ``ServingFunction`` for a real model)."""
 
     @classmethod
     def load(cls, directory: Path) -> Forecaster:
@@ -125,7 +126,7 @@ class Forecaster:
 
     def forecast_encoded(self, encoded: Encoded, kind_index: np.ndarray) -> FloatArray:
         """Like :meth:`forecast` for already-encoded windows (training, evaluation, benchmarks)."""
-        return inverse_scale(self.spec, self.scaler, self._serve(encoded), kind_index)
+        return inverse_scale(self.spec, self.scaler, self.serve(encoded), kind_index)
 
 
 def _kind_indices(spec: FeatureSpec, windows: Sequence[ForecastInput]) -> np.ndarray:

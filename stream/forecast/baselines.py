@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from stream.core.forecast_error import bias
 from stream.forecast.features import FloatArray, IntArray
 
 SEASON_HOURS = 24
@@ -28,14 +29,15 @@ def persistence(history_kwh: FloatArray) -> FloatArray:
 
 
 def error_metrics(actual: FloatArray, predicted: FloatArray) -> dict[str, float]:
-    """RMSE, MAE and bias (mean of predicted - actual) in kWh, and the number of windows."""
+    """RMSE, MAE and bias (:func:`stream.core.forecast_error.bias`: predicted - actual, positive
+    = over-forecast) in kWh, and the number of windows."""
     if actual.shape != predicted.shape or actual.size == 0:
         raise ValueError(f"need equal, non-empty shapes: {actual.shape} vs {predicted.shape}")
     error = predicted - actual
     return {
         "rmse": float(np.sqrt(np.mean(error**2))),
         "mae": float(np.mean(np.abs(error))),
-        "bias": float(np.mean(error)),
+        "bias": bias(actual, predicted),
         "n": int(actual.size),
     }
 

@@ -59,6 +59,13 @@ def default_export_command() -> list[str]:
     return [sys.executable, "-m", "simulator", "history"]
 
 
+def as_typed(argv: Sequence[str]) -> str:
+    """``argv`` as a user would type it: this interpreter's absolute path shows as ``python``
+    (a model card says how to reproduce the history, not where it was made)."""
+    shown = ["python" if i == 0 and arg == sys.executable else arg for i, arg in enumerate(argv)]
+    return shlex.join(shown)
+
+
 def export_command(command: str | None) -> list[str]:
     """The export command as argv: ``command`` (a shell-quoted string) or the simulator's own."""
     return shlex.split(command) if command else default_export_command()

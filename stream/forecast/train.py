@@ -52,6 +52,7 @@ from stream.forecast.features import (
 )
 from stream.forecast.history import (
     ExportRequest,
+    as_typed,
     export_command,
     read_history,
     run_export,
@@ -218,7 +219,7 @@ def train(settings: TrainSettings, command: str) -> TrainResult:
             run_export(argv, request, history)
             source = {
                 "source": "simulator export",
-                "export_command": shlex.join([*argv, *request.arguments(Path("HISTORY.jsonl"))]),
+                "export_command": as_typed([*argv, *request.arguments(Path("HISTORY.jsonl"))]),
                 "days": plan.days,
                 "start": plan.start.isoformat(),
                 "interval_s": plan.interval_s,

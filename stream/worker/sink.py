@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from typing import Any
 
 import asyncpg
 from mode import Service
 
+from schema.backoff import Backoff, Jitter
 from stream.worker.processor import SinkBatch
 from stream.worker.statements import (
     ALERTS,
@@ -39,7 +39,7 @@ from stream.worker.statements import (
 
 log = logging.getLogger(__name__)
 
-MAX_BACKOFF_S = 30.0
+BACKOFF_INITIAL_S, BACKOFF_MAX_S = 0.5, 30.0
 RETRIABLE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
 
 
@@ -99,16 +99,15 @@ class ResultSink(Service):
 
     async def write(self, batch: SinkBatch) -> None:
         await self._ready.wait()
-        backoff = 0.5
+        backoff = Backoff(BACKOFF_INITIAL_S, BACKOFF_MAX_S, jitter=Jitter.SPREAD)
         while True:
             assert self._pool is not None
             try:
                 async with self._pool.acquire() as conn, conn.transaction():
                     await store(conn, batch, self._group_id)
             except RETRIABLE as exc:
-                delay = backoff * random.uniform(0.5, 1.5)  # noqa: S311 - jitter, not crypto
+                delay = backoff.next_delay()
                 log.warning("sink write failed (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
             else:
                 return

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -25,6 +24,7 @@ from schema.results import Alert
 from schema.topics import KafkaTopics
 from schema.wire import Energy, Power, Reading
 from tests.fixtures.api import start_api
+from tests.fixtures.waiting import wait_until_async
 from wattstream.localcluster.install import ensure_packages, find_program
 
 from ..conftest import Services, Spawn, Spawned
@@ -121,19 +121,21 @@ async def load_fixtures(url: str, now: datetime) -> None:
 
 
 async def wait_until_ready(api: Spawned, base: str) -> None:
-    deadline = time.monotonic() + 60
     async with httpx.AsyncClient(base_url=base) as http:
-        while time.monotonic() < deadline:
-            if api.process.poll() is not None:
-                pytest.fail(f"the API exited:\n{api.log_tail()}")
-            try:
-                ready = await http.get("/ready", timeout=3)
-                if ready.status_code == 200 and ready.json()["live_feed"]["assigned"]:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.3)
-    pytest.fail(f"the API was not ready in 60 s:\n{api.log_tail()}")
+
+        async def ready() -> bool:
+            response = await http.get("/ready", timeout=3)
+            return response.status_code == 200 and bool(response.json()["live_feed"]["assigned"])
+
+        await wait_until_async(
+            "the API ready, its live feed assigned",
+            ready,
+            60,
+            interval_s=0.3,
+            watched=[api],
+            tolerate=(httpx.TransportError,),
+            detail=api.log_tail,
+        )
 
 
 async def produce_live(services: Services, topics: KafkaTopics, now: datetime) -> None:

@@ -5,7 +5,6 @@ simulator --MQTT--> bridge --Kafka--> Faust worker --asyncpg--> PostgreSQL --> A
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,27 +14,15 @@ import pytest
 from schema.topics import KafkaTopics
 from simulator.devices import tick_time
 from simulator.fleet import build_fleet
+from tests.fixtures.waiting import wait_until
 
-from ..conftest import Services, Spawn, Spawned, free_port
+from ..conftest import Services, Spawn, free_port
 
 pytestmark = pytest.mark.e2e
 
 # 00:30 UTC on the day Berlin springs forward at 01:00 UTC: the readings straddle the change.
 START = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)
 INTERVAL_S, TICKS, DEVICES, SEED = 900, 4, 3, 11
-
-
-def wait_for(what: str, probe: Any, timeout: float, *watched: Spawned) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for proc in watched:
-            if proc.process.poll() is not None:
-                pytest.fail(f"{proc.name} exited early:\n{proc.log_tail()}")
-        result = probe()
-        if result:
-            return result
-        time.sleep(0.5)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}")
 
 
 def test_a_reading_crosses_every_hop_and_comes_back_exactly(
@@ -78,8 +65,14 @@ def test_a_reading_crosses_every_hop_and_comes_back_exactly(
         except httpx.TransportError:
             return False
 
-    wait_for("the API", api_live, 60, api)
-    wait_for("the bridge's subscription", lambda: "subscribed" in bridge.log_tail(), 60, bridge)
+    wait_until("the API", api_live, 60, interval_s=0.5, watched=[api])
+    wait_until(
+        "the bridge's subscription",
+        lambda: "subscribed" in bridge.log_tail(),
+        60,
+        interval_s=0.5,
+        watched=[bridge],
+    )
 
     simulator = spawn(
         "simulator",
@@ -108,7 +101,13 @@ def test_a_reading_crosses_every_hop_and_comes_back_exactly(
             items: list[dict[str, Any]] = httpx.get(url, params=params, timeout=5).json()["items"]
             return items if len(items) == TICKS else []
 
-        items = wait_for(f"{model.spec.device_id}'s rows", all_rows, 120, bridge, worker, api)
+        items = wait_until(
+            f"{model.spec.device_id}'s rows",
+            all_rows,
+            120,
+            interval_s=0.5,
+            watched=[bridge, worker, api],
+        )
         assert [
             (i["device_id"], i["seq"], i["ts"], i["tz"], i["energy_kwh"], i["power_kw"])
             for i in items

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Spawn, free_port
-from tests.fixtures.bridge import scrape, wait_until
+from tests.fixtures.bridge import scrape
 from tests.fixtures.chaos import ChaosPlan, ChaosRun, private_cluster
+from tests.fixtures.waiting import wait_until
 from wattstream.localcluster import ClusterSettings
 
 ROUNDS = int(os.environ.get("WATTSTREAM_CHAOS_ROUNDS", "1"))
@@ -71,13 +72,12 @@ async def test_every_component_killed_loses_and_doubles_nothing(
     )
 
     def scraped() -> dict[str, float] | None:
-        try:
-            metrics = scrape(port)
-        except OSError:
-            return None
+        metrics = scrape(port)
         return metrics if metrics.get("wattstream_audit_runs_total", 0) >= 1 else None
 
-    metrics = await asyncio.to_thread(wait_until, "audit metrics", scraped, 60, watch)
+    metrics = await asyncio.to_thread(
+        wait_until, "audit metrics", scraped, 60, watched=[watch], tolerate=(OSError,)
+    )
     assert metrics["wattstream_audit_ok"] == 1.0
     assert metrics['wattstream_audit_readings{outcome="missing"}'] == 0.0
     assert metrics['wattstream_audit_readings{outcome="stored"}'] == report.readings.stored

@@ -3,7 +3,6 @@ equal to the recomputation, and no reading lost or stored twice."""
 
 from __future__ import annotations
 
-import asyncio
 import signal
 
 import asyncpg
@@ -21,15 +20,13 @@ from ..integration.test_stream_worker import (
     fleet_messages,
     produce,
     start_worker,
+    wait_for_every_event_processed,
     wait_for_rows,
 )
 
 pytestmark = pytest.mark.faults
 
 
-# One unexplained failure in ~15 runs (the first worker started ~4 minutes late); retried once
-# so that a recurrence is reported by the rerun plugin instead of failing the whole run.
-@pytest.mark.flaky(reruns=1)
 async def test_worker_killed_mid_run_loses_and_doubles_nothing(
     services: Services, database: str, kafka_topics: KafkaTopics, namespace: str, spawn: Spawn
 ) -> None:
@@ -46,7 +43,7 @@ async def test_worker_killed_mid_run_loses_and_doubles_nothing(
         second = start_worker(spawn, services, database, namespace, 1)
         await wait_for_rows(conn, "readings", DEVICES * HOURS * 3600 // INTERVAL_S, second)
         await wait_for_rows(conn, "health", await expected_closed_hours(conn), second)
-        await asyncio.sleep(2)
+        await wait_for_every_event_processed(services, kafka_topics, namespace, second)
         await check_invariants(conn)
     finally:
         await conn.close()

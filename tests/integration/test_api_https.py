@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import ssl
-import time
 from pathlib import Path
 
 import httpx
@@ -14,6 +12,7 @@ from tests.fixtures.api import start_api
 from wattstream.localcluster.tlscerts import ensure_server_certificate
 
 from ..conftest import Services, Spawn
+from ..fixtures.waiting import wait_until_async
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -33,15 +32,14 @@ async def test_the_api_over_https_with_a_key_required_for_commands(
     trusted = ssl.create_default_context(cafile=str(certificate.ca_file))
     base = f"https://127.0.0.1:{port}"
     async with httpx.AsyncClient(base_url=base, verify=trusted, timeout=5) as https:
-        deadline = time.monotonic() + 60
-        while True:
-            assert api.process.poll() is None, api.log_tail()
-            try:
-                live = await https.get("/live")
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "the API never answered over HTTPS"
-                await asyncio.sleep(0.3)
+        live = await wait_until_async(
+            "the API answering over HTTPS",
+            lambda: https.get("/live"),
+            60,
+            interval_s=0.3,
+            watched=[api],
+            tolerate=(httpx.TransportError,),
+        )
         assert live.status_code == 200
         # Write endpoints still want a key over HTTPS.
         command = {"action": "anomaly", "anomaly": "spike", "magnitude": 3.0, "duration_s": 600}

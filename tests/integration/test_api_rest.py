@@ -12,7 +12,6 @@ import asyncio
 import json
 import socket
 import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -32,6 +31,7 @@ from schema.device_messages import AnomalyKind, CommandAction, DeviceCommand
 from schema.topics import MqttTopics
 
 from ..conftest import migrated_database, provision
+from ..fixtures.waiting import wait_until
 
 if TYPE_CHECKING:
     from tests.conftest import Services
@@ -694,9 +694,7 @@ def test_a_command_reaches_the_device_topic_at_qos_1(
         )
         assert response.status_code == 202
         assert listener.received.wait(10)
-        deadline = time.monotonic() + 10
-        while len(listener.messages) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until("both commands on the broker", lambda: len(listener.messages) >= 2, 10)
         # Only the two accepted commands were published.
         assert [json.loads(m[3])["action"] for m in listener.messages] == [
             "anomaly",

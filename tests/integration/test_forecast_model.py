@@ -203,7 +203,7 @@ def test_nothing_loadable_fails_loudly_naming_both_files(artifact_copy: Path) ->
 
 def test_serving_is_one_graph_for_every_batch_size_and_thread_safe(quick: TrainResult) -> None:
     loaded = Forecaster.load(quick.directory)
-    serve = loaded._serve
+    serve = loaded.serve
     traced = serve.tracing_count()  # type: ignore[attr-defined]
     windows = probe_windows(loaded)
     expected = loaded.forecast(windows)
@@ -252,11 +252,12 @@ def test_committed_model_card_beats_seasonal_naive_by_a_quarter(committed: Forec
 
 
 def simulator_export() -> list[str]:
-    """The export command, or skip while the simulator has no ``history`` export (issue 3)."""
+    """The export command; a broken one fails the tests that need it (never a skip)."""
     command = export_command(os.environ.get("WATTSTREAM_TRAIN_EXPORT_COMMAND"))
     probe = subprocess.run([*command, "--help"], capture_output=True, text=True, check=False)
-    if probe.returncode != 0 or "--out" not in probe.stdout:
-        pytest.skip(f"no simulator history export yet: `{' '.join(command)} --help` shows no --out")
+    shown = f"`{' '.join(command)} --help` exited {probe.returncode}"
+    assert probe.returncode == 0, f"{shown}:\n{probe.stderr[-2000:]}"
+    assert "--out" in probe.stdout, f"{shown} without --out:\n{probe.stdout}"
     return command
 
 

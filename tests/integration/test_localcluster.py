@@ -1,7 +1,8 @@
 """The local cluster for real: up() starts working services, is idempotent, down() stops them.
 
 Uses its own home (a pytest temporary directory, mode 0700, so as root PostgreSQL's files take
-the /var/tmp fallback) and unusual ports, so it never touches the shared development cluster.
+the /var/tmp fallback) and free ports, so it never touches the shared development cluster and
+nothing else holding a port can fail it.
 The Kafka jars are shared with the development cluster's default location to avoid a second
 download.
 """
@@ -37,6 +38,8 @@ from wattstream.localcluster import (
     up,
 )
 
+from ..conftest import free_ports
+
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -53,12 +56,13 @@ def _gone(pid: int) -> bool:
 
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> ClusterSettings:
+    mqtt, kafka, controller, pg = free_ports(4)
     return ClusterSettings(
         home=tmp_path_factory.mktemp("localcluster") / "home",
-        mqtt_port=21883,
-        kafka_port=29092,
-        kafka_controller_port=29093,
-        pg_port=25432,
+        mqtt_port=mqtt,
+        kafka_port=kafka,
+        kafka_controller_port=controller,
+        pg_port=pg,
         kafka_jars_dir=ClusterSettings(home=REPO / ".wattstream").jars_dir,
     )
 
@@ -81,7 +85,7 @@ def first_status(cluster: Endpoints, settings: ClusterSettings) -> dict[str, Ser
 
 def test_up_returns_the_endpoints(cluster: Endpoints, settings: ClusterSettings) -> None:
     assert cluster == endpoints(settings)
-    assert cluster.kafka_bootstrap == "127.0.0.1:29092"
+    assert cluster.kafka_bootstrap == f"127.0.0.1:{settings.kafka_port}"
 
 
 def test_every_service_runs(first_status: dict[str, ServiceStatus]) -> None:

@@ -15,6 +15,7 @@ from wattstream.localcluster.process import ManagedProcess, alive
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
+# Processes for the tests to manage: they sleep so as to stay up, no test waits on them.
 SLEEPER = "import time; print('ready', flush=True); time.sleep(60)"
 STUBBORN = (
     "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "

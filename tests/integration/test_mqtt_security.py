@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import ssl
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -21,17 +20,11 @@ from schema.topics import MqttTopics
 from wattstream.localcluster import ClusterSettings
 
 from ..conftest import Services, provision
+from ..fixtures.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
 WAIT_S = 10.0
-
-
-def _settle(done: Callable[[], object], step_s: float = 0.01) -> None:
-    """Poll until ``done()`` is true or ``WAIT_S`` passed; the caller asserts what it got."""
-    deadline = time.monotonic() + WAIT_S
-    while not done() and time.monotonic() < deadline:
-        time.sleep(step_s)
 
 
 @pytest.fixture(autouse=True)
@@ -85,13 +78,13 @@ class Client:
         """Publish at QoS 1; the PUBACK's reason code."""
         info = self.client.publish(topic, payload, qos=1)
         info.wait_for_publish(WAIT_S)
-        _settle(lambda: info.mid in self.pubacks)
+        wait_until("the PUBACK", lambda: info.mid in self.pubacks, WAIT_S)
         return self.pubacks[info.mid]
 
     def subscribe(self, topic: str) -> None:
         before = len(self.subacks)
         self.client.subscribe(topic, options=SubscribeOptions(qos=1))
-        _settle(lambda: len(self.subacks) != before)
+        wait_until("the SUBACK", lambda: len(self.subacks) != before, WAIT_S)
 
     def close(self) -> None:
         self.client.disconnect()
@@ -153,7 +146,7 @@ def test_a_device_cannot_publish_under_another_devices_topic(
     assert device_a.publish(topics.commands(b), b"forged") == "Not authorized"
     assert device_a.publish(topics.readings(a), b"own") == "Success"
 
-    _settle(lambda: bridge.received, step_s=0.02)
+    wait_until("a message for the bridge", lambda: bridge.received, WAIT_S)
     # The bridge got the device's own reading and none of the forged ones.
     assert bridge.received == [(topics.readings(a), b"own")]
 
@@ -176,7 +169,7 @@ def test_commands_only_from_the_api_and_only_to_their_device(
     assert api.publish(topics.commands(b), b"from-api") == "Success"
     assert api.publish(topics.readings(b), b"api-forged") == "Not authorized"
 
-    _settle(lambda: device_b.received, step_s=0.02)
+    wait_until("a command for device B", lambda: device_b.received, WAIT_S)
     assert device_b.received == [(topics.commands(b), b"from-api")]
     # The API's command went out after A subscribed to B's commands: A never got it.
     assert device_a.received == []

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import itertools
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from simulator.fleet import build_fleet
 from simulator.settings import SimulatorSettings
 
 from ..conftest import Services, Spawn, provision_simulator
+from ..fixtures.waiting import wait_until_async
 
 pytestmark = pytest.mark.integration
 
@@ -65,13 +65,7 @@ class Observer:
     async def wait_for(
         self, what: str, probe: Callable[[], object], within_s: float = 20.0
     ) -> object:
-        deadline = time.monotonic() + within_s
-        while time.monotonic() < deadline:
-            result = probe()
-            if result:
-                return result
-            await asyncio.sleep(0.05)
-        pytest.fail(f"timed out after {within_s}s waiting for {what}")
+        return await wait_until_async(what, probe, within_s, interval_s=0.05)
 
 
 @contextlib.asynccontextmanager
@@ -455,7 +449,9 @@ async def test_set_interval_and_offline_online_commands(services: Services, name
         await command(CommandAction.OFFLINE)
         await seen.wait_for("offline", lambda: Presence.OFFLINE in statuses())
         count = len(readings())
-        await asyncio.sleep(0.5)  # 10 intervals of 15 simulated seconds
+        runtime = next(r for r in sim.plan.runtimes if r.device_id == target)
+        offline_at = runtime.ticks
+        await seen.wait_for("10 intervals offline", lambda: runtime.ticks >= offline_at + 10)
         assert len(readings()) <= count + 1  # at most one was already on its way
         await command(CommandAction.ONLINE)
         await seen.wait_for("online again", lambda: statuses()[-1:] == [Presence.ONLINE])
@@ -488,10 +484,12 @@ async def test_after_a_lost_connection_the_last_seconds_are_published_again_and_
         await seen.wait_for(
             "a resend", lambda: len(set(seqs("dev-00001"))) < len(seqs("dev-00001"))
         )
-        await asyncio.sleep(1.5)
+        # Everything seen before the drop (acknowledged well within the window) comes again.
+        await seen.wait_for(
+            "every reading seen before the drop again",
+            lambda: set(seqs("dev-00001")[:before]) <= set(seqs("dev-00001")[before:]),
+        )
         received = seqs("dev-00001")
-        # Everything seen before the drop (acknowledged well within the window) came again.
-        assert set(received[:before]) <= set(received[before:])
         assert sim.transport.connection_of("dev-00001").resent >= before
         assert sim.transport.connection_of("dev-00000").resent == 0
     recorded = {

@@ -22,6 +22,7 @@ from simulator.errors import BrokerRefused
 from simulator.settings import SimulatorSettings
 
 from ..conftest import free_port
+from ..fixtures.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -66,14 +67,19 @@ def secure_broker(tmp_path: Path) -> Iterator[SecureBroker]:
     with (tmp_path / "broker.log").open("wb") as log:
         process = subprocess.Popen([mosquitto, "-c", str(config)], stderr=log)
     try:
-        deadline = time.monotonic() + 10
-        while True:
+
+        def listening() -> bool:
+            assert process.poll() is None, (tmp_path / "broker.log").read_text()
             with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            if time.monotonic() > deadline or process.poll() is not None:
-                pytest.fail(f"mosquitto did not start: {(tmp_path / 'broker.log').read_text()}")
-            time.sleep(0.05)
+                return sock.connect_ex(("127.0.0.1", port)) == 0
+
+        wait_until(
+            "mosquitto listening",
+            listening,
+            10,
+            interval_s=0.05,
+            detail=(tmp_path / "broker.log").read_text,
+        )
         yield SecureBroker(port, tmp_path / "ca.crt")
     finally:
         process.terminate()

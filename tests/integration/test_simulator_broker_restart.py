@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-import time
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -28,14 +27,16 @@ from simulator.settings import SimulatorSettings
 from wattstream.localcluster import ClusterSettings
 from wattstream.localcluster import mosquitto as broker
 
-from ..conftest import free_port, private_mqtt_auth
+from ..conftest import Services, free_port, private_mqtt_auth
+from ..fixtures.waiting import wait_until_async
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(180)]
 
 
 @pytest.fixture
-def broker_settings(tmp_path: Path) -> Iterator[ClusterSettings]:
-    """A private broker's settings; stopped after the test if it was started."""
+def broker_settings(tmp_path: Path, services: Services) -> Iterator[ClusterSettings]:
+    """A private broker's settings; stopped after the test if it was started. (``services``
+    puts the session's credentials in the environment the simulator's settings read.)"""
     settings = ClusterSettings(
         home=tmp_path / "cluster",
         mqtt_port=free_port(),
@@ -92,15 +93,6 @@ class PersistentObserver:
         self.client.loop_stop()
 
 
-async def wait_until(what: str, probe: object, within_s: float = 30.0) -> None:
-    assert callable(probe)
-    deadline = time.monotonic() + within_s
-    while not probe():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
-
-
 @pytest.mark.parametrize("connections", ["per-device", "pooled:2"])
 async def test_broker_restart_loses_no_reading(
     private_broker: ClusterSettings, namespace: str, connections: str
@@ -133,21 +125,45 @@ async def test_broker_restart_loses_no_reading(
                 if t.endswith("/readings")
             ]
 
-        await wait_until("a few readings", lambda: len(readings()) >= 9)
+        await wait_until_async("a few readings", lambda: len(readings()) >= 9, 30)
         await asyncio.to_thread(broker.stop, private_broker)
-        await asyncio.sleep(2)  # readings pile up in the simulator meanwhile
+        await wait_until_async(
+            "readings piling up in the simulator (two a device)",
+            lambda: sum(c.unacked for c in sim.transport.connections) >= 2 * config.devices,
+            30,
+        )
         await asyncio.to_thread(broker.start, private_broker)
         await asyncio.to_thread(broker.wait_ready, private_broker)
-        await wait_until(
-            "every connection back", lambda: all(c.connects >= 2 for c in sim.transport.connections)
+        await wait_until_async(
+            "every connection back",
+            lambda: all(c.connects >= 2 for c in sim.transport.connections),
+            30,
         )
         before = len(readings())
-        await wait_until("readings after the restart", lambda: len(readings()) >= before + 12)
+
+        def every_device_went_on() -> bool:
+            after = readings()[before:]
+            return (
+                len({device for device, _ in after}) == 3
+                and min(max(seq for device, seq in after if device == d) for d, _ in after) >= 12
+            )
+
+        await wait_until_async(
+            "every device's 13th reading after the restart", every_device_went_on, 30
+        )
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    await asyncio.sleep(1)
+
+    def without_gaps() -> bool:
+        seqs: dict[str, set[int]] = defaultdict(set)
+        for device_id, seq in readings():
+            seqs[device_id].add(seq)
+        return all(seen == set(range(max(seen) + 1)) for seen in seqs.values())
+
+    # Readings on their way when the simulator stopped still arrive; a lost one never does.
+    await wait_until_async("every device's readings without a gap", without_gaps, 10)
     observer.close()
 
     seqs: dict[str, set[int]] = defaultdict(set)
@@ -168,7 +184,7 @@ async def test_broker_restart_loses_no_reading(
 
 
 async def test_the_simulator_waits_for_a_broker_that_is_not_up_yet(
-    broker_settings: ClusterSettings, namespace: str
+    broker_settings: ClusterSettings, namespace: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     config = SimulatorSettings(
         mqtt=MqttConnection(port=broker_settings.mqtt_port),
@@ -183,7 +199,7 @@ async def test_the_simulator_waits_for_a_broker_that_is_not_up_yet(
     broker.provision(broker_settings, identities(config))  # written now, read at start
     sim = Simulator(config, make_plan(config))
     task = asyncio.create_task(sim.run(), name="simulator")
-    await asyncio.sleep(1.5)
+    await wait_until_async("a failed attempt to connect", lambda: "retrying in" in caplog.text, 30)
     assert not task.done()  # still trying
     await asyncio.to_thread(broker.start, broker_settings)
     await asyncio.wait_for(task, 60)

@@ -6,7 +6,6 @@ a forecast for every hour once 24 hours of history exist, and health rows for ev
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +21,8 @@ from simulator.fleet import build_fleet
 from stream.core.localtime import local_hour
 
 from ..conftest import Services, Spawn, Spawned
+from ..fixtures.consumer_group import unacknowledged
+from ..fixtures.waiting import wait_until_async
 
 pytestmark = pytest.mark.integration
 
@@ -103,22 +104,38 @@ async def expected_closed_hours(conn: asyncpg.Connection) -> int:
 
 
 async def wait_for_rows(conn: asyncpg.Connection, table: str, count: int, *procs: Spawned) -> None:
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        for proc in procs:
-            if proc.process.poll() is not None:
-                pytest.fail(f"{proc.name} exited:\n{proc.log_tail()}")
-        have = await conn.fetchval(f"SELECT count(*) FROM {table}")
-        if have >= count:
-            return
-        await asyncio.sleep(1)
-    gaps = await conn.fetch(
-        "SELECT device_id, s AS seq FROM (SELECT device_id, generate_series(0, max(seq)) AS s"
-        " FROM readings GROUP BY device_id) g WHERE NOT EXISTS (SELECT 1 FROM readings r"
-        " WHERE r.device_id = g.device_id AND r.seq = g.s) ORDER BY 1, 2 LIMIT 20"
+    async def enough() -> bool:
+        have: int = await conn.fetchval(f"SELECT count(*) FROM {table}")
+        return have >= count
+
+    async def missing() -> str:
+        gaps = await conn.fetch(
+            "SELECT device_id, s AS seq FROM (SELECT device_id, generate_series(0, max(seq)) AS s"
+            " FROM readings GROUP BY device_id) g WHERE NOT EXISTS (SELECT 1 FROM readings r"
+            " WHERE r.device_id = g.device_id AND r.seq = g.s) ORDER BY 1, 2 LIMIT 20"
+        )
+        tails = "\n".join(p.log_tail(15) for p in procs)
+        return f"missing readings {gaps}\n{tails}"
+
+    await wait_until_async(
+        f"{count} rows in {table}", enough, 240, interval_s=1, watched=procs, detail=missing
     )
-    tails = "\n".join(p.log_tail(15) for p in procs)
-    pytest.fail(f"{table}: {have} rows of {count} after 240 s; missing {gaps}\n{tails}")
+
+
+async def wait_for_every_event_processed(
+    services: Services, topics: KafkaTopics, namespace: str, *procs: Spawned
+) -> None:
+    """Until the workers acknowledged every event they read (after their database commit), so
+    nothing more can come from them."""
+    source = [topics.readings, topics.device_birth, topics.device_status]
+
+    async def caught_up() -> bool:
+        lag = await unacknowledged(services.kafka_bootstrap, f"worker-{namespace}", source)
+        return lag == 0
+
+    await wait_until_async(
+        "the workers' acknowledgement of every event", caught_up, 120, interval_s=1, watched=procs
+    )
 
 
 async def recomputed_hours(
@@ -166,7 +183,7 @@ async def test_accelerated_fleet_gives_exact_hours_forecasts_and_health(
         expected = DEVICES * HOURS * 3600 // INTERVAL_S
         await wait_for_rows(conn, "readings", expected, worker)
         await wait_for_rows(conn, "health", await expected_closed_hours(conn), worker)
-        await asyncio.sleep(2)  # nothing more may come
+        await wait_for_every_event_processed(services, kafka_topics, namespace, worker)
         await check_invariants(conn)
     finally:
         await conn.close()
@@ -183,18 +200,21 @@ async def test_a_second_worker_joining_splits_the_partitions(
     try:
         await wait_for_rows(conn, "hourly", 20, first)
         second = start_worker(spawn, services, database, namespace, 1)
-        # The rebalance gives the newcomer part of the device topics (Faust logs its share).
-        deadline = time.monotonic() + 120
-        while f"{kafka_topics.readings} " not in second.log.read_text(errors="replace"):
-            assert time.monotonic() < deadline, (
-                f"no partitions for the second worker:\n{second.log_tail()}"
-            )
-            assert second.process.poll() is None, second.log_tail()
-            await asyncio.sleep(1)
+        # The rebalance gives the newcomer part of the device topics: its Kafka consumer logs
+        # "Setting newly assigned partitions {TopicPartition(topic='<readings>', ...), ...}".
+        await wait_until_async(
+            "partitions for the second worker",
+            lambda: f"TopicPartition(topic='{kafka_topics.readings}'"
+            in second.log.read_text(errors="replace"),
+            120,
+            interval_s=1,
+            watched=[second],
+            detail=second.log_tail,
+        )
         await produce(services.kafka_bootstrap, messages[half:])
         await wait_for_rows(conn, "readings", DEVICES * HOURS * 3600 // INTERVAL_S, first, second)
         await wait_for_rows(conn, "health", await expected_closed_hours(conn), first, second)
-        await asyncio.sleep(2)
+        await wait_for_every_event_processed(services, kafka_topics, namespace, first, second)
         await check_invariants(conn)
     finally:
         await conn.close()

@@ -94,5 +94,5 @@ def test_memory_stays_bounded_while_one_key_is_replaced_many_times() -> None:
     for n in range(10_000):
         queue.put(Ev("a", n))
     assert len(queue) == 1
-    assert len(queue._slots) <= 2 * queue.maxsize + 1
+    assert queue.held <= 2 * queue.maxsize + 1
     assert drain(queue) == [("a", 9999, 9999)]

@@ -167,7 +167,7 @@ def test_plan_from_the_fleet_file_with_flags_winning(fleet_file: Path) -> None:
     assert plan.start == datetime(2026, 3, 28, 23, 0, tzinfo=UTC)
     assert [m.spec.tz for m in plan.fleet[:3]] == ["Asia/Kathmandu"] * 3
     assert [m.spec.tz for m in plan.fleet[3:]] == list(ODD_OFFSET_ZONES[:2])  # odd-offsets
-    assert plan.runtimes[0]._faults.duplicate_p == 0.25
+    assert plan.runtimes[0].faults.duplicate_p == 0.25
     events = [e for _ in range(6) for e in plan.runtimes[4].tick()]
     labels = [e for e in events if not hasattr(e, "seq") and hasattr(e, "label_id")]
     assert len(labels) == 1 and labels[0].source is LabelSource.SCHEDULE  # type: ignore[union-attr]

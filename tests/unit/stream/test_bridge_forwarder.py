@@ -73,6 +73,8 @@ class HandProducer:
 
 
 async def settle() -> None:
+    """Let the forwarder's tasks run: no time passes and nothing external is awaited (the
+    source and producer are fakes driven by the test), so a number of loop turns suffices."""
     for _ in range(20):
         await asyncio.sleep(0)
 
@@ -99,13 +101,13 @@ async def test_acks_follow_arrival_order_whatever_order_kafka_acks_in() -> None:
     await settle()
     assert source.acked == [1, 2, 3]
     assert fwd.in_flight == 2
-    assert metrics.in_flight._value.get() == 2
+    assert metrics.registry.get_sample_value("bridge_in_flight") == 2
     producer.ack(3)
     await settle()
     assert source.acked == [1, 2, 3, 4, 5]
     stop.set()
     await task
-    assert metrics.forwarded.labels("reading")._value.get() == 5
+    assert metrics.registry.get_sample_value("bridge_forwarded_total", {"kind": "reading"}) == 5
 
 
 async def test_records_are_keyed_by_device_and_bad_ones_dead_lettered() -> None:
@@ -125,9 +127,14 @@ async def test_records_are_keyed_by_device_and_bad_ones_dead_lettered() -> None:
     stop.set()
     await task
     assert source.acked == [1, 2, 3]
-    assert metrics.dead_lettered.labels("malformed_json")._value.get() == 1
-    assert metrics.forwarded.labels("reading")._value.get() == 2
-    assert metrics.received.labels("reading")._value.get() == 3
+    assert (
+        metrics.registry.get_sample_value(
+            "bridge_dead_lettered_total", {"reason": "malformed_json"}
+        )
+        == 1
+    )
+    assert metrics.registry.get_sample_value("bridge_forwarded_total", {"kind": "reading"}) == 2
+    assert metrics.registry.get_sample_value("bridge_received_total", {"kind": "reading"}) == 3
 
 
 async def test_the_window_bounds_what_is_taken_while_kafka_does_not_answer() -> None:

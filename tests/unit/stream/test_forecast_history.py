@@ -12,7 +12,7 @@ from schema.history import HourlyEnergy
 from stream.forecast.__main__ import parse_args
 from stream.forecast.errors import HistoryError
 from stream.forecast.features import FeatureSpec, build_windows
-from stream.forecast.history import ExportRequest, read_history
+from stream.forecast.history import ExportRequest, as_typed, default_export_command, read_history
 from stream.forecast.settings import QUICK, TrainPlan, TrainSettings
 from stream.forecast.train import reproduce_command, split_by_time
 
@@ -104,3 +104,9 @@ def test_export_arguments_are_the_simulator_flags() -> None:
         "--devices", "3", "--days", "1.5", "--seed", "9", "--start", "2026-01-05T00:00:00+00:00",
         "--interval-s", "60", "--out", "out.jsonl",
     ]  # fmt: skip
+
+
+def test_the_card_records_the_export_as_a_user_would_type_it() -> None:
+    argv = [*default_export_command(), "--devices", "3", "--out", "HISTORY.jsonl"]
+    assert as_typed(argv) == "python -m simulator history --devices 3 --out HISTORY.jsonl"
+    assert as_typed(["/opt/sim", "--out", "a b"]) == "/opt/sim --out 'a b'"  # a custom command

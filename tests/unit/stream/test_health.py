@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 
 from schema.results import Health
@@ -13,6 +14,7 @@ from stream.core.health import (
     residual_alert,
     status_of,
 )
+from stream.forecast.baselines import error_metrics
 
 pytestmark = pytest.mark.unit
 
@@ -49,6 +51,16 @@ def test_metrics_are_exact_on_a_known_series() -> None:
     assert m.naive_rmse_24h == pytest.approx(0.2)
     assert m.rmse_ratio == pytest.approx(0.5)
     assert (m.completeness_24h, m.gaps_24h, m.status) == (1.0, 0, Status.GREEN)
+
+
+def test_bias_is_forecast_minus_actual_as_in_the_training_scorecard() -> None:
+    # Forecasts 0.3 kWh too high every hour: an over-forecast, a positive bias (and the same
+    # number error_metrics gives the model card for the same hours).
+    scored = [hour(k, 1.0, 1.3, 1.2) for k in range(8)]
+    m = health_metrics(scored)
+    assert m.bias_24h == pytest.approx(0.3)
+    card = error_metrics(np.full(8, 1.0), np.full(8, 1.3))
+    assert card["bias"] == pytest.approx(m.bias_24h)
 
 
 def test_only_the_last_24_hours_count() -> None:
