@@ -204,8 +204,10 @@ async def test_a_second_worker_joining_splits_the_partitions(
         # "Setting newly assigned partitions {TopicPartition(topic='<readings>', ...), ...}".
         await wait_until_async(
             "partitions for the second worker",
-            lambda: f"TopicPartition(topic='{kafka_topics.readings}'"
-            in second.log.read_text(errors="replace"),
+            lambda: (
+                f"TopicPartition(topic='{kafka_topics.readings}'"
+                in second.log.read_text(errors="replace")
+            ),
             120,
             interval_s=1,
             watched=[second],

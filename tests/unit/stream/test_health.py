@@ -57,7 +57,7 @@ def test_bias_is_forecast_minus_actual_as_in_the_training_scorecard() -> None:
     # Forecasts 0.3 kWh too high every hour: an over-forecast, a positive bias (and the same
     # number error_metrics gives the model card for the same hours).
     scored = [hour(k, 1.0, 1.3, 1.2) for k in range(8)]
-    m = health_metrics(scored)
+    m = health_of(scored)
     assert m.bias_24h == pytest.approx(0.3)
     card = error_metrics(np.full(8, 1.0), np.full(8, 1.3))
     assert card["bias"] == pytest.approx(m.bias_24h)
