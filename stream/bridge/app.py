@@ -33,12 +33,14 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from schema.credentials import BrokerAuth
+from schema.topics import KafkaTopics
 from stream.bridge.backoff import Backoff
 from stream.bridge.errors import DeliveryFailed, MqttUnavailable
 from stream.bridge.health import Health, HealthServer, assess
 from stream.bridge.metrics import BridgeMetrics
 from stream.bridge.mqtt_source import MqttMessage, MqttSource
 from stream.bridge.routing import Record, Router
+from stream.provision import ensure_topics
 from stream.settings import BridgeSettings
 
 log = logging.getLogger(__name__)
@@ -182,11 +184,18 @@ class Forwarder:
                 self._metrics.dead_lettered.labels(pending.record.reason).inc()
 
 
+def mqtt_client_id(settings: BridgeSettings) -> str:
+    """The bridge's MQTT client id, scoped by the namespace: two pipelines on one broker never
+    take over each other's session."""
+    ns = settings.topic_namespace
+    return f"{ns}-{settings.mqtt_client_id}" if ns else settings.mqtt_client_id
+
+
 def producer_options(settings: BridgeSettings) -> dict[str, object]:
     """How the bridge's Kafka producer is configured: idempotent, ``acks=all``."""
     return {
         "bootstrap_servers": settings.kafka_bootstrap,
-        "client_id": settings.mqtt_client_id,
+        "client_id": mqtt_client_id(settings),
         "enable_idempotence": True,  # a retried batch is written once, in order
         "acks": "all",
         "linger_ms": settings.kafka_linger_ms,
@@ -236,8 +245,16 @@ class Bridge:
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = self._backoff()
+        topics_ready = False
         while not stop.is_set():
             try:
+                if not topics_ready:  # before the first record: never rely on auto-creation
+                    await ensure_topics(
+                        self._settings.kafka_bootstrap,
+                        KafkaTopics(self._settings.topic_namespace).specs(),
+                        client_id=mqtt_client_id(self._settings),
+                    )
+                    topics_ready = True
                 async with kafka_producer(self._settings) as producer:
                     backoff.reset()
                     self._producing = True
@@ -263,7 +280,7 @@ class Bridge:
                 async with MqttSource(
                     settings.mqtt_host,
                     settings.mqtt_port,
-                    settings.mqtt_client_id,
+                    mqtt_client_id(settings),
                     self._router.subscriptions,
                     receive_maximum=settings.max_in_flight,
                     session_expiry_s=settings.mqtt_session_expiry_s,

@@ -1,7 +1,8 @@
 """``python -m stream.worker`` / ``wattstream stream``: the Faust worker.
 
 Faust's worker (mode) owns the event loop and the SIGINT/SIGTERM handling, so this entry point
-hands it the app instead of calling ``asyncio.run``.
+hands it the app (through :func:`stream.worker.lifetime.run`, which creates the topics first)
+instead of calling ``asyncio.run``.
 """
 
 from __future__ import annotations
@@ -9,9 +10,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-import faust
-
 from stream.settings import StreamSettings
+from stream.worker import lifetime
 from stream.worker.app import create_app
 
 
@@ -34,8 +34,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[StreamSettings, str]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     settings, log_level = parse_args(argv)
-    app = create_app(settings)
-    faust.Worker(app, loglevel=log_level, quiet=True).execute_from_commandline()
+    lifetime.run(settings, log_level, create_app)
 
 
 if __name__ == "__main__":
