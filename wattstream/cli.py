@@ -78,6 +78,24 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="provision: write Mosquitto's password file and ACL into DIR for docker-compose "
         "(secrets from WATTSTREAM_COMPOSE_* variables) instead of the local cluster",
     )
+    topics = commands.add_parser(
+        "topics", help="create the pipeline's Kafka topics that do not exist yet (idempotent)"
+    )
+    topics.add_argument("action", choices=["create"])
+    topics.add_argument(
+        "--kafka-bootstrap",
+        default=os.environ.get("WATTSTREAM_TOPICS_KAFKA_BOOTSTRAP", "127.0.0.1:19092"),
+    )
+    topics.add_argument(
+        "--namespace",
+        default=os.environ.get("WATTSTREAM_TOPICS_NAMESPACE", ""),
+        help="topic namespace",
+    )
+    topics.add_argument(
+        "--app-id",
+        default=os.environ.get("WATTSTREAM_TOPICS_APP_ID", "wattstream-stream"),
+        help="the stream worker's app id (its changelog topic is created too)",
+    )
     run = commands.add_parser("run", help="services up + migrate + the whole pipeline")
     run.add_argument("--devices", type=int, default=20)
 
@@ -106,6 +124,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             migrations.upgrade(args.database_url, args.revision, options)
     elif args.command == "services":
         sys.exit(_services(args))
+    elif args.command == "topics":
+        sys.exit(_topics(args))
     elif args.command == "run":
         from wattstream import launcher  # noqa: PLC0415
 
@@ -121,6 +141,18 @@ def _read_identities(source: str) -> str:
         return sys.stdin.read()
     with open(source, encoding="utf-8") as file:  # noqa: PTH123 - a path from the command line
         return file.read()
+
+
+def _topics(args: argparse.Namespace) -> int:
+    import asyncio  # noqa: PLC0415
+
+    from schema.topics import KafkaTopics  # noqa: PLC0415
+    from stream.provision import ensure_topics_retrying  # noqa: PLC0415
+
+    specs = KafkaTopics(args.namespace).worker_specs(args.app_id)
+    created = asyncio.run(ensure_topics_retrying(args.kafka_bootstrap, specs))
+    _announce(f"{len(specs)} topics, {len(created)} created: {', '.join(created) or '-'}")
+    return 0
 
 
 def _services(args: argparse.Namespace) -> int:
