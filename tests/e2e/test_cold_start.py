@@ -79,6 +79,7 @@ class Pipeline:
         )
         self.journal = workdir / f"{namespace}-journal.jsonl"
         self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
         self.procs: dict[str, Spawned] = {}
         self._runs = 0
         self.simulator_started = 0.0
@@ -125,7 +126,7 @@ class Pipeline:
             "--start=2026-01-05T00:00:00+00:00",
             f"--max-ticks={SIM_TICKS}",
             f"--speed={SIM_SPEED}",
-            f"--journal-file={self.journal}",
+            f"--journal={self.journal}",
         )
         provision_simulator(self.services, *args)
         self.simulator_started = time.monotonic()
