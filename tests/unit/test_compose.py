@@ -52,7 +52,10 @@ DEPENDENCIES = {
         "topics": "service_completed_successfully",
         "migrate": "service_completed_successfully",
     },
-    "api": {"migrate": "service_completed_successfully"},
+    "api": {
+        "migrate": "service_completed_successfully",
+        "topics": "service_completed_successfully",
+    },
     "simulator": {"mosquitto": "service_healthy", "bridge": "service_healthy"},
 }
 
