@@ -36,7 +36,7 @@ from mode import Service
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from schema.topics import KafkaTopics
-from stream.bridge.health import Health, HealthServer
+from stream.bridge.health import Health, HealthServer, from_checks
 from stream.provision import ensure_topics_retrying
 from stream.settings import StreamSettings
 
@@ -70,22 +70,13 @@ class Progress:
     def assess(self) -> Health:
         idle = self.idle_s()
         stalled = bool(self.lag) and idle > self._stall_after_s
-        problems = [
-            p
-            for p, present in (
+        return from_checks(
+            (
                 (f"failed: {self._failure}", self._failure is not None),
                 (f"{self.lag} readings waiting, no batch for {idle:.0f} s", stalled),
-            )
-            if present
-        ]
-        return Health(
-            healthy=not problems,
-            detail={
-                "status": "ok" if not problems else "unhealthy",
-                "problems": problems,
-                "lag": self.lag,
-                "seconds_since_progress": round(idle, 1),
-            },
+            ),
+            lag=self.lag,
+            seconds_since_progress=round(idle, 1),
         )
 
 

@@ -13,6 +13,7 @@ import pytest
 from schema.topics import KafkaTopics
 
 from ..conftest import Services, Spawn, Spawned
+from ..e2e.test_cold_start import wait_until
 from ..integration.test_stream_worker import (
     DEVICES,
     HOURS,
@@ -31,16 +32,11 @@ async def wait_rows(
     conn: asyncpg.Connection, table: str, count: int, within_s: float, proc: Spawned
 ) -> None:
     """Wait until ``table`` has ``count`` rows; fail after ``within_s`` or if ``proc`` exits."""
-    deadline = time.monotonic() + within_s
-    have = 0
-    while time.monotonic() < deadline:
-        if proc.process.poll() is not None:
-            pytest.fail(f"{proc.name} exited:\n{proc.log_tail()}")
-        have = await conn.fetchval(f"SELECT count(*) FROM {table}")
-        if have >= count:
-            return
-        await asyncio.sleep(0.5)
-    pytest.fail(f"{table}: {have} of {count} rows after {within_s:.0f} s\n{proc.log_tail(60)}")
+
+    async def enough() -> bool:
+        return bool(await conn.fetchval(f"SELECT count(*) FROM {table}") >= count)
+
+    await wait_until(f"{count} rows in {table}", enough, within_s, proc)
 
 
 async def test_worker_started_before_its_topics_exist_processes_everything(
