@@ -16,13 +16,41 @@ READINGS_PARTITIONS = 6
 """Partitions of ``readings``: the most stream workers that can share the load."""
 
 
+DEVICE_STATE_TABLE = "device-state"
+"""The stream worker's per-device state table (changelog: ``{app id}-device-state-changelog``)."""
+
+WEEK_MS = 7 * 24 * 3600 * 1000
+
+
 @dataclass(frozen=True, slots=True)
 class KafkaTopicSpec:
-    """A Kafka topic the pipeline needs, with the partition count it is created with."""
+    """A Kafka topic the pipeline needs, as every service creates it when it is missing."""
 
     name: str
     partitions: int
     compacted: bool = False
+    retention_ms: int | None = None
+    """``retention.ms`` (``None``: the broker's default; compacted topics keep every key)."""
+    replication: int = 1
+    """Replicas (the local cluster and compose run one broker)."""
+
+    def configs(self) -> dict[str, str]:
+        """The topic-level configuration it is created with."""
+        out = {"cleanup.policy": "compact" if self.compacted else "delete"}
+        if self.retention_ms is not None:
+            out["retention.ms"] = str(self.retention_ms)
+        return out
+
+
+def scoped_app_id(app_id: str, namespace: str) -> str:
+    """The stream worker's Faust application id under a namespace: its consumer group and the
+    prefix of its internal topics, so that two namespaces never share either."""
+    return f"{namespace}.{app_id}" if namespace else app_id
+
+
+def changelog_topic(app_id: str, table: str = DEVICE_STATE_TABLE) -> str:
+    """Faust's name for the changelog of ``table`` of the application ``app_id``."""
+    return f"{app_id}-{table}-changelog"
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,16 +157,31 @@ class KafkaTopics:
     def alerts(self) -> str:
         return self._name("alerts")
 
+    @property
+    def results(self) -> tuple[str, ...]:
+        """The topics the stream worker writes its results to."""
+        return (self.readings_late, self.hourly, self.forecasts, self.health, self.alerts)
+
     def specs(self, *, readings_partitions: int = READINGS_PARTITIONS) -> list[KafkaTopicSpec]:
-        """Every topic the pipeline needs, with its partition count."""
+        """Every topic of the pipeline but the worker's internal ones (:meth:`worker_specs`)."""
         return [
-            KafkaTopicSpec(self.readings, readings_partitions),
-            KafkaTopicSpec(self.readings_dlq, 1),
+            KafkaTopicSpec(self.readings, readings_partitions, retention_ms=WEEK_MS),
+            KafkaTopicSpec(self.readings_dlq, 1, retention_ms=WEEK_MS),
             KafkaTopicSpec(self.device_status, readings_partitions, compacted=True),
             KafkaTopicSpec(self.device_birth, readings_partitions, compacted=True),
-            KafkaTopicSpec(self.readings_late, readings_partitions),
             *(
-                KafkaTopicSpec(name, readings_partitions)
-                for name in (self.hourly, self.forecasts, self.health, self.alerts)
+                KafkaTopicSpec(name, readings_partitions, retention_ms=WEEK_MS)
+                for name in self.results
             ),
+        ]
+
+    def worker_specs(
+        self, app_id: str, *, readings_partitions: int = READINGS_PARTITIONS
+    ) -> list[KafkaTopicSpec]:
+        """:meth:`specs` and the internal topics of the worker whose (unscoped) id is
+        ``app_id``: its table's changelog, compacted, with the source topics' partitions."""
+        changelog = changelog_topic(scoped_app_id(app_id, self.namespace))
+        return [
+            *self.specs(readings_partitions=readings_partitions),
+            KafkaTopicSpec(changelog, readings_partitions, compacted=True),
         ]

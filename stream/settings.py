@@ -95,6 +95,21 @@ class StreamSettings(BaseSettings, ServiceOptions):
     before another worker takes them over."""
     max_silent: timedelta = timedelta(hours=3)
     """A silent device's empty hours are closed (completeness 0) for this long, then no more."""
+    # -- cold start, stalls and stopping (issue 20) --------------------------------------
+    topic_wait_s: Annotated[float, Field(gt=0)] = 120.0
+    """At start, how long to keep trying to create the pipeline's topics while Kafka is
+    unreachable before exiting non-zero."""
+    stall_after_s: Annotated[float, Field(gt=0)] = 120.0
+    """``/healthz`` fails (and the worker logs why) when readings wait on an assigned partition
+    and no batch has been processed for this long."""
+    stop_timeout_s: Annotated[float, Field(gt=0)] = 30.0
+    """After SIGTERM (or a crashed agent), how long a clean stop may take before the worker
+    exits non-zero regardless of its state."""
+    metrics_host: str = "127.0.0.1"
+    """Address of the HTTP server for metrics and health."""
+    metrics_port: Annotated[int, Field(ge=0, le=65_535)] = 0
+    """Prometheus metrics (``/metrics``) and health (``/healthz``) on this port (0: off;
+    compose serves them on 9102)."""
 
     @model_validator(mode="after")
     def _no_placeholder_secrets(self) -> StreamSettings:

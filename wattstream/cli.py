@@ -63,31 +63,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     for flag, default, help_ in _STORAGE_FLAGS:  # see schema/storage.py
         variable = "WATTSTREAM_MIGRATE_" + flag.upper().replace("-", "_")
         migrate.add_argument(f"--{flag}", default=os.environ.get(variable, default), help=help_)
-    services = commands.add_parser("services", help="the local cluster without Docker")
-    actions = services.add_subparsers(dest="action", required=True, metavar="ACTION")
-    actions.add_parser("up", help="start Mosquitto, Kafka and PostgreSQL (installing them)")
-    actions.add_parser("down", help="stop them")
-    actions.add_parser("status", help="show whether each is running")
-    actions.add_parser(
-        "env",
-        help="print the variables that point every service at the local cluster, with its "
-        "credentials",
-    )
-    provision = actions.add_parser(
-        "provision",
-        help="let the devices and gateways of --identities (JSON, as `python -m simulator "
-        "identities` prints) connect to the broker",
-    )
-    provision.add_argument("--identities", default="-", help="JSON file of identities ('-': stdin)")
-    provision.add_argument(
-        "--compose",
-        metavar="DIR",
-        help="write Mosquitto's password file and ACL into DIR for docker-compose "
-        "(secrets from WATTSTREAM_COMPOSE_* variables) instead of the local cluster",
-    )
-    actions.add_parser(
-        "test-tools", help="install what the test suite needs beyond the cluster (docker-compose)"
-    )
+    _add_services(commands)
+    _add_topics(commands)
     run = commands.add_parser("run", help="services up + migrate + the whole pipeline")
     run.add_argument("--devices", type=int, default=20)
 
@@ -118,10 +95,63 @@ def main(argv: Sequence[str] | None = None) -> None:
             migrations.upgrade(args.database_url, args.revision, options)
     elif args.command == "services":
         sys.exit(_services(args))
+    elif args.command == "topics":
+        sys.exit(_topics(args))
     elif args.command == "run":
         from wattstream import launcher  # noqa: PLC0415
 
         sys.exit(launcher.run_pipeline(devices=args.devices, announce=_announce))
+
+
+def _add_services(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    services = commands.add_parser("services", help="the local cluster without Docker")
+    actions = services.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("up", help="start Mosquitto, Kafka and PostgreSQL (installing them)")
+    actions.add_parser("down", help="stop them")
+    actions.add_parser("status", help="show whether each is running")
+    actions.add_parser(
+        "env",
+        help="print the variables that point every service at the local cluster, with its "
+        "credentials",
+    )
+    provision = actions.add_parser(
+        "provision",
+        help="let the devices and gateways of --identities (JSON, as `python -m simulator "
+        "identities` prints) connect to the broker",
+    )
+    provision.add_argument("--identities", default="-", help="JSON file of identities ('-': stdin)")
+    provision.add_argument(
+        "--compose",
+        metavar="DIR",
+        help="write Mosquitto's password file and ACL into DIR for docker-compose "
+        "(secrets from WATTSTREAM_BRIDGE_MQTT_PASSWORD, WATTSTREAM_API_MQTT_PASSWORD and "
+        "WATTSTREAM_SIM_DEVICE_KEY) instead of the local cluster",
+    )
+    actions.add_parser(
+        "test-tools", help="install what the test suite needs beyond the cluster (docker-compose)"
+    )
+
+
+def _add_topics(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    topics = commands.add_parser("topics", help="the pipeline's Kafka topics")
+    topic_actions = topics.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = topic_actions.add_parser(
+        "create", help="create the pipeline's Kafka topics that do not exist yet (idempotent)"
+    )
+    create.add_argument(
+        "--kafka-bootstrap",
+        default=os.environ.get("WATTSTREAM_TOPICS_KAFKA_BOOTSTRAP", "127.0.0.1:19092"),
+    )
+    create.add_argument(
+        "--namespace",
+        default=os.environ.get("WATTSTREAM_TOPICS_NAMESPACE", ""),
+        help="topic namespace",
+    )
+    create.add_argument(
+        "--app-id",
+        default=os.environ.get("WATTSTREAM_TOPICS_APP_ID", "wattstream-stream"),
+        help="the stream worker's app id (its changelog topic is created too)",
+    )
 
 
 def _announce(text: str) -> None:
@@ -133,6 +163,18 @@ def _read_identities(source: str) -> str:
         return sys.stdin.read()
     with open(source, encoding="utf-8") as file:  # noqa: PTH123 - a path from the command line
         return file.read()
+
+
+def _topics(args: argparse.Namespace) -> int:
+    import asyncio  # noqa: PLC0415
+
+    from schema.topics import KafkaTopics  # noqa: PLC0415
+    from stream.provision import ensure_topics_retrying  # noqa: PLC0415
+
+    specs = KafkaTopics(args.namespace).worker_specs(args.app_id)
+    created = asyncio.run(ensure_topics_retrying(args.kafka_bootstrap, specs))
+    _announce(f"{len(specs)} topics, {len(created)} created: {', '.join(created) or '-'}")
+    return 0
 
 
 def _services(args: argparse.Namespace) -> int:

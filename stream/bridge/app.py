@@ -33,11 +33,13 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from schema.backoff import Backoff
+from schema.topics import KafkaTopics
 from stream.bridge.errors import DeliveryFailed, MqttUnavailable
 from stream.bridge.health import Health, HealthServer, assess
 from stream.bridge.metrics import BridgeMetrics
 from stream.bridge.mqtt_source import MqttMessage, MqttSource
 from stream.bridge.routing import Record, Router
+from stream.provision import ensure_topics
 from stream.settings import BridgeSettings
 
 log = logging.getLogger(__name__)
@@ -181,11 +183,18 @@ class Forwarder:
                 self._metrics.dead_lettered.labels(pending.record.reason).inc()
 
 
+def mqtt_client_id(settings: BridgeSettings) -> str:
+    """The bridge's MQTT client id, scoped by the namespace: two pipelines on one broker never
+    take over each other's session."""
+    ns = settings.topic_namespace
+    return f"{ns}-{settings.mqtt.client_id}" if ns else settings.mqtt.client_id
+
+
 def producer_options(settings: BridgeSettings) -> dict[str, object]:
     """How the bridge's Kafka producer is configured: idempotent, ``acks=all``."""
     return {
         "bootstrap_servers": settings.kafka.bootstrap,
-        "client_id": settings.mqtt.client_id,
+        "client_id": mqtt_client_id(settings),
         "enable_idempotence": True,  # a retried batch is written once, in order
         "acks": "all",
         "linger_ms": settings.kafka.linger_ms,
@@ -235,8 +244,16 @@ class Bridge:
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = self._backoff()
+        topics_ready = False
         while not stop.is_set():
             try:
+                if not topics_ready:  # before the first record: never rely on auto-creation
+                    await ensure_topics(
+                        self._settings.kafka.bootstrap,
+                        KafkaTopics(self._settings.topic_namespace).specs(),
+                        client_id=mqtt_client_id(self._settings),
+                    )
+                    topics_ready = True
                 async with kafka_producer(self._settings) as producer:
                     backoff.reset()
                     self._producing = True
@@ -262,7 +279,7 @@ class Bridge:
                 async with MqttSource(
                     settings.mqtt.host,
                     settings.mqtt.port,
-                    settings.mqtt.client_id,
+                    mqtt_client_id(settings),
                     self._router.subscriptions,
                     receive_maximum=settings.max_in_flight,
                     session_expiry_s=settings.mqtt.session_expiry_s,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -38,24 +38,25 @@ def assess(
 ) -> Health:
     """Whether the bridge is healthy: subscribed, producing and Kafka keeping up."""
     stalled = oldest_unacked_s is not None and oldest_unacked_s > stall_after_s
-    problems = [
-        problem
-        for problem, present in (
+    return from_checks(
+        (
             ("not subscribed to MQTT", not subscribed),
             ("no Kafka producer", not producing),
             (f"Kafka has not acknowledged a message for {oldest_unacked_s or 0:.1f} s", stalled),
-        )
-        if present
-    ]
+        ),
+        subscribed=subscribed,
+        producing=producing,
+        oldest_unacked_s=None if oldest_unacked_s is None else round(oldest_unacked_s, 3),
+    )
+
+
+def from_checks(checks: Iterable[tuple[str, bool]], **detail: Any) -> Health:
+    """Healthy unless a check is present; ``/healthz``'s body lists the problems and
+    ``detail``."""
+    problems = [problem for problem, present in checks if present]
     return Health(
         healthy=not problems,
-        detail={
-            "status": "ok" if not problems else "unhealthy",
-            "problems": problems,
-            "subscribed": subscribed,
-            "producing": producing,
-            "oldest_unacked_s": None if oldest_unacked_s is None else round(oldest_unacked_s, 3),
-        },
+        detail={"status": "ok" if not problems else "unhealthy", "problems": problems, **detail},
     )
 
 

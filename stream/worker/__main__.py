@@ -1,17 +1,17 @@
 """``python -m stream.worker`` / ``wattstream stream``: the Faust worker.
 
 Faust's worker (mode) owns the event loop and the SIGINT/SIGTERM handling, so this entry point
-hands it the app instead of calling ``asyncio.run``.
+hands it the app (through :func:`stream.worker.lifetime.run`, which creates the topics first)
+instead of calling ``asyncio.run``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import faust
-
 from schema.commandline import parse_settings
 from stream.settings import StreamSettings
+from stream.worker import lifetime
 from stream.worker.app import create_app
 
 
@@ -21,11 +21,8 @@ def parse_args(argv: Sequence[str] | None = None) -> StreamSettings:
 
 def main(argv: Sequence[str] | None = None) -> None:
     settings = parse_args(argv)
-    app = create_app(settings)
     # Logging is already configured (schema.commandline), in the format every service uses.
-    faust.Worker(
-        app, loglevel=settings.log_level, quiet=True, override_logging=False
-    ).execute_from_commandline()
+    lifetime.run(settings, settings.log_level, create_app)
 
 
 if __name__ == "__main__":

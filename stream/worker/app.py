@@ -21,9 +21,16 @@ from typing import Any, cast
 import faust
 from faust.types import TP, EventT
 
-from schema.topics import READINGS_PARTITIONS, KafkaTopics
+from schema.topics import (
+    DEVICE_STATE_TABLE,
+    READINGS_PARTITIONS,
+    KafkaTopics,
+    changelog_topic,
+    scoped_app_id,
+)
 from stream.settings import StreamSettings
 from stream.worker.forecasting import ForecastService
+from stream.worker.lifetime import HealthService, Lifetime, Progress, consumer_lag, track_topics
 from stream.worker.processor import EventProcessor, OutMessage, ProcessorSettings, SourceEvent
 from stream.worker.sink import ResultSink
 
@@ -67,9 +74,14 @@ class DeviceStates(MutableMapping[str, bytes]):
         return len(self._table)
 
 
-def create_app(settings: StreamSettings) -> faust.App:
+def create_app(settings: StreamSettings, lifetime: Lifetime | None = None) -> faust.App:
+    """The worker's app; ``lifetime`` gets its failures (a fresh one, exit status unused, if
+    ``None``). The app id is scoped by the namespace (``schema.topics.scoped_app_id``): its
+    consumer group and changelog belong to that pipeline alone."""
+    lifetime = lifetime or Lifetime(settings.stop_timeout_s)
+    app_id = scoped_app_id(settings.app_id, settings.topic_namespace)
     app = faust.App(
-        settings.app_id,
+        app_id,
         broker=f"kafka://{settings.kafka.bootstrap}",
         store="memory://",
         datadir=settings.data_dir,
@@ -93,7 +105,7 @@ def create_app(settings: StreamSettings) -> faust.App:
         value_serializer="raw",
     )
     table = app.Table(
-        "device-state",
+        DEVICE_STATE_TABLE,
         partitions=READINGS_PARTITIONS,
         use_partitioner=True,
         key_type=bytes,
@@ -101,7 +113,7 @@ def create_app(settings: StreamSettings) -> faust.App:
     )
     dsn = settings.database.dsn()
     # Started and stopped with the app; the processor waits until they are ready.
-    sink = ResultSink(dsn, group_id=settings.app_id)
+    sink = ResultSink(dsn, group_id=app_id)
     forecasts = ForecastService(Path(settings.artifacts_dir), dsn)
     app.add_dependency(sink)
     app.add_dependency(forecasts)
@@ -117,6 +129,14 @@ def create_app(settings: StreamSettings) -> faust.App:
     )
 
     source_topics = {topics.readings, topics.device_birth, topics.device_status}
+    progress = Progress(settings.stall_after_s)
+    health = HealthService(
+        settings,
+        progress,
+        lambda: consumer_lag(app, processor.next_offset, topics.readings),
+    )
+    app.add_dependency(health)
+    written = [*topics.results, changelog_topic(app_id)]
 
     @app.on_partitions_revoked.connect
     async def forget_revoked(_sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -126,7 +146,17 @@ def create_app(settings: StreamSettings) -> faust.App:
 
     @app.agent(source, name="device-events")
     async def device_events(stream: faust.StreamT[bytes]) -> None:
+        try:
+            await consume(stream)
+        except Exception as exc:
+            # Not restarted in this process (see stream.worker.lifetime): exit non-zero.
+            progress.failed(repr(exc))
+            lifetime.fail(f"agent crashed: {exc!r}")
+            raise
+
+    async def consume(stream: faust.StreamT[bytes]) -> None:
         assert isinstance(stream, faust.Stream)
+        await track_topics(app, written)
         async for values in stream.noack_take(settings.batch_size, settings.batch_within_s):
             events = cast("Sequence[EventT[bytes]]", values)  # typed as values upstream
             rewind = await processor.process(
@@ -149,5 +179,7 @@ def create_app(settings: StreamSettings) -> faust.App:
             for event in events:
                 if (event.message.topic, event.message.partition) not in rewind:
                     await stream.ack(event)
+            progress.advanced()
+            health.batches.inc()
 
     return app

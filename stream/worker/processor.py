@@ -138,6 +138,10 @@ class OffsetGuard:
                 moved[tp] = max(self._next.get(tp, 0), moved.get(tp, 0), event.offset + 1)
         return moved
 
+    def next_offset(self, tp: tuple[str, int]) -> int | None:
+        """The next offset of ``tp`` to process, if known (stored or processed)."""
+        return self._next.get(tp)
+
     def commit(self, moved: dict[tuple[str, int], int]) -> None:
         """Record stored offsets (from :meth:`after` once their batch is in the database)."""
         for tp, offset in moved.items():
@@ -271,6 +275,10 @@ class EventProcessor:
         for partition in gone:
             self._devices.pop(partition, None)
         self._indexed = False  # re-learn from the table what it holds after the rebalance
+
+    def next_offset(self, topic: str, partition: int) -> int | None:
+        """The next offset of a readings partition to process (``None``: none seen yet)."""
+        return None if self._guard is None else self._guard.next_offset((topic, partition))
 
     async def process(self, events: Sequence[SourceEvent]) -> dict[tuple[str, int], int]:
         """Apply a batch; return the partitions to seek back to (their events were not

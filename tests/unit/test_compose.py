@@ -33,17 +33,29 @@ SECRETS = {
 }
 
 INFRASTRUCTURE = {"mosquitto", "kafka", "timescaledb"}
-APP_SERVICES = {"migrate", "mqtt-auth", "bridge", "stream", "api", "simulator"}
-ONE_SHOT = {"migrate", "mqtt-auth"}
-HEALTHCHECKED = INFRASTRUCTURE | {"bridge", "api"}
+APP_SERVICES = {"migrate", "mqtt-auth", "topics", "bridge", "stream", "api", "simulator"}
+ONE_SHOT = {"migrate", "mqtt-auth", "topics"}
+HEALTHCHECKED = INFRASTRUCTURE | {"bridge", "stream", "api"}
 """Long-running services others wait for with ``condition: service_healthy``."""
 
 DEPENDENCIES = {
     "mosquitto": {"mqtt-auth": "service_completed_successfully"},
     "migrate": {"timescaledb": "service_healthy"},
-    "bridge": {"mosquitto": "service_healthy", "kafka": "service_healthy"},
-    "stream": {"kafka": "service_healthy", "migrate": "service_completed_successfully"},
-    "api": {"migrate": "service_completed_successfully"},
+    "topics": {"kafka": "service_healthy"},
+    "bridge": {
+        "mosquitto": "service_healthy",
+        "kafka": "service_healthy",
+        "topics": "service_completed_successfully",
+    },
+    "stream": {
+        "kafka": "service_healthy",
+        "topics": "service_completed_successfully",
+        "migrate": "service_completed_successfully",
+    },
+    "api": {
+        "migrate": "service_completed_successfully",
+        "topics": "service_completed_successfully",
+    },
     "simulator": {"mosquitto": "service_healthy", "bridge": "service_healthy"},
 }
 
@@ -149,6 +161,7 @@ def test_app_services_share_the_locally_built_image(
         assert services[name]["build"]["context"] == str(REPO_ROOT), name
     assert {name: services[name]["command"] for name in APP_SERVICES - {"mqtt-auth"}} == {
         "migrate": ["migrate"],
+        "topics": ["topics", "create"],
         "bridge": ["bridge"],
         "stream": ["stream"],
         "api": ["api"],

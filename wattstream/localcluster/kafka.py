@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from schema.topics import KafkaTopics, KafkaTopicSpec
+from stream import provision
 from wattstream.localcluster.config import ClusterSettings, endpoints
 from wattstream.localcluster.errors import InstallError, ServiceError, ServiceStartError
 from wattstream.localcluster.install import find_program
@@ -43,7 +44,6 @@ KAFKA_VERSION = "3.9.1"
 _READY_TIMEOUT_S = 120
 _STOP_TIMEOUT_S = 30  # a controlled shutdown of one node takes a few seconds
 _ADMIN_TIMEOUT_MS = 5000
-_TOPIC_ALREADY_EXISTS = 36
 _JVM_OPTIONS = ("-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-Djava.awt.headless=true")
 
 
@@ -282,71 +282,12 @@ async def _lists_topics(bootstrap: str) -> bool:
     return True
 
 
-_LEADER_WAIT_S = 30.0
-
-
 async def ensure_topics(bootstrap: str, specs: Sequence[KafkaTopicSpec]) -> None:
-    """Create the topics of ``specs`` that do not exist yet (one replica; compacted if asked).
-
-    An existing topic is left as it is; a partition count different from its spec is logged.
-    """
-    admin = _admin(bootstrap)
-    await admin.start()
+    """Create the topics of ``specs`` that do not exist yet (as every service does at start)."""
     try:
-        existing = set(await admin.list_topics())
-        missing = [spec for spec in specs if spec.name not in existing]
-        for described in await admin.describe_topics(
-            [spec.name for spec in specs if spec.name in existing]
-        ):
-            wanted = next(spec.partitions for spec in specs if spec.name == described["topic"])
-            if len(described["partitions"]) != wanted:
-                logger.warning(
-                    "kafka: topic %s has %d partitions, its spec says %d",
-                    described["topic"],
-                    len(described["partitions"]),
-                    wanted,
-                )
-        if not missing:
-            return
-        response = await admin.create_topics(
-            [
-                NewTopic(
-                    spec.name,
-                    spec.partitions,
-                    1,
-                    topic_configs={"cleanup.policy": "compact"} if spec.compacted else {},
-                )
-                for spec in missing
-            ],
-            timeout_ms=_ADMIN_TIMEOUT_MS * 2,
-        )
-        for topic, code, message, *_ in response.topic_errors:
-            if code not in (0, _TOPIC_ALREADY_EXISTS):
-                raise ServiceError(f"kafka: creating topic {topic} failed: {code} {message}")
-        logger.info("kafka: created topics %s", ", ".join(spec.name for spec in missing))
-        await _wait_for_leaders(admin, [spec.name for spec in missing])
-    finally:
-        await admin.close()
-
-
-async def _wait_for_leaders(admin: AIOKafkaAdminClient, topics: list[str]) -> None:
-    """Return once every partition of ``topics`` has a leader: clients that start right after
-    creation then find their partitions instead of NotLeaderForPartition errors and resets."""
-    deadline = asyncio.get_running_loop().time() + _LEADER_WAIT_S
-    while True:
-        described = await admin.describe_topics(topics)
-        if all(
-            t.get("error_code", 0) == 0
-            and t["partitions"]
-            and all(
-                p.get("leader", -1) >= 0 and p.get("error_code", 0) == 0 for p in t["partitions"]
-            )
-            for t in described
-        ):
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise ServiceError(f"kafka: no leaders for {topics} after {_LEADER_WAIT_S:.0f} s")
-        await asyncio.sleep(0.2)
+        await provision.ensure_topics(bootstrap, specs, client_id="wattstream-localcluster")
+    except provision.TopicProvisionError as exc:
+        raise ServiceError(str(exc)) from exc
 
 
 def wait_ready(settings: ClusterSettings) -> None:

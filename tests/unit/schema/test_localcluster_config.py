@@ -143,7 +143,7 @@ def test_server_properties(settings: ClusterSettings) -> None:
     assert props["transaction.state.log.min.isr"] == "1"
     assert props["num.partitions"] == "6"
     assert props["group.initial.rebalance.delay.ms"] == "0"
-    assert props["auto.create.topics.enable"] == "true"
+    assert props["auto.create.topics.enable"] == "false"
 
 
 def test_log4j_properties(settings: ClusterSettings) -> None:

@@ -1,0 +1,260 @@
+"""The worker's process: topics first, then Faust, with a health probe and bounded stops.
+
+Issue 20 found three ways for a worker to be alive and useless; each has a guard here:
+
+- **Topics missing at start.** A Faust consumer subscribed to a topic that does not exist yet
+  ignores it until its next metadata refresh (five minutes), and Faust's table writes pick a
+  changelog partition from the producer's metadata without waiting for it. So the worker
+  creates every topic it uses (:func:`stream.provision.ensure_topics`, from
+  ``schema.topics``) before Faust starts, and the agent has the producer track them all
+  (:func:`track_topics`) before its first batch.
+- **A crashed agent.** Faust's supervisor restarts a crashed agent in the same process, with
+  the consumer's fetch positions and acknowledgements of the crashed one; issue 20's worker
+  then sat idle with lag. Instead :meth:`Lifetime.fail` stops the whole worker and it exits
+  non-zero (:data:`EXIT_AGENT_CRASHED`), so that its supervisor (compose, systemd) starts a
+  fresh one, which resumes from the offsets stored with the rows.
+- **A stall of any other cause.** :class:`Progress` reports ``/healthz`` unhealthy, and logs
+  why, when readings wait on an assigned partition and no batch has completed for
+  ``stall_after_s``.
+- **A stop that never ends.** SIGTERM (or a failure) arms a watchdog thread that exits the
+  process (:data:`EXIT_STOP_TIMEOUT`) if the clean stop has not finished in ``stop_timeout_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, NoReturn
+
+import faust
+from mode import Service
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from schema.topics import KafkaTopics
+from stream.bridge.health import Health, HealthServer, from_checks
+from stream.provision import ensure_topics_retrying
+from stream.settings import StreamSettings
+
+log = logging.getLogger(__name__)
+
+EXIT_AGENT_CRASHED = 70
+"""Exit status after an agent crashed: a supervisor should start a fresh worker."""
+EXIT_STOP_TIMEOUT = 71
+"""Exit status when a stop did not finish within ``stop_timeout_s``."""
+
+
+class Progress:
+    """Whether the worker moves: batches completed against readings waiting (no I/O)."""
+
+    def __init__(self, stall_after_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._stall_after_s, self._clock = stall_after_s, clock
+        self._last = clock()
+        self._failure: str | None = None
+        self.lag: int | None = None
+
+    def advanced(self) -> None:
+        """A batch was processed (or there was nothing to do)."""
+        self._last = self._clock()
+
+    def failed(self, reason: str) -> None:
+        self._failure = reason
+
+    def idle_s(self) -> float:
+        return self._clock() - self._last
+
+    def assess(self) -> Health:
+        idle = self.idle_s()
+        stalled = bool(self.lag) and idle > self._stall_after_s
+        return from_checks(
+            (
+                (f"failed: {self._failure}", self._failure is not None),
+                (f"{self.lag} readings waiting, no batch for {idle:.0f} s", stalled),
+            ),
+            lag=self.lag,
+            seconds_since_progress=round(idle, 1),
+        )
+
+
+class Lifetime:
+    """The worker's exit status and its stop watchdog (shared by the agent and the process)."""
+
+    def __init__(self, stop_timeout_s: float) -> None:
+        self._stop_timeout_s = stop_timeout_s
+        self.exit_code = 0
+        self._watchdog: threading.Timer | None = None
+        self._lock = threading.Lock()
+
+    def arm_watchdog(self, why: str) -> None:
+        """From now on the process ends within ``stop_timeout_s``, stopped cleanly or not."""
+        with self._lock:
+            if self._watchdog is not None:
+                return
+            log.info("%s: stopping (at most %.0f s)", why, self._stop_timeout_s)
+            self._watchdog = threading.Timer(self._stop_timeout_s, self._hard_exit)
+            self._watchdog.daemon = True
+            self._watchdog.start()
+
+    def _hard_exit(self) -> None:
+        code = self.exit_code or EXIT_STOP_TIMEOUT
+        log.critical("did not stop within %.0f s: exiting (%d)", self._stop_timeout_s, code)
+        logging.shutdown()
+        os._exit(code)
+
+    def fail(self, reason: str) -> None:
+        """Stop the worker and exit non-zero: a fresh process recovers, a restarted agent in
+        this one may not (see the module doc)."""
+        if self.exit_code:
+            return
+        log.critical("%s: stopping the worker; it exits %d", reason, EXIT_AGENT_CRASHED)
+        self.exit_code = EXIT_AGENT_CRASHED
+        self.arm_watchdog(reason)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+class WorkerProcess(faust.Worker):
+    """Faust's worker with the stop watchdog on SIGTERM/SIGINT and the exit status of
+    :class:`Lifetime`."""
+
+    def __init__(self, app: faust.App, lifetime: Lifetime, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self._lifetime = lifetime
+
+    def _on_sigterm(self) -> None:
+        self._lifetime.arm_watchdog("SIGTERM")
+        super()._on_sigterm()
+
+    def _on_sigint(self) -> None:
+        self._lifetime.arm_watchdog("SIGINT")
+        super()._on_sigint()
+
+    def _shutdown_loop(self) -> None:
+        super()._shutdown_loop()
+        if self._lifetime.exit_code:
+            raise SystemExit(self._lifetime.exit_code)
+
+
+class HealthService(Service):
+    """``/healthz`` and ``/metrics`` on the worker's loop, started and stopped with the app,
+    and a periodic check that logs a stall (and its end)."""
+
+    def __init__(
+        self,
+        settings: StreamSettings,
+        progress: Progress,
+        lag: Callable[[], int | None],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self._settings, self._progress, self._lag = settings, progress, lag
+        self.registry = CollectorRegistry()
+        self._lag_gauge = Gauge(
+            "wattstream_worker_lag", "Readings not yet processed", registry=self.registry
+        )
+        self._idle = Gauge(
+            "wattstream_worker_seconds_since_progress",
+            "Seconds since the last processed batch",
+            registry=self.registry,
+        )
+        self.batches = Counter(
+            "wattstream_worker_batches", "Batches processed", registry=self.registry
+        )
+        self._server: HealthServer | None = None
+        self._was_healthy = True
+
+    async def on_start(self) -> None:
+        if self._settings.metrics_port:
+            server = HealthServer(
+                self._settings.metrics_host,
+                self._settings.metrics_port,
+                self.registry,
+                self._progress.assess,
+            )
+            self._server = await server.__aenter__()
+
+    async def on_stop(self) -> None:
+        if self._server is not None:
+            await self._server.aclose()
+
+    @Service.timer(2.0)
+    async def _check(self) -> None:
+        self._progress.lag = self._lag()
+        self._lag_gauge.set(self._progress.lag or 0)
+        self._idle.set(self._progress.idle_s())
+        health = self._progress.assess()
+        if health.healthy != self._was_healthy:
+            if health.healthy:
+                log.info("worker healthy again")
+            else:
+                log.warning("worker unhealthy: %s", "; ".join(health.detail["problems"]))
+        self._was_healthy = health.healthy
+
+
+def consumer_lag(app: faust.App, next_offset: Callable[[str, int], int | None], topic: str) -> int:
+    """Readings of ``topic`` on this worker's partitions that are not processed yet."""
+    total = 0
+    for tp in app.consumer.assignment():
+        if tp.topic != topic:
+            continue
+        high = app.consumer.highwater(tp)
+        if high is None:
+            continue
+        total += max(0, high - (next_offset(tp.topic, tp.partition) or 0))
+    return total
+
+
+async def track_topics(app: faust.App, names: Iterable[str]) -> None:
+    """Have the producer keep metadata of every topic the agent writes to.
+
+    aiokafka's producer refreshes metadata only for the topics it has sent to, replacing what
+    it knew; Faust's table picks a changelog partition from that metadata synchronously
+    (``eager_partitioning``), so a changelog the producer has not sent to yet (or dropped
+    from a refresh) gives ``TypeError: 'NoneType' object is not iterable`` in
+    ``AIOKafkaProducer._partition``.
+    """
+    producer: Any = app.producer  # Faust's aiokafka driver; its client has no public handle
+    client = producer._ensure_producer().client
+    for name in names:
+        client.add_topic(name)
+    for name in names:
+        await client._wait_on_metadata(name)
+
+
+def run(
+    settings: StreamSettings,
+    log_level: str,
+    create_app: Callable[[StreamSettings, Lifetime], faust.App],
+) -> NoReturn:
+    """Create the topics, then run the Faust worker until it stops; exit with its status."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)  # Faust runs on this loop afterwards
+    specs = KafkaTopics(settings.topic_namespace).worker_specs(settings.app_id)
+    # Faust configures logging when it starts; until then provisioning logs to stderr itself.
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        logging.Formatter("[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s")
+    )
+    provision_log = logging.getLogger("stream.provision")
+    provision_log.addHandler(handler)
+    provision_log.setLevel(logging.INFO)
+    try:
+        provision_log.info("kafka: creating missing topics among %d", len(specs))
+        loop.run_until_complete(
+            ensure_topics_retrying(
+                settings.kafka.bootstrap,
+                specs,
+                client_id=f"{settings.app_id}-topics",
+                within_s=settings.topic_wait_s,
+            )
+        )
+    finally:
+        provision_log.removeHandler(handler)
+        provision_log.setLevel(logging.NOTSET)
+    lifetime = Lifetime(settings.stop_timeout_s)
+    app = create_app(settings, lifetime)
+    worker = WorkerProcess(app, lifetime, loglevel=log_level, quiet=True, loop=loop)
+    worker.execute_from_commandline()

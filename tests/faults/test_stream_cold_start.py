@@ -1,0 +1,61 @@
+"""Cold start of the stream worker: started before any of its topics exist (a fresh cluster or
+namespace, as compose starts it), it processes the first readings within seconds, neither
+idling until a metadata refresh nor crash-looping into a silent stall (issue 20)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import asyncpg
+import pytest
+
+from schema.topics import KafkaTopics
+
+from ..conftest import Services, Spawn, Spawned
+from ..e2e.test_cold_start import wait_until
+from ..integration.test_stream_worker import (
+    DEVICES,
+    HOURS,
+    INTERVAL_S,
+    check_invariants,
+    expected_closed_hours,
+    fleet_messages,
+    produce,
+    start_worker,
+)
+
+pytestmark = pytest.mark.faults
+
+
+async def wait_rows(
+    conn: asyncpg.Connection, table: str, count: int, within_s: float, proc: Spawned
+) -> None:
+    """Wait until ``table`` has ``count`` rows; fail after ``within_s`` or if ``proc`` exits."""
+
+    async def enough() -> bool:
+        return bool(await conn.fetchval(f"SELECT count(*) FROM {table}") >= count)
+
+    await wait_until(f"{count} rows in {table}", enough, within_s, proc)
+
+
+async def test_worker_started_before_its_topics_exist_processes_everything(
+    services: Services, database: str, namespace: str, spawn: Spawn
+) -> None:
+    worker = start_worker(spawn, services, database, namespace)
+    conn = await asyncpg.connect(database)
+    try:
+        # Wait until the worker is up (it has registered its offsets table) before any topic
+        # exists: the worker wins the start-up race.
+        await asyncio.sleep(0)
+        deadline = time.monotonic() + 60
+        while "Ready" not in worker.log.read_text(errors="replace"):
+            assert time.monotonic() < deadline, worker.log_tail()
+            assert worker.process.poll() is None, worker.log_tail()
+            await asyncio.sleep(0.2)
+        await produce(services.kafka_bootstrap, fleet_messages(KafkaTopics(namespace)))
+        await wait_rows(conn, "readings", DEVICES * HOURS * 3600 // INTERVAL_S, 90, worker)
+        await wait_rows(conn, "health", await expected_closed_hours(conn), 60, worker)
+        await check_invariants(conn)
+    finally:
+        await conn.close()
