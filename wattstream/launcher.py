@@ -100,6 +100,8 @@ def service_processes(
                 {
                     "DATABASE_URL": endpoints.database_url,
                     "PORT": str(api_port),
+                    # The live feed reads the results topic: this cluster's Kafka, not a default.
+                    "KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap,
                     **mqtt,
                 },
             ),

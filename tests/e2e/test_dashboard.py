@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import asyncpg
-import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from playwright.async_api import async_playwright
@@ -24,10 +22,10 @@ from playwright.async_api import async_playwright
 from schema.results import Alert
 from schema.topics import KafkaTopics
 from schema.wire import Energy, Power, Reading
-from tests.fixtures.api import start_api
+from tests.fixtures.api import start_api, wait_until_ready
 from wattstream.localcluster.install import ensure_packages, find_program
 
-from ..conftest import Services, Spawn, Spawned
+from ..conftest import Services, Spawn
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -118,22 +116,6 @@ async def load_fixtures(url: str, now: datetime) -> None:
         )
     finally:
         await conn.close()
-
-
-async def wait_until_ready(api: Spawned, base: str) -> None:
-    deadline = time.monotonic() + 60
-    async with httpx.AsyncClient(base_url=base) as http:
-        while time.monotonic() < deadline:
-            if api.process.poll() is not None:
-                pytest.fail(f"the API exited:\n{api.log_tail()}")
-            try:
-                ready = await http.get("/ready", timeout=3)
-                if ready.status_code == 200 and ready.json()["live_feed"]["assigned"]:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.3)
-    pytest.fail(f"the API was not ready in 60 s:\n{api.log_tail()}")
 
 
 async def produce_live(services: Services, topics: KafkaTopics, now: datetime) -> None:

@@ -140,9 +140,7 @@ def _downgrade_timescaledb() -> None:
         op.execute(f"DROP MATERIALIZED VIEW IF EXISTS {view}")
     op.execute("SELECT remove_compression_policy('readings', if_exists => true)")
     op.execute("SELECT remove_retention_policy('readings', if_exists => true)")
-    op.execute(
-        "SELECT decompress_chunk(c, if_not_compressed => true) FROM show_chunks('readings') c"
-    )
+    op.execute("SELECT decompress_chunk(c, if_compressed => true) FROM show_chunks('readings') c")
     op.execute("ALTER TABLE readings SET (timescaledb.compress = false)")
     # The tables stay hypertables (there is no way back); 0002/0001 drop them. The extension
     # stays too: it may have been there before (the image creates it in every database).
