@@ -11,6 +11,7 @@ job. The first look after each phase and the time to agree are printed (``-s``).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
@@ -22,10 +23,11 @@ import asyncpg
 import httpx
 import pytest
 
+from schema.topics import KafkaTopics
 from schema.wire import Energy, Power, Reading
 from stream.worker.processor import SinkBatch
 from stream.worker.sink import ResultSink
-from tests.conftest import Services, Spawn, storage_mode_database
+from tests.conftest import Services, Spawn, Spawned, storage_mode_database
 from tests.fixtures.api import start_api, wait_until_ready
 
 pytestmark = [pytest.mark.integration, pytest.mark.timescaledb]
@@ -60,16 +62,22 @@ class Side:
 
 @pytest.fixture
 async def sides(
-    services: Services, timescaledb_admin_url: str, spawn: Spawn, namespace: str
+    services: Services,
+    timescaledb_admin_url: str,
+    spawn: Spawn,
+    namespace: str,
+    kafka_topics: KafkaTopics,  # the APIs' live feeds need their topics to be ready
 ) -> AsyncIterator[tuple[Side, Side]]:
     async with (
         storage_mode_database(services.admin_database_url, "postgresql") as plain_url,
         storage_mode_database(timescaledb_admin_url, "timescaledb") as tsdb_url,
     ):
         made: list[Side] = []
+        apis: list[Spawned] = []
         try:
             for mode, url in (("postgresql", plain_url), ("timescaledb", tsdb_url)):
-                api, port = start_api(spawn, services, url, f"{namespace}{mode[0]}")
+                api, port = start_api(spawn, services, url, namespace)
+                apis.append(api)
                 base = f"http://127.0.0.1:{port}"
                 await wait_until_ready(api, base)
                 sink = ResultSink(url, group_id="parity")
@@ -80,6 +88,9 @@ async def sides(
             for side in made:
                 await side.http.aclose()
                 await side.sink.stop()
+            for api in apis:  # before their databases are dropped
+                api.process.terminate()
+                await asyncio.to_thread(api.process.wait, 20)
 
 
 async def write(sides: Sequence[Side], readings: Sequence[Reading], batch: int = 36) -> None:
