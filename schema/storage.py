@@ -2,8 +2,8 @@
 
 ``timescaledb``: the extension is present (the compose image), so the time-series tables are
 hypertables and the rollups are continuous aggregates with refresh, compression and retention
-policies. ``postgresql``: no extension (what runs here), so the rollups are ordinary tables kept
-current by statement-level triggers on ``readings`` that recompute only the touched groups.
+policies. ``postgresql``: no extension, so the rollups are ordinary tables kept current by
+statement-level triggers on ``readings`` that recompute only the touched groups.
 
 The migrations carry their own frozen copy of what they need (a revision imports no live
 module); this module serves the live code: options, policies on re-runs, refreshes, Alembic's
@@ -11,9 +11,14 @@ filter. Both modes expose the same relations with the same columns and give the 
 (:data:`ROLLUP_COLUMNS`); the mode is recorded in ``storage_info`` and nothing outside the
 storage layer (the migrations and this module) branches on it.
 
+In TimescaleDB mode the continuous aggregates are refreshed over their whole history, in order,
+never the open bucket, by ``wattstream_settle_rollups()`` (migration 0005): the stream worker
+calls it right after committing readings below the open bucket, and a job runs it every 30
+seconds for every other writer (docs/storage-timescaledb.md).
+
 Options come from ``wattstream migrate`` flags (``--storage-mode``, ``--compress-after``,
-``--retention``, ``--refresh-lookback``, each with a ``WATTSTREAM_MIGRATE_*`` variable), or
-from ``alembic -x storage_mode=... -x compress_after=...`` when Alembic is run by hand.
+``--retention``, each with a ``WATTSTREAM_MIGRATE_*`` variable), or from
+``alembic -x storage_mode=... -x compress_after=...`` when Alembic is run by hand.
 """
 
 from __future__ import annotations
@@ -115,27 +120,18 @@ class StorageOptions:
     compress_after: timedelta | None = timedelta(days=7)
     """Compress raw readings chunks older than this (``None``: never)."""
     retention: timedelta | None = None
-    """Drop raw readings chunks older than this (``None``: keep). Rollups are kept."""
-    refresh_lookback: timedelta = timedelta(days=30)
-    """How far back the refresh policies look for late or restated readings."""
+    """Drop raw readings chunks older than this (``None``: keep). Rollups are kept, but a
+    reading written later into a dropped range replaces its buckets' rollups (the refresh
+    recomputes an invalidated bucket from the raw rows that are left)."""
 
     def __post_init__(self) -> None:
         if self.mode not in MODE_CHOICES:
             raise ValueError(f"storage mode must be one of {MODE_CHOICES}, not {self.mode!r}")
-        if self.refresh_lookback < timedelta(hours=2):
-            # A refresh window must hold at least two buckets of the hourly aggregates.
-            raise ValueError("refresh_lookback must be at least 2 hours")
-        if self.retention is not None and self.retention <= self.refresh_lookback:
-            # Refreshing a window whose raw chunks were dropped would empty the rollups there.
-            raise ValueError(
-                f"retention ({_describe(self.retention)}) must be longer than "
-                f"refresh_lookback ({_describe(self.refresh_lookback)})"
-            )
 
     @classmethod
     def from_strings(cls, values: Mapping[str, str | None]) -> StorageOptions:
         """From flags, environment or ``-x`` arguments; missing or ``None`` keys keep defaults."""
-        known = {"storage_mode", "compress_after", "retention", "refresh_lookback"}
+        known = {"storage_mode", "compress_after", "retention"}
         unknown = set(values) - known
         if unknown:
             raise ValueError(f"unknown storage options: {sorted(unknown)}")
@@ -146,8 +142,6 @@ class StorageOptions:
             kwargs["compress_after"] = parse_interval(compress)
         if (retention := values.get("retention")) is not None:
             kwargs["retention"] = parse_interval(retention)
-        if (lookback := values.get("refresh_lookback")) is not None:
-            kwargs["refresh_lookback"] = parse_interval(lookback, allow_off=False)
         return cls(**kwargs)
 
     def describe(self) -> dict[str, str]:
@@ -155,7 +149,6 @@ class StorageOptions:
         return {
             "compress_after": _describe(self.compress_after),
             "retention": _describe(self.retention),
-            "refresh_lookback": _describe(self.refresh_lookback),
         }
 
 
@@ -184,18 +177,11 @@ def record(bind: Connection, values: Mapping[str, str]) -> None:
 
 
 # ----------------------------------------------------------------------------- policies
-# Per continuous aggregate: (end_offset, schedule_interval). Buckets newer than end_offset are
-# served by real-time aggregation, so the policies only need to settle the past.
-_REFRESH = {
-    "readings_15m": ("15 minutes", "5 minutes"),
-    "readings_hourly_utc": ("1 hour", "15 minutes"),
-    "fleet_hourly": ("1 hour", "15 minutes"),
-}
-
-
 def policy_statements(options: StorageOptions) -> list[str]:
-    """SQL that (re)sets every TimescaleDB policy to ``options``; idempotent."""
-    lookback = sql_interval(options.refresh_lookback)
+    """SQL that (re)sets the compression and retention policies to ``options``; idempotent.
+
+    The rollups have no refresh policies: ``wattstream_settle_rollups()`` refreshes them.
+    """
     statements = [
         "SELECT remove_compression_policy('readings', if_exists => true)",
         "SELECT remove_retention_policy('readings', if_exists => true)",
@@ -210,13 +196,6 @@ def policy_statements(options: StorageOptions) -> list[str]:
             f"SELECT add_retention_policy('readings', drop_after => "
             f"{sql_interval(options.retention)})"
         )
-    for view, (end_offset, schedule) in _REFRESH.items():
-        statements += [
-            f"SELECT remove_continuous_aggregate_policy('{view}', if_exists => true)",
-            f"SELECT add_continuous_aggregate_policy('{view}', start_offset => {lookback},"
-            f" end_offset => INTERVAL '{end_offset}',"
-            f" schedule_interval => INTERVAL '{schedule}')",
-        ]
     return statements
 
 
@@ -230,16 +209,18 @@ def apply_policies(bind: Connection, options: StorageOptions) -> None:
     log.info("storage policies: %s", options.describe())
 
 
-def refresh_statements(mode: StorageMode | None) -> list[str]:
-    """SQL that brings every rollup fully up to date at once (each outside a transaction).
+SETTLE_ROLLUPS = "CALL wattstream_settle_rollups()"
+"""Refresh every continuous aggregate, in order, up to its open bucket (outside a transaction)."""
 
-    Plain PostgreSQL is always current (nothing to do). TimescaleDB's policies settle the last
-    ``refresh_lookback`` on their schedule and real-time aggregation serves what is newer; run
-    these after a backfill older than the lookback, or to settle everything now (tests).
+
+def refresh_statements(mode: StorageMode | None) -> list[str]:
+    """SQL that brings every rollup up to date now (each outside a transaction).
+
+    Plain PostgreSQL is always current (nothing to do). In TimescaleDB mode the stream worker
+    and a 30-second job run the same statement; call it after writing readings some other way
+    to see them at once instead of at the job's next run.
     """
-    if mode != "timescaledb":
-        return []
-    return [f"CALL refresh_continuous_aggregate('{v}', NULL, NULL)" for v in CONTINUOUS_AGGREGATES]
+    return [SETTLE_ROLLUPS] if mode == "timescaledb" else []
 
 
 # ----------------------------------------------------------------------------- alembic

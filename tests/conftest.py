@@ -50,7 +50,11 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 MOSQUITTO_IMAGE = "eclipse-mosquitto:2.0.20"
 KAFKA_IMAGE = "apache/kafka:3.9.1"
-TIMESCALEDB_IMAGE = "timescale/timescaledb:2.17.2-pg16"
+# The same pin as docker-compose.yml; its jobs run clean (docs/storage-timescaledb.md).
+TIMESCALEDB_IMAGE = "timescale/timescaledb:2.28.3-pg16"
+TIMESCALEDB_URL_VARIABLE = "WATTSTREAM_TEST_TIMESCALEDB_URL"
+"""An admin URL (a role that may create databases) of a TimescaleDB server that preloads the
+extension: the TimescaleDB tests use it instead of a testcontainers one."""
 
 
 @dataclass(frozen=True)
@@ -296,11 +300,15 @@ def free_ports(count: int) -> list[int]:
 # ---------------------------------------------------------------- storage modes (issue 7)
 @pytest.fixture(scope="session")
 def timescaledb_admin_url() -> Iterator[str]:
-    """Admin URL of a TimescaleDB server (the compose image) started through testcontainers."""
+    """Admin URL of a TimescaleDB server: ``$WATTSTREAM_TEST_TIMESCALEDB_URL`` when set, else
+    the compose image through testcontainers where a Docker engine answers, else a skip."""
+    if given := os.environ.get(TIMESCALEDB_URL_VARIABLE):
+        yield given
+        return
     if not docker_engine_answers():
         pytest.skip(
-            f"no Docker engine answers: TimescaleDB ({TIMESCALEDB_IMAGE}) runs only through"
-            " testcontainers"
+            f"no TimescaleDB server: {TIMESCALEDB_URL_VARIABLE} is not set and no Docker engine"
+            f" answers for testcontainers ({TIMESCALEDB_IMAGE})"
         )
     from testcontainers.postgres import PostgresContainer  # noqa: PLC0415
 
@@ -308,19 +316,11 @@ def timescaledb_admin_url() -> Iterator[str]:
         yield pg.get_connection_url().rsplit("/", 1)[0] + "/postgres"
 
 
-@pytest.fixture(params=["postgresql", pytest.param("timescaledb", marks=pytest.mark.timescaledb)])
-async def storage_database(
-    request: pytest.FixtureRequest, services: Services
-) -> AsyncIterator[str]:
-    """A fresh database migrated in each storage mode (``storage_info`` says which)."""
+@contextlib.asynccontextmanager
+async def storage_mode_database(admin: str, mode: str) -> AsyncIterator[str]:
+    """A fresh database on the server of ``admin`` migrated in storage ``mode``; dropped after."""
     from schema.storage import StorageOptions  # noqa: PLC0415
 
-    mode = request.param
-    admin = (
-        services.admin_database_url
-        if mode == "postgresql"
-        else request.getfixturevalue("timescaledb_admin_url")
-    )
     name = f"wattstream_test_{uuid.uuid4().hex[:12]}"
     conn = await asyncpg.connect(admin)
     try:
@@ -330,7 +330,9 @@ async def storage_database(
     url = admin.rsplit("/", 1)[0] + f"/{name}"
     try:
         # No compression job: it would compress the tests' old rows at a moment of its choosing.
-        options = StorageOptions(mode=mode, compress_after=None)
+        options = StorageOptions(
+            mode="timescaledb" if mode == "timescaledb" else "postgresql", compress_after=None
+        )
         await asyncio.to_thread(migrate.upgrade, url, "head", options)
         yield url
     finally:
@@ -339,3 +341,18 @@ async def storage_database(
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await conn.close()
+
+
+@pytest.fixture(params=["postgresql", pytest.param("timescaledb", marks=pytest.mark.timescaledb)])
+async def storage_database(
+    request: pytest.FixtureRequest, services: Services
+) -> AsyncIterator[str]:
+    """A fresh database migrated in each storage mode (``storage_info`` says which)."""
+    mode = request.param
+    admin = (
+        services.admin_database_url
+        if mode == "postgresql"
+        else request.getfixturevalue("timescaledb_admin_url")
+    )
+    async with storage_mode_database(admin, mode) as url:
+        yield url

@@ -33,7 +33,6 @@ _STORAGE_FLAGS = (  # (flag, default, help); defaults also come from WATTSTREAM_
         "TimescaleDB: compress raw readings older than this ('7 days', 'off')",
     ),
     ("retention", None, "TimescaleDB: drop raw readings older than this ('off' keeps them)"),
-    ("refresh-lookback", None, "TimescaleDB: how far back rollup refreshes look ('30 days')"),
 )
 
 

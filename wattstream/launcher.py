@@ -95,7 +95,11 @@ def service_processes(
         ServiceProcess(
             "api",
             "api",
-            env(ApiSettings, {"database": database, "port": api_port, "mqtt": mqtt}),
+            # The live feed reads the results topics: this cluster's Kafka, not a default.
+            env(
+                ApiSettings,
+                {"database": database, "port": api_port, "mqtt": mqtt, "kafka": kafka},
+            ),
         ),
         ServiceProcess(
             "simulator",

@@ -20,6 +20,7 @@ from mode import Service
 
 from schema.backoff import Backoff, Jitter
 from stream.worker.processor import SinkBatch
+from stream.worker.rollup_settle import RollupSettler
 from stream.worker.statements import (
     ALERTS,
     DEVICE_STATUS,
@@ -79,14 +80,20 @@ class ResultSink(Service):
         self._dsn = dsn
         self._group_id = group_id
         self._pool: asyncpg.Pool | None = None
+        self._settler: RollupSettler | None = None
         self._ready = asyncio.Event()
 
     async def on_start(self) -> None:
         self._pool = await asyncpg.create_pool(self._dsn, min_size=1, max_size=4)
+        self._settler = await RollupSettler.for_pool(self._pool)  # TimescaleDB mode only
+        if self._settler is not None:
+            self._settler.start()
         self._ready.set()
         log.info("result sink connected")
 
     async def on_stop(self) -> None:
+        if self._settler is not None:
+            await self._settler.aclose()
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -110,4 +117,6 @@ class ResultSink(Service):
                 log.warning("sink write failed (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
             else:
+                if self._settler is not None:
+                    self._settler.readings_committed(r.ts_utc for r in batch.readings)
                 return

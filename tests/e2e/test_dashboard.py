@@ -15,7 +15,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import asyncpg
-import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from playwright.async_api import async_playwright
@@ -23,11 +22,10 @@ from playwright.async_api import async_playwright
 from schema.results import Alert
 from schema.topics import KafkaTopics
 from schema.wire import Energy, Power, Reading
-from tests.fixtures.api import start_api
-from tests.fixtures.waiting import wait_until_async
+from tests.fixtures.api import start_api, wait_until_ready
 from wattstream.localcluster.install import ensure_packages, find_program
 
-from ..conftest import Services, Spawn, Spawned
+from ..conftest import Services, Spawn
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -118,24 +116,6 @@ async def load_fixtures(url: str, now: datetime) -> None:
         )
     finally:
         await conn.close()
-
-
-async def wait_until_ready(api: Spawned, base: str) -> None:
-    async with httpx.AsyncClient(base_url=base) as http:
-
-        async def ready() -> bool:
-            response = await http.get("/ready", timeout=3)
-            return response.status_code == 200 and bool(response.json()["live_feed"]["assigned"])
-
-        await wait_until_async(
-            "the API ready, its live feed assigned",
-            ready,
-            60,
-            interval_s=0.3,
-            watched=[api],
-            tolerate=(httpx.TransportError,),
-            detail=api.log_tail,
-        )
 
 
 async def produce_live(services: Services, topics: KafkaTopics, now: datetime) -> None:

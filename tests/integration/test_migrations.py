@@ -1,8 +1,8 @@
 """Migrations on the real PostgreSQL: up from empty, down to empty, up again, no drift.
 
 Each test that takes ``storage_database`` runs once per storage mode: plain PostgreSQL here, and
-TimescaleDB through testcontainers where a Docker engine answers (skipped with the reason
-elsewhere).
+TimescaleDB on ``$WATTSTREAM_TEST_TIMESCALEDB_URL`` or through testcontainers where a Docker
+engine answers (skipped with the reason elsewhere).
 """
 
 from __future__ import annotations
@@ -120,8 +120,13 @@ async def drift(url: str) -> list[object]:
 def expected_objects(mode: str) -> dict[str, set[str]]:
     tables = set(metadata.tables)
     if mode == "timescaledb":
-        # Continuous aggregates are (materialized) views; no triggers or functions of ours.
-        return {"table": tables, "view": set(storage.ROLLUPS), "function": set(), "trigger": set()}
+        # Continuous aggregates are (materialized) views; no triggers; the settle procedure.
+        return {
+            "table": tables,
+            "view": set(storage.ROLLUPS),
+            "function": {"wattstream_settle_rollups"},
+            "trigger": set(),
+        }
     return {
         "table": tables | {"readings_15m", "readings_hourly_utc", "fleet_hourly"},
         "view": {"daily_local"},
@@ -389,28 +394,76 @@ async def test_timescaledb_policies_follow_the_migrate_options(storage_database:
         }
 
     found = await jobs()
-    # The fixture migrates with compression off; every rollup has its refresh policy.
-    assert {name for name, _ in found} == {"policy_refresh_continuous_aggregate"}
-    assert {table for _, table in found} == set(storage.CONTINUOUS_AGGREGATES)
+    # The fixture migrates with compression off; the rollups have no refresh policies (0005).
+    assert found == {}
+    conn = await asyncpg.connect(url)
+    try:
+        settle = await conn.fetch(
+            "SELECT schedule_interval FROM timescaledb_information.jobs"
+            " WHERE proc_name = 'wattstream_settle_rollups'"
+        )
+    finally:
+        await conn.close()
+    assert [r["schedule_interval"] for r in settle] == [timedelta(seconds=30)]
 
     options = storage.StorageOptions(
-        mode="timescaledb",
-        compress_after=timedelta(days=3),
-        retention=timedelta(days=400),
-        refresh_lookback=timedelta(days=10),
+        mode="timescaledb", compress_after=timedelta(days=3), retention=timedelta(days=400)
     )
     await asyncio.to_thread(migrate.upgrade, url, "head", options)
     found = await jobs()
     assert found["policy_compression", "readings"]["compress_after"] == "3 days"
     assert found["policy_retention", "readings"]["drop_after"] == "400 days"
-    assert found["policy_refresh_continuous_aggregate", "readings_15m"]["start_offset"] == "10 days"
+    assert {name for name, _ in found} == {"policy_compression", "policy_retention"}
     conn = await asyncpg.connect(url)
     try:
         recorded = dict(await conn.fetch("SELECT key, value FROM storage_info"))
     finally:
         await conn.close()
     assert recorded["compress_after"] == "3 days"
-    assert recorded["refresh_lookback"] == "10 days"
+    assert "refresh_lookback" not in recorded
+
+
+async def test_downgrade_and_upgrade_with_compressed_chunks(storage_database: str) -> None:
+    """Down to 0002 and back with compressed chunks present: no reading lost, rollups whole."""
+    url = storage_database
+    mode = await mode_of(url)
+    old = T0 - timedelta(days=400)
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            "INSERT INTO readings (device_id, ts, seq, tz, interval_s, energy_kwh, power_kw)"
+            " SELECT 'd' || d, $1::timestamptz + m * INTERVAL '5 minutes', m, 'UTC', 300, 0.25,"
+            " 3 FROM generate_series(0, 2) d, generate_series(0, 3 * 288 - 1) m",
+            old,
+        )
+        if mode == "timescaledb":
+            compressed = await conn.fetchval(
+                "SELECT count(*) FROM (SELECT compress_chunk(c) FROM show_chunks('readings') c)"
+                " AS x"
+            )
+            assert compressed == 3
+        for revision in ("0004", "0002"):
+            await asyncio.to_thread(migrate.downgrade, url, revision)
+        assert await conn.fetchval("SELECT count(*) FROM readings") == 3 * 3 * 288
+        if mode == "timescaledb":
+            assert not await conn.fetchval(
+                "SELECT bool_or(is_compressed) FROM timescaledb_information.chunks"
+                " WHERE hypertable_name = 'readings'"
+            )
+        options = storage.StorageOptions(
+            mode="timescaledb" if mode == "timescaledb" else "postgresql"
+        )
+        await asyncio.to_thread(migrate.upgrade, url, "head", options)
+        assert await objects(url) == expected_objects(mode)
+        fleet = await conn.fetch(
+            "SELECT sum(energy_kwh) AS kwh, sum(reading_count) AS n, max(devices) AS devices"
+            " FROM fleet_hourly"
+        )
+        assert tuple(fleet[0]) == (3 * 3 * 288 * 0.25, 3 * 3 * 288, 3)
+        await asyncio.to_thread(migrate.downgrade, url, "base")
+        assert (await objects(url))["table"] == set()
+    finally:
+        await conn.close()
 
 
 def test_alembic_url_refuses_other_databases() -> None:

@@ -28,7 +28,7 @@ def up(settings: ClusterSettings) -> Endpoints:
         ensure_packages(
             [
                 *mosquitto.required_packages(),
-                *postgres.required_packages(),
+                *postgres.required_packages(settings),
                 *kafka.required_packages(settings),
             ]
         )

@@ -31,6 +31,10 @@ class ClusterSettings(BaseSettings):
     # the loopback interface only. Deployed services get their secrets from their own settings.
     pg_password: SecretStr = SecretStr("wattstream")
     pg_database: str = "wattstream"
+    pg_bindir: Path | None = None
+    """PostgreSQL's server programs (``initdb``, ``postgres``, ``pg_ctl``); the newest
+    ``/usr/lib/postgresql/N/bin`` unless set. Point it at a build that has TimescaleDB (for
+    example ``/opt/tsdb/lib/postgresql/15/bin``) to run the cluster in TimescaleDB mode."""
     kafka_jars_dir: Path | None = None
     """Where the Kafka jars are kept; ``home/kafka/libs`` unless set. Clusters may share one."""
     secrets_dir: Path | None = None
@@ -42,7 +46,7 @@ class ClusterSettings(BaseSettings):
     mqtt_tls_port: int | None = None
     """Port of the TLS listener; ``mqtt_port + 1`` unless set."""
 
-    @field_validator("home", "kafka_jars_dir", "secrets_dir")
+    @field_validator("home", "pg_bindir", "kafka_jars_dir", "secrets_dir")
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:
         if value is None:

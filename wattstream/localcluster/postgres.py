@@ -4,6 +4,10 @@ Files under ``home/postgres``: ``data/`` (the cluster), ``run/`` (its unix socke
 ``postgres.log`` (server output) and ``postgres.pid``. The system's own clusters (``pg_ctlcluster``,
 port 5432) are never touched.
 
+The server programs are ``ClusterSettings.pg_bindir`` or Debian's newest. When that PostgreSQL
+has the TimescaleDB extension (its control file and library), the server preloads it, and
+``wattstream migrate`` (storage mode ``auto``) then sets the database up in TimescaleDB mode.
+
 PostgreSQL refuses to run as root, so as root every server program runs as the Debian
 ``postgres`` user. That user must reach ``home/postgres`` through every parent directory; when it
 cannot (a checkout under /root, or in a ``mktemp -d`` directory of mode 0700), the cluster's files
@@ -85,8 +89,11 @@ def fallback_directory(home: Path) -> Path:
     return Path("/var/tmp") / f"wattstream-pg-{digest}"  # noqa: S108 - a fixed, owned, 0700 dir
 
 
-def server_arguments(settings: ClusterSettings, layout: PostgresLayout) -> list[str]:
-    """The ``postgres`` command-line settings: address, port, socket directory, dev tuning."""
+def server_arguments(
+    settings: ClusterSettings, layout: PostgresLayout, *, timescaledb: bool = False
+) -> list[str]:
+    """The ``postgres`` command-line settings: address, port, socket directory, dev tuning,
+    and with ``timescaledb`` the extension preloaded (its telemetry off)."""
     socket_dir = str(layout.run)
     if len(f"{socket_dir}/.s.PGSQL.{settings.pg_port}".encode()) > _SOCKET_PATH_MAX:
         logger.warning("postgres: %s is too long for a unix socket; TCP only", socket_dir)
@@ -97,13 +104,17 @@ def server_arguments(settings: ClusterSettings, layout: PostgresLayout) -> list[
         "unix_socket_directories": socket_dir,
         **_SERVER_SETTINGS,
     }
+    if timescaledb:
+        values |= {"shared_preload_libraries": "timescaledb", "timescaledb.telemetry_level": "off"}
     arguments: list[str] = []
     for key, value in values.items():
         arguments += ["-c", f"{key}={value}"]
     return arguments
 
 
-def required_packages() -> list[str]:
+def required_packages(settings: ClusterSettings) -> list[str]:
+    if settings.pg_bindir is not None:  # the machine's own build: nothing to install
+        return []
     return ["postgresql"] if postgres_bindir() is None else []
 
 
@@ -117,11 +128,41 @@ def managed_process(settings: ClusterSettings) -> ManagedProcess:
     )
 
 
-def _bindir() -> Path:
+def _bindir(settings: ClusterSettings) -> Path:
+    if settings.pg_bindir is not None:
+        if not (settings.pg_bindir / "postgres").is_file():
+            raise ServiceStartError(
+                NAME, f"no PostgreSQL server programs in {settings.pg_bindir} (pg_bindir)", ""
+            )
+        return settings.pg_bindir
     bindir = postgres_bindir()
     if bindir is None:
         raise ServiceStartError(NAME, "the PostgreSQL server programs are not installed", "")
     return bindir
+
+
+def _installation_dirs(bindir: Path) -> tuple[Path, Path]:
+    """(share, library) directories of the PostgreSQL whose programs are in ``bindir``.
+
+    ``pg_config`` knows them when it is installed next to the server; otherwise Debian's
+    layout, which PostgreSQL resolves relative to its programs: ``<p>/lib/postgresql/N/bin``
+    has ``<p>/share/postgresql/N`` and ``<p>/lib/postgresql/N/lib``.
+    """
+    pg_config = bindir / "pg_config"
+    if pg_config.is_file():
+        found = run([str(pg_config), "--sharedir", "--pkglibdir"], what="pg_config").split()
+        if len(found) == 2:
+            return Path(found[0]), Path(found[1])
+    version = bindir.parent
+    return version.parents[2] / "share" / "postgresql" / version.name, version / "lib"
+
+
+def has_timescaledb(bindir: Path) -> bool:
+    """Whether this PostgreSQL can load the timescaledb extension (control file and library)."""
+    share, library = _installation_dirs(bindir)
+    return (share / "extension" / "timescaledb.control").is_file() and (
+        library / "timescaledb.so"
+    ).is_file()
 
 
 def _environment(user: str | None) -> dict[str, str]:
@@ -195,7 +236,7 @@ def _initdb(settings: ClusterSettings, layout: PostgresLayout, user: str | None)
     try:
         output = run(
             [
-                str(_bindir() / "initdb"),
+                str(_bindir(settings) / "initdb"),
                 "-D",
                 str(layout.data),
                 "-U",
@@ -238,8 +279,14 @@ def start(settings: ClusterSettings) -> None:
     layout.run.mkdir(exist_ok=True)
     if user:
         _owned_directory(layout.run, user)
+    bindir = _bindir(settings)
+    timescaledb = has_timescaledb(bindir)
+    logger.info(
+        "postgres: %s, %s", bindir, "with TimescaleDB" if timescaledb else "without TimescaleDB"
+    )
+    arguments = server_arguments(settings, layout, timescaledb=timescaledb)
     managed_process(settings).spawn(
-        [str(_bindir() / "postgres"), "-D", str(layout.data), *server_arguments(settings, layout)],
+        [str(bindir / "postgres"), "-D", str(layout.data), *arguments],
         cwd=layout.directory,
         env=_environment(user),
         user=user,
@@ -258,7 +305,7 @@ def _answers(settings: ClusterSettings) -> bool:
     try:
         run(
             [
-                str(_bindir() / "pg_isready"),
+                str(_bindir(settings) / "pg_isready"),
                 "-q",
                 "-h",
                 settings.host,
@@ -315,7 +362,7 @@ def stop(settings: ClusterSettings) -> None:
     try:
         run(
             [
-                str(_bindir() / "pg_ctl"),
+                str(_bindir(settings) / "pg_ctl"),
                 "stop",
                 "-D",
                 str(layout.data),

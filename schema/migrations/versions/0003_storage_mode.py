@@ -55,8 +55,13 @@ class StorageOptions(Protocol):
     def compress_after(self) -> timedelta | None: ...
     @property
     def retention(self) -> timedelta | None: ...
-    @property
-    def refresh_lookback(self) -> timedelta: ...
+
+
+def _lookback(options: StorageOptions) -> timedelta:
+    # Later options have no lookback (revision 0005 replaced the refresh policies); this
+    # revision still sets the policies as it did when it was written, and 0005 removes them.
+    value = getattr(options, "refresh_lookback", None)
+    return value if isinstance(value, timedelta) else _DefaultOptions.refresh_lookback
 
 
 class _DefaultOptions:
@@ -149,7 +154,7 @@ def record(bind: Connection, values: Mapping[str, str]) -> None:
 
 def policy_statements(options: StorageOptions) -> list[str]:
     """SQL that (re)sets every TimescaleDB policy to ``options``; idempotent."""
-    lookback = sql_interval(options.refresh_lookback)
+    lookback = sql_interval(_lookback(options))
     statements = [
         "SELECT remove_compression_policy('readings', if_exists => true)",
         "SELECT remove_retention_policy('readings', if_exists => true)",
@@ -183,7 +188,7 @@ def apply_policies(bind: Connection, options: StorageOptions) -> None:
     described = {
         "compress_after": _describe(options.compress_after),
         "retention": _describe(options.retention),
-        "refresh_lookback": _describe(options.refresh_lookback),
+        "refresh_lookback": _describe(_lookback(options)),
     }
     record(bind, described)
     log.info("storage policies: %s", described)

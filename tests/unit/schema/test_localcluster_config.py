@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
+from wattstream.launcher import service_environment
 from wattstream.localcluster import ClusterSettings, endpoints
 from wattstream.localcluster.kafka import (
     KAFKA_VERSION,
@@ -20,8 +21,14 @@ from wattstream.localcluster.kafka import (
     render_log4j_properties,
     render_server_properties,
 )
+from wattstream.localcluster.localsecrets import LocalSecrets
 from wattstream.localcluster.mosquitto import render_config
-from wattstream.localcluster.postgres import PostgresLayout, fallback_directory, server_arguments
+from wattstream.localcluster.postgres import (
+    PostgresLayout,
+    fallback_directory,
+    has_timescaledb,
+    server_arguments,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -199,3 +206,46 @@ def test_postgres_fallback_directory_is_stable_per_home(tmp_path: Path) -> None:
     assert first != fallback_directory(tmp_path / "b")
     assert first.parent == Path("/var/tmp")
     assert first.name.startswith("wattstream-pg-")
+
+
+def test_postgres_preloads_timescaledb_when_it_is_there(
+    settings: ClusterSettings, tmp_path: Path
+) -> None:
+    layout = PostgresLayout.of(settings)
+    plain = dict(v.split("=", 1) for v in server_arguments(settings, layout)[1::2])
+    assert "shared_preload_libraries" not in plain
+    values = dict(
+        v.split("=", 1) for v in server_arguments(settings, layout, timescaledb=True)[1::2]
+    )
+    assert values["shared_preload_libraries"] == "timescaledb"
+    assert values["timescaledb.telemetry_level"] == "off"
+
+    # Debian's layout, found relative to the programs (no pg_config next to them).
+    bindir = tmp_path / "opt" / "lib" / "postgresql" / "15" / "bin"
+    bindir.mkdir(parents=True)
+    assert not has_timescaledb(bindir)
+    (tmp_path / "opt" / "share" / "postgresql" / "15" / "extension").mkdir(parents=True)
+    (tmp_path / "opt" / "share/postgresql/15/extension/timescaledb.control").write_text("")
+    assert not has_timescaledb(bindir)  # the control file alone cannot be preloaded
+    (bindir.parent / "lib").mkdir()
+    (bindir.parent / "lib" / "timescaledb.so").write_bytes(b"")
+    assert has_timescaledb(bindir)
+
+
+def test_pg_bindir_is_a_cluster_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("WATTSTREAM_CLUSTER_PG_BINDIR", str(tmp_path / "bin"))
+    assert ClusterSettings().pg_bindir == tmp_path / "bin"
+    assert ClusterSettings.model_fields["pg_bindir"].default is None
+
+
+def test_services_env_points_every_kafka_client_at_the_cluster(settings: ClusterSettings) -> None:
+    secrets = LocalSecrets(
+        mqtt_bridge_password="b", mqtt_api_password="a", device_root_key="k", api_key="r",
+        api_admin_key="w",
+    )  # fmt: skip
+    env = service_environment(endpoints(settings), secrets)
+    kafka = {key: value for key, value in env.items() if key.endswith("_KAFKA_BOOTSTRAP")}
+    assert kafka == {
+        f"WATTSTREAM_{service}_KAFKA_BOOTSTRAP": "127.0.0.1:29092"
+        for service in ("BRIDGE", "STREAM", "API")
+    }

@@ -146,9 +146,10 @@ def test_parse_interval_refuses(text: str) -> None:
         storage.parse_interval(text)
 
 
-def test_refresh_lookback_cannot_be_off() -> None:
-    with pytest.raises(ValueError, match="not an interval"):
-        storage.StorageOptions.from_strings({"refresh_lookback": "off"})
+def test_there_is_no_refresh_lookback_any_more() -> None:
+    # Refreshes cover the whole history (migration 0005): a lookback would drop older buckets.
+    with pytest.raises(ValueError, match="unknown storage options"):
+        storage.StorageOptions.from_strings({"refresh_lookback": "30 days"})
 
 
 @pytest.mark.parametrize(
@@ -167,29 +168,22 @@ def test_sql_interval(value: timedelta, literal: str) -> None:
 def test_options_defaults_and_strings() -> None:
     default = storage.StorageOptions()
     assert default.mode == "auto"
-    assert default.describe() == {
-        "compress_after": "7 days",
-        "retention": "off",
-        "refresh_lookback": "30 days",
-    }
+    assert default.describe() == {"compress_after": "7 days", "retention": "off"}
     given = storage.StorageOptions.from_strings(
-        {"storage_mode": "PostgreSQL", "compress_after": "off", "retention": "90 days",
-         "refresh_lookback": None}
-    )  # fmt: skip
+        {"storage_mode": "PostgreSQL", "compress_after": "off", "retention": "90 days"}
+    )
     assert (given.mode, given.compress_after, given.retention) == (
         "postgresql",
         None,
         timedelta(days=90),
     )
-    assert given.refresh_lookback == default.refresh_lookback
 
 
 @pytest.mark.parametrize(
     ("values", "message"),
     [
         ({"storage_mode": "mysql"}, "storage mode must be one of"),
-        ({"retention": "7 days"}, "must be longer than refresh_lookback"),
-        ({"refresh_lookback": "1 hour"}, "at least 2 hours"),
+        ({"retention": "soon"}, "not an interval"),
         ({"compression": "7 days"}, "unknown storage options"),
     ],
 )
@@ -202,14 +196,12 @@ def test_policy_statements_follow_the_options() -> None:
     options = storage.StorageOptions(
         compress_after=timedelta(days=3),
         retention=timedelta(days=400),
-        refresh_lookback=timedelta(days=10),
     )
     sql = storage.policy_statements(options)
     assert "SELECT add_compression_policy('readings', compress_after => INTERVAL '3 days')" in sql
     assert "SELECT add_retention_policy('readings', drop_after => INTERVAL '400 days')" in sql
-    adds = [s for s in sql if "add_continuous_aggregate_policy" in s]
-    assert [s.split("'")[1] for s in adds] == list(storage.CONTINUOUS_AGGREGATES)
-    assert all("start_offset => INTERVAL '10 days'" in s for s in adds)
+    # The rollups have no refresh policies: wattstream_settle_rollups() refreshes them.
+    assert not [s for s in sql if "continuous_aggregate_policy" in s]
     # Every policy is removed before it is added: applying twice is the same as once.
     for added in [s for s in sql if "add_" in s]:
         removed = added.split("(")[0].replace("add_", "remove_")
@@ -223,17 +215,14 @@ def test_policy_statements_follow_the_options() -> None:
 def test_refresh_statements_only_in_timescaledb_mode() -> None:
     assert storage.refresh_statements("postgresql") == []
     assert storage.refresh_statements(None) == []
-    assert storage.refresh_statements("timescaledb") == [
-        f"CALL refresh_continuous_aggregate('{v}', NULL, NULL)"
-        for v in ("readings_15m", "readings_hourly_utc", "fleet_hourly")
-    ]
+    assert storage.refresh_statements("timescaledb") == ["CALL wattstream_settle_rollups()"]
 
 
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
         (["--storage-mode", "mysql"], "storage mode must be one of"),
-        (["--retention", "1 day"], "must be longer than refresh_lookback"),
+        (["--refresh-lookback", "30 days"], "unrecognized arguments"),
         (["--compress-after", "soon"], "not an interval"),
     ],
 )
