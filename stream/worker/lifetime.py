@@ -233,28 +233,19 @@ def run(
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)  # Faust runs on this loop afterwards
     specs = KafkaTopics(settings.topic_namespace).worker_specs(settings.app_id)
-    # Faust configures logging when it starts; until then provisioning logs to stderr itself.
-    handler = logging.StreamHandler()
-    handler.setFormatter(
-        logging.Formatter("[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s")
-    )
-    provision_log = logging.getLogger("stream.provision")
-    provision_log.addHandler(handler)
-    provision_log.setLevel(logging.INFO)
-    try:
-        provision_log.info("kafka: creating missing topics among %d", len(specs))
-        loop.run_until_complete(
-            ensure_topics_retrying(
-                settings.kafka.bootstrap,
-                specs,
-                client_id=f"{settings.app_id}-topics",
-                within_s=settings.topic_wait_s,
-            )
+    # Logging is configured already (schema.commandline), in the format every service uses.
+    log.info("kafka: creating missing topics among %d", len(specs))
+    loop.run_until_complete(
+        ensure_topics_retrying(
+            settings.kafka.bootstrap,
+            specs,
+            client_id=f"{settings.app_id}-topics",
+            within_s=settings.topic_wait_s,
         )
-    finally:
-        provision_log.removeHandler(handler)
-        provision_log.setLevel(logging.NOTSET)
+    )
     lifetime = Lifetime(settings.stop_timeout_s)
     app = create_app(settings, lifetime)
-    worker = WorkerProcess(app, lifetime, loglevel=log_level, quiet=True, loop=loop)
+    worker = WorkerProcess(
+        app, lifetime, loglevel=log_level, quiet=True, loop=loop, override_logging=False
+    )
     worker.execute_from_commandline()

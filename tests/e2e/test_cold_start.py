@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import time
 import uuid
@@ -20,9 +19,11 @@ import asyncpg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
+from schema.connections import DatabaseConnection
 from schema.topics import KafkaTopics, changelog_topic, scoped_app_id
 from stream.audit.app import audit_once
 from stream.audit.settings import AuditSettings
+from tests.fixtures.waiting import wait_until_async
 
 from ..conftest import Services, Spawn, Spawned, migrated_database, provision_simulator
 from ..integration.test_stream_worker import (
@@ -43,17 +44,12 @@ SIM_DEVICES, SIM_INTERVAL_S, SIM_TICKS, SIM_SPEED = 5, 120, 240, 1440.0
 async def wait_until(
     what: str, probe: Callable[[], Awaitable[object]], within_s: float, *watched: Spawned
 ) -> None:
-    deadline = time.monotonic() + within_s
-    while True:
-        for proc in watched:
-            if proc.process.poll() is not None:
-                pytest.fail(f"{proc.name} exited ({proc.process.returncode}):\n{proc.log_tail()}")
-        if await probe():
-            return
-        if time.monotonic() > deadline:
-            tails = "\n".join(f"--- {p.name}\n{p.log_tail(25)}" for p in watched)
-            pytest.fail(f"timed out after {within_s:.0f} s waiting for {what}\n{tails}")
-        await asyncio.sleep(0.25)
+    """:func:`tests.fixtures.waiting.wait_until_async`, failing with every watched log's tail."""
+
+    def tails() -> str:
+        return "\n".join(f"--- {p.name}\n{p.log_tail(25)}" for p in watched)
+
+    await wait_until_async(what, probe, within_s, watched=watched, detail=tails)
 
 
 async def count(database: str, table: str) -> int:
@@ -191,7 +187,7 @@ async def test_any_start_order_gives_the_first_hour_within_30_s_and_a_clean_audi
         assert took < 30, f"first hourly row {took:.1f} s after the first reading"
     assert pipeline.procs["simulator"].process.wait(timeout=120) == 0
 
-    settings = AuditSettings(journal=pipeline.journal, database_url=database)
+    settings = AuditSettings(journal=pipeline.journal, database=DatabaseConnection(url=database))
     report = None
 
     async def clean() -> bool:

@@ -4,9 +4,6 @@ idling until a metadata refresh nor crash-looping into a silent stall (issue 20)
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 import asyncpg
 import pytest
 
@@ -47,12 +44,10 @@ async def test_worker_started_before_its_topics_exist_processes_everything(
     try:
         # Wait until the worker is up (it has registered its offsets table) before any topic
         # exists: the worker wins the start-up race.
-        await asyncio.sleep(0)
-        deadline = time.monotonic() + 60
-        while "Ready" not in worker.log.read_text(errors="replace"):
-            assert time.monotonic() < deadline, worker.log_tail()
-            assert worker.process.poll() is None, worker.log_tail()
-            await asyncio.sleep(0.2)
+        async def ready() -> bool:
+            return "Ready" in worker.log.read_text(errors="replace")
+
+        await wait_until("the worker ready", ready, 60, worker)
         await produce(services.kafka_bootstrap, fleet_messages(KafkaTopics(namespace)))
         await wait_rows(conn, "readings", DEVICES * HOURS * 3600 // INTERVAL_S, 90, worker)
         await wait_rows(conn, "health", await expected_closed_hours(conn), 60, worker)

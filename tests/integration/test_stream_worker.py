@@ -6,6 +6,7 @@ a forecast for every hour once 24 hours of history exist, and health rows for ev
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -202,12 +203,12 @@ async def test_a_second_worker_joining_splits_the_partitions(
         second = start_worker(spawn, services, database, namespace, 1)
         # The rebalance gives the newcomer part of the device topics: its Kafka consumer logs
         # "Setting newly assigned partitions {TopicPartition(topic='<readings>', ...), ...}".
+        assigned = re.compile(
+            r"newly assigned partitions .*?" + re.escape(f"topic='{kafka_topics.readings}'")
+        )
         await wait_until_async(
             "partitions for the second worker",
-            lambda: (
-                f"TopicPartition(topic='{kafka_topics.readings}'"
-                in second.log.read_text(errors="replace")
-            ),
+            lambda: assigned.search(second.log.read_text(errors="replace")) is not None,
             120,
             interval_s=1,
             watched=[second],
