@@ -45,7 +45,7 @@ async def test_worker_started_before_its_topics_exist_processes_everything(
         # Wait until the worker is up (it has registered its offsets table) before any topic
         # exists: the worker wins the start-up race.
         async def ready() -> bool:
-            return "Ready" in worker.log.read_text(errors="replace")
+            return "Worker ready" in worker.log.read_text(errors="replace")
 
         await wait_until("the worker ready", ready, 60, worker)
         await produce(services.kafka_bootstrap, fleet_messages(KafkaTopics(namespace)))
