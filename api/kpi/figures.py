@@ -1,0 +1,183 @@
+"""KPIs of a device or a group of devices over a window, from 15-minute rollup rows: pure.
+
+Inputs are rows of ``readings_15m`` already summed per (bucket, zone, tariff, region) over the
+devices of a group (one device is a group of one), so a fleet-day is a few thousand rows, not
+one per device and quarter.
+
+* **energy**: the sum of the buckets' energy (kWh).
+* **demand** of a bucket: the group's mean power in that 15-minute UTC bucket (kW, the sum of
+  its devices' mean power), the interval utilities bill demand on.
+* **peak demand**: the highest demand, with the bucket's start (earliest of equal peaks).
+* **mean power**: the mean demand over the buckets with readings, so a gap does not pull it
+  down (the completeness beside it says there was one).
+* **load factor**: mean power / peak demand, in (0, 1]; ``None`` unless the mean power is
+  positive (a net-exporting group, e.g. solar inverters, has no meaningful load factor).
+* **cost**: each bucket's energy times the rate its tariff has at the bucket's local wall-clock
+  time (in the zone of the devices that produced it); per currency.
+* **carbon**: each bucket's energy times its region's intensity at that local time (kg CO2e).
+* **completeness**: device-quarters with readings / device-quarters the window holds for the
+  devices that reported in it; a KPI over a gap says so.
+* **SEC** (energy per unit produced) needs production figures, which no device kind reports
+  yet: ``None``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from api.kpi.tariffs import TariffBook
+
+QUARTER = timedelta(minutes=15)
+
+
+@dataclass(frozen=True, slots=True)
+class Quarter:
+    """Rollup figures of one 15-minute UTC bucket, summed over the devices of a group that
+    share a zone, a tariff and a region."""
+
+    bucket: datetime
+    tz: str
+    tariff: str
+    region: str
+    energy_kwh: float
+    power_kw: float | None
+    """Sum of the devices' mean power in the bucket; ``None`` when none reported power."""
+    devices: int = 1
+    """Devices with readings in the bucket."""
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """``devices`` of zone ``tz`` reported in the window: each was expected every quarter."""
+
+    tz: str
+    devices: int
+
+
+def day_start(day: date, zone: ZoneInfo) -> datetime:
+    """First instant (UTC) of the local ``day`` (a skipped midnight starts at the gap's end)."""
+    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The time a KPI covers: UTC instants ``[first, last)``, or, with ``local_days``, the
+    local dates ``[start, end)`` in each device's own zone (``first``/``last`` then bound the
+    instants any zone's days can span)."""
+
+    first: datetime
+    last: datetime
+    local_days: tuple[date, date] | None = None
+
+    @classmethod
+    def of_days(cls, start: date, end: date, zone: ZoneInfo | None) -> Window:
+        """Local days ``[start, end)`` of ``zone``; ``None``: of each device's own zone."""
+        if zone is not None:
+            return cls(day_start(start, zone), day_start(end, zone))
+        widest = timedelta(hours=15)  # beyond every UTC offset in use (-12:00 .. +14:00)
+        first = datetime.combine(start, time(0), tzinfo=UTC) - widest
+        last = datetime.combine(end, time(0), tzinfo=UTC) + widest
+        return cls(first, last, (start, end))
+
+    def expected_quarters(self, tz: str) -> int:
+        """15-minute buckets the window holds for a device of zone ``tz`` (92 on a Berlin
+        spring-forward day, 100 on a fall-back day, 94 on a Lord Howe spring-forward day)."""
+        if self.local_days is None:
+            return round((self.last - self.first) / QUARTER)
+        zone = ZoneInfo(tz)
+        start, end = self.local_days
+        return round((day_start(end, zone) - day_start(start, zone)) / QUARTER)
+
+    def holds(self, bucket: datetime, tz: str) -> bool:
+        """Whether the bucket starting at ``bucket`` belongs to the window."""
+        if self.local_days is None:
+            return self.first <= bucket < self.last
+        local = bucket.astimezone(ZoneInfo(tz)).date()
+        return self.local_days[0] <= local < self.local_days[1]
+
+
+@dataclass(frozen=True, slots=True)
+class Kpis:
+    energy_kwh: float
+    cost: dict[str, float]
+    """Cost per currency (one entry unless the group's tariffs use several currencies)."""
+    carbon_kg: float
+    peak_kw: float | None
+    peak_at: datetime | None
+    """Start (UTC) of the peak bucket."""
+    mean_power_kw: float | None
+    load_factor: float | None
+    quarters: int
+    """Device-quarters with readings."""
+    expected_quarters: int
+    completeness: float
+    production_units: float | None = None
+    sec_kwh_per_unit: float | None = None
+
+
+@dataclass(slots=True)
+class _Prices:
+    """Rates and intensities looked up once per (bucket, zone, tariff, region)."""
+
+    book: TariffBook
+    seen: dict[tuple[datetime, str, str, str], tuple[float, float]] = field(default_factory=dict)
+
+    def at(self, row: Quarter) -> tuple[float, float]:
+        key = (row.bucket, row.tz, row.tariff, row.region)
+        found = self.seen.get(key)
+        if found is None:
+            local = row.bucket.astimezone(ZoneInfo(row.tz))
+            found = (
+                self.book.tariff(row.tariff).rate_at(local),
+                self.book.region(row.region).intensity_at(local),
+            )
+            self.seen[key] = found
+        return found
+
+
+def compute(
+    rows: Iterable[Quarter], spans: Iterable[Span], window: Window, book: TariffBook
+) -> Kpis:
+    """The KPIs of one group over ``window``; rows outside the window are ignored."""
+    prices = _Prices(book)
+    energy = carbon = 0.0
+    cost: dict[str, float] = defaultdict(float)
+    demand: dict[datetime, float] = defaultdict(float)
+    quarters = 0
+    for row in rows:
+        if not window.holds(row.bucket, row.tz):
+            continue
+        rate, intensity = prices.at(row)
+        energy += row.energy_kwh
+        cost[book.tariff(row.tariff).currency] += row.energy_kwh * rate
+        carbon += row.energy_kwh * intensity
+        quarters += row.devices
+        if row.power_kw is not None:
+            demand[row.bucket] += row.power_kw
+    expected = sum(span.devices * window.expected_quarters(span.tz) for span in spans)
+    peak_kw: float | None = None
+    peak_at: datetime | None = None
+    for bucket in sorted(demand):
+        if peak_kw is None or demand[bucket] > peak_kw:
+            peak_kw, peak_at = demand[bucket], bucket
+    mean: float | None = None
+    if peak_kw is not None:
+        # The mean of values never exceeds their maximum, bar a rounding ulp.
+        mean = min(peak_kw, math.fsum(demand.values()) / len(demand))
+    return Kpis(
+        energy_kwh=energy,
+        cost=dict(cost),
+        carbon_kg=carbon,
+        peak_kw=peak_kw,
+        peak_at=peak_at,
+        mean_power_kw=mean,
+        load_factor=mean / peak_kw if mean is not None and peak_kw and mean > 0 else None,
+        quarters=quarters,
+        expected_quarters=expected,
+        completeness=min(1.0, quarters / expected) if expected else 0.0,
+    )
