@@ -98,6 +98,10 @@ class ApiSettings(BaseSettings):
     command_timeout_s: Annotated[float, Field(gt=0)] = 5.0
     """How long a command waits for the MQTT broker (connect and PUBACK) before a 503."""
 
+    tariffs_file: Path | None = None
+    """Tariff book (TOML or JSON, see docs/kpis.md); default: the reference two-rate tariff
+    and 0.45 kg CO2e/kWh. A JSON file is rewritten by ``PUT /api/v1/tariffs``."""
+
     @field_validator("api_keys", "admin_api_keys", "cors_origins", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
