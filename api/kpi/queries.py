@@ -21,29 +21,47 @@ import asyncpg
 from api.kpi.figures import Quarter, Span, Window
 from api.kpi.tariffs import TariffBook
 
-Grouping = Literal["fleet", "device", "kind", "location"]
+Grouping = Literal["fleet", "kind", "location"]
 
 _GROUP_KEY: dict[Grouping, str] = {
     "fleet": "'fleet'",
-    "device": "r.device_id",
     "kind": "coalesce(d.kind, 'unknown')",
     "location": "coalesce(d.location_name, 'unknown')",
 }
 
 
+DEVICE_QUARTERS = """
+SELECT bucket, tz, energy_kwh, power_mean_kw
+FROM readings_15m
+WHERE device_id = $1 AND bucket >= $2 AND bucket < $3
+"""
+DEVICE_LOCATION = "SELECT location_name FROM devices WHERE device_id = $1"
+
+
+async def device_quarters(
+    conn: asyncpg.Connection, book: TariffBook, window: Window, device_id: str
+) -> list[Quarter]:
+    """One device's quarters in ``window``, priced by its own tariff and region (resolved
+    here: one device needs no join)."""
+    location = await conn.fetchval(DEVICE_LOCATION, device_id)
+    tariff, region = book.choice(device_id, location)
+    rows = await conn.fetch(DEVICE_QUARTERS, device_id, window.first, window.last)
+    return [
+        Quarter(row["bucket"], row["tz"], tariff, region, row["energy_kwh"], row["power_mean_kw"])
+        for row in rows
+    ]
+
+
 @functools.cache
-def statement(grouping: Grouping, *, one_device: bool, own_zone: bool) -> str:
-    """SQL of a KPI query. Parameters: $1/$2 the UTC bounds, $3-$5 device assignments (ids,
-    tariffs, regions), $6-$8 location assignments, $9/$10 default tariff and region, then
-    the local date bounds ($11/$12, with ``own_zone``) and the device id (last, with
-    ``one_device``)."""
+def statement(grouping: Grouping, *, own_zone: bool) -> str:
+    """SQL of a group KPI query. Parameters: $1/$2 the UTC bounds, $3-$5 device assignments
+    (ids, tariffs, regions), $6-$8 location assignments, $9/$10 default tariff and region,
+    then, with ``own_zone``, the local date bounds ($11/$12)."""
     where = ["r.bucket >= $1", "r.bucket < $2"]
     if own_zone:
         # Each device's own local days: its wall-clock date at the bucket's start.
         where.append("(r.bucket AT TIME ZONE r.tz)::date >= $11")
         where.append("(r.bucket AT TIME ZONE r.tz)::date < $12")
-    if one_device:
-        where.append(f"r.device_id = ${13 if own_zone else 11}")
     return f"""
 WITH own(device_id, tariff, region) AS (SELECT * FROM unnest($3::text[], $4::text[], $5::text[])),
 site(location_name, tariff, region) AS (
@@ -71,7 +89,7 @@ GROUP BY grp, tz
 """  # noqa: S608 - fixed fragments only
 
 
-def arguments(book: TariffBook, window: Window, device_id: str | None) -> list[object]:
+def arguments(book: TariffBook, window: Window) -> list[object]:
     """The parameters of :func:`statement` for ``book`` and ``window``."""
     devices = sorted(book.devices.items())
     locations = sorted(book.locations.items())
@@ -89,8 +107,6 @@ def arguments(book: TariffBook, window: Window, device_id: str | None) -> list[o
     ]
     if window.local_days is not None:
         args += list(window.local_days)
-    if device_id is not None:
-        args.append(device_id)
     return args
 
 
@@ -98,18 +114,17 @@ Groups = dict[str, tuple[list[Quarter], list[Span]]]
 
 
 async def group_quarters(
-    conn: asyncpg.Connection,
-    book: TariffBook,
-    window: Window,
-    grouping: Grouping,
-    device_id: str | None = None,
+    conn: asyncpg.Connection, book: TariffBook, window: Window, grouping: Grouping
 ) -> Groups:
     """Per group: its summed quarters and its reporting devices per zone."""
-    sql = statement(
-        grouping, one_device=device_id is not None, own_zone=window.local_days is not None
-    )
+    sql = statement(grouping, own_zone=window.local_days is not None)
+    return groups_of(await conn.fetch(sql, *arguments(book, window)))
+
+
+def groups_of(records: list[asyncpg.Record]) -> Groups:
+    """The rows of :func:`statement` per group."""
     groups: Groups = defaultdict(lambda: ([], []))
-    for row in await conn.fetch(sql, *arguments(book, window, device_id)):
+    for row in records:
         quarters, spans = groups[row["grp"]]
         if row["bucket"] is None:
             spans.append(Span(row["tz"], row["devices"]))

@@ -21,7 +21,7 @@ from api import queries, timerange
 from api.deps import AdminKey, Deps
 from api.errors import PROBLEM_RESPONSES, InvalidRequest, NotFound
 from api.kpi.figures import Kpis, Quarter, Span, Window, compute
-from api.kpi.queries import group_quarters
+from api.kpi.queries import device_quarters, group_quarters
 from api.kpi.tariffs import TariffBook
 from api.models import DeviceKpis, FleetKpis, KpiFigures, KpiPeriod, TariffsSaved
 from api.params import DevicePath, End, Start
@@ -156,14 +156,13 @@ async def device_kpis(
             zone=zone,
             longest=deps.settings.max_daily_range,
         )
-        groups = await group_quarters(conn, book, window, "device", device_id)
-    rows, spans = groups.get(device_id, ([], []))
-    kpis = compute(rows, spans, window, book)
+        rows = await device_quarters(conn, book, window, device_id)
+    kpis = compute(rows, [Span(device_tz, 1)], window, book)
     shown = timerange.zone(device_tz)
     return DeviceKpis(
         device_id=device_id,
         period=described.model_copy(update={"tz": tz if tz == "device" else zone.key}),
-        kpis=figures(device_id, kpis, sum(s.devices for s in spans), shown, book),
+        kpis=figures(device_id, kpis, 1 if rows else 0, shown, book),
     )
 
 
