@@ -25,6 +25,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from api.kpi.tariffs import load_book
+
 log = logging.getLogger(__name__)
 
 PLACEHOLDER_API_KEY = "changethis"  # refused outside development
@@ -101,6 +103,15 @@ class ApiSettings(BaseSettings):
     tariffs_file: Path | None = None
     """Tariff book (TOML or JSON, see docs/kpis.md); default: the reference two-rate tariff
     and 0.45 kg CO2e/kWh. A JSON file is rewritten by ``PUT /api/v1/tariffs``."""
+
+    @field_validator("tariffs_file")
+    @classmethod
+    def _tariffs_file_is_valid(cls, value: Path | None) -> Path | None:
+        """Refuse an unreadable or invalid book with the settings (``BookError`` names every
+        problem); the app reads it again when it starts."""
+        if value is not None:
+            load_book(value)
+        return value
 
     @field_validator("api_keys", "admin_api_keys", "cors_origins", mode="before")
     @classmethod

@@ -9,8 +9,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from pydantic import ValidationError
 
 from api.kpi.tariffs import Band, BookError, Region, Tariff, TariffBook, load_book, parse_book
+from api.settings import ApiSettings
 
 pytestmark = pytest.mark.unit
 
@@ -148,3 +150,12 @@ def test_reference_book_is_the_issue_s_two_rate_tariff_and_constant_carbon() -> 
         bands=(Band(name="peak", rate=0.20, days="weekdays", start="17:00", end="21:00"),),
     )
     assert book.region(None) == Region(kg_per_kwh=0.45)
+
+
+def test_api_settings_refuse_an_invalid_book(tmp_path: Path) -> None:
+    path = tmp_path / "tariffs.toml"
+    path.write_text('default_tariff = "x"\n')
+    with pytest.raises(ValidationError, match="default_tariff 'x' is not in tariffs"):
+        ApiSettings(tariffs_file=path)
+    path.write_text(TOML)
+    assert ApiSettings(tariffs_file=path).tariffs_file == path
