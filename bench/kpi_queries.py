@@ -53,22 +53,11 @@ BOOK = TariffBook(
     locations={site: {"tariff": "night"} for site in LOCATIONS[::2]},  # type: ignore[misc]
 )
 
-_RAW_15M = """(
-    SELECT device_id, date_bin('15 minutes', ts, TIMESTAMPTZ '2000-01-03 00:00:00+00') AS bucket,
-           max(tz) AS tz, sum(energy_kwh) AS energy_kwh, avg(power_kw) AS power_mean_kw
-    FROM readings WHERE ts >= $1 AND ts < $2 GROUP BY 1, 2
-) AS r"""
 RAW_DEVICE_QUARTERS = """
 SELECT date_bin('15 minutes', ts, TIMESTAMPTZ '2000-01-03 00:00:00+00') AS bucket,
        max(tz) AS tz, sum(energy_kwh) AS energy_kwh, avg(power_kw) AS power_mean_kw
 FROM readings WHERE device_id = $1 AND ts >= $2 AND ts < $3 GROUP BY 1
 """
-
-
-def raw_statement(grouping: queries.Grouping, *, own_zone: bool) -> str:
-    """The group statement with ``readings_15m`` replaced by the same sums over raw readings."""
-    sql = queries.statement(grouping, own_zone=own_zone)
-    return sql.replace("FROM readings_15m AS r", "FROM " + _RAW_15M)
 
 
 def device_rows(
@@ -153,7 +142,7 @@ def device_month(raw: bool) -> Query:
 def fleet_day(grouping: queries.Grouping, raw: bool) -> Query:
     """What the fleet endpoint computes for a day in each device's own zone."""
     window = Window.of_days(FLEET_DAY, FLEET_DAY + timedelta(days=1), None)
-    sql = (raw_statement if raw else queries.statement)(grouping, own_zone=True)
+    sql = (queries.reference_statement if raw else queries.statement)(grouping, own_zone=True)
 
     async def query(conn: asyncpg.Connection, _device_id: str) -> Answer:
         groups = queries.groups_of(await conn.fetch(sql, *queries.arguments(BOOK, window)))

@@ -1,10 +1,12 @@
 """The rollup rows KPIs are computed from: ``readings_15m`` only, never raw readings.
 
-One statement per shape, built from fixed fragments (no caller text reaches the SQL). It picks
-the 15-minute buckets of the window, resolves each device's tariff and region from the book's
-assignments (passed as arrays: the device's own entry, else its location's, else the default),
-and sums the devices of a group per (bucket, zone, tariff, region); a second branch counts the
-devices of each group and zone that reported in the window (for completeness).
+One statement per shape, built from fixed fragments (no caller text reaches the SQL). It finds
+the devices, resolves each one's tariff and region from the book's assignments (passed as
+arrays: the device's own entry, else its location's, else the default), reads each one's
+15-minute buckets in the window, and sums the devices of a group per (bucket, zone, tariff,
+region); a second branch counts the devices of each group and zone that reported in the window
+(for completeness). With ``tz=device`` a device's days are those of its zone (birth message,
+else its latest bucket's).
 
 ``readings_15m`` is a continuous aggregate in TimescaleDB mode and a trigger-maintained table in
 plain PostgreSQL mode, with the same columns and answers in both (:mod:`schema.storage`).
@@ -52,41 +54,104 @@ async def device_quarters(
     ]
 
 
+# Where the quarters come from: the rollup (what the API reads), or the same sums computed from
+# raw readings (the reference the parity test and the benchmark compare with).
+_SOURCES = {
+    "rollup": {
+        # Loose index scan of the rollup's primary key (device_id, bucket): one probe a device.
+        "scan": """
+ids_scan(device_id) AS (
+    (SELECT device_id FROM readings_15m ORDER BY device_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT q.device_id FROM readings_15m AS q WHERE q.device_id > s.device_id
+            ORDER BY q.device_id LIMIT 1)
+    FROM ids_scan AS s WHERE s.device_id IS NOT NULL
+),""",
+        "ids": "SELECT device_id FROM ids_scan WHERE device_id IS NOT NULL",
+        "last_tz": "(SELECT x.tz FROM readings_15m AS x WHERE x.device_id = i.device_id"
+        " ORDER BY x.bucket DESC LIMIT 1)",
+        "quarters": "readings_15m",
+    },
+    "raw": {
+        "scan": "",
+        "ids": "SELECT DISTINCT device_id FROM readings WHERE ts >= $1 AND ts < $2",
+        "last_tz": "(SELECT x.tz FROM readings AS x WHERE x.device_id = i.device_id"
+        " ORDER BY x.ts DESC LIMIT 1)",
+        "quarters": """(
+    SELECT device_id, date_bin('15 minutes', ts, TIMESTAMPTZ '2000-01-03 00:00:00+00') AS bucket,
+           max(tz) AS tz, sum(energy_kwh) AS energy_kwh, avg(power_kw) AS power_mean_kw
+    FROM readings WHERE ts >= $1 AND ts < $2 GROUP BY 1, 2
+)""",
+    },
+}
+
+
 @functools.cache
-def statement(grouping: Grouping, *, own_zone: bool) -> str:
+def statement(
+    grouping: Grouping, *, own_zone: bool, source: Literal["rollup", "raw"] = "rollup"
+) -> str:
     """SQL of a group KPI query. Parameters: $1/$2 the UTC bounds, $3-$5 device assignments
     (ids, tariffs, regions), $6-$8 location assignments, $9/$10 default tariff and region,
-    then, with ``own_zone``, the local date bounds ($11/$12)."""
-    where = ["r.bucket >= $1", "r.bucket < $2"]
+    then, with ``own_zone``, the local date bounds ($11/$12).
+
+    Per device (found by a loose index scan; then its zone, group, tariff and region, and the
+    bounds of the window in its zone, computed once), its quarters by primary-key range: no
+    scan of the whole rollup, no zone conversion per row. ``source="raw"``: the same over raw
+    readings, for checks and benchmarks only (the API never reads raw readings for KPIs).
+    """
+    parts = _SOURCES[source]
     if own_zone:
-        # Each device's own local days: its wall-clock date at the bucket's start.
-        where.append("(r.bucket AT TIME ZONE r.tz)::date >= $11")
-        where.append("(r.bucket AT TIME ZONE r.tz)::date < $12")
+        # Each device's own local days: [midnight of $11, midnight of $12) in its zone.
+        bounds = (
+            "($11::date::timestamp AT TIME ZONE z.tz) AS lo,"
+            " ($12::date::timestamp AT TIME ZONE z.tz) AS hi"
+        )
+    else:
+        bounds = "$1::timestamptz AS lo, $2::timestamptz AS hi"
     return f"""
-WITH own(device_id, tariff, region) AS (SELECT * FROM unnest($3::text[], $4::text[], $5::text[])),
+WITH RECURSIVE {parts["scan"]}
+ids(device_id) AS ({parts["ids"]}),
+own(device_id, tariff, region) AS (SELECT * FROM unnest($3::text[], $4::text[], $5::text[])),
 site(location_name, tariff, region) AS (
     SELECT * FROM unnest($6::text[], $7::text[], $8::text[])
 ),
-picked AS (
-    SELECT {_GROUP_KEY[grouping]} AS grp, r.device_id, r.bucket, r.tz, r.energy_kwh,
-           r.power_mean_kw,
+fleet AS (
+    SELECT i.device_id, {_GROUP_KEY[grouping]} AS grp, z.tz,
            coalesce(own.tariff, site.tariff, $9::text) AS tariff,
-           coalesce(own.region, site.region, $10::text) AS region
-    FROM readings_15m AS r
-    LEFT JOIN devices AS d ON d.device_id = r.device_id
-    LEFT JOIN own ON own.device_id = r.device_id
+           coalesce(own.region, site.region, $10::text) AS region,
+           {bounds}
+    FROM ids AS i
+    LEFT JOIN devices AS d ON d.device_id = i.device_id
+    CROSS JOIN LATERAL (SELECT coalesce(d.tz, {parts["last_tz"]}) AS tz) AS z
+    LEFT JOIN own ON own.device_id = i.device_id
     LEFT JOIN site ON site.location_name = d.location_name
-    WHERE {" AND ".join(where)}
+),
+picked AS (
+    SELECT f.grp, f.device_id, r.tz, f.tariff, f.region, r.bucket, r.energy_kwh, r.power_mean_kw
+    FROM fleet AS f
+    JOIN {parts["quarters"]} AS r
+      ON r.device_id = f.device_id AND r.bucket >= f.lo AND r.bucket < f.hi
+     AND r.bucket >= $1::timestamptz AND r.bucket < $2::timestamptz
 )
 SELECT grp, bucket, tz, tariff, region, sum(energy_kwh) AS energy_kwh,
        sum(power_mean_kw) AS power_kw, count(*) AS devices
 FROM picked
 GROUP BY grp, bucket, tz, tariff, region
 UNION ALL
-SELECT grp, NULL, tz, NULL, NULL, NULL, NULL, count(DISTINCT device_id)
-FROM picked
+SELECT grp, NULL, tz, NULL, NULL, NULL, NULL, count(*)
+FROM fleet AS f
+WHERE EXISTS (
+    SELECT 1 FROM {parts["quarters"]} AS r
+    WHERE r.device_id = f.device_id AND r.bucket >= f.lo AND r.bucket < f.hi
+)
 GROUP BY grp, tz
 """  # noqa: S608 - fixed fragments only
+
+
+def reference_statement(grouping: Grouping, *, own_zone: bool) -> str:
+    """:func:`statement` over the same sums computed from raw readings instead of the rollup:
+    for the parity test and the benchmark only (the API never scans raw readings)."""
+    return statement(grouping, own_zone=own_zone, source="raw")
 
 
 def arguments(book: TariffBook, window: Window) -> list[object]:

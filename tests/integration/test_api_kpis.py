@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +20,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.kpi import queries
+from api.kpi.figures import Window, compute
 from api.kpi.tariffs import Band, Tariff, TariffBook
+from schema import storage
 
 from ..conftest import migrated_database
 from .test_api_rest import ADMIN_KEY, KEY, settings_for
@@ -252,3 +255,33 @@ async def test_kpis_match_the_raw_readings(client: TestClient, kpi_database: str
         await conn.close()
     body = get(client, "/api/v1/devices/dev-ktm/kpis", date="2026-03-30")
     assert body["kpis"]["energy_kwh"] == pytest.approx(energy)
+
+
+async def test_same_kpis_in_each_storage_mode_and_from_raw_readings(storage_database: str) -> None:
+    """The fleet-day by kind in each storage mode: the hand-computed figures, and the same
+    figures as the statement run over raw readings instead of the rollup."""
+    await load(storage_database)
+    conn = await asyncpg.connect(storage_database)
+    try:
+        mode = await conn.fetchval("SELECT value FROM storage_info WHERE key = 'mode'")
+        for refresh in storage.refresh_statements(mode):
+            await conn.execute(refresh)
+        window = Window.of_days(date(2026, 3, 30), date(2026, 3, 31), None)
+        answers = []
+        for sql in (
+            queries.statement("kind", own_zone=True),
+            queries.reference_statement("kind", own_zone=True),
+        ):
+            groups = queries.groups_of(await conn.fetch(sql, *queries.arguments(BOOK, window)))
+            answers.append(
+                {k: compute(rows, spans, window, BOOK) for k, (rows, spans) in groups.items()}
+            )
+    finally:
+        await conn.close()
+    rollup, raw = answers
+    assert rollup.keys() == raw.keys() == {"household_meter", "hvac"}
+    for kind, expected_cost in (("household_meter", 3.0), ("hvac", 2.8)):
+        assert rollup[kind].energy_kwh == pytest.approx(24.0) == raw[kind].energy_kwh
+        assert rollup[kind].cost["EUR"] == pytest.approx(expected_cost) == raw[kind].cost["EUR"]
+        assert rollup[kind].peak_at == raw[kind].peak_at
+        assert rollup[kind].completeness == raw[kind].completeness == 1.0
