@@ -239,28 +239,29 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             print(f"mode {mode}: {total:,} readings loaded and rolled up in {load_s:.1f} s")
             monthly = [f"dev-{d:05}" for d in range(args.month_devices)]
             fleet_runs = max(10, args.queries // 5)
-            cases = {
-                "device_month": await time_case(
-                    conn,
-                    "device_month",
-                    {"rollup": device_month(raw=False), "raw": device_month(raw=True)},
+            plan: dict[str, tuple[Query, Query, list[str], int]] = {
+                "device_month": (
+                    device_month(raw=False),
+                    device_month(raw=True),
                     monthly,
                     args.queries,
                 ),
-                "fleet_day": await time_case(
-                    conn,
-                    "fleet_day",
-                    {"rollup": fleet_day("fleet", raw=False), "raw": fleet_day("fleet", raw=True)},
+                "fleet_day": (
+                    fleet_day("fleet", False),
+                    fleet_day("fleet", True),
                     [""],
                     fleet_runs,
                 ),
-                "fleet_day_by_kind": await time_case(
-                    conn,
-                    "fleet_day_by_kind",
-                    {"rollup": fleet_day("kind", raw=False), "raw": fleet_day("kind", raw=True)},
+                "fleet_day_by_kind": (
+                    fleet_day("kind", False),
+                    fleet_day("kind", True),
                     [""],
                     fleet_runs,
                 ),
+            }
+            cases = {
+                name: await time_case(conn, name, {"rollup": rollup, "raw": raw}, devices, runs)
+                for name, (rollup, raw, devices, runs) in plan.items()
             }
             rollup_rows = await conn.fetchval("SELECT count(*) FROM readings_15m")
         finally:

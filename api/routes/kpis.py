@@ -11,11 +11,12 @@ Periods are local to ``tz``: ``device`` (each device's own zone: its tariff band
 from __future__ import annotations
 
 import calendar
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from api import queries, timerange
 from api.deps import AdminKey, Deps
@@ -60,16 +61,35 @@ def period_dates(period: Period, on: date) -> tuple[date, date]:
     return first, first + timedelta(days=calendar.monthrange(on.year, on.month)[1])
 
 
+@dataclass(frozen=True)
+class PeriodChoice:
+    """The period parameters both KPI endpoints take."""
+
+    period: Period | None
+    on: date | None
+    tz: str
+    start: datetime | None
+    end: datetime | None
+
+
+def _period_choice(
+    period: PeriodQuery = None,
+    on: OnQuery = None,
+    tz: TzQuery = "device",
+    start: Start = None,
+    end: End = None,
+) -> PeriodChoice:
+    return PeriodChoice(period, on, tz, start, end)
+
+
+Choice = Annotated[PeriodChoice, Depends(_period_choice)]
+
+
 def resolve_window(
-    *,
-    period: Period | None,
-    on: date | None,
-    start: datetime | None,
-    end: datetime | None,
-    zone: ZoneInfo | None,
-    longest: timedelta,
-) -> tuple[Window, KpiPeriod, str]:
+    choice: PeriodChoice, zone: ZoneInfo | None, longest: timedelta
+) -> tuple[Window, KpiPeriod]:
     """The window and its description; ``zone`` ``None``: each device's own zone."""
+    period, on, start, end = choice.period, choice.on, choice.start, choice.end
     tz_name = "device" if zone is None else str(zone.key)
     if start is not None or end is not None:
         if period is not None or on is not None:
@@ -90,7 +110,7 @@ def resolve_window(
             start_date=None,
             end_date=None,
         )
-        return Window(first, last), described, tz_name
+        return Window(first, last), described
     today = datetime.now(zone or UTC).date()
     days = period_dates(period or "day", on or today)
     window = Window.of_days(*days, zone)
@@ -102,7 +122,7 @@ def resolve_window(
         start_date=days[0],
         end_date=days[1],
     )
-    return window, described, tz_name
+    return window, described
 
 
 def figures(group: str, kpis: Kpis, devices: int, shown: ZoneInfo, book: TariffBook) -> KpiFigures:
@@ -129,16 +149,7 @@ def figures(group: str, kpis: Kpis, devices: int, shown: ZoneInfo, book: TariffB
 
 
 @router.get("/devices/{device_id}/kpis", response_model=DeviceKpis)
-async def device_kpis(
-    *,
-    deps: Deps,
-    device_id: DevicePath,
-    period: PeriodQuery = None,
-    on: OnQuery = None,
-    tz: TzQuery = "device",
-    start: Start = None,
-    end: End = None,
-) -> DeviceKpis:
+async def device_kpis(deps: Deps, device_id: DevicePath, choice: Choice) -> DeviceKpis:
     """Energy, time-of-use cost, carbon, peak demand (15-minute mean power, with its local
     time), load factor and completeness of one device over a local day, week or month holding
     `date`, or over `[start, end)`. Tariff bands apply at the device's wall-clock time."""
@@ -147,15 +158,9 @@ async def device_kpis(
         device_tz = await queries.device_zone(conn, device_id)
         if device_tz is None:
             raise NotFound(f"no device {device_id!r}: it has sent no birth and no reading")
+        tz = choice.tz
         zone = timerange.zone(device_tz if tz == "device" else tz)
-        window, described, _ = resolve_window(
-            period=period,
-            on=on,
-            start=start,
-            end=end,
-            zone=zone,
-            longest=deps.settings.max_daily_range,
-        )
+        window, described = resolve_window(choice, zone, deps.settings.max_daily_range)
         rows = await device_quarters(conn, book, window, device_id)
     kpis = compute(rows, [Span(device_tz, 1)], window, book)
     shown = timerange.zone(device_tz)
@@ -168,31 +173,19 @@ async def device_kpis(
 
 @router.get("/fleet/kpis", response_model=FleetKpis)
 async def fleet_kpis(
-    *,
     deps: Deps,
+    choice: Choice,
     group_by: Annotated[
         Literal["kind", "location"] | None,
         Query(description="Also break the fleet down by device kind or location"),
     ] = None,
-    period: PeriodQuery = None,
-    on: OnQuery = None,
-    tz: TzQuery = "device",
-    start: Start = None,
-    end: End = None,
 ) -> FleetKpis:
     """The fleet's KPIs over a local day, week or month holding `date` (with `tz=device`,
     each device's own local days), or over `[start, end)`; with `group_by`, per kind or
     location too. Fleet peak demand is the highest sum of the devices' 15-minute mean power."""
     book = deps.tariffs.book
-    zone = None if tz == "device" else timerange.zone(tz)
-    window, described, _ = resolve_window(
-        period=period,
-        on=on,
-        start=start,
-        end=end,
-        zone=zone,
-        longest=deps.settings.max_daily_range,
-    )
+    zone = None if choice.tz == "device" else timerange.zone(choice.tz)
+    window, described = resolve_window(choice, zone, deps.settings.max_daily_range)
     async with deps.pool.acquire() as conn:
         groups = await group_quarters(conn, book, window, group_by or "fleet")
     shown = zone or ZoneInfo("UTC")

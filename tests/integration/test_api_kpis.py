@@ -26,7 +26,7 @@ from api.kpi.tariffs import Band, Tariff, TariffBook
 from schema import storage
 
 from ..conftest import migrated_database
-from .test_api_rest import ADMIN_KEY, KEY, settings_for
+from .test_api_rest import ADMIN_KEY, KEY, get, settings_for
 
 if TYPE_CHECKING:
     from tests.conftest import Services
@@ -99,12 +99,6 @@ def client(
     app = create_app(settings_for(kpi_database, services, "kpis", tariffs_file=path))
     with TestClient(app) as client:
         yield client
-
-
-def get(client: TestClient, path: str, **params: Any) -> Any:
-    response = client.get(path, params=params)
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def test_device_day_across_spring_forward(client: TestClient) -> None:
