@@ -26,6 +26,7 @@ from api.kpi.queries import device_quarters, group_quarters
 from api.kpi.tariffs import TariffBook
 from api.models import DeviceKpis, FleetKpis, KpiFigures, KpiPeriod, TariffsSaved
 from api.params import DevicePath, End, Start
+from schema.wire import EARLIEST_TS, LATEST_TS
 
 router = APIRouter(prefix="/api/v1", tags=["kpis"], responses=PROBLEM_RESPONSES)
 
@@ -112,6 +113,11 @@ def resolve_window(
         )
         return Window(first, last), described
     today = datetime.now(zone or UTC).date()
+    if on is not None and not EARLIEST_TS.date() < on < LATEST_TS.date() - timedelta(days=31):
+        raise InvalidRequest(
+            f"date: {on.isoformat()} is outside the dates readings can have "
+            f"({EARLIEST_TS.date().isoformat()} to {LATEST_TS.date().isoformat()})"
+        )
     days = period_dates(period or "day", on or today)
     window = Window.of_days(*days, zone)
     described = KpiPeriod(

@@ -180,6 +180,7 @@ def test_fleet_by_location_in_one_zone(client: TestClient) -> None:
         ("/api/v1/fleet/kpis", {"group_by": "colour"}, "group_by"),
         ("/api/v1/fleet/kpis", {"period": "year"}, "period"),
         ("/api/v1/fleet/kpis", {"date": "2026-02-30"}, "date"),
+        ("/api/v1/fleet/kpis", {"date": "9999-12-31"}, "outside the dates readings can have"),
         (
             "/api/v1/fleet/kpis",
             {"period": "day", "start": "2026-03-29T00:00:00Z"},
