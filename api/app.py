@@ -25,10 +25,11 @@ from fastapi.staticfiles import StaticFiles
 from api import errors
 from api.commands import CommandPublisher
 from api.deps import Resources, State
+from api.kpi.store import TariffStore
 from api.live.feed import KafkaFeed
 from api.live.hub import Hub
 from api.metrics import Metrics
-from api.routes import commands, devices, fleet, forecasts, health, live, readings
+from api.routes import commands, devices, fleet, forecasts, health, kpis, live, readings
 from api.settings import ApiSettings
 from schema.topics import KafkaTopics, MqttTopics
 
@@ -76,6 +77,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         auth=settings.mqtt.auth(),
     )
     metrics = Metrics(hub, feed, publisher)
+    tariffs = TariffStore.open(settings.tariffs_file)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[State]:
@@ -100,6 +102,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
                             feed=feed,
                             commands=publisher,
                             metrics=metrics,
+                            tariffs=tariffs,
                         )
                     }
                 finally:
@@ -119,11 +122,11 @@ def create_app(settings: ApiSettings) -> FastAPI:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "PUT"],
             allow_headers=["Content-Type", "X-API-Key"],
         )
     app.add_middleware(metrics.middleware)
-    for module in (health, readings, devices, forecasts, fleet, commands, live):
+    for module in (health, readings, devices, forecasts, fleet, kpis, commands, live):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -14,6 +14,7 @@ from starlette.requests import HTTPConnection
 
 from api.commands import CommandPublisher
 from api.errors import Forbidden, Unauthorized
+from api.kpi.store import TariffStore
 from api.live.feed import KafkaFeed
 from api.live.hub import Hub
 from api.metrics import Metrics
@@ -28,6 +29,7 @@ class Resources:
     feed: KafkaFeed
     commands: CommandPublisher
     metrics: Metrics
+    tariffs: TariffStore
 
 
 class State(TypedDict):

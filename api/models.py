@@ -6,6 +6,7 @@ concerned, the requested zone for aggregates, UTC for fleet-wide figures.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
@@ -211,3 +212,66 @@ class ModelOut(Out):
     activated_at: AwareDatetime | None
     created_at: AwareDatetime
     metrics: dict[str, Any]
+
+
+class KpiFigures(Out):
+    """Energy KPIs of a device or a group over a period (see ``docs/kpis.md``)."""
+
+    group: str
+    """The device id, the kind, the location, or ``fleet``."""
+    devices: int
+    """Devices with readings in the period."""
+    energy_kwh: float
+    cost: float | None
+    """In ``currency``; ``None`` when the group's tariffs use several (see ``cost_by_currency``)."""
+    currency: str | None
+    cost_by_currency: dict[str, float]
+    carbon_kg: float
+    """kg CO2e: energy times the grid intensity at its local time."""
+    peak_kw: float | None
+    """Peak demand: the highest 15-minute mean power."""
+    peak_at: AwareDatetime | None
+    """Start of the peak 15 minutes, local (the device's zone, else the requested one)."""
+    mean_power_kw: float | None
+    load_factor: float | None
+    """Mean power / peak demand, in (0, 1]; ``None`` without positive mean power."""
+    quarters: int
+    """Device-quarters with readings."""
+    expected_quarters: int
+    completeness: float
+    """``quarters / expected_quarters``: below 1 the figures cover a gap."""
+    production_units: float | None
+    sec_kwh_per_unit: float | None
+    """Specific energy consumption; ``None`` until devices report production."""
+
+
+class KpiPeriod(Out):
+    period: Literal["day", "week", "month", "range"]
+    tz: str
+    """The zone of the period's days (``device``: each device's own)."""
+    start: AwareDatetime | None
+    end: AwareDatetime | None
+    """Bounds of the period in ``tz``; ``None`` with ``tz=device`` over a fleet (each
+    device's own local days from ``start_date`` to ``end_date``)."""
+    start_date: date | None
+    end_date: date | None
+    """Local dates ``[start_date, end_date)`` of a day, week or month period."""
+
+
+class DeviceKpis(Out):
+    device_id: str
+    period: KpiPeriod
+    kpis: KpiFigures
+
+
+class FleetKpis(Out):
+    period: KpiPeriod
+    group_by: Literal["kind", "location"] | None
+    fleet: KpiFigures
+    groups: list[KpiFigures]
+    """One entry per kind or location (with ``group_by``), largest energy first."""
+
+
+class TariffsSaved(Out):
+    saved_to: str | None
+    """The file the book was written to; ``None``: in force until the API restarts."""

@@ -25,6 +25,7 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from api.kpi.tariffs import load_book
 from schema.connections import (
     PLACEHOLDER_SECRET,
     DatabaseConnection,
@@ -94,6 +95,19 @@ class ApiSettings(BaseSettings, ServiceOptions):
 
     command_timeout_s: Annotated[float, Field(gt=0)] = 5.0
     """How long a command waits for the MQTT broker (connect and PUBACK) before a 503."""
+
+    tariffs_file: Path | None = None
+    """Tariff book (TOML or JSON, see docs/kpis.md); default: the reference two-rate tariff
+    and 0.45 kg CO2e/kWh. A JSON file is rewritten by ``PUT /api/v1/tariffs``."""
+
+    @field_validator("tariffs_file")
+    @classmethod
+    def _tariffs_file_is_valid(cls, value: Path | None) -> Path | None:
+        """Refuse an unreadable or invalid book with the settings (``BookError`` names every
+        problem); the app reads it again when it starts."""
+        if value is not None:
+            load_book(value)
+        return value
 
     @field_validator("api_keys", "admin_api_keys", "cors_origins", mode="before")
     @classmethod

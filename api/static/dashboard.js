@@ -18,6 +18,8 @@ const state = {
   retry: 0,
   refreshTimer: null,
   tickerQueue: [],
+  kpiFor: null, // device and time of the last KPI load
+  kpiAt: 0,
 };
 
 // ----------------------------------------------------------------------------------- helpers
@@ -125,6 +127,77 @@ async function loadFleet() {
   }
 }
 
+// --------------------------------------------------------------------------------------- KPIs
+function localDate(ms, tz) { // YYYY-MM-DD of the instant in tz (en-CA formats it so)
+  return new Intl.DateTimeFormat("en-CA", { timeZone: tz, year: "numeric", month: "2-digit", day: "2-digit" })
+    .format(new Date(ms));
+}
+
+function dayBefore(isoDate) {
+  const [y, m, d] = isoDate.split("-").map(Number);
+  return new Date(Date.UTC(y, m - 1, d - 1)).toISOString().slice(0, 10);
+}
+
+function money(k) {
+  if (k.cost == null) return Object.entries(k.cost_by_currency).map(([c, v]) => `${v.toFixed(2)} ${c}`).join(" + ");
+  return `${k.cost.toFixed(2)} ${k.currency}`;
+}
+
+function kpiCells(k, tz) {
+  const peak = k.peak_kw == null ? "–" : `${k.peak_kw.toFixed(2)} kW at ${fmtTime(k.peak_at, tz)}`;
+  return [
+    kwh(k.energy_kwh, 1), money(k), `${k.carbon_kg.toFixed(1)} kg CO₂e`, peak,
+    k.load_factor == null ? "–" : k.load_factor.toFixed(2),
+  ];
+}
+
+function kpiRow(label, k, tz) {
+  const tr = html("tr");
+  tr.append(html("td", {}, label), ...kpiCells(k, tz).map((text) => html("td", {}, text)));
+  const complete = html("td", { class: k.completeness < 0.99 ? "gap" : "" }, `${(100 * k.completeness).toFixed(0)} %`);
+  complete.title = `${k.quarters} of ${k.expected_quarters} device-quarters with readings`;
+  tr.append(complete);
+  return tr;
+}
+
+const KPI_EVERY = 60e3; // the fleet KPIs read every device's day: not on every live event
+async function loadKpis(id) {
+  if (state.kpiFor === id && Date.now() - state.kpiAt < KPI_EVERY) return;
+  state.kpiFor = id;
+  state.kpiAt = Date.now();
+  const device = state.devices.get(id);
+  const deviceTz = (device && device.tz) || "UTC";
+  const browserTz = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  const today = localDate(Date.now(), deviceTz);
+  const fleetToday = localDate(Date.now(), browserTz);
+  try {
+    const path = `${API}/devices/${encodeURIComponent(id)}/kpis`;
+    const [dToday, dYesterday, fToday, fYesterday] = await Promise.all([
+      getJSON(path, { period: "day", date: today }),
+      getJSON(path, { period: "day", date: dayBefore(today) }),
+      getJSON(`${API}/fleet/kpis`, { period: "day", date: fleetToday, group_by: "kind" }),
+      getJSON(`${API}/fleet/kpis`, { period: "day", date: dayBefore(fleetToday) }),
+    ]);
+    if (id !== state.selected) return;
+    $("kpi-table").tBodies[0].replaceChildren(
+      kpiRow(`${id} today`, dToday.kpis, deviceTz),
+      kpiRow(`${id} yesterday`, dYesterday.kpis, deviceTz),
+      kpiRow("fleet today", fToday.fleet, "UTC"),
+      kpiRow("fleet yesterday", fYesterday.fleet, "UTC"),
+    );
+    $("kind-table").tBodies[0].replaceChildren(...fToday.groups.map((g) => {
+      const tr = html("tr");
+      const [energy, cost, carbon, peak, lf] = kpiCells(g, "UTC");
+      tr.append(...[g.group, String(g.devices), energy, cost, carbon, peak, lf].map((t) => html("td", {}, t)));
+      return tr;
+    }));
+    $("kpi-status").textContent = `Device: its own local days (${deviceTz}). Fleet: each device's own local ${fleetToday}` +
+      " (fleet peak times in UTC). Tariffs: GET /api/v1/tariffs.";
+  } catch (error) {
+    $("kpi-status").textContent = `KPIs unavailable: ${error.message}`;
+  }
+}
+
 // -------------------------------------------------------------------------------------- chart
 function selectDevice(id) {
   if (!id) return;
@@ -155,6 +228,7 @@ async function loadDevice(id) {
     const info = [device.kind, device.location_name, device.tz, device.status].filter(Boolean);
     $("device-info").textContent = info.join(" · ");
     drawChart(agg, fc, end.getTime());
+    loadKpis(id);
     $("chart-status").textContent = `${agg.items.length} hours with readings, ${fc.items.length} forecasts`;
   } catch (error) {
     $("chart-status").textContent = `could not load ${id}: ${error.message}`;

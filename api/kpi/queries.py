@@ -1,0 +1,208 @@
+"""The rollup rows KPIs are computed from: ``readings_15m`` only, never raw readings.
+
+One statement per shape, built from fixed fragments (no caller text reaches the SQL). It finds
+the devices, resolves each one's tariff and region from the book's assignments (passed as
+arrays: the device's own entry, else its location's, else the default), reads each one's
+15-minute buckets in the window, and sums the devices of a group per (bucket, zone, tariff,
+region); a second branch counts the devices of each group and zone that reported in the window
+(for completeness). With ``tz=device`` a device's days are those of its zone (birth message,
+else its latest bucket's).
+
+``readings_15m`` is a continuous aggregate in TimescaleDB mode and a trigger-maintained table in
+plain PostgreSQL mode, with the same columns and answers in both (:mod:`schema.storage`).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import defaultdict
+from typing import Literal
+
+import asyncpg
+
+from api.kpi.figures import Quarter, Span, Window
+from api.kpi.tariffs import TariffBook
+
+Grouping = Literal["fleet", "kind", "location"]
+
+_GROUP_KEY: dict[Grouping, str] = {
+    "fleet": "'fleet'",
+    "kind": "coalesce(d.kind, 'unknown')",
+    "location": "coalesce(d.location_name, 'unknown')",
+}
+
+
+DEVICE_QUARTERS = """
+SELECT bucket, tz, energy_kwh, power_mean_kw
+FROM readings_15m
+WHERE device_id = $1 AND bucket >= $2 AND bucket < $3
+"""
+DEVICE_LOCATION = "SELECT location_name FROM devices WHERE device_id = $1"
+
+
+async def device_quarters(
+    conn: asyncpg.Connection, book: TariffBook, window: Window, device_id: str
+) -> list[Quarter]:
+    """One device's quarters in ``window``, priced by its own tariff and region (resolved
+    here: one device needs no join)."""
+    location = await conn.fetchval(DEVICE_LOCATION, device_id)
+    tariff, region = book.choice(device_id, location)
+    rows = await conn.fetch(DEVICE_QUARTERS, device_id, window.first, window.last)
+    return [
+        Quarter(row["bucket"], row["tz"], tariff, region, row["energy_kwh"], row["power_mean_kw"])
+        for row in rows
+    ]
+
+
+# Where the quarters come from: the rollup (what the API reads), or the same sums computed from
+# raw readings (the reference the parity test and the benchmark compare with).
+_SOURCES = {
+    "rollup": {
+        # Loose index scan of the rollup's primary key (device_id, bucket): one probe a device.
+        "scan": """
+ids_scan(device_id) AS (
+    (SELECT device_id FROM readings_15m ORDER BY device_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT q.device_id FROM readings_15m AS q WHERE q.device_id > s.device_id
+            ORDER BY q.device_id LIMIT 1)
+    FROM ids_scan AS s WHERE s.device_id IS NOT NULL
+),""",
+        "ids": "SELECT device_id FROM ids_scan WHERE device_id IS NOT NULL",
+        "last_tz": "(SELECT x.tz FROM readings_15m AS x WHERE x.device_id = i.device_id"
+        " ORDER BY x.bucket DESC LIMIT 1)",
+        "quarters": "readings_15m",
+    },
+    "raw": {
+        "scan": "",
+        "ids": "SELECT DISTINCT device_id FROM readings WHERE ts >= $1 AND ts < $2",
+        "last_tz": "(SELECT x.tz FROM readings AS x WHERE x.device_id = i.device_id"
+        " ORDER BY x.ts DESC LIMIT 1)",
+        "quarters": """(
+    SELECT device_id, date_bin('15 minutes', ts, TIMESTAMPTZ '2000-01-03 00:00:00+00') AS bucket,
+           max(tz) AS tz, sum(energy_kwh) AS energy_kwh, avg(power_kw) AS power_mean_kw
+    FROM readings WHERE ts >= $1 AND ts < $2 GROUP BY 1, 2
+)""",
+    },
+}
+
+
+@functools.cache
+def statement(
+    grouping: Grouping, *, own_zone: bool, source: Literal["rollup", "raw"] = "rollup"
+) -> str:
+    """SQL of a group KPI query. Parameters: $1/$2 the UTC bounds, $3-$5 device assignments
+    (ids, tariffs, regions), $6-$8 location assignments, $9/$10 default tariff and region,
+    then, with ``own_zone``, the local date bounds ($11/$12).
+
+    Per device (found by a loose index scan; then its zone, group, tariff and region, and the
+    bounds of the window in its zone, computed once), its quarters by primary-key range: no
+    scan of the whole rollup, no zone conversion per row. ``source="raw"``: the same over raw
+    readings, for checks and benchmarks only (the API never reads raw readings for KPIs).
+    """
+    parts = _SOURCES[source]
+    if own_zone:
+        # Each device's own local days: [midnight of $11, midnight of $12) in its zone.
+        bounds = (
+            "($11::date::timestamp AT TIME ZONE z.tz) AS lo,"
+            " ($12::date::timestamp AT TIME ZONE z.tz) AS hi"
+        )
+    else:
+        bounds = "$1::timestamptz AS lo, $2::timestamptz AS hi"
+    return f"""
+WITH RECURSIVE {parts["scan"]}
+ids(device_id) AS ({parts["ids"]}),
+own(device_id, tariff, region) AS (SELECT * FROM unnest($3::text[], $4::text[], $5::text[])),
+site(location_name, tariff, region) AS (
+    SELECT * FROM unnest($6::text[], $7::text[], $8::text[])
+),
+fleet AS (
+    SELECT i.device_id, {_GROUP_KEY[grouping]} AS grp, z.tz,
+           coalesce(own.tariff, site.tariff, $9::text) AS tariff,
+           coalesce(own.region, site.region, $10::text) AS region,
+           {bounds}
+    FROM ids AS i
+    LEFT JOIN devices AS d ON d.device_id = i.device_id
+    CROSS JOIN LATERAL (SELECT coalesce(d.tz, {parts["last_tz"]}) AS tz) AS z
+    LEFT JOIN own ON own.device_id = i.device_id
+    LEFT JOIN site ON site.location_name = d.location_name
+),
+picked AS (
+    SELECT f.grp, f.device_id, r.tz, f.tariff, f.region, r.bucket, r.energy_kwh, r.power_mean_kw
+    FROM fleet AS f
+    JOIN {parts["quarters"]} AS r
+      ON r.device_id = f.device_id AND r.bucket >= f.lo AND r.bucket < f.hi
+     AND r.bucket >= $1::timestamptz AND r.bucket < $2::timestamptz
+)
+SELECT grp, bucket, tz, tariff, region, sum(energy_kwh) AS energy_kwh,
+       sum(power_mean_kw) AS power_kw, count(*) AS devices
+FROM picked
+GROUP BY grp, bucket, tz, tariff, region
+UNION ALL
+SELECT grp, NULL, tz, NULL, NULL, NULL, NULL, count(*)
+FROM fleet AS f
+WHERE EXISTS (
+    SELECT 1 FROM {parts["quarters"]} AS r
+    WHERE r.device_id = f.device_id AND r.bucket >= f.lo AND r.bucket < f.hi
+)
+GROUP BY grp, tz
+"""  # noqa: S608 - fixed fragments only
+
+
+def reference_statement(grouping: Grouping, *, own_zone: bool) -> str:
+    """:func:`statement` over the same sums computed from raw readings instead of the rollup:
+    for the parity test and the benchmark only (the API never scans raw readings)."""
+    return statement(grouping, own_zone=own_zone, source="raw")
+
+
+def arguments(book: TariffBook, window: Window) -> list[object]:
+    """The parameters of :func:`statement` for ``book`` and ``window``."""
+    devices = sorted(book.devices.items())
+    locations = sorted(book.locations.items())
+    args: list[object] = [
+        window.first,
+        window.last,
+        [key for key, _ in devices],
+        [a.tariff for _, a in devices],
+        [a.region for _, a in devices],
+        [key for key, _ in locations],
+        [a.tariff for _, a in locations],
+        [a.region for _, a in locations],
+        book.default_tariff,
+        book.default_region,
+    ]
+    if window.local_days is not None:
+        args += list(window.local_days)
+    return args
+
+
+Groups = dict[str, tuple[list[Quarter], list[Span]]]
+
+
+async def group_quarters(
+    conn: asyncpg.Connection, book: TariffBook, window: Window, grouping: Grouping
+) -> Groups:
+    """Per group: its summed quarters and its reporting devices per zone."""
+    sql = statement(grouping, own_zone=window.local_days is not None)
+    return groups_of(await conn.fetch(sql, *arguments(book, window)))
+
+
+def groups_of(records: list[asyncpg.Record]) -> Groups:
+    """The rows of :func:`statement` per group."""
+    groups: Groups = defaultdict(lambda: ([], []))
+    for row in records:
+        quarters, spans = groups[row["grp"]]
+        if row["bucket"] is None:
+            spans.append(Span(row["tz"], row["devices"]))
+        else:
+            quarters.append(
+                Quarter(
+                    row["bucket"],
+                    row["tz"],
+                    row["tariff"],
+                    row["region"],
+                    row["energy_kwh"],
+                    row["power_kw"],
+                    row["devices"],
+                )
+            )
+    return dict(groups)
