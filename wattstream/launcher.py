@@ -45,7 +45,8 @@ class ServiceProcess:
 
 def credential_environment(secrets: localcluster.LocalSecrets) -> dict[str, str]:
     """The variables that give each service its local-cluster credentials: the bridge and the
-    API their broker users, the API its keys, the simulator the device root key."""
+    API their broker users, the API its keys, the simulator the device root key and the
+    operator's password (it publishes the labels)."""
     return {
         **variables(
             BridgeSettings,
@@ -59,7 +60,13 @@ def credential_environment(secrets: localcluster.LocalSecrets) -> dict[str, str]
                 "admin_api_keys": secrets.api_admin_key,
             },
         ),
-        **variables(SimulatorSettings, {"device_key": secrets.device_root_key}),
+        **variables(
+            SimulatorSettings,
+            {
+                "device_key": secrets.device_root_key,
+                "operator_password": secrets.mqtt_operator_password,
+            },
+        ),
     }
 
 

@@ -4,6 +4,8 @@ Under ``ClusterSettings.secrets_path`` (``home/secrets``, mode 0700)::
 
     mqtt-bridge-password   the bridge's MQTT password (user ``bridge``)
     mqtt-api-password      the API's MQTT password (user ``api``, publishes commands)
+    mqtt-operator-password the MQTT password of user ``operator`` (the only one publishing the
+                           ground-truth anomaly labels; the simulator's ``--labels-topic``)
     device-root-key        devices' and gateways' MQTT passwords derive from it
                            (:func:`schema.credentials.device_password`)
     api-key                X-API-Key for the API's write endpoints (device commands)
@@ -30,6 +32,7 @@ _TOKEN_BYTES = 32
 class LocalSecrets:
     mqtt_bridge_password: str
     mqtt_api_password: str
+    mqtt_operator_password: str
     device_root_key: str
     api_key: str
     api_admin_key: str
