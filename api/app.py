@@ -24,7 +24,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api import errors
 from api.commands import CommandPublisher
-from api.deps import Resources, State
+from api.deps import READ_RESPONSES, ReadKey, Resources, State
 from api.live.feed import KafkaFeed
 from api.live.hub import Hub
 from api.metrics import Metrics
@@ -43,9 +43,13 @@ and device commands.
 * Every timestamp is ISO-8601 with a UTC offset; a time without one is refused (422).
 * Errors are `application/problem+json` (RFC 9457) whose `detail` says what to change.
 * Long lists (`/devices`, `/alerts`) are cursor-paginated: pass `next_cursor` as `cursor`.
-* Endpoints that change something need an `X-API-Key` header.
+* `X-API-Key` header: reads (every `GET` under `/api/v1`) need a key of scope `read` outside
+  development; commands need `write`, model activation `admin` (each scope includes the ones
+  below it). No key or an unknown one: 401; a key of too narrow a scope: 403.
 * Live events: websocket `/api/v1/ws/live?kinds=readings,hourly,forecasts,health,alerts,status`
-  `&devices=a,b&last_event_id=...` (not listed below: OpenAPI does not describe websockets).
+  `&devices=a,b&last_event_id=...` (not listed below: OpenAPI does not describe websockets);
+  the key goes in the `X-API-Key` header or a first message `{"type": "auth", "api_key": ...}`,
+  never in the URL.
 """
 
 
@@ -123,8 +127,11 @@ def create_app(settings: ApiSettings) -> FastAPI:
             allow_headers=["Content-Type", "X-API-Key"],
         )
     app.add_middleware(metrics.middleware)
-    for module in (health, readings, devices, forecasts, fleet, commands, live):
-        app.include_router(module.router)
+    app.include_router(health.router)
+    app.include_router(live.router)  # authenticates its clients itself (header or first message)
+    # Every other /api/v1 router: scope `read` where reads need a key (write/admin add theirs).
+    for module in (readings, devices, forecasts, fleet, commands):
+        app.include_router(module.router, dependencies=[ReadKey], responses=READ_RESPONSES)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)

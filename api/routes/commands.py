@@ -19,6 +19,7 @@ from schema.device_messages import DeviceCommand
 
 AUTH_RESPONSES: dict[int | str, dict[str, str]] = {
     401: {"description": "Missing or invalid X-API-Key (problem+json)"},
+    403: {"description": "The key's scope is too narrow: read for a command (problem+json)"},
     404: {"description": "Unknown device or model (problem+json)"},
     503: {"description": "The MQTT broker did not acknowledge in time (problem+json)"},
 }
@@ -58,7 +59,7 @@ async def send_command(deps: Deps, device_id: DevicePath, body: CommandIn) -> Co
     response_model=ModelOut,
     tags=["admin"],
     dependencies=[AdminKey],
-    responses={403: {"description": "The key is a write key, not an admin key (problem+json)"}},
+    responses={403: {"description": "The key is a read or write key, not admin (problem+json)"}},
 )
 async def activate_model(
     deps: Deps, model_id: Annotated[str, Path(min_length=1, max_length=128)]

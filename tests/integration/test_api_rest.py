@@ -744,7 +744,7 @@ def test_activating_a_model_deactivates_the_other(
     assert [r.status_code for r in refused] == [401, 401, 403]
     for answer in refused:
         assert answer.headers["content-type"].startswith("application/problem+json")
-    assert "admin key" in refused[2].json()["detail"]
+    assert "scope admin" in refused[2].json()["detail"]
     assert asyncio.run(active_models()) != ["gbm-2"]
     response = client.post(activate, headers={"X-API-Key": ADMIN_KEY})
     assert response.status_code == 200, response.text

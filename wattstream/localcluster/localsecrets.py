@@ -10,6 +10,7 @@ Under ``ClusterSettings.secrets_path`` (``home/secrets``, mode 0700)::
                            (:func:`schema.credentials.device_password`)
     api-key                X-API-Key for the API's write endpoints (device commands)
     api-admin-key          X-API-Key for the admin endpoints (and the write ones)
+    api-read-key           X-API-Key of scope read (reads, the live feed) where reads need one
 
 A missing file is generated; an existing one is kept, so the secrets survive restarts. To rotate
 one, delete its file and run ``wattstream services up`` again (then restart the services that
@@ -36,6 +37,7 @@ class LocalSecrets:
     device_root_key: str
     api_key: str
     api_admin_key: str
+    api_read_key: str
 
     def __repr__(self) -> str:
         return "LocalSecrets(<redacted>)"
