@@ -25,6 +25,7 @@ from fastapi.staticfiles import StaticFiles
 from api import errors
 from api.commands import CommandPublisher
 from api.deps import READ_RESPONSES, ReadKey, Resources, State
+from api.limits import BodyLimit, RateLimit, TokenBuckets
 from api.live.feed import KafkaFeed
 from api.live.hub import Hub
 from api.metrics import Metrics
@@ -127,6 +128,11 @@ def create_app(settings: ApiSettings) -> FastAPI:
             allow_headers=["Content-Type", "X-API-Key"],
         )
     app.add_middleware(metrics.middleware)
+    # Added last, so they run first: a refused request costs no route and no database.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    if settings.rate_limit > 0:
+        buckets = TokenBuckets(settings.rate_limit, settings.rate_limit_burst)
+        app.add_middleware(RateLimit, buckets=buckets)
     app.include_router(health.router)
     app.include_router(live.router)  # authenticates its clients itself (header or first message)
     # Every other /api/v1 router: scope `read` where reads need a key (write/admin add theirs).

@@ -38,6 +38,7 @@ from schema.connections import (
 log = logging.getLogger(__name__)
 
 PLACEHOLDER_API_KEY = PLACEHOLDER_SECRET  # refused outside development
+DEFAULT_RATE_LIMIT_PER_S = 50.0
 
 
 def _list_from_env(value: Any) -> Any:
@@ -98,6 +99,14 @@ class ApiSettings(BaseSettings, ServiceOptions):
     ws_replay_age: timedelta = timedelta(minutes=5)
     ws_max_clients: Annotated[int, Field(ge=1)] = 5_000
 
+    max_body_bytes: Annotated[int, Field(ge=1)] = 64 * 1024
+    """Longest request body accepted; a longer one is a 413 (commands are a few hundred bytes)."""
+    rate_limit_per_s: Annotated[float, Field(ge=0)] | None = None
+    """Requests a second per client (token bucket; its key, else its address); 0: no limit;
+    unset: 50 outside development, none in development (and the tests)."""
+    rate_limit_burst: Annotated[int, Field(ge=1)] = 100
+    """Requests a client may make at once before the rate applies."""
+
     command_timeout_s: Annotated[float, Field(gt=0)] = 5.0
     """How long a command waits for the MQTT broker (connect and PUBACK) before a 503."""
 
@@ -128,6 +137,13 @@ class ApiSettings(BaseSettings, ServiceOptions):
             k.get_secret_value() == PLACEHOLDER_API_KEY
             for k in (*self.api_keys, *self.admin_api_keys, *self.read_api_keys)
         )
+
+    @property
+    def rate_limit(self) -> float:
+        """Requests a second per client; 0: no limit."""
+        if self.rate_limit_per_s is not None:
+            return self.rate_limit_per_s
+        return 0.0 if self.environment == "development" else DEFAULT_RATE_LIMIT_PER_S
 
     @property
     def reads_need_key(self) -> bool:
