@@ -107,6 +107,8 @@ class ApiSettings(BaseSettings, ServiceOptions):
     rate_limit_burst: Annotated[int, Field(ge=1)] = 100
     """Requests a client may make at once before the rate applies."""
 
+    idempotency_ttl: timedelta = timedelta(hours=24)
+    """How long a command's ``Idempotency-Key`` keeps its first answer."""
     command_timeout_s: Annotated[float, Field(gt=0)] = 5.0
     """How long a command waits for the MQTT broker (connect and PUBACK) before a 503."""
 
