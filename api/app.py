@@ -25,7 +25,7 @@ from fastapi.staticfiles import StaticFiles
 from api import errors
 from api.commands import CommandPublisher
 from api.deps import READ_RESPONSES, ReadKey, Resources, State
-from api.limits import BodyLimit, RateLimit, TokenBuckets
+from api.limits import BodyLimit, Deadline, RateLimit, TokenBuckets
 from api.live.feed import KafkaFeed
 from api.live.hub import Hub
 from api.metrics import Metrics
@@ -89,6 +89,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
             min_size=1,
             max_size=10,
             init=_init_connection,
+            timeout=settings.db_timeout_s,  # connecting
+            command_timeout=settings.db_timeout_s,  # every query
         )
         try:
             async with asyncio.TaskGroup() as group:
@@ -119,7 +121,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
     )
-    errors.install(app)
+    errors.install(app, retry_after_s=settings.retry_after_s)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -127,6 +129,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
             allow_methods=["GET", "POST"],
             allow_headers=["Content-Type", "X-API-Key"],
         )
+    app.add_middleware(
+        Deadline, seconds=settings.request_timeout_s, retry_after_s=settings.retry_after_s
+    )
     app.add_middleware(metrics.middleware)
     # Added last, so they run first: a refused request costs no route and no database.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

@@ -1,5 +1,7 @@
-"""Request limits, as pure ASGI middlewares in front of the routes: a body-size limit (413) and a
-per-client token bucket (429 with ``Retry-After``), both answering problem+json.
+"""Request limits, as pure ASGI middlewares in front of the routes: a body-size limit (413), a
+per-client token bucket (429 with ``Retry-After``) and a deadline (503 with ``Retry-After`` when
+no answer has started in time: a database that does not answer never hangs a client), all
+answering problem+json.
 
 A client is its API key when it sends one (each key its own bucket, so clients behind one
 proxy address do not starve each other), else its address. The operations endpoints (``/live``,
@@ -9,7 +11,9 @@ Websockets pass straight through (the hub bounds its clients).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import math
 import time
 from collections import OrderedDict
@@ -20,6 +24,8 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import problem
+
+log = logging.getLogger(__name__)
 
 UNLIMITED_PATHS = frozenset({"/live", "/ready", "/metrics"})
 MAX_BUCKETS = 10_000
@@ -123,3 +129,50 @@ class RateLimit:
             headers={"Retry-After": str(retry_after)},
         )
         await response(scope, receive, send)
+
+
+class Deadline:
+    """503 problem+json with ``Retry-After`` when the route has not started its answer within
+    ``seconds``. The route runs as a task of its own that is cancelled and left to finish its
+    clean-up in the background (a connection to a frozen database may take long to give back);
+    whatever it sends afterwards is dropped."""
+
+    def __init__(self, app: ASGIApp, *, seconds: float, retry_after_s: int) -> None:
+        self._app, self._seconds, self._retry_after = app, seconds, retry_after_s
+        self._abandoned: set[asyncio.Task[None]] = set()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        started = abandoned = False
+
+        async def guarded(message: Message) -> None:
+            nonlocal started
+            if abandoned:
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        task = asyncio.create_task(self._app(scope, receive, guarded), name="request")
+        done, _ = await asyncio.wait({task}, timeout=self._seconds)
+        if task in done or started:
+            await task  # finished, or answering (streaming): its own outcome
+            return
+        abandoned = True
+        task.cancel()
+        self._abandoned.add(task)
+        task.add_done_callback(self._forget)
+        log.warning("%s %s: no answer within %.1f s", scope["method"], scope["path"], self._seconds)
+        response = problem(
+            503,
+            "Service unavailable",
+            f"no answer within {self._seconds:g} s (a dependency does not answer); retry later",
+            headers={"Retry-After": str(self._retry_after)},
+        )
+        await response(scope, receive, send)
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self._abandoned.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("an abandoned request failed: %r", task.exception())

@@ -107,6 +107,12 @@ class ApiSettings(BaseSettings, ServiceOptions):
     rate_limit_burst: Annotated[int, Field(ge=1)] = 100
     """Requests a client may make at once before the rate applies."""
 
+    db_timeout_s: Annotated[float, Field(gt=0)] = 3.0
+    """Connecting to the database and each query: a slower one fails (503)."""
+    request_timeout_s: Annotated[float, Field(gt=0)] = 10.0
+    """Every HTTP answer starts within this bound, else a 503 (``Retry-After``)."""
+    retry_after_s: Annotated[int, Field(ge=1)] = 5
+    """``Retry-After`` of the 503s a dependency being away causes."""
     idempotency_ttl: timedelta = timedelta(hours=24)
     """How long a command's ``Idempotency-Key`` keeps its first answer."""
     command_timeout_s: Annotated[float, Field(gt=0)] = 5.0
