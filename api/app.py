@@ -29,6 +29,7 @@ from api.limits import BodyLimit, Deadline, RateLimit, TokenBuckets
 from api.live.feed import KafkaFeed
 from api.live.hub import Hub
 from api.metrics import Metrics
+from api.requestid import RequestId
 from api.routes import commands, devices, fleet, forecasts, health, live, readings
 from api.settings import ApiSettings
 from schema.topics import KafkaTopics, MqttTopics
@@ -138,6 +139,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     if settings.rate_limit > 0:
         buckets = TokenBuckets(settings.rate_limit, settings.rate_limit_burst)
         app.add_middleware(RateLimit, buckets=buckets)
+    app.add_middleware(RequestId)  # outermost: every layer logs with the request's id
     app.include_router(health.router)
     app.include_router(live.router)  # authenticates its clients itself (header or first message)
     # Every other /api/v1 router: scope `read` where reads need a key (write/admin add theirs).
