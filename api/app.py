@@ -142,9 +142,15 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.add_middleware(RequestId)  # outermost: every layer logs with the request's id
     app.include_router(health.router)
     app.include_router(live.router)  # authenticates its clients itself (header or first message)
-    # Every other /api/v1 router: scope `read` where reads need a key (write/admin add theirs).
+    # Every other /api/v1 router: scope `read` where reads need a key (write/admin add theirs);
+    # elsewhere (development) nothing, so the OpenAPI document says no key is needed.
+    guarded = settings.reads_need_key
     for module in (readings, devices, forecasts, fleet, commands):
-        app.include_router(module.router, dependencies=[ReadKey], responses=READ_RESPONSES)
+        app.include_router(
+            module.router,
+            dependencies=[ReadKey] if guarded else None,
+            responses=READ_RESPONSES if guarded else None,
+        )
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)

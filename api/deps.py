@@ -106,9 +106,7 @@ def authorize(settings: ApiSettings, presented: str | None, needed: Scope) -> No
 def _require_read_key(
     request: Request, presented: Annotated[str | None, Security(_api_key_header)]
 ) -> None:
-    settings = _resources(request).settings
-    if settings.reads_need_key:
-        authorize(settings, presented, Scope.READ)
+    authorize(_resources(request).settings, presented, Scope.READ)
 
 
 def _require_api_key(
@@ -130,8 +128,8 @@ READ_RESPONSES: dict[int | str, dict[str, Any]] = {
 """What :data:`ReadKey` may answer, for the routers' OpenAPI."""
 
 ReadKey = Depends(_require_read_key)
-"""Dependency of every ``/api/v1`` router (the app adds it): scope ``read`` when
-``settings.reads_need_key`` (outside development by default)."""
+"""Dependency of every ``/api/v1`` router, which the app adds when ``settings.reads_need_key``
+(outside development by default): scope ``read``."""
 ApiKey = Depends(_require_api_key)
 """Route dependency of the write endpoints: ``dependencies=[ApiKey]``."""
 AdminKey = Depends(_require_admin_key)

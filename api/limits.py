@@ -154,7 +154,10 @@ class Deadline:
             started = started or message["type"] == "http.response.start"
             await send(message)
 
-        task = asyncio.create_task(self._app(scope, receive, guarded), name="request")
+        async def serve() -> None:
+            await self._app(scope, receive, guarded)
+
+        task = asyncio.create_task(serve(), name="request")
         done, _ = await asyncio.wait({task}, timeout=self._seconds)
         if task in done or started:
             await task  # finished, or answering (streaming): its own outcome

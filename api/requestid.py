@@ -17,7 +17,7 @@ _SANE = re.compile(rb"[A-Za-z0-9._-]{1,128}")
 
 
 def request_id_of(scope: Scope) -> str:
-    given = dict(scope.get("headers", [])).get(HEADER)
+    given: bytes | None = dict(scope.get("headers", [])).get(HEADER)
     if given is not None and _SANE.fullmatch(given):
         return given.decode()
     return uuid.uuid4().hex

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fixtures.api import start_api
+from tests.fixtures.api import start_api, wait_until_answering
 
 from ..conftest import Services, Spawn
 from ..fixtures.waiting import wait_until_async
@@ -24,14 +24,7 @@ async def test_json_events_carry_the_request_id(
 ) -> None:
     api, port = start_api(spawn, services, database, namespace, log_format="json", log_level="info")
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
-        await wait_until_async(
-            "the API answering",
-            lambda: http.get("/live"),
-            60,
-            interval_s=0.3,
-            watched=[api],
-            tolerate=(httpx.TransportError,),
-        )
+        await wait_until_answering(api, http)
         answer = await http.get("/api/v1/devices", headers={"X-Request-ID": "trace-abc.1"})
         assert answer.status_code == 200
         assert answer.headers["x-request-id"] == "trace-abc.1"

@@ -11,6 +11,8 @@ from api.limits import TokenBuckets, client_of
 from api.settings import DEFAULT_RATE_LIMIT_PER_S, ApiSettings
 from schema.connections import DatabaseConnection
 
+pytestmark = pytest.mark.unit
+
 
 class Clock:
     def __init__(self) -> None:

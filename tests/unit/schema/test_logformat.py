@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 from api.__main__ import parse_args
 from schema.logformat import JsonFormatter, request_id
 
+pytestmark = pytest.mark.unit
+
 
 def record(message: str, *args: object, **extra: object) -> logging.LogRecord:
     logger = logging.getLogger("tests.logformat")
