@@ -24,11 +24,13 @@ from fastapi.staticfiles import StaticFiles
 
 from api import errors
 from api.commands import CommandPublisher
-from api.deps import Resources, State
+from api.deps import READ_RESPONSES, ReadKey, Resources, State
 from api.kpi.store import TariffStore
+from api.limits import BodyLimit, Deadline, RateLimit, TokenBuckets
 from api.live.feed import KafkaFeed
 from api.live.hub import Hub
 from api.metrics import Metrics
+from api.requestid import RequestId
 from api.routes import commands, devices, fleet, forecasts, health, kpis, live, readings
 from api.settings import ApiSettings
 from schema.topics import KafkaTopics, MqttTopics
@@ -44,9 +46,13 @@ and device commands.
 * Every timestamp is ISO-8601 with a UTC offset; a time without one is refused (422).
 * Errors are `application/problem+json` (RFC 9457) whose `detail` says what to change.
 * Long lists (`/devices`, `/alerts`) are cursor-paginated: pass `next_cursor` as `cursor`.
-* Endpoints that change something need an `X-API-Key` header.
+* `X-API-Key` header: reads (every `GET` under `/api/v1`) need a key of scope `read` outside
+  development; commands need `write`, model activation `admin` (each scope includes the ones
+  below it). No key or an unknown one: 401; a key of too narrow a scope: 403.
 * Live events: websocket `/api/v1/ws/live?kinds=readings,hourly,forecasts,health,alerts,status`
-  `&devices=a,b&last_event_id=...` (not listed below: OpenAPI does not describe websockets).
+  `&devices=a,b&last_event_id=...` (not listed below: OpenAPI does not describe websockets);
+  the key goes in the `X-API-Key` header or a first message `{"type": "auth", "api_key": ...}`,
+  never in the URL.
 """
 
 
@@ -86,6 +92,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
             min_size=1,
             max_size=10,
             init=_init_connection,
+            timeout=settings.db_timeout_s,  # connecting
+            command_timeout=settings.db_timeout_s,  # every query
         )
         try:
             async with asyncio.TaskGroup() as group:
@@ -117,7 +125,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
     )
-    errors.install(app)
+    errors.install(app, retry_after_s=settings.retry_after_s)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -125,9 +133,27 @@ def create_app(settings: ApiSettings) -> FastAPI:
             allow_methods=["GET", "POST", "PUT"],
             allow_headers=["Content-Type", "X-API-Key"],
         )
+    app.add_middleware(
+        Deadline, seconds=settings.request_timeout_s, retry_after_s=settings.retry_after_s
+    )
     app.add_middleware(metrics.middleware)
-    for module in (health, readings, devices, forecasts, fleet, kpis, commands, live):
-        app.include_router(module.router)
+    # Added last, so they run first: a refused request costs no route and no database.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    if settings.rate_limit > 0:
+        buckets = TokenBuckets(settings.rate_limit, settings.rate_limit_burst)
+        app.add_middleware(RateLimit, buckets=buckets)
+    app.add_middleware(RequestId)  # outermost: every layer logs with the request's id
+    app.include_router(health.router)
+    app.include_router(live.router)  # authenticates its clients itself (header or first message)
+    # Every other /api/v1 router: scope `read` where reads need a key (write/admin add theirs);
+    # elsewhere (development) nothing, so the OpenAPI document says no key is needed.
+    guarded = settings.reads_need_key
+    for module in (readings, devices, forecasts, fleet, kpis, commands):
+        app.include_router(
+            module.router,
+            dependencies=[ReadKey] if guarded else None,
+            responses=READ_RESPONSES if guarded else None,
+        )
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import Annotated, TypedDict
+from enum import IntEnum
+from typing import Annotated, Any, TypedDict
 
 import asyncpg
 from fastapi import Depends, Request, Security
@@ -47,9 +48,24 @@ Deps = Annotated[Resources, Depends(_resources)]
 _api_key_header = APIKeyHeader(
     name="X-API-Key",
     auto_error=False,
-    description="One of the keys in WATTSTREAM_API_API_KEYS (write endpoints) or "
-    "WATTSTREAM_API_ADMIN_API_KEYS (admin and write endpoints).",
+    description="A key of WATTSTREAM_API_READ_API_KEYS (scope read), WATTSTREAM_API_API_KEYS "
+    "(write: also read) or WATTSTREAM_API_ADMIN_API_KEYS (admin: also write and read).",
 )
+
+
+class Scope(IntEnum):
+    """What a key may do; each scope includes the ones below it."""
+
+    READ = 1
+    WRITE = 2
+    ADMIN = 3
+
+
+_KEY_SETTINGS = {
+    Scope.READ: "WATTSTREAM_API_READ_API_KEYS",
+    Scope.WRITE: "WATTSTREAM_API_API_KEYS",
+    Scope.ADMIN: "WATTSTREAM_API_ADMIN_API_KEYS",
+}
 
 
 def _matches(presented: str, keys: tuple[SecretStr, ...]) -> bool:
@@ -61,40 +77,61 @@ def _matches(presented: str, keys: tuple[SecretStr, ...]) -> bool:
     return found
 
 
-def key_is_valid(settings: ApiSettings, presented: str | None) -> bool:
-    """Whether ``presented`` is a write or an admin key."""
+def scope_of(settings: ApiSettings, presented: str | None) -> Scope | None:
+    """The widest scope ``presented`` carries; ``None`` for no key or an unknown one. Every
+    configured key is compared, whatever matched first (no timing hint)."""
     if not presented:
-        return False
-    return _matches(presented, (*settings.api_keys, *settings.admin_api_keys))
+        return None
+    admin = _matches(presented, settings.admin_api_keys)
+    write = _matches(presented, settings.api_keys)
+    read = _matches(presented, settings.read_api_keys)
+    return Scope.ADMIN if admin else Scope.WRITE if write else Scope.READ if read else None
+
+
+def authorize(settings: ApiSettings, presented: str | None, needed: Scope) -> None:
+    """:class:`Unauthorized` without a valid key, :class:`Forbidden` when its scope is too
+    narrow for ``needed``."""
+    if not (settings.read_api_keys or settings.api_keys or settings.admin_api_keys):
+        raise Unauthorized("no API keys are configured on this server (WATTSTREAM_API_API_KEYS)")
+    if not presented:
+        raise Unauthorized("this endpoint needs an API key in the X-API-Key header")
+    scope = scope_of(settings, presented)
+    if scope is None:
+        raise Unauthorized("the X-API-Key is not valid")
+    if scope < needed:
+        raise Forbidden(
+            f"this endpoint needs a key with scope {needed.name.lower()} "
+            f"({_KEY_SETTINGS[needed]}); the key given has scope {scope.name.lower()}"
+        )
+
+
+def _require_read_key(
+    request: Request, presented: Annotated[str | None, Security(_api_key_header)]
+) -> None:
+    authorize(_resources(request).settings, presented, Scope.READ)
 
 
 def _require_api_key(
     request: Request, presented: Annotated[str | None, Security(_api_key_header)]
 ) -> None:
-    settings = _resources(request).settings
-    if not settings.api_keys and not settings.admin_api_keys:
-        raise Unauthorized("no API keys are configured on this server (WATTSTREAM_API_API_KEYS)")
-    if not presented:
-        raise Unauthorized("this endpoint needs an API key in the X-API-Key header")
-    if not key_is_valid(settings, presented):
-        raise Unauthorized("the X-API-Key is not valid")
+    authorize(_resources(request).settings, presented, Scope.WRITE)
 
 
 def _require_admin_key(
-    request: Request,
-    presented: Annotated[str | None, Security(_api_key_header)],
-    _valid: Annotated[None, Depends(_require_api_key)],
+    request: Request, presented: Annotated[str | None, Security(_api_key_header)]
 ) -> None:
-    """A valid key first (the write check, run once per request however many routes and
-    routers ask for it), then an admin one."""
-    assert presented is not None  # checked by _require_api_key
-    if not _matches(presented, _resources(request).settings.admin_api_keys):
-        raise Forbidden(
-            "this endpoint needs an admin key (WATTSTREAM_API_ADMIN_API_KEYS); "
-            "the key given is a write key"
-        )
+    authorize(_resources(request).settings, presented, Scope.ADMIN)
 
 
+READ_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Reads need a key here: missing or invalid X-API-Key (problem+json)"},
+    403: {"description": "The key has no read scope (problem+json)"},
+}
+"""What :data:`ReadKey` may answer, for the routers' OpenAPI."""
+
+ReadKey = Depends(_require_read_key)
+"""Dependency of every ``/api/v1`` router, which the app adds when ``settings.reads_need_key``
+(outside development by default): scope ``read``."""
 ApiKey = Depends(_require_api_key)
 """Route dependency of the write endpoints: ``dependencies=[ApiKey]``."""
 AdminKey = Depends(_require_admin_key)

@@ -9,12 +9,17 @@ Exceptions::
           ├── Unauthorized     401  missing or wrong API key
           ├── Forbidden        403  a valid key without the right (a write key on admin)
           └── Unavailable      503  a dependency (MQTT, Kafka) did not answer: retry later
+
+The database being away surfaces as asyncpg's or the socket's errors (a connect or query
+timeout, a refused or lost connection): those are a 503 with ``Retry-After`` too.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -62,21 +67,25 @@ class Unavailable(ApiProblem):
     title = "Service unavailable"
 
 
-def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-    headers = {"WWW-Authenticate": 'ApiKey header="X-API-Key"'} if status == 401 else None
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    sent = dict(headers or {})
+    if status == 401:
+        sent["WWW-Authenticate"] = 'ApiKey header="X-API-Key"'
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=sent or None)
 
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     422: {"description": "Invalid request (problem+json, `detail` says why)"},
 }
 """Documented in OpenAPI on every route that validates input."""
-
-
-async def _on_problem(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ApiProblem)
-    return problem(exc.status, exc.title, exc.detail, **exc.extra)
 
 
 async def _on_validation(_request: Request, exc: Exception) -> JSONResponse:
@@ -94,7 +103,30 @@ async def _on_http(_request: Request, exc: Exception) -> JSONResponse:
     return problem(exc.status_code, str(exc.detail), str(exc.detail))
 
 
-def install(app: FastAPI) -> None:
-    app.add_exception_handler(ApiProblem, _on_problem)
+DATABASE_AWAY: tuple[type[Exception], ...] = (
+    TimeoutError,  # asyncpg's connect and command timeouts
+    OSError,  # refused, reset
+    asyncpg.PostgresConnectionError,
+    asyncpg.ConnectionDoesNotExistError,  # lost while in use
+)
+
+
+def install(app: FastAPI, *, retry_after_s: int = 5) -> None:
+    async def on_database_away(_request: Request, exc: Exception) -> JSONResponse:
+        return problem(
+            503,
+            "Service unavailable",
+            f"the database does not answer ({type(exc).__name__}); retry later",
+            headers={"Retry-After": str(retry_after_s)},
+        )
+
+    async def on_problem(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ApiProblem)
+        headers = {"Retry-After": str(retry_after_s)} if exc.status == 503 else None
+        return problem(exc.status, exc.title, exc.detail, headers=headers, **exc.extra)
+
+    for error in DATABASE_AWAY:
+        app.add_exception_handler(error, on_database_away)
+    app.add_exception_handler(ApiProblem, on_problem)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)

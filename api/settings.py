@@ -4,9 +4,10 @@ Defaults point at the local cluster (``wattstream services up``), so ``wattstrea
 passes the database URL and the port. Lists (``API_KEYS``, ``CORS_ORIGINS``) are read from the
 environment either as JSON or comma-separated.
 
-API keys guard the endpoints that change something: ``api_keys`` the write endpoints (device
-commands), ``admin_api_keys`` the admin endpoints (model activation) and the write endpoints
-too; with ``ws_require_key`` also the live websocket. The default keys are a placeholder that
+API keys carry a scope: ``read_api_keys`` read, ``api_keys`` write (device commands; also
+read), ``admin_api_keys`` admin (model activation; also write and read). Reads (every ``GET``
+under ``/api/v1`` and the live websocket) need a key when ``reads_need_key``: by default outside
+development, so ``wattstream run`` works without one. The default keys are a placeholder that
 only ``environment=development`` accepts; every other environment refuses to start with it, with
 a short key, or with the default database password.
 
@@ -38,6 +39,7 @@ from schema.connections import (
 log = logging.getLogger(__name__)
 
 PLACEHOLDER_API_KEY = PLACEHOLDER_SECRET  # refused outside development
+DEFAULT_RATE_LIMIT_PER_S = 50.0
 
 
 def _list_from_env(value: Any) -> Any:
@@ -71,8 +73,13 @@ class ApiSettings(BaseSettings, ServiceOptions):
     """Keys accepted in ``X-API-Key`` by the write endpoints; empty: only admin keys are."""
     admin_api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = (SecretStr(PLACEHOLDER_API_KEY),)
     """Keys accepted by the admin endpoints (and the write endpoints); empty: no admin access."""
-    ws_require_key: bool = False
-    """Also require a key (``api_key`` query parameter or ``X-API-Key``) on the websocket."""
+    read_api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = ()
+    """Keys of scope ``read``: the ``GET`` endpoints under ``/api/v1`` and the live feed."""
+    require_read_key: bool | None = None
+    """Whether reads need a key; unset: everywhere but ``environment=development``."""
+    ws_auth_timeout_s: Annotated[float, Field(gt=0)] = 5.0
+    """A live-feed client without an ``X-API-Key`` header must send
+    ``{"type": "auth", "api_key": ...}`` as its first message within this many seconds."""
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
     """Origins allowed by CORS (``*`` for any); empty: no CORS headers."""
 
@@ -93,6 +100,22 @@ class ApiSettings(BaseSettings, ServiceOptions):
     ws_replay_age: timedelta = timedelta(minutes=5)
     ws_max_clients: Annotated[int, Field(ge=1)] = 5_000
 
+    max_body_bytes: Annotated[int, Field(ge=1)] = 64 * 1024
+    """Longest request body accepted; a longer one is a 413 (commands are a few hundred bytes)."""
+    rate_limit_per_s: Annotated[float, Field(ge=0)] | None = None
+    """Requests a second per client (token bucket; its key, else its address); 0: no limit;
+    unset: 50 outside development, none in development (and the tests)."""
+    rate_limit_burst: Annotated[int, Field(ge=1)] = 100
+    """Requests a client may make at once before the rate applies."""
+
+    db_timeout_s: Annotated[float, Field(gt=0)] = 3.0
+    """Connecting to the database and each query: a slower one fails (503)."""
+    request_timeout_s: Annotated[float, Field(gt=0)] = 10.0
+    """Every HTTP answer starts within this bound, else a 503 (``Retry-After``)."""
+    retry_after_s: Annotated[int, Field(ge=1)] = 5
+    """``Retry-After`` of the 503s a dependency being away causes."""
+    idempotency_ttl: timedelta = timedelta(hours=24)
+    """How long a command's ``Idempotency-Key`` keeps its first answer."""
     command_timeout_s: Annotated[float, Field(gt=0)] = 5.0
     """How long a command waits for the MQTT broker (connect and PUBACK) before a 503."""
 
@@ -109,7 +132,7 @@ class ApiSettings(BaseSettings, ServiceOptions):
             load_book(value)
         return value
 
-    @field_validator("api_keys", "admin_api_keys", "cors_origins", mode="before")
+    @field_validator("api_keys", "admin_api_keys", "read_api_keys", "cors_origins", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
         return _list_from_env(value)
@@ -122,7 +145,11 @@ class ApiSettings(BaseSettings, ServiceOptions):
             self.environment,
             variables="WATTSTREAM_API_",
             database=self.database,
-            keys={"api_keys": self.api_keys, "admin_api_keys": self.admin_api_keys},
+            keys={
+                "api_keys": self.api_keys,
+                "admin_api_keys": self.admin_api_keys,
+                "read_api_keys": self.read_api_keys,
+            },
         )
         return self
 
@@ -130,5 +157,18 @@ class ApiSettings(BaseSettings, ServiceOptions):
     def uses_placeholder_key(self) -> bool:
         return any(
             k.get_secret_value() == PLACEHOLDER_API_KEY
-            for k in (*self.api_keys, *self.admin_api_keys)
+            for k in (*self.api_keys, *self.admin_api_keys, *self.read_api_keys)
         )
+
+    @property
+    def rate_limit(self) -> float:
+        """Requests a second per client; 0: no limit."""
+        if self.rate_limit_per_s is not None:
+            return self.rate_limit_per_s
+        return 0.0 if self.environment == "development" else DEFAULT_RATE_LIMIT_PER_S
+
+    @property
+    def reads_need_key(self) -> bool:
+        if self.require_read_key is not None:
+            return self.require_read_key
+        return self.environment != "development"

@@ -26,7 +26,9 @@ from typing import Any, Literal, NoReturn, TypeVar, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+from schema.logformat import TEXT_FORMAT, LogFormat, handler
+
+LOG_FORMAT = TEXT_FORMAT
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -44,9 +46,12 @@ class Flag:
         object.__setattr__(self, "value", value)
 
 
-def configure_logging(level: str) -> None:
-    """The one logging set-up of every service's ``main()``."""
-    logging.basicConfig(level=level.upper(), format=LOG_FORMAT, force=True)
+def configure_logging(
+    level: str, log_format: LogFormat = "text", service: str = "wattstream"
+) -> None:
+    """The one logging set-up of every service's ``main()``: plain text, or JSON events
+    (:mod:`schema.logformat`) naming ``service``."""
+    logging.basicConfig(level=level.upper(), handlers=[handler(log_format, service)], force=True)
 
 
 def fail(prog: str, message: str) -> NoReturn:
@@ -190,7 +195,11 @@ def parse_settings(
     """Flags -> settings (exit 2 on invalid ones) -> logging at the settings' ``log_level``."""
     parser = settings_parser(settings_cls, prog, description)
     settings = build_settings(settings_cls, prog, flag_values(parser.parse_args(argv)))
-    configure_logging(str(getattr(settings, "log_level", "INFO")))
+    configure_logging(
+        str(getattr(settings, "log_level", "INFO")),
+        getattr(settings, "log_format", "text"),
+        service=prog.removeprefix("wattstream "),
+    )
     return settings
 
 

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
 
 from schema.credentials import BrokerAuth
+from schema.logformat import LogFormat
 
 Environment = Literal["development", "staging", "production"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -64,6 +65,9 @@ class ServiceOptions(BaseModel):
     password, short keys) are refused at start-up."""
     log_level: Annotated[LogLevel, BeforeValidator(_upper)] = "INFO"
     """How much the service logs (any case)."""
+    log_format: LogFormat = "text"
+    """``text`` (for people) or ``json`` (one event per line: ISO-8601 UTC time, service, level,
+    logger, message, request id where there is one)."""
 
 
 class MqttConnection(BaseModel):

@@ -260,3 +260,19 @@ stream_offsets = Table(
     "transaction as the rows the events produced: the worker seeks back to it when Kafka's "
     "committed offset ran ahead of what is in the database.",
 )
+
+command_requests = Table(
+    "command_requests",
+    metadata,
+    Column("client", Text, nullable=False, comment="SHA-256 of the caller's API key (hex)."),
+    Column("idempotency_key", Text, nullable=False),
+    Column("request_hash", Text, nullable=False, comment="SHA-256 of device id and body."),
+    Column("status_code", SmallInteger, nullable=True),
+    Column("response", JSONB, nullable=True, comment="NULL while the first request runs."),
+    _tstz("created_at", now=True),
+    PrimaryKeyConstraint("client", "idempotency_key"),
+    comment="Device commands sent with an Idempotency-Key: a retry with the same key (within "
+    "the API's idempotency_ttl) answers the first answer and publishes nothing.",
+)
+# Expired keys are deleted by age.
+Index("ix_command_requests_created_at", command_requests.c.created_at)

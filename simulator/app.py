@@ -196,6 +196,11 @@ class Simulator:
             presence_of=lambda i: Presence.ONLINE if runtimes[i].online else Presence.OFFLINE,
             on_command=self.on_command,
             labels_topic=settings.labels_topic,
+            operator=(
+                (settings.operator_username, settings.operator_password.get_secret_value())
+                if settings.operator_password is not None
+                else None
+            ),
             backlog=settings.backlog,
             max_inflight=settings.max_inflight,
             device_key=settings.device_key.get_secret_value() if settings.device_key else None,

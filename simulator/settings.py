@@ -77,6 +77,11 @@ class SimulatorSettings(BaseSettings, ServiceOptions):
     """Append a JSON line per injected anomaly (ground truth) to this file."""
     labels_topic: bool = False
     """Also publish the labels on ``{root}/labels`` (QoS 1, not retained)."""
+    operator_username: str = "operator"
+    operator_password: SecretStr | None = None
+    """With it, the labels go out over a connection of their own as ``operator_username``, the
+    only broker user allowed to publish them; without it, over the devices' connections (what an
+    anonymous broker takes; the local cluster's and compose's brokers refuse them)."""
     resend_window_s: Annotated[float, Field(ge=0)] = 3.0
     """After a lost connection, publish again what the broker acknowledged in this many
     seconds before: a broker that crashes can lose messages it acknowledged but had not saved
@@ -96,7 +101,9 @@ class SimulatorSettings(BaseSettings, ServiceOptions):
     @model_validator(mode="after")
     def _no_placeholder_secrets(self) -> SimulatorSettings:
         refuse_placeholder_secrets(
-            self.environment, variables="WATTSTREAM_SIM_", keys={"device_key": [self.device_key]}
+            self.environment,
+            variables="WATTSTREAM_SIM_",
+            keys={"device_key": [self.device_key], "operator_password": [self.operator_password]},
         )
         return self
 

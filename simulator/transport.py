@@ -123,6 +123,7 @@ class FleetTransport:
         presence_of: Callable[[int], Presence],
         on_command: Callable[[int, bytes], None],
         labels_topic: bool = False,
+        operator: tuple[str, str] | None = None,
         backlog: int = 20_000,
         max_inflight: int = 100,
         device_key: str | None = None,
@@ -130,7 +131,11 @@ class FleetTransport:
         resend_window_s: float = 0.0,
     ) -> None:
         """With ``device_key`` (and no username in ``broker``) each connection authenticates
-        as its own identity (device or gateway id) with the password derived from the key."""
+        as its own identity (device or gateway id) with the password derived from the key.
+        With ``operator`` (username, password) and ``labels_topic``, the labels go out over one
+        more connection, as that user: brokers let no device publish them."""
+        self._operator = operator
+        self._labels_connection: MqttConnection | None = None
         self._resend_window_s = resend_window_s
         self._devices = list(devices)
         self._device_key = device_key
@@ -164,6 +169,7 @@ class FleetTransport:
             raise RuntimeError("FleetTransport is not reusable")
         self._entered = True
         self._connections = [self._connection(k) for k in range(len(self._members))]
+        self._labels_connection = self._operator_connection()
         limit = asyncio.Semaphore(CONNECT_CONCURRENCY)
 
         async def start(connection: MqttConnection) -> None:
@@ -182,7 +188,7 @@ class FleetTransport:
             # The first waits for the broker (it may still be starting); the rest follow at once.
             await self._connections[0].start(retry=True)
             async with asyncio.TaskGroup() as group:
-                for connection in self._connections[1:]:
+                for connection in self._all_connections()[1:]:
                     group.create_task(start(connection), name=f"connect-{connection.client_id}")
         except BaseException as error:
             await self._close_connections()
@@ -228,9 +234,27 @@ class FleetTransport:
             self._misc_task.cancel()
         await self._close_connections()
 
+    def _all_connections(self) -> list[MqttConnection]:
+        """The devices' connections, then the operator's (labels) if there is one."""
+        extra = [self._labels_connection] if self._labels_connection is not None else []
+        return [*self._connections, *extra]
+
+    def _operator_connection(self) -> MqttConnection | None:
+        if not self._labels_topic or self._operator is None:
+            return None
+        username, password = self._operator
+        auth = dataclasses.replace(self._broker.auth, username=username, password=password)
+        return MqttConnection(
+            f"{self._prefix}-{username}",
+            dataclasses.replace(self._broker, auth=auth),
+            self.backlog,
+            max_inflight=self._max_inflight,
+            tls_context=self._tls_context,
+        )
+
     async def _close_connections(self) -> None:
         async with asyncio.TaskGroup() as group:
-            for connection in self._connections:
+            for connection in self._all_connections():
                 group.create_task(connection.aclose(), name=f"close-{connection.client_id}")
 
     def _connection(self, k: int) -> MqttConnection:
@@ -284,7 +308,7 @@ class FleetTransport:
     async def _misc(self) -> None:
         while True:
             await asyncio.sleep(1.0)
-            for connection in self._connections:
+            for connection in self._all_connections():
                 connection.misc()
 
     # -- what devices say -----------------------------------------------------------------
@@ -358,7 +382,8 @@ class FleetTransport:
             elif isinstance(event, Presence):
                 self._publish_status(connection, i, event, self._now())
             elif isinstance(event, AnomalyLabel) and self._labels_topic:
-                connection.publish(topics.labels, event.model_dump_json().encode())
+                labels = self._labels_connection or connection
+                labels.publish(topics.labels, event.model_dump_json().encode())
 
     def _on_message(self, topic: str, payload: bytes) -> None:
         device_id = self._topics.device_id_of(topic)

@@ -78,6 +78,7 @@ class Services:
         passwords = {
             "bridge": self.secrets.mqtt_bridge_password,
             "api": self.secrets.mqtt_api_password,
+            "operator": self.secrets.mqtt_operator_password,
         }
         password = passwords.get(user) or device_password(self.secrets.device_root_key, user)
         return {"username": user, "password": password}
@@ -92,7 +93,11 @@ def private_mqtt_auth(cluster: ClusterSettings, user: str) -> dict[str, str]:
     from wattstream.localcluster import load_secrets  # noqa: PLC0415
 
     secrets = load_secrets(cluster.secrets_path)
-    passwords = {"bridge": secrets.mqtt_bridge_password, "api": secrets.mqtt_api_password}
+    passwords = {
+        "bridge": secrets.mqtt_bridge_password,
+        "api": secrets.mqtt_api_password,
+        "operator": secrets.mqtt_operator_password,
+    }
     password = passwords.get(user) or device_password(secrets.device_root_key, user)
     return {"username": user, "password": password}
 

@@ -45,7 +45,8 @@ class ServiceProcess:
 
 def credential_environment(secrets: localcluster.LocalSecrets) -> dict[str, str]:
     """The variables that give each service its local-cluster credentials: the bridge and the
-    API their broker users, the API its keys, the simulator the device root key."""
+    API their broker users, the API its keys, the simulator the device root key and the
+    operator's password (it publishes the labels)."""
     return {
         **variables(
             BridgeSettings,
@@ -57,9 +58,16 @@ def credential_environment(secrets: localcluster.LocalSecrets) -> dict[str, str]
                 "mqtt": {"username": "api", "password": secrets.mqtt_api_password},
                 "api_keys": secrets.api_key,
                 "admin_api_keys": secrets.api_admin_key,
+                "read_api_keys": secrets.api_read_key,
             },
         ),
-        **variables(SimulatorSettings, {"device_key": secrets.device_root_key}),
+        **variables(
+            SimulatorSettings,
+            {
+                "device_key": secrets.device_root_key,
+                "operator_password": secrets.mqtt_operator_password,
+            },
+        ),
     }
 
 
@@ -231,8 +239,9 @@ def run_pipeline(
             f"  API docs:   {base}/docs\n"
             f"  Readings:   {base}/api/v1/devices/dev-00000/readings\n"
             f"  Logs:       {logs}/\n"
-            f"  API keys:   {settings.secrets_path}/api-key (write), api-admin-key (admin);\n"
-            f"              local dev write key: {secrets.api_key}\n"
+            f"  API keys:   {settings.secrets_path}/api-key (write), api-admin-key (admin),\n"
+            f"              api-read-key (read); local dev write key: {secrets.api_key},\n"
+            f"              read key: {secrets.api_read_key} (reads need none in development)\n"
             "Press Ctrl-C to stop everything.\n"
         )
         _watch(children)

@@ -1,5 +1,5 @@
-"""Changing things: device commands over MQTT (write or admin key), model activation (admin
-key)."""
+"""Changing things: device commands over MQTT (write or admin key; ``Idempotency-Key``, see
+:mod:`api.idempotency`), model activation (admin key)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, Header, Path, Request, Response, status
 
-from api import queries
+from api import idempotency, queries
 from api.deps import AdminKey, ApiKey, Deps
 from api.errors import PROBLEM_RESPONSES, NotFound
 from api.models import CommandAccepted, CommandIn, ModelOut
@@ -19,8 +19,13 @@ from schema.device_messages import DeviceCommand
 
 AUTH_RESPONSES: dict[int | str, dict[str, str]] = {
     401: {"description": "Missing or invalid X-API-Key (problem+json)"},
+    403: {"description": "The key's scope is too narrow: read for a command (problem+json)"},
     404: {"description": "Unknown device or model (problem+json)"},
     503: {"description": "The MQTT broker did not acknowledge in time (problem+json)"},
+}
+IDEMPOTENCY_RESPONSES: dict[int | str, dict[str, str]] = {
+    409: {"description": "A request with this Idempotency-Key is still running (problem+json)"},
+    422: {"description": "Invalid body, or an Idempotency-Key used for another command"},
 }
 
 router = APIRouter(
@@ -35,8 +40,26 @@ router = APIRouter(
     response_model=CommandAccepted,
     status_code=status.HTTP_202_ACCEPTED,
     tags=["commands"],
+    responses=IDEMPOTENCY_RESPONSES,
 )
-async def send_command(deps: Deps, device_id: DevicePath, body: CommandIn) -> CommandAccepted:
+async def send_command(
+    *,
+    deps: Deps,
+    request: Request,
+    response: Response,
+    device_id: DevicePath,
+    body: CommandIn,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=idempotency.MAX_KEY_LENGTH,
+            description="A retry with the same key (within 24 h) answers the first answer "
+            "(header Idempotent-Replayed: true) and publishes nothing new.",
+        ),
+    ] = None,
+) -> CommandAccepted:
     """Publish a command to the device's MQTT command topic at QoS 1: inject an anomaly
     (``spike``, ``drift``, ``stuck``, ``dropout``), take it ``offline`` or back ``online``, or
     ``set_interval``. Answers 202 once the broker has acknowledged it; the device acts on it
@@ -44,13 +67,37 @@ async def send_command(deps: Deps, device_id: DevicePath, body: CommandIn) -> Co
     async with deps.pool.acquire() as conn:
         if await queries.device_zone(conn, device_id) is None:
             raise NotFound(f"no device {device_id!r}")
+        reservation = None
+        if idempotency_key is not None:
+            reservation = await idempotency.reserve(
+                conn,
+                api_key=request.headers.get("x-api-key", ""),
+                key=idempotency_key,
+                request=json.dumps([device_id, body.model_dump(mode="json")], sort_keys=True),
+                ttl=deps.settings.idempotency_ttl,
+            )
+            if reservation.replay is not None:
+                response.headers["Idempotent-Replayed"] = "true"
+                return CommandAccepted.model_validate(reservation.replay)
     command = DeviceCommand(
         command_id=uuid.uuid4().hex,
         issued_at=datetime.now(UTC),
         **body.model_dump(),
     )
-    topic = await deps.commands.publish(device_id, command)
-    return CommandAccepted(device_id=device_id, topic=topic, command=command)
+    try:
+        topic = await deps.commands.publish(device_id, command)
+    except Exception:
+        if reservation is not None:  # no acknowledged command: the client's retry may send it
+            async with deps.pool.acquire() as conn:
+                await idempotency.release(conn, reservation)
+        raise
+    accepted = CommandAccepted(device_id=device_id, topic=topic, command=command)
+    if reservation is not None:
+        async with deps.pool.acquire() as conn:
+            await idempotency.complete(
+                conn, reservation, status.HTTP_202_ACCEPTED, accepted.model_dump(mode="json")
+            )
+    return accepted
 
 
 @router.post(
@@ -58,7 +105,7 @@ async def send_command(deps: Deps, device_id: DevicePath, body: CommandIn) -> Co
     response_model=ModelOut,
     tags=["admin"],
     dependencies=[AdminKey],
-    responses={403: {"description": "The key is a write key, not an admin key (problem+json)"}},
+    responses={403: {"description": "The key is a read or write key, not admin (problem+json)"}},
 )
 async def activate_model(
     deps: Deps, model_id: Annotated[str, Path(min_length=1, max_length=128)]

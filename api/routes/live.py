@@ -2,13 +2,16 @@
 
 Connect with optional query parameters ``kinds`` (comma-separated: readings, hourly, forecasts,
 health, alerts, status; default all), ``devices`` (comma-separated ids; default all),
-``last_event_id`` (resume after this event, from the replay buffer) and, when the server
-requires one, ``api_key``. The server answers with a ``hello`` frame, then ``event`` frames and,
-while nothing happens, ``heartbeat`` frames (protocol: :mod:`api.live.events`). The client may
-change its filter with ``{"type": "subscribe", "kinds": [...], "devices": [...]}``.
+``last_event_id`` (resume after this event, from the replay buffer). Where reads need a key
+(``ApiSettings.reads_need_key``), give one of scope ``read`` or wider in the ``X-API-Key``
+header or, from a browser (which cannot set headers on a websocket), as the first message,
+``{"type": "auth", "api_key": "..."}``, within ``ws_auth_timeout_s``; never in the URL, where
+proxies and logs would keep it. The server answers with a ``hello`` frame, then ``event``
+frames and, while nothing happens, ``heartbeat`` frames (protocol: :mod:`api.live.events`). The
+client may change its filter with ``{"type": "subscribe", "kinds": [...], "devices": [...]}``.
 
-Close codes: 1008 (bad filter or missing key), 1013 (server full: try again later), 4008
-(the client fell too far behind; reconnect with ``last_event_id``).
+Close codes: 1008 (bad filter, or no valid key where one is needed), 1013 (server full: try
+again later), 4008 (the client fell too far behind; reconnect with ``last_event_id``).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 
-from api.deps import Deps, key_is_valid
+from api.deps import Deps, Scope, scope_of
 from api.live.hub import BadFilter, Filter, Subscriber
 
 log = logging.getLogger(__name__)
@@ -33,6 +36,7 @@ CLOSE_POLICY = 1008
 CLOSE_TRY_AGAIN = 1013
 CLOSE_TOO_SLOW = 4008
 CLOSE_TIMEOUT_S = 2.0
+MAX_KEY_LENGTH = 256
 
 
 class _Kicked(Exception):
@@ -93,10 +97,26 @@ async def _watch(subscriber: Subscriber) -> None:
     raise _Kicked(subscriber.kick_reason or "too slow")
 
 
-async def _refuse(websocket: WebSocket, code: int, detail: str) -> None:
-    await websocket.accept()
+async def _refuse(websocket: WebSocket, code: int, detail: str, *, accepted: bool = False) -> None:
+    if not accepted:
+        await websocket.accept()
     await websocket.send_text(json.dumps({"type": "error", "detail": detail}))
     await websocket.close(code=code, reason=detail[:120])
+
+
+async def _first_message_key(websocket: WebSocket, timeout_s: float) -> str | None:
+    """The key of a first message ``{"type": "auth", "api_key": ...}`` within ``timeout_s``;
+    ``None`` for anything else, nothing in time, or a client that left."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            text = await websocket.receive_text()
+        message: Any = json.loads(text)
+    except (TimeoutError, ValueError, KeyError, WebSocketDisconnect):
+        return None  # KeyError: a binary frame (no "text")
+    if not isinstance(message, dict) or message.get("type") != "auth":
+        return None
+    key = message.get("api_key")
+    return key if isinstance(key, str) and len(key) <= MAX_KEY_LENGTH else None
 
 
 @router.websocket("/ws/live")
@@ -107,23 +127,35 @@ async def live_feed(
     kinds: Annotated[str | None, Query()] = None,
     devices: Annotated[str | None, Query()] = None,
     last_event_id: Annotated[str | None, Query(max_length=64)] = None,
-    api_key: Annotated[str | None, Query(max_length=256)] = None,
 ) -> None:
     settings = deps.settings
-    if settings.ws_require_key and not key_is_valid(
-        settings, api_key or websocket.headers.get("x-api-key")
-    ):
-        await _refuse(websocket, CLOSE_POLICY, "this feed needs an API key (api_key=...)")
-        return
+    accepted = False
+    if settings.reads_need_key:
+        header = websocket.headers.get("x-api-key")
+        if header is None:
+            await websocket.accept()
+            accepted = True
+            header = await _first_message_key(websocket, settings.ws_auth_timeout_s)
+        scope = scope_of(settings, header)
+        if scope is None or scope < Scope.READ:
+            detail = (
+                "this feed needs an API key of scope read: the X-API-Key header, or the first "
+                'message {"type": "auth", "api_key": "..."}'
+            )
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+                await _refuse(websocket, CLOSE_POLICY, detail, accepted=accepted)
+            return
     try:
         filter_ = Filter.parse(_split(kinds), _split(devices))
         subscriber, resume = deps.hub.subscribe(filter_, last_event_id)
     except BadFilter as exc:
         full = deps.hub.clients >= deps.hub.max_clients
-        await _refuse(websocket, CLOSE_TRY_AGAIN if full else CLOSE_POLICY, str(exc))
+        code = CLOSE_TRY_AGAIN if full else CLOSE_POLICY
+        await _refuse(websocket, code, str(exc), accepted=accepted)
         return
     try:
-        await websocket.accept()
+        if not accepted:
+            await websocket.accept()
         await websocket.send_text(
             json.dumps(
                 {

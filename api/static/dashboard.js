@@ -9,7 +9,9 @@ const KINDS = "readings,hourly,forecasts,health,alerts,status";
 const TICKER_MAX = 60;
 const SVG = "http://www.w3.org/2000/svg";
 const query = new URLSearchParams(location.search);
-const apiKey = query.get("api_key"); // only needed when the server guards the live feed
+// A read key, where reads need one: /#api_key=... (the fragment never reaches the server's logs).
+const apiKey = new URLSearchParams(location.hash.slice(1)).get("api_key");
+const keyHeaders = apiKey ? { "X-API-Key": apiKey } : {};
 
 const state = {
   devices: new Map(), // id -> summary from /devices (health and status kept current live)
@@ -42,7 +44,7 @@ function html(tag, attrs = {}, text = null) {
 async function getJSON(path, params = {}) {
   const url = new URL(path, location.href);
   for (const [k, v] of Object.entries(params)) if (v != null) url.searchParams.set(k, v);
-  const response = await fetch(url);
+  const response = await fetch(url, { headers: keyHeaders });
   const body = await response.json();
   if (!response.ok) throw new Error(body.detail || response.statusText);
   return body;
@@ -403,8 +405,9 @@ function connectLive() {
   url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
   url.searchParams.set("kinds", KINDS);
   if (state.lastEventId) url.searchParams.set("last_event_id", state.lastEventId);
-  if (apiKey) url.searchParams.set("api_key", apiKey);
   const ws = new WebSocket(url);
+  // Browsers cannot set headers on a websocket: the key goes in the first message.
+  if (apiKey) ws.addEventListener("open", () => ws.send(JSON.stringify({ type: "auth", api_key: apiKey })));
   ws.addEventListener("message", (message) => {
     const frame = JSON.parse(message.data);
     if (frame.type === "event") onEvent(frame);

@@ -8,11 +8,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fixtures.api import start_api
+from tests.fixtures.api import start_api, wait_until_answering
 from wattstream.localcluster.tlscerts import ensure_server_certificate
 
 from ..conftest import Services, Spawn
-from ..fixtures.waiting import wait_until_async
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -32,14 +31,7 @@ async def test_the_api_over_https_with_a_key_required_for_commands(
     trusted = ssl.create_default_context(cafile=str(certificate.ca_file))
     base = f"https://127.0.0.1:{port}"
     async with httpx.AsyncClient(base_url=base, verify=trusted, timeout=5) as https:
-        live = await wait_until_async(
-            "the API answering over HTTPS",
-            lambda: https.get("/live"),
-            60,
-            interval_s=0.3,
-            watched=[api],
-            tolerate=(httpx.TransportError,),
-        )
+        live = await wait_until_answering(api, https)
         assert live.status_code == 200
         # Write endpoints still want a key over HTTPS.
         command = {"action": "anomaly", "anomaly": "spike", "magnitude": 3.0, "duration_s": 600}

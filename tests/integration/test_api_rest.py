@@ -704,6 +704,49 @@ def test_a_command_reaches_the_device_topic_at_qos_1(
         listener.close()
 
 
+def test_a_retry_with_the_same_idempotency_key_publishes_nothing(
+    client: TestClient, services: Services, app_namespace: str
+) -> None:
+    """The retry answers the first answer; what reaches the broker is the first command and
+    then a marker sent after the retry (one publisher, QoS 1: in order), nothing between."""
+    topic = MqttTopics(app_namespace).commands("dev-ber")
+    listener = CommandListener(services, topic)
+    path = "/api/v1/devices/dev-ber/commands"
+    key = f"retry-{uuid.uuid4().hex}"
+    body = {"action": "set_interval", "interval_s": 120}
+    try:
+        first = client.post(path, json=body, headers={"X-API-Key": KEY, "Idempotency-Key": key})
+        assert first.status_code == 202, first.text
+        assert "idempotent-replayed" not in first.headers
+        wait_until("the first command", lambda: len(listener.messages) == 1, 10)
+        retry = client.post(path, json=body, headers={"X-API-Key": KEY, "Idempotency-Key": key})
+        assert retry.status_code == 202
+        assert retry.json() == first.json()
+        assert retry.headers["idempotent-replayed"] == "true"
+        other_body = client.post(
+            path, json={"action": "offline"}, headers={"X-API-Key": KEY, "Idempotency-Key": key}
+        )
+        assert other_body.status_code == 422
+        assert "different command" in other_body.json()["detail"]
+        marker = client.post(path, json={"action": "online"}, headers={"X-API-Key": KEY})
+        assert marker.status_code == 202
+        wait_until("the marker", lambda: len(listener.messages) >= 2, 10)
+        sent = [json.loads(m[3])["command_id"] for m in listener.messages]
+        assert sent == [
+            first.json()["command"]["command_id"],
+            marker.json()["command"]["command_id"],
+        ]
+        # Keys belong to their caller: the same key under another API key is a new command.
+        admin = client.post(
+            path, json=body, headers={"X-API-Key": ADMIN_KEY, "Idempotency-Key": key}
+        )
+        assert admin.status_code == 202
+        assert admin.json()["command"]["command_id"] != first.json()["command"]["command_id"]
+        wait_until("the admin's command", lambda: len(listener.messages) == 3, 10)
+    finally:
+        listener.close()
+
+
 def test_a_command_without_a_broker_is_a_503(
     fixture_database: str, services: Services, app_namespace: str
 ) -> None:
@@ -744,7 +787,7 @@ def test_activating_a_model_deactivates_the_other(
     assert [r.status_code for r in refused] == [401, 401, 403]
     for answer in refused:
         assert answer.headers["content-type"].startswith("application/problem+json")
-    assert "admin key" in refused[2].json()["detail"]
+    assert "scope admin" in refused[2].json()["detail"]
     assert asyncio.run(active_models()) != ["gbm-2"]
     response = client.post(activate, headers={"X-API-Key": ADMIN_KEY})
     assert response.status_code == 200, response.text

@@ -50,7 +50,7 @@ class Client:
         )
         if auth:
             self.client.username_pw_set(auth["username"], auth["password"])
-        if tls:
+        if "ca_file" in tls:
             self.client.tls_set(ca_certs=str(tls["ca_file"]), cert_reqs=ssl.CERT_REQUIRED)
         self.client.on_connect = self._on_connect
         self.client.on_publish = self._on_publish
@@ -213,5 +213,45 @@ def test_mqtt_over_tls_with_the_generated_ca(
         assert secure.accepted
         assert secure.client.socket() is not None
         assert isinstance(secure.client.socket(), ssl.SSLSocket)
+    finally:
+        mosquitto.stop(settings)
+
+
+def test_only_the_operator_publishes_labels(
+    services: Services, clients: list[Client], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A broker of its own (its own secrets and ACL, so no other session's provisioning can
+    change the rules under the test): a device's credential cannot publish ground-truth labels,
+    on the plain root or under a namespace; the operator can, and the bridge reads them."""
+    from wattstream.localcluster import mosquitto  # noqa: PLC0415
+
+    from ..conftest import free_port, private_mqtt_auth  # noqa: PLC0415
+
+    settings = ClusterSettings(
+        home=tmp_path_factory.mktemp("labels") / "home", mqtt_port=free_port()
+    )
+    device = "sec-labels-device"
+    mosquitto.start(settings)
+    try:
+        mosquitto.wait_ready(settings)
+        mosquitto.provision(settings, DeviceIdentities(devices=(device,)))
+
+        def login(user: str) -> Client:
+            client = Client(services, private_mqtt_auth(settings, user), port=settings.mqtt_port)
+            clients.append(client)
+            assert client.accepted, user
+            return client
+
+        bridge = login("bridge")
+        for topics in (MqttTopics(), MqttTopics("ns")):
+            bridge.subscribe(topics.labels)
+        forger, operator = login(device), login("operator")
+        for topics in (MqttTopics(), MqttTopics("ns")):
+            assert forger.publish(topics.labels, b"forged") == "Not authorized"
+            assert operator.publish(topics.labels, b"truth") == "Success"
+            # The operator publishes nothing but labels.
+            assert operator.publish(topics.readings(device), b"x") == "Not authorized"
+        wait_until("both labels at the bridge", lambda: len(bridge.received) == 2, WAIT_S)
+        assert [payload for _topic, payload in bridge.received] == [b"truth", b"truth"]
     finally:
         mosquitto.stop(settings)

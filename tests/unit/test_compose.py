@@ -28,6 +28,7 @@ SECRETS = {
     "WATTSTREAM_MQTT_BRIDGE_PASSWORD": "unit-bridge-password",
     "WATTSTREAM_MQTT_API_PASSWORD": "unit-api-mqtt-password",
     "WATTSTREAM_DEVICE_KEY": "unit-device-root-key",
+    "WATTSTREAM_MQTT_OPERATOR_PASSWORD": "unit-operator-password",
     "WATTSTREAM_API_KEY": "unit-api-write-key",
     "WATTSTREAM_API_ADMIN_KEY": "unit-api-admin-key",
 }

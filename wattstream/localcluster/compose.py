@@ -2,8 +2,9 @@
 --compose DIR``), written by a one-shot service into the volume the broker reads them from.
 
 The secrets come from the same variables the services read, which compose requires
-(``${VAR:?}``): ``WATTSTREAM_BRIDGE_MQTT_PASSWORD``, ``WATTSTREAM_API_MQTT_PASSWORD`` and the
-device root key ``WATTSTREAM_SIM_DEVICE_KEY``. The identities come from ``--identities`` (what
+(``${VAR:?}``): ``WATTSTREAM_BRIDGE_MQTT_PASSWORD``, ``WATTSTREAM_API_MQTT_PASSWORD``, the
+operator's ``WATTSTREAM_SIM_OPERATOR_PASSWORD`` (the labels) and the device root key
+``WATTSTREAM_SIM_DEVICE_KEY``. The identities come from ``--identities`` (what
 ``python -m simulator identities`` prints for the compose fleet).
 """
 
@@ -21,6 +22,7 @@ from wattstream.localcluster.errors import ServiceError
 REQUIRED = (
     "WATTSTREAM_BRIDGE_MQTT_PASSWORD",
     "WATTSTREAM_API_MQTT_PASSWORD",
+    "WATTSTREAM_SIM_OPERATOR_PASSWORD",
     "WATTSTREAM_SIM_DEVICE_KEY",
 )
 
@@ -40,6 +42,7 @@ def write_compose_auth(
         "passwd": mqttauth.render_password_file(
             bridge_password=env["WATTSTREAM_BRIDGE_MQTT_PASSWORD"],
             api_password=env["WATTSTREAM_API_MQTT_PASSWORD"],
+            operator_password=env["WATTSTREAM_SIM_OPERATOR_PASSWORD"],
             device_key=env["WATTSTREAM_SIM_DEVICE_KEY"],
             identities=identities,
             reload_password=secrets.token_urlsafe(16),

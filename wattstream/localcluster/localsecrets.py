@@ -4,10 +4,13 @@ Under ``ClusterSettings.secrets_path`` (``home/secrets``, mode 0700)::
 
     mqtt-bridge-password   the bridge's MQTT password (user ``bridge``)
     mqtt-api-password      the API's MQTT password (user ``api``, publishes commands)
+    mqtt-operator-password the MQTT password of user ``operator`` (the only one publishing the
+                           ground-truth anomaly labels; the simulator's ``--labels-topic``)
     device-root-key        devices' and gateways' MQTT passwords derive from it
                            (:func:`schema.credentials.device_password`)
     api-key                X-API-Key for the API's write endpoints (device commands)
     api-admin-key          X-API-Key for the admin endpoints (and the write ones)
+    api-read-key           X-API-Key of scope read (reads, the live feed) where reads need one
 
 A missing file is generated; an existing one is kept, so the secrets survive restarts. To rotate
 one, delete its file and run ``wattstream services up`` again (then restart the services that
@@ -30,9 +33,11 @@ _TOKEN_BYTES = 32
 class LocalSecrets:
     mqtt_bridge_password: str
     mqtt_api_password: str
+    mqtt_operator_password: str
     device_root_key: str
     api_key: str
     api_admin_key: str
+    api_read_key: str
 
     def __repr__(self) -> str:
         return "LocalSecrets(<redacted>)"

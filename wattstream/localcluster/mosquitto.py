@@ -130,6 +130,7 @@ def _write_auth_files(
         mqttauth.render_password_file(
             bridge_password=local.mqtt_bridge_password,
             api_password=local.mqtt_api_password,
+            operator_password=local.mqtt_operator_password,
             device_key=local.device_root_key,
             identities=identities,
             reload_password=reload_password,

@@ -4,6 +4,9 @@ Users of the broker::
 
     bridge             reads every device's readings, status and birth, gateways' status, labels
     api                publishes commands to any device (and nothing else)
+    operator           publishes the ground-truth anomaly labels (and nothing else): the only
+                       identity that may, so a compromised device cannot forge the truth that
+                       alerts are scored against
     <device id>        publishes its own readings/status/birth, reads its own commands
     <gateway id>       the same for exactly the devices it carries, and its own gateway status
     wattstream-reload  no access; its password changes on every reload, so the provisioning
@@ -34,6 +37,7 @@ HASH_BYTES = 64
 
 BRIDGE_USER = "bridge"
 API_USER = "api"
+OPERATOR_USER = "operator"
 RELOAD_USER = "wattstream-reload"
 
 MIN_SECRET_LENGTH = 16
@@ -57,6 +61,7 @@ def render_password_file(
     *,
     bridge_password: str,
     api_password: str,
+    operator_password: str,
     device_key: str,
     identities: DeviceIdentities,
     reload_password: str,
@@ -65,6 +70,7 @@ def render_password_file(
     lines = [
         f"{BRIDGE_USER}:{password_hash(bridge_password)}",
         f"{API_USER}:{password_hash(api_password)}",
+        f"{OPERATOR_USER}:{password_hash(operator_password)}",
         f"{RELOAD_USER}:{password_hash(reload_password)}",
     ]
     lines.extend(
@@ -90,9 +96,6 @@ def render_acl(identities: DeviceIdentities) -> str:
             f"pattern write {root}/devices/%u/birth",
             f"pattern read {root}/devices/%u/commands",
             f"pattern write {root}/gateways/%u/status",
-            # Ground-truth labels of injected anomalies: the simulator's, published by its
-            # device connections (--labels-topic); consumers must not trust them as device data.
-            f"pattern write {root}/labels",
         ]
     out += ["", f"user {BRIDGE_USER}", "# broker statistics (healthchecks)", "topic read $SYS/#"]
     for root in ROOTS:
@@ -105,6 +108,8 @@ def render_acl(identities: DeviceIdentities) -> str:
         ]
     out += ["", f"user {API_USER}"]
     out += [f"topic write {root}/devices/+/commands" for root in ROOTS]
+    out += ["", f"user {OPERATOR_USER}", "# ground-truth labels: no device may publish them"]
+    out += [f"topic write {root}/labels" for root in ROOTS]
     out += ["", f"user {RELOAD_USER}", "# no rules: may connect, nothing else"]
     for gateway, devices in sorted(identities.gateways.items()):
         out += ["", f"user {gateway}"]

@@ -241,7 +241,7 @@ def test_pg_bindir_is_a_cluster_setting(monkeypatch: pytest.MonkeyPatch, tmp_pat
 def test_services_env_points_every_kafka_client_at_the_cluster(settings: ClusterSettings) -> None:
     secrets = LocalSecrets(
         mqtt_bridge_password="b", mqtt_api_password="a", device_root_key="k", api_key="r",
-        api_admin_key="w",
+        api_admin_key="w", mqtt_operator_password="o", api_read_key="q",
     )  # fmt: skip
     env = service_environment(endpoints(settings), secrets)
     kafka = {key: value for key, value in env.items() if key.endswith("_KAFKA_BOOTSTRAP")}

@@ -67,6 +67,10 @@ CONTRACT = {
         ["group_id", "topic", "partition", "next_offset", "updated_at"],
         ["group_id", "topic", "partition"],
     ),
+    "command_requests": (
+        ["client", "idempotency_key", "request_hash", "status_code", "response", "created_at"],
+        ["client", "idempotency_key"],
+    ),
 }  # fmt: skip
 
 
