@@ -1,7 +1,7 @@
 """Which device-local hours the stream worker must have closed, from the readings alone.
 
 Written apart from the worker's own code (``stream.core``) on purpose: the audit restates the
-documented semantics (README, "Stream processing") and checks the worker against them.
+documented semantics (docs/stream-processing.md) and checks the worker against them.
 
 * A reading belongs to the local hour of its ``ts`` in its zone; every UTC offset is a multiple
   of 15 minutes, so local hours start and end on 15-minute UTC boundaries.

@@ -4,7 +4,7 @@ Forecast quality over the last 24 scored hours: RMSE, MAE, MAPE and bias (foreca
 positive = over-forecast: :func:`stream.core.forecast_error.bias`) of the model, the
 RMSE of the seasonal-naive baseline (same local hour yesterday) and their ratio. Data quality
 over the last 24 closed hours: completeness, gaps (hours with no reading at all), late and
-duplicate readings. Status thresholds (documented in the README):
+duplicate readings. Status thresholds (documented in docs/stream-processing.md):
 
 * ``unknown``: fewer than :data:`MIN_SCORED` hours with both a forecast and a baseline;
 * ``red``: ratio > 1.1 (worse than the naive guess), completeness < 80 %, or offline;
