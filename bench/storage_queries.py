@@ -5,9 +5,14 @@ In a fresh database (migrated in the mode the server offers, dropped afterwards)
 stream delivers them, twice:
 
 * baseline: a bare ``COPY`` of the same rows into an unindexed, trigger-less table;
-* sink: ``INSERT ... SELECT unnest ... ON CONFLICT DO NOTHING`` in batches of ``--batch`` rows,
-  the statement of stream/worker/sink.py, into ``readings`` with everything the storage mode
-  adds (plain PostgreSQL: the rollup triggers; TimescaleDB: chunks, invalidation log).
+* sink: COPY into a staging table, then ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``, in
+  batches of ``--batch`` rows: the statements of stream/worker/sink.py, into ``readings`` with
+  everything the storage mode adds (plain PostgreSQL: the rollup triggers; TimescaleDB: chunks,
+  invalidation log).
+
+With ``--timescaledb-admin-url`` (default: ``WATTSTREAM_TEST_TIMESCALEDB_URL``), both modes run
+on the same data, plain PostgreSQL on ``--admin-url``, and the figures are printed side by side
+(bench/results/storage_queries_modes.json).
 
 Then times ``--queries`` runs of each query the API makes for one random device's whole range:
 its UTC hours (``readings_hourly_utc``), its local days (``daily_local``), its local hours
@@ -39,6 +44,7 @@ from typing import Any
 import asyncpg
 
 from schema import storage
+from stream.worker.statements import READINGS
 from wattstream import migrate
 
 RESULTS = Path(__file__).parent / "results"
@@ -55,13 +61,6 @@ ZONES = (
     "UTC",
 )
 COPY_CHUNK = 100_000
-
-INSERT_READINGS = """
-INSERT INTO readings (device_id, ts, seq, tz, interval_s, energy_kwh, power_kw)
-SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::bigint[], $4::text[], $5::int[],
-                     $6::float8[], $7::float8[])
-ON CONFLICT (device_id, ts) DO NOTHING
-"""
 
 Row = tuple[str, datetime, int, str, int, float, float]
 
@@ -157,9 +156,15 @@ async def load_sink(
 ) -> tuple[float, list[float]]:
     spent, batches = 0.0, []
     for n, batch in enumerate(chunks(rows(args.devices, args.days, args.interval_s), args.batch)):
-        columns = [list(column) for column in zip(*batch, strict=True)]
         started = time.perf_counter()
-        await conn.execute(INSERT_READINGS, *columns)
+        # The sink's own statements (stream/worker/statements.py): COPY into the session's
+        # staging table, then INSERT ... SELECT ... ON CONFLICT DO NOTHING, in one transaction.
+        async with conn.transaction():
+            await conn.execute(READINGS.create_staging_sql)
+            await conn.copy_records_to_table(
+                READINGS.staging, records=batch, columns=READINGS.target.columns
+            )
+            await conn.execute(READINGS.merge_sql)
         took = time.perf_counter() - started
         spent += took
         batches.append(took)
@@ -276,6 +281,31 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def side_by_side(plain: dict[str, Any], timescale: dict[str, Any]) -> dict[str, Any]:
+    """Both modes' figures on the same data, and TimescaleDB's over plain PostgreSQL's."""
+    print(f"\n{'':<20} {'plain p50':>10} {'p99':>9} | {'tsdb p50':>9} {'p99':>9}   (ms)")
+    ratios: dict[str, float] = {}
+    for name, figures in plain["queries"].items():
+        other = timescale["queries"][name]["rollup"]
+        mine = figures["rollup"]
+        ratios[name] = round(other["p99_ms"] / mine["p99_ms"], 2) if mine["p99_ms"] else 0.0
+        print(
+            f"{name:<20} {mine['p50_ms']:>10.2f} {mine['p99_ms']:>9.2f} |"
+            f" {other['p50_ms']:>9.2f} {other['p99_ms']:>9.2f}"
+        )
+    plain_rate, tsdb_rate = plain["load"]["sink_rows_per_s"], timescale["load"]["sink_rows_per_s"]
+    print(f"{'sink rows/s':<20} {plain_rate:>20,} | {tsdb_rate:>19,}")
+    return {
+        "benchmark": "storage_queries_modes",
+        "postgresql": plain,
+        "timescaledb": timescale,
+        "timescaledb_over_postgresql": {
+            "query_p99": ratios,
+            "sink_rows_per_s": round(tsdb_rate / plain_rate, 3),
+        },
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -283,19 +313,42 @@ def main() -> None:
         default=os.environ.get("WATTSTREAM_BENCH_ADMIN_DATABASE_URL", DEFAULT_ADMIN_URL),
         help="a database on the server to benchmark; a fresh one is created beside it",
     )
+    parser.add_argument(
+        "--timescaledb-admin-url",
+        default=os.environ.get("WATTSTREAM_TEST_TIMESCALEDB_URL"),
+        help="a TimescaleDB server too: run plain PostgreSQL on --admin-url and TimescaleDB "
+        "here on the same data, side by side (default: WATTSTREAM_TEST_TIMESCALEDB_URL)",
+    )
     parser.add_argument("--devices", type=int, default=200)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--interval-s", type=int, default=60)
     parser.add_argument("--batch", type=int, default=5000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--storage-mode", default="auto", choices=storage.MODE_CHOICES)
-    parser.add_argument("--out", default=str(RESULTS / "storage_queries.json"))
+    parser.add_argument("--out", default=None, help="JSON (default: bench/results/...)")
     args = parser.parse_args()
     if args.days < 2:
         parser.error("--days must be at least 2")
-    result = asyncio.run(run(args))
-    Path(args.out).parent.mkdir(exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    if args.timescaledb_admin_url:
+        plain = asyncio.run(run(argparse.Namespace(**{**vars(args), "storage_mode": "postgresql"})))
+        timescale = asyncio.run(
+            run(
+                argparse.Namespace(
+                    **{
+                        **vars(args),
+                        "storage_mode": "timescaledb",
+                        "admin_url": args.timescaledb_admin_url,
+                    }
+                )
+            )
+        )
+        result = side_by_side(plain, timescale)
+        out = Path(args.out or RESULTS / "storage_queries_modes.json")
+    else:
+        result = asyncio.run(run(args))
+        out = Path(args.out or RESULTS / "storage_queries.json")
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":
