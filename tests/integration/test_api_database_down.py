@@ -46,6 +46,10 @@ def through(url: str, port: int) -> str:
     return urlunsplit(parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host))
 
 
+DATABASE_FREE = {"/api/v1/tariffs"}
+"""GET endpoints that answer without the database."""
+
+
 def test_every_endpoint_answers_503_in_bound_and_recovers(
     database: str, services: Services
 ) -> None:
@@ -72,10 +76,11 @@ def test_every_endpoint_answers_503_in_bound_and_recovers(
         )
         with TestClient(create_app(settings)) as client:
             document = client.get("/openapi.json").json()
+            # Every GET that reads the database; the tariff book is read from its file at start.
             gets = [
                 path.format(device_id="dev-x")
                 for path, operations in document["paths"].items()
-                if "get" in operations and path.startswith("/api/v1/")
+                if "get" in operations and path.startswith("/api/v1/") and path not in DATABASE_FREE
             ]
             assert client.get("/api/v1/devices").status_code == 200
             proxy.freeze()

@@ -103,7 +103,7 @@ def test_endpoints(settings: ClusterSettings) -> None:
 
 
 def test_endpoints_quote_the_password() -> None:
-    settings = ClusterSettings(pg_password=SecretStr("p@ss:w/rd"), pg_database="db")
+    settings = ClusterSettings(pg_password=SecretStr("p@ss:w/rd"), pg_database="db", pg_port=15432)
     assert endpoints(settings).database_url == (
         "postgresql://wattstream:p%40ss%3Aw%2Frd@127.0.0.1:15432/db"
     )
