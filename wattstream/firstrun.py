@@ -11,7 +11,7 @@ history, where alerts can fire.
 
 :class:`FirstRun` is the plan (pure); :func:`read_progress` polls the database for how far
 the pipeline got, and :class:`Progress` says whether the dashboard is complete: every device
-with a forecast and a coloured (not ``unknown``) health status.
+with a forecast and a coloured (not ``unknown``) health status, and the history processed.
 """
 
 from __future__ import annotations
@@ -84,8 +84,9 @@ class FirstRun:
 
     @property
     def history_hours(self) -> int:
-        """Closed hours per device once the history is processed (the last one still open)."""
-        return max(0, math.ceil(self.history / HOUR) - 1)
+        """Hours per device that close from the history alone: the last whole hour before
+        live time closes only once live readings move the watermark past it."""
+        return max(0, math.ceil(self.history / HOUR) - 2)
 
     @property
     def completes_in_history(self) -> bool:
@@ -155,7 +156,13 @@ class Progress:
 
     @property
     def complete(self) -> bool:
-        return self.forecasted >= self.devices and self.coloured >= self.devices
+        """Every device forecast and coloured, and the history's hours processed (so the
+        planned anomalies' alerts, late in the history, are in too)."""
+        return (
+            self.forecasted >= self.devices
+            and self.coloured >= self.devices
+            and self.hours >= self.expected_hours
+        )
 
     def line(self, elapsed_s: float) -> str:
         done = min(1.0, self.readings / self.expected_readings) if self.expected_readings else 1.0

@@ -97,12 +97,12 @@ def test_scenario_names_split_into_anomalies_and_delivery_scenarios() -> None:
         split_scenarios(["meteor"])
 
 
-def progress(forecasted: int, coloured: int) -> Progress:
+def progress(forecasted: int, coloured: int, hours: int = 20) -> Progress:
     return Progress(
         devices=2,
         readings=50,
         expected_readings=100,
-        hours=10,
+        hours=hours,
         expected_hours=20,
         forecasted=forecasted,
         coloured=coloured,
@@ -113,8 +113,9 @@ def progress(forecasted: int, coloured: int) -> Progress:
 def test_the_dashboard_is_complete_when_every_device_has_a_forecast_and_a_colour() -> None:
     assert not progress(2, 1).complete
     assert not progress(1, 2).complete
+    assert not progress(2, 2, hours=19).complete  # history hours still to process
     assert progress(2, 2).complete
-    line = progress(1, 0).line(12.0)
+    line = progress(1, 0, hours=10).line(12.0)
     assert "readings 50/100" in line
     assert "forecasts 1/2" in line
     assert "health 0/2" in line
