@@ -257,6 +257,8 @@ def run_pipeline(
         log.info("migrating %s", endpoints.database_url.rsplit("@", 1)[-1])
         migrate.upgrade(endpoints.database_url)
         logs.mkdir(parents=True, exist_ok=True)
+        # The worker's state under the cluster's home, wherever `run` is started from.
+        worker_dir = variables(StreamSettings, {"data_dir": logs.parent / "faust"})
         for proc in service_processes(
             endpoints,
             secrets,
@@ -265,6 +267,8 @@ def run_pipeline(
             metrics_port=metrics_port,
             simulator=plan.simulator_values(now),
         ):
+            if proc.name == "stream":
+                proc = dataclasses.replace(proc, env={**proc.env, **worker_dir})  # noqa: PLW2901
             if proc.name == "simulator":  # devices publish once the bridge has subscribed
                 _wait_until_ready(f"http://127.0.0.1:{metrics_port}/metrics", children["bridge"])
                 provision_simulator(settings, proc)
@@ -278,9 +282,12 @@ def run_pipeline(
             log.info("started %s (pid %d), log: %s", proc.name, children[proc.name].pid, out.name)
         base = f"http://127.0.0.1:{api_port}"
         announce(
-            f"\nWattStream is running with {devices} simulated devices: {plan.history} of "
-            f"history (every {plan.interval_s} s), then live; planned anomalies on "
-            f"{', '.join(plan.anomaly_devices()) or 'none'}.\n"
+            f"\nWattStream is running with {devices} simulated devices: "
+            f"{plan.history.total_seconds() / 3600:g} h of history (a reading every "
+            f"{plan.interval_s} s), then live; planned anomalies on "
+            f"{', '.join(plan.anomaly_devices()) or 'none'}. The dashboard is complete (every "
+            "device with a forecast and a coloured health status) when the history is "
+            "processed: progress below.\n"
             f"  Dashboard:  {base}/\n"
             f"  API docs:   {base}/docs\n"
             f"  Readings:   {base}/api/v1/devices/dev-00000/readings\n"

@@ -103,9 +103,11 @@ async def test_history_then_live_completes_the_dashboard_within_the_budget(
         interval_s=2,
         watched=processes,
         tolerate=(OSError, asyncpg.PostgresError),
-        detail=lambda: (seen[-1].line(time.monotonic() - began) if seen else "no progress read")
-        + "\n"
-        + "\n".join(f"--- {p.name}\n{p.log_tail(15)}" for p in processes),
+        detail=lambda: (
+            (seen[-1].line(time.monotonic() - began) if seen else "no progress read")
+            + "\n"
+            + "\n".join(f"--- {p.name}\n{p.log_tail(15)}" for p in processes)
+        ),
     )
     print(f"dashboard complete after {time.monotonic() - began:.1f} s: {progress.line(0)}")
     assert progress.readings >= plan.history_readings
