@@ -96,19 +96,20 @@ async def test_history_then_live_completes_the_dashboard_within_the_budget(
         seen.append(await read_progress_async(database, plan, start))
         return seen[-1] if seen[-1].complete else None
 
-    progress = await wait_until_async(
+    def detail() -> str:
+        last = seen[-1].line(time.monotonic() - began) if seen else "no progress read"
+        return "\n".join([last, *(f"--- {p.name}\n{p.log_tail(15)}" for p in processes)])
+
+    progress: Progress | None = await wait_until_async(
         "every device with a forecast and a coloured health status",
         complete,
         BUDGET_S,
         interval_s=2,
         watched=processes,
         tolerate=(OSError, asyncpg.PostgresError),
-        detail=lambda: (
-            (seen[-1].line(time.monotonic() - began) if seen else "no progress read")
-            + "\n"
-            + "\n".join(f"--- {p.name}\n{p.log_tail(15)}" for p in processes)
-        ),
+        detail=detail,
     )
+    assert progress is not None
     print(f"dashboard complete after {time.monotonic() - began:.1f} s: {progress.line(0)}")
     assert progress.readings >= plan.history_readings
     conn = await asyncpg.connect(database)
