@@ -229,6 +229,19 @@ def _terminate(children: Mapping[str, subprocess.Popen[bytes]]) -> None:
             child.wait()
 
 
+def _with_journal(settings: localcluster.ClusterSettings, plan: FirstRun) -> FirstRun:
+    """``plan`` writing this run's (fresh) journal; a warning when its history is too short."""
+    if not plan.completes_in_history:
+        log.warning(
+            "%s of history is too little for forecasts and coloured health before live time; "
+            "the dashboard completes only after more live hours (use --history 3d)",
+            plan.history,
+        )
+    journal = journal_path(settings)
+    _fresh_journal(journal)
+    return dataclasses.replace(plan, journal=journal)
+
+
 def run_pipeline(
     *,
     plan: FirstRun,
@@ -249,9 +262,7 @@ def run_pipeline(
         endpoints = localcluster.up(settings)
         services_up = time.monotonic()
         secrets = localcluster.load_secrets(settings.secrets_path)
-        journal = journal_path(settings)
-        _fresh_journal(journal)
-        plan = dataclasses.replace(plan, journal=journal)
+        plan = _with_journal(settings, plan)
         now = datetime.now(UTC)
         devices = plan.devices
         log.info("migrating %s", endpoints.database_url.rsplit("@", 1)[-1])
