@@ -19,6 +19,7 @@ import pytest
 from schema.commandline import variables
 from schema.device_messages import AnomalyKind
 from simulator.settings import SimulatorSettings
+from tests.fixtures.bridge import bridge_env
 from tests.fixtures.waiting import wait_until_async
 from wattstream.firstrun import FirstRun, Progress, read_progress_async
 
@@ -37,15 +38,14 @@ async def spawn_pipeline(
     bridge = spawn(
         "bridge",
         "stream.bridge",
-        {
-            "WATTSTREAM_BRIDGE_MQTT_HOST": services.mqtt_host,
-            "WATTSTREAM_BRIDGE_MQTT_PORT": str(services.mqtt_port),
-            "WATTSTREAM_BRIDGE_MQTT_CLIENT_ID": f"bridge-{namespace}",
-            "WATTSTREAM_BRIDGE_KAFKA_BOOTSTRAP": services.kafka_bootstrap,
-            "WATTSTREAM_BRIDGE_TOPIC_NAMESPACE": namespace,
-            "WATTSTREAM_BRIDGE_MQTT_SESSION_EXPIRY_S": "600",
-            "WATTSTREAM_BRIDGE_METRICS_PORT": "0",
-        },
+        bridge_env(
+            mqtt_host=services.mqtt_host,
+            mqtt_port=services.mqtt_port,
+            kafka_bootstrap=services.kafka_bootstrap,
+            namespace=namespace,
+            client_id=f"bridge-{namespace}",
+            metrics_port=0,
+        ),
     )
     worker = spawn(
         "stream",
