@@ -12,9 +12,13 @@ import logging
 import os
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from schema.commandline import configure_logging
+
+if TYPE_CHECKING:
+    from wattstream.firstrun import FirstRun
 
 SERVICES = {
     "simulate": ("simulator", "publish a simulated fleet's readings over MQTT"),
@@ -64,9 +68,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         migrate.add_argument(f"--{flag}", default=os.environ.get(variable, default), help=help_)
     _add_services(commands)
     _add_topics(commands)
-    run = commands.add_parser("run", help="services up + migrate + the whole pipeline")
-    run.add_argument("--devices", type=int, default=20)
+    _add_run(commands)
 
+    if argv and argv[0] == "audit":
+        argv = [argv[0], *_audit_defaults(argv[1:], os.environ)]
     if argv and argv[0] in SERVICES:  # the service parses its own flags
         _exec_module(SERVICES[argv[0]][0], argv[1:])
     args = parser.parse_args(argv)
@@ -99,7 +104,73 @@ def main(argv: Sequence[str] | None = None) -> None:
     elif args.command == "run":
         from wattstream import launcher  # noqa: PLC0415
 
-        sys.exit(launcher.run_pipeline(devices=args.devices, announce=_announce))
+        sys.exit(launcher.run_pipeline(plan=_first_run(parser, args), announce=_announce))
+
+
+def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    run = commands.add_parser(
+        "run",
+        help="services up + migrate + the whole pipeline: history first, then live",
+        description="Start the local cluster and every service. The simulator first publishes "
+        "--history of accelerated history (enough for forecasts, coloured health and alerts), "
+        "then goes live; a progress line shows how far the pipeline got, and 'dashboard "
+        "complete' when every device has a forecast and a health status.",
+    )
+    run.add_argument("--devices", type=int, default=20, help="simulated devices (20)")
+    run.add_argument(
+        "--history", default="3d", help="history published before live time (3d; 14d, 36h, ...)"
+    )
+    run.add_argument(
+        "--interval", default="300s", help="seconds between two readings of a device (300s)"
+    )
+    run.add_argument(
+        "--scenario",
+        action="append",
+        metavar="NAME",
+        help="repeatable: an anomaly kind (spike, drift, stuck, dropout: planned on dev-00001, "
+        "dev-00002, ... late in the history) or a delivery scenario of the simulator "
+        "(duplicates, late-bursts, ...: the whole fleet); default: spike; 'none': neither",
+    )
+
+
+def _first_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> FirstRun:
+    from simulator.durations import duration_seconds, parse_duration  # noqa: PLC0415
+    from wattstream.firstrun import FirstRun, split_scenarios  # noqa: PLC0415
+
+    names = [n for n in (args.scenario or ["spike"]) if n != "none"]
+    try:
+        anomalies, scenarios = split_scenarios(names)
+        return FirstRun(
+            devices=args.devices,
+            history=parse_duration(args.history),
+            interval_s=duration_seconds(args.interval),
+            anomalies=anomalies,
+            scenarios=scenarios,
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
+
+
+def _audit_defaults(argv: Sequence[str], environ: Mapping[str, str]) -> list[str]:
+    """``wattstream audit`` without a journal or database audits what ``wattstream run``
+    started: the local cluster's run journal and database."""
+    given = {a.split("=", 1)[0] for a in argv}
+    wanted = {
+        "--journal": "WATTSTREAM_AUDIT_JOURNAL",
+        "--database-url": "WATTSTREAM_AUDIT_DATABASE_URL",
+    }
+    missing = [f for f, variable in wanted.items() if f not in given and variable not in environ]
+    if not missing or "-h" in given or "--help" in given:
+        return list(argv)
+    from wattstream import localcluster  # noqa: PLC0415
+    from wattstream.launcher import journal_path  # noqa: PLC0415
+
+    settings = localcluster.ClusterSettings()
+    defaults = {
+        "--journal": str(journal_path(settings)),
+        "--database-url": localcluster.endpoints(settings).database_url,
+    }
+    return [*argv, *(f"{flag}={defaults[flag]}" for flag in missing)]
 
 
 def _add_services(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

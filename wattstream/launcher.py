@@ -8,6 +8,7 @@ stopped; services that were already running before are left as they were.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -17,6 +18,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -28,6 +30,7 @@ from schema.commandline import variables
 from simulator.settings import SimulatorSettings
 from stream.settings import BridgeSettings, StreamSettings
 from wattstream import localcluster, migrate
+from wattstream.firstrun import FirstRun, ProgressWatch
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +81,12 @@ def service_processes(
     devices: int,
     api_port: int,
     metrics_port: int,
+    simulator: Mapping[str, Any] | None = None,
 ) -> list[ServiceProcess]:
     """What ``run`` starts, each with the environment its settings read (credentials included:
-    the bridge and the API as their own broker users, the simulator with the device key)."""
+    the bridge and the API as their own broker users, the simulator with the device key).
+    ``simulator``: more simulator settings (``FirstRun.simulator_values``); without them the
+    fleet goes live with the last six hours published first."""
     mqtt = {"host": endpoints.mqtt_host, "port": endpoints.mqtt_port}
     kafka = {"bootstrap": endpoints.kafka_bootstrap}
     database = {"url": endpoints.database_url}
@@ -112,10 +118,14 @@ def service_processes(
         ServiceProcess(
             "simulator",
             "simulator",
-            # Live, with the last six hours published first, so charts have history at once.
+            # Live, with history published first, so charts have something at once.
             env(
                 SimulatorSettings,
-                {"mqtt": mqtt, "devices": devices, "backfill": "PT6H", "interval_s": 60},
+                {
+                    "mqtt": mqtt,
+                    "devices": devices,
+                    **(simulator or {"backfill": "PT6H", "interval_s": 60}),
+                },
             ),
         ),
     ]
@@ -174,13 +184,35 @@ class _ChildExited(Exception):
     """A service process ended on its own: the pipeline is no longer whole."""
 
 
-def _watch(children: Mapping[str, subprocess.Popen[bytes]]) -> None:
-    """Return never; raise when a child exits (or a signal arrives)."""
+def _watch(
+    children: Mapping[str, subprocess.Popen[bytes]], progress: Callable[[], bool] | None = None
+) -> None:
+    """Return never; raise when a child exits (or a signal arrives). ``progress`` is called
+    every second until it returns True."""
     while True:
         for name, child in children.items():
             if child.poll() is not None:
                 raise _ChildExited(f"{name} exited with {child.returncode}")
+        if progress is not None and progress():
+            progress = None
         time.sleep(1.0)
+
+
+def run_directory(settings: localcluster.ClusterSettings) -> Path:
+    """Where ``run`` keeps what the tools read afterwards (the delivery journal)."""
+    return Path(settings.home).resolve() / "run"
+
+
+def journal_path(settings: localcluster.ClusterSettings) -> Path:
+    """The delivery journal of the last ``run`` (``wattstream audit`` reads it by default)."""
+    return run_directory(settings) / "journal.jsonl"
+
+
+def _fresh_journal(path: Path) -> None:
+    """This run's journal starts empty; the previous run's is kept beside it (``.prev``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        path.replace(path.with_name(path.name + ".prev"))
 
 
 def _terminate(children: Mapping[str, subprocess.Popen[bytes]]) -> None:
@@ -197,14 +229,28 @@ def _terminate(children: Mapping[str, subprocess.Popen[bytes]]) -> None:
             child.wait()
 
 
+def _with_journal(settings: localcluster.ClusterSettings, plan: FirstRun) -> FirstRun:
+    """``plan`` writing this run's (fresh) journal; a warning when its history is too short."""
+    if not plan.completes_in_history:
+        log.warning(
+            "%s of history is too little for forecasts and coloured health before live time; "
+            "the dashboard completes only after more live hours (use --history 3d)",
+            plan.history,
+        )
+    journal = journal_path(settings)
+    _fresh_journal(journal)
+    return dataclasses.replace(plan, journal=journal)
+
+
 def run_pipeline(
     *,
-    devices: int,
+    plan: FirstRun,
     announce: Callable[[str], None],
     api_port: int = 8000,
     metrics_port: int = 9101,
 ) -> int:
-    """Start everything, ``announce`` where to look, run until interrupted; return the exit code."""
+    """Start everything, ``announce`` where to look and how far the history got, run until
+    interrupted; return the exit code. ``plan.journal`` is replaced by this cluster's."""
     settings = localcluster.ClusterSettings()
     before = {name: s.running for name, s in localcluster.status(settings).items()}
     signal.signal(signal.SIGTERM, _raise_stop)
@@ -214,13 +260,26 @@ def run_pipeline(
     logs = Path(settings.home).resolve() / "logs"
     try:
         endpoints = localcluster.up(settings)
+        services_up = time.monotonic()
         secrets = localcluster.load_secrets(settings.secrets_path)
+        plan = _with_journal(settings, plan)
+        now = datetime.now(UTC)
+        devices = plan.devices
         log.info("migrating %s", endpoints.database_url.rsplit("@", 1)[-1])
         migrate.upgrade(endpoints.database_url)
         logs.mkdir(parents=True, exist_ok=True)
+        # The worker's state under the cluster's home, wherever `run` is started from.
+        worker_dir = variables(StreamSettings, {"data_dir": logs.parent / "faust"})
         for proc in service_processes(
-            endpoints, secrets, devices=devices, api_port=api_port, metrics_port=metrics_port
+            endpoints,
+            secrets,
+            devices=devices,
+            api_port=api_port,
+            metrics_port=metrics_port,
+            simulator=plan.simulator_values(now),
         ):
+            if proc.name == "stream":
+                proc = dataclasses.replace(proc, env={**proc.env, **worker_dir})  # noqa: PLW2901
             if proc.name == "simulator":  # devices publish once the bridge has subscribed
                 _wait_until_ready(f"http://127.0.0.1:{metrics_port}/metrics", children["bridge"])
                 provision_simulator(settings, proc)
@@ -234,17 +293,26 @@ def run_pipeline(
             log.info("started %s (pid %d), log: %s", proc.name, children[proc.name].pid, out.name)
         base = f"http://127.0.0.1:{api_port}"
         announce(
-            f"\nWattStream is running with {devices} simulated devices.\n"
+            f"\nWattStream is running with {devices} simulated devices: "
+            f"{plan.history.total_seconds() / 3600:g} h of history (a reading every "
+            f"{plan.interval_s} s), then live; planned anomalies on "
+            f"{', '.join(plan.anomaly_devices()) or 'none'}. The dashboard is complete (every "
+            "device with a forecast and a coloured health status) when the history is "
+            "processed: progress below.\n"
             f"  Dashboard:  {base}/\n"
             f"  API docs:   {base}/docs\n"
             f"  Readings:   {base}/api/v1/devices/dev-00000/readings\n"
             f"  Logs:       {logs}/\n"
+            f"  Journal:    {plan.journal} (`wattstream audit` checks it)\n"
             f"  API keys:   {settings.secrets_path}/api-key (write), api-admin-key (admin),\n"
             f"              api-read-key (read); local dev write key: {secrets.api_key},\n"
             f"              read key: {secrets.api_read_key} (reads need none in development)\n"
             "Press Ctrl-C to stop everything.\n"
         )
-        _watch(children)
+        watch = ProgressWatch(
+            endpoints.database_url, plan, plan.start(now), f"{base}/", announce, began=services_up
+        )
+        _watch(children, watch)
     except _ChildExited as exited:
         log.error("%s; stopping everything (logs: %s)", exited, logs)  # noqa: TRY400 - no traceback here
         exit_code = 1

@@ -1,0 +1,132 @@
+"""The first run (issue 19): ``wattstream run``'s plan, history then live, on a fresh namespace.
+
+Bridge, worker and simulator run as their own processes, the simulator with the settings the
+launcher gives it (``FirstRun.simulator_values``: history in the past, a planned spike on
+``dev-00001``, the delivery journal). Within the budget every device must have a forecast and
+a coloured health status, as the launcher's progress watch reports it, and the spiked device
+an alert.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from schema.commandline import variables
+from schema.device_messages import AnomalyKind
+from simulator.settings import SimulatorSettings
+from tests.fixtures.bridge import bridge_env
+from tests.fixtures.waiting import wait_until_async
+from wattstream.firstrun import FirstRun, Progress, read_progress_async
+
+from ..conftest import Services, Spawn, Spawned
+
+pytestmark = pytest.mark.e2e
+
+BUDGET_S = 120.0
+"""From starting the processes to a complete dashboard (the launcher's two minutes include
+the same: the worker loading TensorFlow, the history published and processed)."""
+
+
+async def spawn_pipeline(
+    services: Services, spawn: Spawn, database: str, namespace: str, plan: FirstRun
+) -> tuple[list[Spawned], datetime]:
+    bridge = spawn(
+        "bridge",
+        "stream.bridge",
+        bridge_env(
+            mqtt_host=services.mqtt_host,
+            mqtt_port=services.mqtt_port,
+            kafka_bootstrap=services.kafka_bootstrap,
+            namespace=namespace,
+            client_id=f"bridge-{namespace}",
+            metrics_port=0,
+        ),
+    )
+    worker = spawn(
+        "stream",
+        "stream.worker",
+        {
+            "WATTSTREAM_STREAM_KAFKA_BOOTSTRAP": services.kafka_bootstrap,
+            "WATTSTREAM_STREAM_DATABASE_URL": database,
+            "WATTSTREAM_STREAM_APP_ID": f"firstrun-{namespace}",
+            "WATTSTREAM_STREAM_TOPIC_NAMESPACE": namespace,
+            "WATTSTREAM_STREAM_DATA_DIR": str(bridge.log.parent / "faust"),
+        },
+    )
+    # Devices publish once the bridge has subscribed, as the launcher waits for bridge_ready.
+    await wait_until_async(
+        "the bridge's subscription",
+        lambda: "subscribed" in bridge.log_tail(),
+        60,
+        interval_s=0.5,
+        watched=[bridge, worker],
+    )
+    now = datetime.now(UTC)
+    values = {
+        "mqtt": {"host": services.mqtt_host, "port": services.mqtt_port},
+        "topic_namespace": namespace,
+        **plan.simulator_values(now),
+    }
+    # The session provisioned dev-00000..dev-00999 on the broker: this fleet's ids are among them.
+    simulator = spawn("simulator", "simulator", variables(SimulatorSettings, values))
+    return [bridge, worker, simulator], plan.start(now)
+
+
+async def test_history_then_live_completes_the_dashboard_within_the_budget(
+    services: Services, database: str, namespace: str, spawn: Spawn, tmp_path: Path
+) -> None:
+    plan = FirstRun(
+        devices=4,
+        history=timedelta(hours=48),
+        interval_s=600,
+        anomalies=(AnomalyKind.SPIKE,),
+        journal=tmp_path / "journal.jsonl",
+    )
+    assert plan.completes_in_history
+    began = time.monotonic()
+    processes, start = await spawn_pipeline(services, spawn, database, namespace, plan)
+    seen: list[Progress] = []
+
+    async def complete() -> Progress | None:
+        seen.append(await read_progress_async(database, plan, start))
+        return seen[-1] if seen[-1].complete else None
+
+    def detail() -> str:
+        last = seen[-1].line(time.monotonic() - began) if seen else "no progress read"
+        return "\n".join([last, *(f"--- {p.name}\n{p.log_tail(15)}" for p in processes)])
+
+    progress: Progress | None = await wait_until_async(
+        "every device with a forecast and a coloured health status",
+        complete,
+        BUDGET_S,
+        interval_s=2,
+        watched=processes,
+        tolerate=(OSError, asyncpg.PostgresError),
+        detail=detail,
+    )
+    assert progress is not None
+    print(f"dashboard complete after {time.monotonic() - began:.1f} s: {progress.line(0)}")
+    assert progress.readings >= plan.history_readings
+    conn = await asyncpg.connect(database)
+    try:
+        rows = await conn.fetch(
+            "SELECT device_id, count(*) AS n FROM alerts WHERE hour_start >= $1 GROUP BY 1", start
+        )
+        latest = await conn.fetch(
+            "SELECT DISTINCT ON (device_id) device_id, status FROM health"
+            " ORDER BY device_id, hour_start DESC"
+        )
+    finally:
+        await conn.close()
+    alerts = {r["device_id"]: r["n"] for r in rows}
+    assert alerts.get("dev-00001", 0) >= 1, alerts
+    assert {r["status"] for r in latest} <= {"green", "amber", "red"}
+    assert len(latest) == plan.devices
+    # The launcher's journal: what `wattstream audit` reads.
+    assert plan.journal is not None
+    assert plan.journal.read_text().count("dev-00001") >= 1
