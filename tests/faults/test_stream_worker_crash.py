@@ -30,8 +30,11 @@ pytestmark = pytest.mark.faults
 # Known bug, not a timing bet (issue 20, reproduced in 1 of ~4 full runs here): after the first
 # worker's kill -9, the second one can join, log "Worker ready" and then process nothing with
 # readings waiting (its /healthz says so: "worker unhealthy: 1865 readings waiting, no batch for
-# 121 s"); no offset-guard rewind is logged. Root cause open; one rerun keeps CI meaningful
-# meanwhile, and the rerun plugin reports every occurrence.
+# 121 s"); no offset-guard rewind is logged. Reproduced again on a quiet machine (2nd of 2
+# runs): the database's stored next offsets were ahead of Kafka's committed ones (kill -9 lost
+# Faust's last commits; e.g. partition 2: 573 stored, 347 committed), so the new worker replays
+# from 347, and its event loop sits idle with no batch completed. Root cause open; one rerun
+# keeps CI meaningful meanwhile, and the rerun plugin reports every occurrence.
 @pytest.mark.flaky(reruns=1)
 async def test_worker_killed_mid_run_loses_and_doubles_nothing(
     services: Services, database: str, kafka_topics: KafkaTopics, namespace: str, spawn: Spawn
