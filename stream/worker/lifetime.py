@@ -23,6 +23,7 @@ Issue 20 found three ways for a worker to be alive and useless; each has a guard
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import os
 import signal
@@ -191,7 +192,17 @@ class HealthService(Service):
                 log.info("worker healthy again")
             else:
                 log.warning("worker unhealthy: %s", "; ".join(health.detail["problems"]))
+                log.warning("worker unhealthy; where its tasks wait:\n%s", task_stacks())
         self._was_healthy = health.healthy
+
+
+def task_stacks() -> str:
+    """Where every task of the running loop waits: what an operator (or the next developer)
+    needs to tell a stall's cause from a log alone."""
+    out = io.StringIO()
+    for task in sorted(asyncio.all_tasks(), key=lambda t: t.get_name()):
+        task.print_stack(limit=8, file=out)
+    return out.getvalue()
 
 
 def consumer_lag(app: faust.App, next_offset: Callable[[str, int], int | None], topic: str) -> int:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from schema.topics import KafkaTopics, changelog_topic, scoped_app_id
-from stream.worker.lifetime import Progress
+from stream.worker.lifetime import Progress, task_stacks
 
 pytestmark = pytest.mark.unit
 
@@ -50,3 +52,19 @@ def test_a_namespace_scopes_the_worker_group_and_changelog() -> None:
     assert specs["ns.readings"].configs()["cleanup.policy"] == "delete"
     assert scoped_app_id("wattstream-stream", "") == "wattstream-stream"
     assert changelog_topic(scoped_app_id("x", "a")) != changelog_topic(scoped_app_id("x", "b"))
+
+
+async def test_task_stacks_name_where_each_task_waits() -> None:
+    never = asyncio.Event()
+
+    async def waits_for_the_sink() -> None:
+        await never.wait()
+
+    task = asyncio.create_task(waits_for_the_sink(), name="agent-under-test")
+    await asyncio.sleep(0)
+    try:
+        stacks = task_stacks()
+        assert "agent-under-test" in stacks
+        assert "waits_for_the_sink" in stacks
+    finally:
+        task.cancel()
