@@ -10,20 +10,13 @@ from api import limits
 from api.limits import TokenBuckets, client_of
 from api.settings import DEFAULT_RATE_LIMIT_PER_S, ApiSettings
 from schema.connections import DatabaseConnection
+from tests.fixtures.clock import ManualClock
 
 pytestmark = pytest.mark.unit
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_a_burst_then_the_rate() -> None:
-    clock = Clock()
+    clock = ManualClock(100.0)
     buckets = TokenBuckets(rate=2.0, burst=3, clock=clock)
     assert [buckets.take("a") for _ in range(3)] == [0.0, 0.0, 0.0]
     assert buckets.take("a") == pytest.approx(0.5)  # one token in half a second
@@ -37,7 +30,7 @@ def test_a_burst_then_the_rate() -> None:
 
 def test_the_longest_idle_client_is_forgotten(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(limits, "MAX_BUCKETS", 2)
-    clock = Clock()
+    clock = ManualClock(100.0)
     buckets = TokenBuckets(rate=1.0, burst=1, clock=clock)
     assert buckets.take("a") == 0.0
     assert buckets.take("a") > 0

@@ -7,19 +7,12 @@ import json
 import pytest
 
 from api.live.hub import BadFilter, Filter, Hub, Subscriber
+from tests.fixtures.clock import ManualClock
 
 pytestmark = pytest.mark.unit
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def make_hub(clock: Clock | None = None, **overrides: float) -> Hub:
+def make_hub(clock: ManualClock | None = None, **overrides: float) -> Hub:
     options = {
         "queue_size": 8,
         "max_behind_s": 10.0,
@@ -28,7 +21,7 @@ def make_hub(clock: Clock | None = None, **overrides: float) -> Hub:
         "max_clients": 10,
     }
     options.update(overrides)
-    return Hub(clock=clock or Clock(), stream_id="s1", **options)  # type: ignore[arg-type]
+    return Hub(clock=clock or ManualClock(), stream_id="s1", **options)  # type: ignore[arg-type]
 
 
 def frames(subscriber: Subscriber) -> list[dict[str, object]]:
@@ -97,7 +90,7 @@ def test_resume_that_cannot_be_served_says_gap(last_event_id: str, reason: str) 
 
 
 def test_replay_buffer_forgets_old_events() -> None:
-    clock = Clock()
+    clock = ManualClock()
     hub = make_hub(clock, replay_age_s=10.0)
     hub.publish("readings", "a", data("a", 1))
     clock.now = 20.0
@@ -116,7 +109,7 @@ def test_resume_at_the_newest_event_replays_nothing() -> None:
 
 
 def test_a_slow_client_gets_the_latest_per_device_and_a_stuck_one_is_kicked() -> None:
-    clock = Clock()
+    clock = ManualClock()
     hub = make_hub(clock, queue_size=4, max_behind_s=5.0)
     slow, _ = hub.subscribe(Filter.parse(["readings"], None))
     for n in range(20):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from api.live.queue import ClientQueue, Verdict
+from tests.fixtures.clock import ManualClock
 
 pytestmark = pytest.mark.unit
 
@@ -21,14 +22,6 @@ class Ev:
         return self.device
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def drain(queue: ClientQueue[Ev]) -> list[tuple[str, int, int]]:
     out = []
     while (item := queue.pop()) is not None:
@@ -38,7 +31,7 @@ def drain(queue: ClientQueue[Ev]) -> list[tuple[str, int, int]]:
 
 
 def test_a_client_that_keeps_up_gets_everything_in_order() -> None:
-    queue: ClientQueue[Ev] = ClientQueue(4, 10.0, Clock())
+    queue: ClientQueue[Ev] = ClientQueue(4, 10.0, ManualClock())
     for n in range(3):
         assert queue.put(Ev("a", n)) is Verdict.QUEUED
     assert drain(queue) == [("a", 0, 0), ("a", 1, 0), ("a", 2, 0)]
@@ -46,7 +39,7 @@ def test_a_client_that_keeps_up_gets_everything_in_order() -> None:
 
 
 def test_a_full_queue_coalesces_to_the_latest_per_key() -> None:
-    queue: ClientQueue[Ev] = ClientQueue(4, 10.0, Clock())
+    queue: ClientQueue[Ev] = ClientQueue(4, 10.0, ManualClock())
     for event in [Ev("a", 0), Ev("b", 0), Ev("a", 1), Ev("b", 1)]:
         assert queue.put(event) is Verdict.QUEUED
     # Full: compacts to a1, b1 (each replaced one), then a2 replaces a1.
@@ -59,14 +52,14 @@ def test_a_full_queue_coalesces_to_the_latest_per_key() -> None:
 
 
 def test_more_distinct_keys_than_room_overflows() -> None:
-    queue: ClientQueue[Ev] = ClientQueue(2, 10.0, Clock())
+    queue: ClientQueue[Ev] = ClientQueue(2, 10.0, ManualClock())
     queue.put(Ev("a", 0))
     queue.put(Ev("b", 0))
     assert queue.put(Ev("c", 0)) is Verdict.OVERFLOW
 
 
 def test_a_client_behind_for_too_long_is_given_up() -> None:
-    clock = Clock()
+    clock = ManualClock()
     queue: ClientQueue[Ev] = ClientQueue(2, 5.0, clock)
     queue.put(Ev("a", 0))
     queue.put(Ev("b", 0))
@@ -79,7 +72,7 @@ def test_a_client_behind_for_too_long_is_given_up() -> None:
 
 
 def test_catching_up_resets_the_clock() -> None:
-    clock = Clock()
+    clock = ManualClock()
     queue: ClientQueue[Ev] = ClientQueue(1, 5.0, clock)
     queue.put(Ev("a", 0))
     queue.put(Ev("a", 1))  # behind at t=0
@@ -90,7 +83,7 @@ def test_catching_up_resets_the_clock() -> None:
 
 
 def test_memory_stays_bounded_while_one_key_is_replaced_many_times() -> None:
-    queue: ClientQueue[Ev] = ClientQueue(3, 1e9, Clock())
+    queue: ClientQueue[Ev] = ClientQueue(3, 1e9, ManualClock())
     for n in range(10_000):
         queue.put(Ev("a", n))
     assert len(queue) == 1

@@ -8,20 +8,13 @@ import pytest
 
 from schema.topics import KafkaTopics, changelog_topic, scoped_app_id
 from stream.worker.lifetime import Progress, task_stacks
+from tests.fixtures.clock import ManualClock
 
 pytestmark = pytest.mark.unit
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_lag_without_progress_for_the_stall_time_is_unhealthy_and_says_why() -> None:
-    clock = Clock()
+    clock = ManualClock()
     progress = Progress(stall_after_s=60, clock=clock)
     progress.lag = 500
     clock.now = 59
@@ -35,7 +28,7 @@ def test_lag_without_progress_for_the_stall_time_is_unhealthy_and_says_why() -> 
 
 
 def test_idle_without_lag_is_healthy_and_a_failure_is_not() -> None:
-    clock = Clock()
+    clock = ManualClock()
     progress = Progress(stall_after_s=60, clock=clock)
     progress.lag = 0
     clock.now = 3600
