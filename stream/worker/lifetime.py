@@ -23,7 +23,6 @@ Issue 20 found three ways for a worker to be alive and useless; each has a guard
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import os
 import signal
@@ -197,12 +196,29 @@ class HealthService(Service):
 
 
 def task_stacks() -> str:
-    """Where every task of the running loop waits: what an operator (or the next developer)
+    """Where every task of the running loop waits, down its whole await chain (a suspended
+    task's own stack shows only its outermost frame): what an operator (or the next developer)
     needs to tell a stall's cause from a log alone."""
-    out = io.StringIO()
+    lines = []
     for task in sorted(asyncio.all_tasks(), key=lambda t: t.get_name()):
-        task.print_stack(limit=8, file=out)
-    return out.getvalue()
+        lines.append(f"task {task.get_name()}:")
+        lines += [f"    {where}" for where in await_chain(task.get_coro())]
+    return "\n".join(lines)
+
+
+_FRAMES = ("cr_frame", "ag_frame", "gi_frame")  # coroutine, async generator, generator
+_AWAITS = ("cr_await", "ag_await", "gi_yieldfrom")
+
+
+def await_chain(awaitable: object) -> list[str]:
+    """``file:line function`` of each coroutine, async generator or generator it awaits."""
+    chain: list[str] = []
+    while awaitable is not None and len(chain) < 64:
+        frame = next((f for a in _FRAMES if (f := getattr(awaitable, a, None))), None)
+        if frame is not None:
+            chain.append(f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
+        awaitable = next((n for a in _AWAITS if (n := getattr(awaitable, a, None))), None)
+    return chain
 
 
 def consumer_lag(app: faust.App, next_offset: Callable[[str, int], int | None], topic: str) -> int:

@@ -57,7 +57,10 @@ async def test_task_stacks_name_where_each_task_waits() -> None:
     await asyncio.sleep(0)
     try:
         stacks = task_stacks()
-        assert "agent-under-test" in stacks
-        assert "waits_for_the_sink" in stacks
+        assert "task agent-under-test:" in stacks
+        # The whole await chain, not only the task's outermost frame: down to Event.wait().
+        chain = stacks.split("task agent-under-test:", 1)[1].split("\ntask ", 1)[0]
+        assert "waits_for_the_sink" in chain
+        assert "locks.py" in chain
     finally:
         task.cancel()
