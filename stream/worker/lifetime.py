@@ -217,6 +217,10 @@ def await_chain(awaitable: object) -> list[str]:
         frame = next((f for a in _FRAMES if (f := getattr(awaitable, a, None))), None)
         if frame is not None:
             chain.append(f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
+        if isinstance(awaitable, asyncio.Task):  # awaited task: follow its coroutine
+            chain.append(f"(awaits task {awaitable.get_name()})")
+            awaitable = awaitable.get_coro()
+            continue
         awaitable = next((n for a in _AWAITS if (n := getattr(awaitable, a, None))), None)
     return chain
 
