@@ -22,7 +22,7 @@ def parse_args(argv: Sequence[str] | None = None) -> StreamSettings:
 def main(argv: Sequence[str] | None = None) -> None:
     settings = parse_args(argv)
     # Logging is already configured (schema.commandline), in the format every service uses.
-    lifetime.run(settings, settings.log_level, create_app)
+    lifetime.run(settings, create_app)
 
 
 if __name__ == "__main__":

@@ -257,7 +257,6 @@ async def track_topics(app: faust.App, names: Iterable[str]) -> None:
 
 def run(
     settings: StreamSettings,
-    log_level: str,
     create_app: Callable[[StreamSettings, Lifetime], faust.App],
 ) -> NoReturn:
     """Create the topics, then run the Faust worker until it stops; exit with its status."""
@@ -277,6 +276,6 @@ def run(
     lifetime = Lifetime(settings.stop_timeout_s)
     app = create_app(settings, lifetime)
     worker = WorkerProcess(
-        app, lifetime, loglevel=log_level, quiet=True, loop=loop, override_logging=False
+        app, lifetime, loglevel=settings.log_level, quiet=True, loop=loop, override_logging=False
     )
     worker.execute_from_commandline()
