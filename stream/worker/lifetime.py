@@ -23,6 +23,7 @@ Issue 20 found three ways for a worker to be alive and useless; each has a guard
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -221,8 +222,22 @@ def await_chain(awaitable: object) -> list[str]:
             chain.append(f"(awaits task {awaitable.get_name()})")
             awaitable = awaitable.get_coro()
             continue
-        awaitable = next((n for a in _AWAITS if (n := getattr(awaitable, a, None))), None)
+        awaitable = next((n for a in _AWAITS if (n := getattr(awaitable, a, None))), None) or (
+            _wrapped(awaitable) if frame is None else None
+        )
     return chain
+
+
+def _wrapped(awaitable: object) -> object | None:
+    """The coroutine or generator behind a frameless wrapper: ``coro.__await__()`` (how Faust
+    awaits an agent's actor) or ``agen.asend()`` (each step of an ``async for``)."""
+    if awaitable is None or isinstance(awaitable, asyncio.Future):
+        return None
+    return next((r for r in gc.get_referents(awaitable) if _has_frame(r)), None)
+
+
+def _has_frame(obj: object) -> bool:
+    return any(getattr(obj, a, None) is not None for a in _FRAMES)
 
 
 def consumer_lag(app: faust.App, next_offset: Callable[[str, int], int | None], topic: str) -> int:

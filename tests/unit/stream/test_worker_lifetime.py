@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Coroutine, Generator
+from typing import Any
 
 import pytest
 
 from schema.topics import KafkaTopics, changelog_topic, scoped_app_id
-from stream.worker.lifetime import Progress, task_stacks
+from stream.worker.lifetime import Progress, await_chain, task_stacks
 from tests.fixtures.clock import ManualClock
 
 pytestmark = pytest.mark.unit
@@ -62,5 +64,38 @@ async def test_task_stacks_name_where_each_task_waits() -> None:
         chain = stacks.split("task agent-under-test:", 1)[1].split("\ntask ", 1)[0]
         assert "waits_for_the_sink" in chain
         assert "locks.py" in chain
+    finally:
+        task.cancel()
+
+
+async def test_await_chain_follows_an_awaited_actor_and_an_async_for() -> None:
+    """Faust awaits an agent through its actor's ``__await__`` and the agent steps an async
+    generator: neither wrapper has a frame of its own, and the chain must go through both."""
+    never = asyncio.Event()
+
+    class Actor:
+        def __init__(self, it: Coroutine[Any, Any, None]) -> None:
+            self.it = it
+
+        def __await__(self) -> Generator[Any, None, None]:
+            return self.it.__await__()
+
+    async def batches() -> AsyncIterator[int]:
+        await never.wait()
+        yield 1
+
+    async def agent() -> None:
+        async for _ in batches():
+            pass
+
+    async def execute_actor(actor: Actor) -> None:
+        await actor
+
+    task = asyncio.create_task(execute_actor(Actor(agent())))
+    await asyncio.sleep(0)
+    try:
+        chain = " ".join(await_chain(task.get_coro()))
+        for step in ("execute_actor", "agent", "batches", "locks.py"):
+            assert step in chain
     finally:
         task.cancel()
