@@ -68,6 +68,10 @@ class BridgeSettings(BaseSettings, ServiceOptions):
     """Address of the HTTP server for metrics and health."""
     metrics_port: Annotated[int, Field(ge=0, le=65_535)] = 9101
     """Prometheus metrics (``/metrics``) and health (``/healthz``) on this port (0: off)."""
+    prepare_only: bool = False
+    """Create the Kafka topics and the bridge's persistent MQTT session (subscribed), then
+    exit: run once before devices publish, so what they publish before the bridge first runs
+    is queued for it (compose's one-shot ``bridge-session``)."""
 
 
 class StreamSettings(BaseSettings, ServiceOptions):

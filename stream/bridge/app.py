@@ -242,17 +242,45 @@ class Bridge:
             stall_after_s=self._settings.stall_after_s,
         )
 
+    async def prepare(self) -> None:
+        """Create the topics and this bridge's persistent MQTT session, subscribed: from then
+        on the broker queues what devices publish for the bridge, whenever it first runs."""
+        await self._ensure_topics()
+        async with self._mqtt_source() as source:
+            log.info(
+                "bridge session %s ready (it existed already: %s), subscribed to %s",
+                mqtt_client_id(self._settings),
+                source.session_present,
+                self._router.subscriptions,
+            )
+
+    async def _ensure_topics(self) -> None:
+        await ensure_topics(
+            self._settings.kafka.bootstrap,
+            KafkaTopics(self._settings.topic_namespace).specs(),
+            client_id=mqtt_client_id(self._settings),
+        )
+
+    def _mqtt_source(self) -> MqttSource:
+        settings = self._settings
+        return MqttSource(
+            settings.mqtt.host,
+            settings.mqtt.port,
+            mqtt_client_id(settings),
+            self._router.subscriptions,
+            receive_maximum=settings.max_in_flight,
+            session_expiry_s=settings.mqtt.session_expiry_s,
+            keepalive_s=settings.mqtt.keepalive_s,
+            auth=settings.mqtt.auth(),
+        )
+
     async def run(self, stop: asyncio.Event) -> None:
         backoff = self._backoff()
         topics_ready = False
         while not stop.is_set():
             try:
                 if not topics_ready:  # before the first record: never rely on auto-creation
-                    await ensure_topics(
-                        self._settings.kafka.bootstrap,
-                        KafkaTopics(self._settings.topic_namespace).specs(),
-                        client_id=mqtt_client_id(self._settings),
-                    )
+                    await self._ensure_topics()
                     topics_ready = True
                 async with kafka_producer(self._settings) as producer:
                     backoff.reset()
@@ -276,16 +304,7 @@ class Bridge:
         backoff = self._backoff()
         while not stop.is_set():
             try:
-                async with MqttSource(
-                    settings.mqtt.host,
-                    settings.mqtt.port,
-                    mqtt_client_id(settings),
-                    self._router.subscriptions,
-                    receive_maximum=settings.max_in_flight,
-                    session_expiry_s=settings.mqtt.session_expiry_s,
-                    keepalive_s=settings.mqtt.keepalive_s,
-                    auth=settings.mqtt.auth(),
-                ) as source:
+                async with self._mqtt_source() as source:
                     backoff.reset()
                     forwarder = Forwarder(
                         source,
@@ -328,6 +347,9 @@ async def run(
     e.g. a test, which sets ``stop`` itself).
     """
     metrics = metrics or BridgeMetrics()
+    if settings.prepare_only:
+        await Bridge(settings, metrics).prepare()
+        return
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     main_task = asyncio.current_task()

@@ -34,8 +34,17 @@ SECRETS = {
 }
 
 INFRASTRUCTURE = {"mosquitto", "kafka", "timescaledb"}
-APP_SERVICES = {"migrate", "mqtt-auth", "topics", "bridge", "stream", "api", "simulator"}
-ONE_SHOT = {"migrate", "mqtt-auth", "topics"}
+APP_SERVICES = {
+    "migrate",
+    "mqtt-auth",
+    "topics",
+    "bridge-session",
+    "bridge",
+    "stream",
+    "api",
+    "simulator",
+}
+ONE_SHOT = {"migrate", "mqtt-auth", "topics", "bridge-session"}
 HEALTHCHECKED = INFRASTRUCTURE | {"bridge", "stream", "api"}
 """Long-running services others wait for with ``condition: service_healthy``."""
 
@@ -57,7 +66,15 @@ DEPENDENCIES = {
         "migrate": "service_completed_successfully",
         "topics": "service_completed_successfully",
     },
-    "simulator": {"mosquitto": "service_healthy", "bridge": "service_healthy"},
+    "bridge-session": {
+        "mosquitto": "service_healthy",
+        "topics": "service_completed_successfully",
+    },
+    # The bridge's session exists: what the simulator publishes is queued until the bridge runs.
+    "simulator": {
+        "mosquitto": "service_healthy",
+        "bridge-session": "service_completed_successfully",
+    },
 }
 
 
@@ -163,6 +180,7 @@ def test_app_services_share_the_locally_built_image(
     assert {name: services[name]["command"] for name in APP_SERVICES - {"mqtt-auth"}} == {
         "migrate": ["migrate"],
         "topics": ["topics", "create"],
+        "bridge-session": ["bridge", "--prepare-only"],
         "bridge": ["bridge"],
         "stream": ["stream"],
         "api": ["api"],
