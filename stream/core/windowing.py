@@ -146,7 +146,8 @@ class DeviceWindows(BaseModel):
     open: dict[str, HourWindow] = {}
     """Open hours by their UTC start (ISO-8601)."""
     closed: list[HourWindow] = []
-    """The last :data:`RETAIN_CLOSED` closed hours, oldest first."""
+    """The last :data:`RETAIN_CLOSED` closed hours before the ones the last :meth:`close_due`
+    closed, and those, oldest first."""
     closed_until: AwareDatetime | None = None
     """End of the newest closed hour: every hour ending at or before it is closed."""
 
@@ -166,8 +167,13 @@ class DeviceWindows(BaseModel):
             window = self.open[key] = HourWindow.empty(hour, reading.interval_s)
         return ApplyResult(Applied.ACCEPTED if window.add(reading) else Applied.DUPLICATE)
 
+    @property
+    def retained(self) -> list[HourWindow]:
+        """The closed hours a late reading can still restate: the last :data:`RETAIN_CLOSED`."""
+        return self.closed[-RETAIN_CLOSED:]
+
     def _apply_late(self, reading: Reading, hour: LocalHour) -> ApplyResult:
-        for window in self.closed:
+        for window in self.retained:
             if window.start == hour.start:
                 if not window.add(reading):
                     return ApplyResult(Applied.DUPLICATE)
@@ -204,7 +210,11 @@ class DeviceWindows(BaseModel):
             self.closed_until = cursor.end
             closed.append(ClosedHour(self.device_id, self.tz, window.model_copy(deep=True)))
             cursor = local_hour(cursor.end, self.tz)
-        del self.closed[:-RETAIN_CLOSED]
+        # The retained hours before the oldest one closed now, not before the newest: each
+        # closed hour is then handled (forecast history, seasonal-naive baseline) as if it had
+        # closed alone, also in a catch-up burst of more hours than are retained. The surplus
+        # goes at the next close.
+        del self.closed[: -(RETAIN_CLOSED + len(closed))]
         return closed
 
     def _last_spoke(self) -> datetime | None:

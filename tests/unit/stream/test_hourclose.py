@@ -114,3 +114,42 @@ def test_restated_hour_is_rewritten_and_rescored() -> None:
     assert out.hourly[0].local_date == date(2026, 6, 1)
     assert state.scored[1].actual_kwh == pytest.approx(out.hourly[0].energy_kwh)
     assert out.health[0].hour_start == start + timedelta(hours=1)
+
+
+def test_a_burst_of_more_closed_hours_than_retained_still_forecasts_each() -> None:
+    """A catch-up (or a watermark jump) closes 70 hours of one device at once: every hour from
+    the 24th on asks for its forecast with 24 hours of history and its seasonal-naive baseline,
+    the same as when the hours close one by one (the retained history was trimmed too early)."""
+    start = datetime(2026, 6, 1, 0, 30, tzinfo=UTC)
+
+    def device() -> DeviceState:
+        windows = DeviceWindows(device_id="d1", tz="Asia/Kathmandu", partition=0)
+        return DeviceState(windows=windows, kind="household_meter")
+
+    def reading(k: int) -> Reading:
+        at = start + timedelta(hours=k)
+        return Reading(
+            device_id="d1",
+            seq=k,
+            ts=at.astimezone(ZoneInfo("Asia/Kathmandu")),
+            tz="Asia/Kathmandu",
+            interval_s=3600,
+            energy=Energy(value=1.0 + 0.01 * (at.hour % 24) + 0.002 * k),
+            power=Power(value=1.0),
+        )
+
+    one_by_one, expected = device(), []
+    for k in range(71):
+        one_by_one.windows.apply(reading(k), offset=k)
+        due = one_by_one.windows.close_due(start + timedelta(hours=k), SILENT)
+        expected += run(one_by_one, due).requests  # each hour handled as it closes
+    burst = device()
+    for k in range(71):
+        burst.windows.apply(reading(k), offset=k)
+    closed = burst.windows.close_due(start + timedelta(hours=70), SILENT)
+    assert len(closed) == 70
+    got = run(burst, closed).requests
+    assert len(got) == len(expected) == 70 - 23
+    assert [r.history_kwh for r in got] == [r.history_kwh for r in expected]
+    assert [r.baseline_kwh for r in got] == [r.baseline_kwh for r in expected]
+    assert len(burst.windows.closed) <= 48 + 70  # bounded: trimmed again at the next close

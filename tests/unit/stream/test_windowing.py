@@ -99,10 +99,17 @@ def test_reading_older_than_retained_history_is_too_late() -> None:
     for k in range(60):
         dev.apply(reading(k, t0 + timedelta(hours=k)), offset=k)
     dev.close_due(t0 + timedelta(hours=60), SILENT)
-    assert len(dev.closed) == 48
+    assert len(dev.retained) == 48
     assert dev.apply(reading(999, t0 + timedelta(minutes=15)), offset=100).outcome == (
         Applied.TOO_LATE
     )
+    # The burst's older hours stay for its own forecasts only until the next close.
+    assert dev.apply(reading(998, t0 + timedelta(hours=11)), offset=101).outcome == (
+        Applied.TOO_LATE
+    )
+    dev.apply(reading(60, t0 + timedelta(hours=60)), offset=102)
+    assert len(dev.close_due(t0 + timedelta(hours=61), SILENT)) == 1
+    assert len(dev.closed) == 48 + 1  # the retained hours before the one closed now, and it
 
 
 def test_silent_device_hour_closes_on_the_watermark_and_empty_hours_stop() -> None:
