@@ -30,7 +30,14 @@ from schema.topics import (
 )
 from stream.settings import StreamSettings
 from stream.worker.forecasting import ForecastService
-from stream.worker.lifetime import HealthService, Lifetime, Progress, consumer_lag, track_topics
+from stream.worker.lifetime import (
+    HealthService,
+    Lifetime,
+    Progress,
+    consumer_lag,
+    consumer_state,
+    track_topics,
+)
 from stream.worker.processor import EventProcessor, OutMessage, ProcessorSettings, SourceEvent
 from stream.worker.sink import ResultSink
 
@@ -134,6 +141,7 @@ def create_app(settings: StreamSettings, lifetime: Lifetime | None = None) -> fa
         settings,
         progress,
         lambda: consumer_lag(app, processor.next_offset, topics.readings),
+        diagnose=lambda: consumer_state(app),
     )
     app.add_dependency(health)
     written = [*topics.results, changelog_topic(app_id)]

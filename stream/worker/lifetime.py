@@ -27,12 +27,15 @@ import gc
 import logging
 import os
 import signal
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterable
 from typing import Any, NoReturn
 
 import faust
+from faust.types import TP
 from mode import Service
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -148,10 +151,13 @@ class HealthService(Service):
         settings: StreamSettings,
         progress: Progress,
         lag: Callable[[], int | None],
+        diagnose: Callable[[], str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self._settings, self._progress, self._lag = settings, progress, lag
+        self._diagnose = diagnose
+        """What else to log when the worker turns unhealthy (its consumer's flow state)."""
         self.registry = CollectorRegistry()
         self._lag_gauge = Gauge(
             "wattstream_worker_lag", "Readings not yet processed", registry=self.registry
@@ -193,6 +199,9 @@ class HealthService(Service):
             else:
                 log.warning("worker unhealthy: %s", "; ".join(health.detail["problems"]))
                 log.warning("worker unhealthy; where its tasks wait:\n%s", task_stacks())
+                log.warning("worker unhealthy; its threads:\n%s", thread_stacks())
+                if self._diagnose is not None:
+                    log.warning("worker unhealthy; its consumer:\n%s", self._diagnose())
         self._was_healthy = health.healthy
 
 
@@ -204,6 +213,52 @@ def task_stacks() -> str:
     for task in sorted(asyncio.all_tasks(), key=lambda t: t.get_name()):
         lines.append(f"task {task.get_name()}:")
         lines += [f"    {where}" for where in await_chain(task.get_coro())]
+    return "\n".join(lines)
+
+
+def thread_stacks() -> str:
+    """Where every other thread is (a model call in an executor thread, a consumer thread)."""
+    names = {t.ident: t.name for t in threading.enumerate()}
+    lines = []
+    for ident, frame in sys._current_frames().items():
+        if ident == threading.get_ident():
+            continue
+        lines.append(f"thread {names.get(ident, ident)}:")
+        lines += [
+            f"    {f.filename}:{f.lineno} {f.name}" for f in traceback.extract_stack(frame)[-12:]
+        ]
+    return "\n".join(lines)
+
+
+def consumer_state(app: faust.App) -> str:
+    """The Faust consumer's flow state: what decides whether it fetches (read for the log of a
+    stall; Faust has no public accessor for most of it)."""
+    consumer: Any = app.consumer
+
+    def tps(tpset: Iterable[TP]) -> str:
+        return ", ".join(sorted(f"{tp.topic}[{tp.partition}]" for tp in tpset)) or "-"
+
+    lines = [
+        f"flow active: {consumer.flow_active}; app flow control active: "
+        f"{app.flow_control.is_active()}; in recovery: {app.in_recovery}; "
+        f"rebalancing: {app.rebalancing}",
+        f"assigned: {tps(consumer.assignment())}",
+        f"active: {tps(consumer._active_partitions or ())}",
+        f"paused: {tps(consumer._paused_partitions)}",
+        f"buffered (pressure): {tps(consumer._buffered_partitions)}",
+    ]
+    for tp in sorted(consumer.assignment()):
+        lines.append(
+            f"{tp.topic}[{tp.partition}]: highwater {consumer.highwater(tp)}, read "
+            f"{consumer._read_offset.get(tp)}, committed {consumer._committed_offset.get(tp)}, "
+            f"acked {len(consumer._acked.get(tp, ()))}, gaps {len(consumer._gap.get(tp, ()))}"
+        )
+    for agent in app.agents.values():
+        queue: Any = agent.channel.queue
+        lines.append(
+            f"agent {agent.name}: channel queue {queue.qsize()} of {queue.maxsize}, "
+            f"pending pressure drops {len(queue._pending_pressure_drop_callbacks)}"
+        )
     return "\n".join(lines)
 
 

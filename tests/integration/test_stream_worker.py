@@ -71,7 +71,7 @@ async def produce(bootstrap: str, messages: list[tuple[str, str, bytes]]) -> Non
 
 
 def start_worker(
-    spawn: Spawn, services: Services, database: str, namespace: str, n: int = 0
+    spawn: Spawn, services: Services, database: str, namespace: str, n: int = 0, **env: str
 ) -> Spawned:
     return spawn(
         f"stream-{n}",
@@ -84,6 +84,7 @@ def start_worker(
             "WATTSTREAM_STREAM_DATA_DIR": f"/tmp/wattstream-test-{namespace}-{n}",
             # A killed worker's partitions are taken over after this (Faust's default: 60 s).
             "WATTSTREAM_STREAM_SESSION_TIMEOUT_S": "10",
+            **env,
         },
     )
 

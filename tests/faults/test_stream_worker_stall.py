@@ -1,0 +1,115 @@
+"""A worker that cannot make progress says so and still stops when told (issue 20).
+
+Its database stops answering (a proxy in front of the real PostgreSQL, frozen) while readings
+wait: within the stall time its ``/healthz`` answers 503 with the lag and the time since its
+last batch, its log says where its tasks wait and what its consumer does, and SIGTERM ends it
+within its stop bound, although its agent is stuck in a database write. A fresh worker then
+stores everything exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from schema.topics import KafkaTopics
+
+from ..conftest import Services, Spawn, free_port
+from ..fixtures.bridge import http_get
+from ..fixtures.frozen import freezable_proxy
+from ..fixtures.waiting import wait_until_async
+from ..integration.test_stream_worker import (
+    DEVICES,
+    HOURS,
+    INTERVAL_S,
+    check_invariants,
+    fleet_messages,
+    produce,
+    start_worker,
+    wait_for_every_event_processed,
+    wait_for_rows,
+)
+
+pytestmark = pytest.mark.faults
+
+STALL_AFTER_S = 5
+STOP_TIMEOUT_S = 10
+SLACK_S = 10  # the interpreter's own exit on a loaded machine
+
+
+async def test_a_stalled_worker_reports_unhealthy_says_why_and_stops_on_sigterm(
+    services: Services, database: str, kafka_topics: KafkaTopics, namespace: str, spawn: Spawn
+) -> None:
+    messages = fleet_messages(kafka_topics)
+    half = len(messages) // 2
+    await produce(services.kafka_bootstrap, messages[:half])
+    target = urlsplit(database)
+    assert target.hostname is not None and target.port is not None
+    port = free_port()
+    with freezable_proxy(target.hostname, target.port) as proxy:
+        proxied = urlunsplit(
+            target._replace(netloc=f"{target.netloc.rsplit('@', 1)[0]}@127.0.0.1:{proxy.port}")
+        )
+        stalled = start_worker(
+            spawn,
+            services,
+            proxied,
+            namespace,
+            0,
+            WATTSTREAM_STREAM_STALL_AFTER_S=str(STALL_AFTER_S),
+            WATTSTREAM_STREAM_STOP_TIMEOUT_S=str(STOP_TIMEOUT_S),
+            WATTSTREAM_STREAM_METRICS_PORT=str(port),
+        )
+        conn = await asyncpg.connect(database)
+        try:
+            await wait_for_rows(conn, "hourly", 10, stalled)
+            proxy.freeze()
+            await produce(services.kafka_bootstrap, messages[half:])
+
+            async def unhealthy() -> dict[str, object] | None:
+                status, body = await asyncio.to_thread(http_get, port, "/healthz")
+                return json.loads(body) if status == 503 else None
+
+            await wait_until_async(
+                "a 503 from the stalled worker", unhealthy, 60, interval_s=0.5, watched=[stalled]
+            )
+            detail = await unhealthy()
+            assert detail is not None
+            text = json.dumps(detail)
+            assert "readings waiting" in text and "no batch for" in text, text
+
+            def logged() -> bool:
+                log = stalled.log.read_text(errors="replace")
+                return "its consumer:" in log
+
+            await wait_until_async("the stall's log", logged, 30, watched=[stalled])
+            log = stalled.log.read_text(errors="replace")
+            assert "worker unhealthy; where its tasks wait" in log
+            # The agent's whole await chain, down to the database write it waits for.
+            chain = log.split("where its tasks wait", 1)[1].split("its threads:", 1)[0]
+            assert "stream/worker/app.py" in chain and "stream/worker/sink.py" in chain, chain
+            assert f"{kafka_topics.readings}[" in log.split("its consumer:", 1)[1]
+
+            asked = time.monotonic()
+            stalled.process.send_signal(signal.SIGTERM)
+            stalled.process.wait(timeout=STOP_TIMEOUT_S + SLACK_S)
+            took = time.monotonic() - asked
+            assert took < STOP_TIMEOUT_S + SLACK_S, f"stopped {took:.1f} s after SIGTERM"
+        finally:
+            await conn.close()
+
+    # Nothing the stalled worker held is lost, nothing is stored twice.
+    fresh = start_worker(spawn, services, database, namespace, 1)
+    conn = await asyncpg.connect(database)
+    try:
+        await wait_for_rows(conn, "readings", DEVICES * HOURS * 3600 // INTERVAL_S, fresh)
+        await wait_for_every_event_processed(services, kafka_topics, namespace, fresh)
+        await check_invariants(conn)
+    finally:
+        await conn.close()
