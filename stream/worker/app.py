@@ -152,6 +152,10 @@ def create_app(settings: StreamSettings, lifetime: Lifetime | None = None) -> fa
         revoked: set[TP] = args[0] if args else kwargs.get("revoked", set())
         processor.forget_partitions({tp.partition for tp in revoked if tp.topic in source_topics})
 
+    @app.on_rebalance_complete.connect
+    async def resume_progress(_sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        progress.resumed()
+
     @app.agent(source, name="device-events")
     async def device_events(stream: faust.StreamT[bytes]) -> None:
         try:

@@ -65,6 +65,11 @@ class Progress:
         """A batch was processed (or there was nothing to do)."""
         self._last = self._clock()
 
+    def resumed(self) -> None:
+        """Processing (re)starts now, after a rebalance and its table recovery: the time
+        without a batch counts from here (a slow start-up is not a stall)."""
+        self._last = self._clock()
+
     def failed(self, reason: str) -> None:
         self._failure = reason
 

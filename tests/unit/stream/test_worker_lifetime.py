@@ -29,6 +29,17 @@ def test_lag_without_progress_for_the_stall_time_is_unhealthy_and_says_why() -> 
     assert progress.assess().healthy
 
 
+def test_the_stall_clock_starts_when_processing_resumes_not_at_start_up() -> None:
+    clock = ManualClock()
+    progress = Progress(stall_after_s=30, clock=clock)
+    clock.now = 35  # a slow start: the model loaded, the group joined, the tables recovered
+    progress.resumed()
+    progress.lag = 2912
+    assert progress.assess().healthy
+    clock.now = 66
+    assert progress.assess().detail["problems"] == ["2912 readings waiting, no batch for 31 s"]
+
+
 def test_idle_without_lag_is_healthy_and_a_failure_is_not() -> None:
     clock = ManualClock()
     progress = Progress(stall_after_s=60, clock=clock)
