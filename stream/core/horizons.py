@@ -153,9 +153,7 @@ def next_local_date(closed: LocalHour) -> date:
     return closed.local_date + timedelta(days=1)
 
 
-def day_peak(
-    targets: Sequence[LocalHour], kwh: Sequence[float], day: date, tz: str
-) -> Peak | None:
+def day_peak(targets: Sequence[LocalHour], kwh: Sequence[float], day: date, tz: str) -> Peak | None:
     """The hour of ``day`` with the largest predicted energy among ``targets`` (None if the
     trajectory holds none of that day). Ties go to the earlier hour."""
     if len(targets) != len(kwh):

@@ -1,14 +1,15 @@
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pytest
 
 from stream.core.horizons import (
-    day_peak,
     daily_targets,
     day_fraction,
+    day_peak,
     interval_coverage,
     is_local_midnight,
     local_day,
@@ -48,7 +49,7 @@ def test_local_day_windows_and_length(day: date, tz: str, windows: int, length: 
     hours = local_day_hours(day, tz)
     assert len(hours) == windows
     assert all(h.local_date == day for h in hours)
-    assert all(a.end == b.start for a, b in zip(hours, hours[1:], strict=False))  # contiguous
+    assert all(a.end == b.start for a, b in itertools.pairwise(hours))  # contiguous
     assert local_day(day, tz).duration == length
     assert day_fraction(local_day(day, tz)) == length / timedelta(hours=24)
 
@@ -66,7 +67,7 @@ def test_trajectory_is_24_contiguous_hours_after_the_closed_one() -> None:
     targets = trajectory_targets(closed, "Europe/Berlin")
     assert len(targets) == 24
     assert targets[0].start == closed.end == utc(2026, 6, 1, 10)
-    assert all(a.end == b.start for a, b in zip(targets, targets[1:], strict=False))
+    assert all(a.end == b.start for a, b in itertools.pairwise(targets))
     assert [t.local_hour for t in targets] == [*range(12, 24), *range(12)]
 
 
@@ -125,7 +126,7 @@ def test_seven_daily_targets_from_berlin_midnight_across_spring_change() -> None
     days = daily_targets(midnight, tz)
     assert [d.local_date for d in days] == [date(2026, 3, 26) + timedelta(days=k) for k in range(7)]
     assert [d.duration / HOUR for d in days] == [24, 24, 24, 23, 24, 24, 24]
-    assert all(a.end == b.start for a, b in zip(days, days[1:], strict=False))
+    assert all(a.end == b.start for a, b in itertools.pairwise(days))
 
 
 def test_daily_targets_across_autumn_change_and_in_offbeat_zones() -> None:
@@ -135,8 +136,10 @@ def test_daily_targets_across_autumn_change_and_in_offbeat_zones() -> None:
     kathmandu = daily_targets(utc(2026, 5, 31, 18, 15), "Asia/Kathmandu")
     assert kathmandu[0].local_date == date(2026, 6, 1)
     assert all(d.start.minute == 15 and d.duration == 24 * HOUR for d in kathmandu)
-    lord_howe = daily_targets(utc(2026, 10, 1, 13, 30), "Australia/Lord_Howe")  # +10:30
-    assert [d.duration / HOUR for d in lord_howe] == [24, 24, 24, 23.5, 24, 24, 24]
+    lord_howe = daily_targets(
+        utc(2026, 10, 1, 13, 30), "Australia/Lord_Howe"
+    )  # Oct 2, 00:00 +10:30
+    assert [d.duration / HOUR for d in lord_howe] == [24, 24, 23.5, 24, 24, 24, 24]
 
 
 def test_daily_targets_refuse_an_instant_that_is_not_local_midnight() -> None:
