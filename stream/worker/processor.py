@@ -35,7 +35,7 @@ from typing import Protocol, TypeVar
 from pydantic import ValidationError
 
 from schema.device_messages import DeviceBirth, DeviceStatus, Presence
-from schema.results import Alert, Forecast, Health, HourlyAggregate
+from schema.results import Alert, Forecast, Health, HorizonForecast, HourlyAggregate
 from schema.topics import KafkaTopics
 from schema.wire import InvalidPayload, Reading, decode_reading
 from stream.core.hourclose import (
@@ -72,6 +72,7 @@ class SinkBatch:
     statuses: list[tuple[DeviceStatus, datetime]] = field(default_factory=list)
     hourly: list[HourlyAggregate] = field(default_factory=list)
     forecasts: list[Forecast] = field(default_factory=list)
+    horizons: list[HorizonForecast] = field(default_factory=list)
     health: list[Health] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)

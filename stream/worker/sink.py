@@ -25,6 +25,7 @@ from stream.worker.statements import (
     ALERTS,
     DEVICE_STATUS,
     DEVICES,
+    FORECAST_HORIZONS,
     FORECASTS,
     HEALTH,
     HOURLY,
@@ -58,6 +59,7 @@ async def store(conn: asyncpg.Connection, batch: SinkBatch, group_id: str) -> No
         (DEVICE_STATUS, DEVICE_STATUS.last_by_key(map(status_row, batch.statuses))),
         (HOURLY, HOURLY.last_by_key(map(result_row, batch.hourly))),
         (FORECASTS, FORECASTS.last_by_key(map(result_row, batch.forecasts))),
+        (FORECAST_HORIZONS, FORECAST_HORIZONS.last_by_key(map(result_row, batch.horizons))),
         (HEALTH, HEALTH.last_by_key(map(result_row, batch.health))),
         (ALERTS, ALERTS.last_by_key(map(alert_row, batch.alerts))),
     )

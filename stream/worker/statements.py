@@ -199,6 +199,7 @@ DEVICE_STATUS = Target(
 # A replayed batch never undoes a restatement.
 HOURLY = Target(tables.hourly, not_older_by="revision")
 FORECASTS = Target(tables.forecasts)
+FORECAST_HORIZONS = Target(tables.forecast_horizons)
 HEALTH = Target(tables.health)
 ALERTS = Target(tables.alerts)
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from schema import tables
 from schema.device_messages import DeviceBirth, DeviceStatus, Location, Presence
-from schema.results import Alert, Forecast, Health, HourlyAggregate
+from schema.results import Alert, Forecast, Health, HorizonForecast, HourlyAggregate
 from schema.wire import Energy, Power, Reading
 from stream.worker import statements
 from stream.worker.statements import Target
@@ -21,6 +21,7 @@ T = datetime(2026, 6, 1, tzinfo=UTC)
 RESULTS: list[tuple[Target, type[BaseModel]]] = [
     (statements.HOURLY, HourlyAggregate),
     (statements.FORECASTS, Forecast),
+    (statements.FORECAST_HORIZONS, HorizonForecast),
     (statements.HEALTH, Health),
     (statements.ALERTS, Alert),
 ]
