@@ -75,6 +75,13 @@ def trajectory_targets(
     return targets
 
 
+def trajectory_from(first: LocalHour, tz: str, hours: int = TRAJECTORY_HOURS) -> list[LocalHour]:
+    """``first`` and the local hours following it, ``hours`` in all."""
+    if hours < 1:
+        raise ValueError("a trajectory has at least one hour")
+    return [first, *trajectory_targets(first, tz, hours - 1)] if hours > 1 else [first]
+
+
 def day_start(day: date, tz: str) -> LocalHour:
     """The first local hour of ``day`` in ``tz``."""
     zone = ZoneInfo(tz)

@@ -17,6 +17,7 @@ from stream.core.hourclose import DeviceState, ForecastRequest
 from stream.core.windowing import DeviceWindows
 from stream.worker.processor import (
     EventProcessor,
+    ForecastBatch,
     OutMessage,
     ProcessorSettings,
     SinkBatch,
@@ -69,9 +70,9 @@ class Persistence:
     def __init__(self) -> None:
         self.calls: list[int] = []
 
-    async def forecast(self, requests: Sequence[ForecastRequest]) -> tuple[list[float], str]:
+    async def forecast(self, requests: Sequence[ForecastRequest]) -> ForecastBatch:
         self.calls.append(len(requests))
-        return [r.history_kwh[-1] for r in requests], "persistence"
+        return ForecastBatch([r.history_kwh[-1] for r in requests], "persistence")
 
 
 class Outbox:
