@@ -31,7 +31,9 @@ MIDNIGHT = datetime(2026, 3, 28, 23, tzinfo=UTC)  # Berlin 2026-03-29 00:00+01:0
 KATHMANDU_ISSUE = datetime(2026, 3, 29, 0, 15, tzinfo=UTC)  # 06:00+05:45
 
 
-def trajectory(device: str, issue: datetime, zone: ZoneInfo, model: str, level: float) -> list:
+def trajectory(
+    device: str, issue: datetime, zone: ZoneInfo, model: str, level: float
+) -> list[tuple[Any, ...]]:
     rows = []
     for k in range(24):
         start = issue + k * H
@@ -42,7 +44,7 @@ def trajectory(device: str, issue: datetime, zone: ZoneInfo, model: str, level: 
     return rows
 
 
-def days(device: str, issue: datetime, model: str) -> list:
+def days(device: str, issue: datetime, model: str) -> list[tuple[Any, ...]]:
     rows = []
     for k in range(7):
         day = date(2026, 3, 29) + timedelta(days=k)
