@@ -64,31 +64,6 @@ Presence = Literal["online", "offline"]
 Severity = Literal["warning", "critical"]
 
 
-HorizonName = Literal["24h", "7d"]
-
-
-class HorizonForecast(WireModel):
-    """One target of a multi-horizon forecast: an hour of the 24-hour trajectory (``24h``) or a
-    local day of the 7 daily totals (``7d``), with its P10/P50/P90 in kWh."""
-
-    schema_version: Literal[1] = SCHEMA_VERSION
-    kind: Literal["forecast_horizon"] = "forecast_horizon"
-    device_id: DeviceId
-    issue_time: AwareDatetime
-    """Start of the first target: the end of the closed hour it is based on."""
-    target_start: AwareDatetime
-    target_end: AwareDatetime
-    horizon: HorizonName
-    model_id: str
-    step: int
-    local_date: date
-    local_hour: int | None
-    p10_kwh: float
-    p50_kwh: float
-    p90_kwh: float
-    issued_at: AwareDatetime
-
-
 class HealthFigures(WireModel):
     """A device's health at one closed hour: forecast accuracy and data quality over the last
     24 hours (the API answers with these fields)."""

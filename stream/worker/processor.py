@@ -35,10 +35,10 @@ from typing import Protocol, TypeVar
 from pydantic import ValidationError
 
 from schema.device_messages import DeviceBirth, DeviceStatus, Presence
-from schema.results import Alert, Forecast, Health, HorizonForecast, HourlyAggregate
+from schema.results import Alert, Forecast, Health, HourlyAggregate
 from schema.topics import KafkaTopics
 from schema.wire import InvalidPayload, Reading, decode_reading
-from stream.core.horizon_records import Quantiles, horizon_records
+from stream.core.horizon_records import HorizonRow, Quantiles, horizon_records
 from stream.core.hourclose import (
     DeviceState,
     ForecastRequest,
@@ -73,7 +73,7 @@ class SinkBatch:
     statuses: list[tuple[DeviceStatus, datetime]] = field(default_factory=list)
     hourly: list[HourlyAggregate] = field(default_factory=list)
     forecasts: list[Forecast] = field(default_factory=list)
-    horizons: list[HorizonForecast] = field(default_factory=list)
+    horizons: list[HorizonRow] = field(default_factory=list)
     health: list[Health] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)

@@ -32,6 +32,7 @@ from stream.worker.statements import (
     OFFSETS,
     READINGS,
     STORED_OFFSETS,
+    Merge,
     alert_row,
     device_row,
     reading_row,
@@ -45,21 +46,25 @@ BACKOFF_INITIAL_S, BACKOFF_MAX_S = 0.5, 30.0
 RETRIABLE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
 
 
+async def merge(conn: asyncpg.Connection, how: Merge, rows: list[tuple[Any, ...]]) -> None:
+    """COPY ``rows`` (in column order) into the staging table, then merge them."""
+    if rows:
+        await conn.execute(how.create_staging_sql)
+        await conn.copy_records_to_table(how.staging, records=rows, columns=how.target.columns)
+        await conn.execute(how.merge_sql)
+
+
 async def store(conn: asyncpg.Connection, batch: SinkBatch, group_id: str) -> None:
     """Every row of ``batch`` and its offsets, in the caller's transaction."""
     readings = READINGS.target.rows(reading_row(r) for r in batch.readings)
-    if readings:
-        await conn.execute(READINGS.create_staging_sql)
-        await conn.copy_records_to_table(
-            READINGS.staging, records=readings, columns=READINGS.target.columns
-        )
-        await conn.execute(READINGS.merge_sql)
+    await merge(conn, READINGS, readings)
+    horizons = FORECAST_HORIZONS.target.last_by_key(r._asdict() for r in batch.horizons)
+    await merge(conn, FORECAST_HORIZONS, horizons)
     upserts = (
         (DEVICES, DEVICES.last_by_key(map(device_row, batch.births))),
         (DEVICE_STATUS, DEVICE_STATUS.last_by_key(map(status_row, batch.statuses))),
         (HOURLY, HOURLY.last_by_key(map(result_row, batch.hourly))),
         (FORECASTS, FORECASTS.last_by_key(map(result_row, batch.forecasts))),
-        (FORECAST_HORIZONS, FORECAST_HORIZONS.last_by_key(map(result_row, batch.horizons))),
         (HEALTH, HEALTH.last_by_key(map(result_row, batch.health))),
         (ALERTS, ALERTS.last_by_key(map(alert_row, batch.alerts))),
     )

@@ -12,8 +12,9 @@ import pytest
 
 from schema import tables
 from schema.device_messages import DeviceBirth, DeviceStatus, Location, Presence
-from schema.results import Alert, Forecast, Health, HorizonForecast, HourlyAggregate
+from schema.results import Alert, Forecast, Health, HourlyAggregate
 from schema.wire import Energy, Power, Reading
+from stream.core.horizon_records import HorizonRow
 from stream.worker.processor import SinkBatch
 from stream.worker.sink import ResultSink
 
@@ -125,9 +126,9 @@ async def test_restatements_move_forward_only(sink: ResultSink, database: str) -
 
 
 # ------------------------------------------------------------------------------- horizons
-def trajectory(issue: datetime, p50: float, model_id: str = "gru-h") -> list[HorizonForecast]:
+def trajectory(issue: datetime, p50: float, model_id: str = "gru-h") -> list[HorizonRow]:
     return [
-        HorizonForecast(
+        HorizonRow(
             device_id="d1", issue_time=issue, target_start=issue + timedelta(hours=k),
             target_end=issue + timedelta(hours=k + 1), horizon="24h", model_id=model_id,
             step=k + 1, local_date=date(2026, 3, 29), local_hour=k % 24,
@@ -157,7 +158,7 @@ async def test_horizons_are_rewritten_idempotently(sink: ResultSink, database: s
             (second, "gru-other", 24, 1.0),
         ]
         with pytest.raises(asyncpg.CheckViolationError):  # P10 <= P50 <= P90 is enforced
-            bad = trajectory(first, 1.0)[0].model_copy(update={"p90_kwh": 0.0})
+            bad = trajectory(first, 1.0)[0]._replace(p90_kwh=0.0)
             await sink.write(SinkBatch(horizons=[bad]))
     finally:
         await conn.close()
@@ -201,7 +202,7 @@ def distinct_batch() -> SinkBatch:
                      issued_at=t + timedelta(hours=1, minutes=6))
         ],
         horizons=[
-            HorizonForecast(device_id="z1", issue_time=t + timedelta(hours=7),
+            HorizonRow(device_id="z1", issue_time=t + timedelta(hours=7),
                             target_start=t + timedelta(hours=8),
                             target_end=t + timedelta(hours=8, minutes=30), horizon="24h",
                             model_id="gru-h", step=2, local_date=date(2026, 4, 2), local_hour=2,
@@ -257,7 +258,7 @@ def expected_rows(batch: SinkBatch) -> dict[str, dict[str, object]]:
         },
         "hourly": hour.model_dump(exclude=envelope),
         "forecasts": forecast.model_dump(exclude=envelope),
-        "forecast_horizons": horizon.model_dump(exclude=envelope),
+        "forecast_horizons": horizon._asdict(),
         "health": health.model_dump(exclude=envelope),
         "alerts": {"kind": alert.alert_kind, **alert.model_dump(exclude={*envelope, "alert_kind"})},
         "stream_offsets": {
