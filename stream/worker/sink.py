@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -46,7 +47,7 @@ BACKOFF_INITIAL_S, BACKOFF_MAX_S = 0.5, 30.0
 RETRIABLE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
 
 
-async def merge(conn: asyncpg.Connection, how: Merge, rows: list[tuple[Any, ...]]) -> None:
+async def merge(conn: asyncpg.Connection, how: Merge, rows: Sequence[Sequence[Any]]) -> None:
     """COPY ``rows`` (in column order) into the staging table, then merge them."""
     if rows:
         await conn.execute(how.create_staging_sql)
@@ -58,7 +59,7 @@ async def store(conn: asyncpg.Connection, batch: SinkBatch, group_id: str) -> No
     """Every row of ``batch`` and its offsets, in the caller's transaction."""
     readings = READINGS.target.rows(reading_row(r) for r in batch.readings)
     await merge(conn, READINGS, readings)
-    horizons = FORECAST_HORIZONS.target.last_by_key(r._asdict() for r in batch.horizons)
+    horizons = FORECAST_HORIZONS.target.last_of_ordered(batch.horizons)
     await merge(conn, FORECAST_HORIZONS, horizons)
     upserts = (
         (DEVICES, DEVICES.last_by_key(map(device_row, batch.births))),

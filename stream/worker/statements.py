@@ -15,6 +15,7 @@ column (``hourly.revision``, ``device_status.changed_at``).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -105,6 +106,12 @@ class Target:
         for value in values:
             last[tuple(value[k] for k in key)] = tuple(value[c] for c in columns)
         return list(last.values())
+
+    def last_of_ordered(self, rows: Iterable[Sequence[Any]]) -> list[Sequence[Any]]:
+        """Like :meth:`last_by_key` for rows already in column order (e.g. named tuples of the
+        table's columns): no mapping per row, so a quarter million rows stay cheap."""
+        key = operator.itemgetter(*(self.columns.index(name) for name in self.key))
+        return list({key(row): row for row in rows}.values())
 
     def arrays(self, rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
         """The upsert's arguments: one array per column."""
