@@ -5,8 +5,9 @@ One batched call of ``Forecaster.forecast_horizons`` (feature encoding + the one
 (:func:`stream.core.horizon_records.horizon_records`: 24 targets each, plus 7 days for the
 devices at local midnight) and upserted in one transaction into a freshly migrated database of
 the local cluster. Against it, in the same run: the same model called once per device on a
-sample, extrapolated to the fleet. Needs a multi-horizon model (``--model-dir``, default
-``artifacts/latest``). Prints the figures; writes bench/results/forecast_horizons.json.
+sample, extrapolated to the fleet. Needs a multi-horizon model: ``--model-dir``, else
+``artifacts/latest`` if it is one, else the newest one under ``artifacts/``. Prints the
+figures; writes bench/results/forecast_horizons.json.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy as np
 from stream.core.horizon_records import HorizonRow, horizon_records
 from stream.core.localtime import local_hour
 from stream.forecast import Forecaster, ForecastInput, load_latest
+from stream.forecast.artifacts import CARD_FILE
 from stream.worker.processor import SinkBatch
 from stream.worker.sink import store
 from wattstream import localcluster, migrate
@@ -130,15 +132,30 @@ async def run(forecaster: Forecaster, devices: int, sample: int) -> dict[str, ob
     }
 
 
+def multi_horizon_model(artifacts: Path) -> Forecaster | None:
+    """``artifacts/latest`` if it has horizons, else the newest model directory that has."""
+    latest = load_latest(artifacts)
+    if latest.multi_horizon:
+        return latest
+    cards = []
+    for card in artifacts.glob(f"*/{CARD_FILE}"):
+        data = json.loads(card.read_text())
+        if data.get("architecture", {}).get("horizon_hours"):
+            cards.append((data["created_at"], card.parent))
+    return Forecaster.load(max(cards)[1]) if cards else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", type=Path, default=None, help="default: artifacts/latest")
     parser.add_argument("--devices", type=int, default=10_000)
     parser.add_argument("--per-device-sample", type=int, default=300)
     args = parser.parse_args()
-    forecaster = Forecaster.load(args.model_dir) if args.model_dir else load_latest(ARTIFACTS)
-    if not forecaster.multi_horizon:
-        parser.error(f"model {forecaster.model_id} forecasts the next hour only (--model-dir)")
+    forecaster = (
+        Forecaster.load(args.model_dir) if args.model_dir else multi_horizon_model(ARTIFACTS)
+    )
+    if forecaster is None or not forecaster.multi_horizon:
+        parser.error("no multi-horizon model: train one (wattstream train) or pass --model-dir")
     result = asyncio.run(run(forecaster, args.devices, args.per_device_sample))
     batched = result["batched"]
     assert isinstance(batched, dict)
