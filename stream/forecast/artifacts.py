@@ -103,21 +103,9 @@ class Forecaster:
         spec: FeatureSpec,
         scaler: Scaler,
         card: dict[str, Any],
-    ) -> Forecaster:
-        """Serve an in-memory model (the trainer's, before or after it is written)."""
-        return cls.serving(model, model_id=model_id, spec=spec, scaler=scaler, card=card)
-
-    @classmethod
-    def serving(
-        cls,
-        model: keras.Model,
-        *,
-        model_id: str,
-        spec: FeatureSpec,
-        scaler: Scaler,
-        card: dict[str, Any],
         loaded_from: str = "memory",
     ) -> Forecaster:
+        """Serve a Keras model: the trainer's in memory, or one just loaded from a file."""
         from stream.forecast.model import ServingFunction  # noqa: PLC0415 - TensorFlow on demand
 
         function = ServingFunction(model, spec)
@@ -339,7 +327,7 @@ def _load(directory: Path) -> Forecaster:
                 model = loader()
             except Exception as exc:  # any deserialization error: log it, try the next
                 raise ForecasterLoadError(f"{directory / name} does not load: {exc!r}") from exc
-            forecaster = Forecaster.serving(
+            forecaster = Forecaster.from_model(
                 model, model_id=model_id, spec=spec, scaler=scaler, card=card, loaded_from=name
             )
             _check_probe(forecaster, probe, directory / name)
