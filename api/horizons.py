@@ -116,3 +116,54 @@ async def model(conn: asyncpg.Connection, model_id: str) -> Row | None:
     if row is None:
         return None
     return {**row, "metrics": _json(row["metrics"]), "card": _json(row["card"])}
+
+
+# Forecasts paired with the actuals of their targets: next hour, 24 hours ahead (the last hour
+# of each trajectory) and 7 days ahead (the last day of each 7-day forecast).
+ACCURACY = """
+WITH pairs AS (
+    SELECT '1h' AS horizon, f.predicted_kwh AS predicted, h.energy_kwh AS actual,
+           NULL::double precision AS p10, NULL::double precision AS p90
+    FROM forecasts AS f
+    JOIN hourly AS h ON h.device_id = f.device_id AND h.hour_start = f.hour_start
+    WHERE f.device_id = $1 AND f.hour_start >= $2 AND f.hour_start < $3
+      AND ($4::text IS NULL OR f.model_id = $4)
+    UNION ALL
+    SELECT '24h', fh.p50_kwh, h.energy_kwh, fh.p10_kwh, fh.p90_kwh
+    FROM forecast_horizons AS fh
+    JOIN hourly AS h ON h.device_id = fh.device_id AND h.hour_start = fh.target_start
+    WHERE fh.device_id = $1 AND fh.horizon = '24h' AND fh.step = 24
+      AND fh.target_start >= $2 AND fh.target_start < $3
+      AND ($4::text IS NULL OR fh.model_id = $4)
+    UNION ALL
+    SELECT '7d', fh.p50_kwh, d.energy_kwh, fh.p10_kwh, fh.p90_kwh
+    FROM forecast_horizons AS fh
+    JOIN daily_local AS d ON d.device_id = fh.device_id AND d.local_date = fh.local_date
+    WHERE fh.device_id = $1 AND fh.horizon = '7d' AND fh.step = 7
+      AND fh.target_start >= $2 AND fh.target_start < $3 AND fh.target_end <= $5
+      AND ($4::text IS NULL OR fh.model_id = $4)
+)
+SELECT horizon, count(*) AS n,
+       sqrt(avg((predicted - actual) ^ 2)) AS rmse_kwh,
+       avg(abs(predicted - actual)) AS mae_kwh,
+       avg(predicted - actual) AS bias_kwh,
+       avg(CASE WHEN p10 IS NULL THEN NULL
+                WHEN actual BETWEEN p10 AND p90 THEN 1.0 ELSE 0.0 END) AS coverage_p10_p90
+FROM pairs
+GROUP BY horizon
+"""
+
+
+async def accuracy(
+    conn: asyncpg.Connection,
+    device_id: str,
+    *,
+    start: datetime,
+    end: datetime,
+    model_id: str | None,
+    now: datetime,
+) -> dict[str, Row]:
+    """Error of each horizon's forecasts whose targets lie in ``[start, end)``, by horizon
+    (a 7-day target counts once its local day is over)."""
+    rows = await conn.fetch(ACCURACY, device_id, start, end, model_id, now)
+    return {row["horizon"]: dict(row) for row in rows}

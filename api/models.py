@@ -356,3 +356,25 @@ class ModelSummary(Out):
 class ModelDetail(ModelSummary):
     card: dict[str, Any]
     """The whole model card (data, training, architecture, libraries, files)."""
+
+
+class HorizonAccuracy(Out):
+    horizon: Literal["1h", "24h", "7d"]
+    """``1h``: next-hour forecasts; ``24h``: the 24th hour of each trajectory; ``7d``: the 7th
+    day of each 7-day forecast."""
+    n: int
+    rmse_kwh: float | None
+    mae_kwh: float | None
+    bias_kwh: float | None
+    """Predicted minus actual: positive = over-forecast."""
+    coverage_p10_p90: float | None
+    """Share of actuals inside P10-P90 (target 0.8); ``None`` for ``1h`` (no interval)."""
+
+
+class ForecastAccuracy(Out):
+    device_id: str
+    tz: str
+    model_id: str | None
+    start: AwareDatetime
+    end: AwareDatetime
+    horizons: list[HorizonAccuracy]

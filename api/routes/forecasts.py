@@ -14,8 +14,10 @@ from api.errors import PROBLEM_RESPONSES, NotFound
 from api.models import (
     FleetHorizonPage,
     FleetHorizonTarget,
+    ForecastAccuracy,
     ForecastOut,
     ForecastsPage,
+    HorizonAccuracy,
     HorizonPage,
     HorizonTarget,
     PeakOut,
@@ -28,6 +30,7 @@ router = APIRouter(prefix="/api/v1", tags=["forecasts"], responses=PROBLEM_RESPO
 WINDOW = timedelta(hours=24)
 AHEAD = timedelta(hours=2)
 """The default range ends this far after now, so it holds the next hour's forecast."""
+ACCURACY_WINDOW = timedelta(days=14)
 FLEET_SPREAD = {"24h": timedelta(hours=2), "7d": timedelta(days=1)}
 """A device's latest issue counts for the fleet if it is this close to the fleet's newest."""
 
@@ -168,4 +171,39 @@ async def fleet_forecasts(
         issued_until=max((r["issued_until"] for r in rows), default=None),
         items=items,
         peak=max(items, key=lambda i: i.p50_kwh) if horizon == "24h" and items else None,
+    )
+
+
+@router.get("/devices/{device_id}/forecasts/accuracy", response_model=ForecastAccuracy)
+async def forecast_accuracy(
+    deps: Deps,
+    device_id: DevicePath,
+    start: Start = None,
+    end: End = None,
+    model_id: ModelParam = None,
+) -> ForecastAccuracy:
+    """Rolling error per horizon against the actuals, for targets in ``[start, end)`` (default:
+    the last 14 days): next hour, 24 hours ahead, 7 days ahead, with the P10-P90 coverage."""
+    now = datetime.now(UTC)
+    start, end = timerange.resolve_range(start, end, now=now, window=ACCURACY_WINDOW)
+    timerange.check_range(start, end, deps.settings.max_hourly_range)
+    async with deps.pool.acquire() as conn:
+        tz = await queries.device_zone(conn, device_id)
+        if tz is None:
+            raise NotFound(f"no device {device_id!r}")
+        found = await horizons.accuracy(
+            conn, device_id, start=start, end=end, model_id=model_id, now=now
+        )
+    zone = zone_or_utc(tz)
+    empty = {"n": 0, "rmse_kwh": None, "mae_kwh": None, "bias_kwh": None, "coverage_p10_p90": None}
+    return ForecastAccuracy(
+        device_id=device_id,
+        tz=tz,
+        model_id=model_id,
+        start=start.astimezone(zone),
+        end=end.astimezone(zone),
+        horizons=[
+            HorizonAccuracy(**{**empty, **found.get(name, {}), "horizon": name})
+            for name in ("1h", "24h", "7d")
+        ],
     )

@@ -76,12 +76,11 @@ async def load(url: str) -> None:
             " issued_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             rows,
         )
-        await conn.execute(
+        await conn.executemany(
             "INSERT INTO hourly (device_id, hour_start, hour_end, tz, local_date, local_hour,"
             " energy_kwh, reading_count, expected_count, completeness)"
-            " VALUES ('dev-ber', $1, $2, 'Europe/Berlin', '2026-03-29', 0, 1.5, 4, 4, 1.0)",
-            MIDNIGHT,
-            MIDNIGHT + H,
+            " VALUES ('dev-ber', $1, $2, 'Europe/Berlin', '2026-03-29', $3, $4, 4, 4, 1.0)",
+            [(MIDNIGHT, MIDNIGHT + H, 0, 1.5), (MIDNIGHT + 22 * H, MIDNIGHT + 23 * H, 23, 2.0)],
         )
         card = {"model_id": "gru-a", "architecture": {"horizon_hours": 24}, "files": {}}
         metrics = {"horizons_summary": {"hourly": {"coverage_p10_p90": 0.81}}}
@@ -214,3 +213,22 @@ def test_models_list_and_one_model_with_its_card(client: TestClient) -> None:
     assert one["card"]["architecture"] == {"horizon_hours": 24}
     missing = client.get("/api/v1/models/nope")
     assert missing.status_code == 404 and "nope" in missing.json()["detail"]
+
+
+def test_forecast_accuracy_per_horizon(client: TestClient) -> None:
+    body = get(
+        client, "/api/v1/devices/dev-ber/forecasts/accuracy", model_id="gru-a",
+        start="2026-03-28T00:00:00Z", end="2026-04-10T00:00:00Z",
+    )  # fmt: skip
+    by = {h["horizon"]: h for h in body["horizons"]}
+    assert list(by) == ["1h", "24h", "7d"]
+    assert by["1h"]["n"] == 0 and by["1h"]["rmse_kwh"] is None
+    # One 24-hours-ahead pair: the older trajectory's last hour (23:00 on the 29th), P50 1.23,
+    # P10-P90 1.03-1.53, actual 2.0.
+    day = by["24h"]
+    assert day["n"] == 1
+    assert day["rmse_kwh"] == pytest.approx(0.77) and day["bias_kwh"] == pytest.approx(-0.77)
+    assert day["coverage_p10_p90"] == 0.0
+    assert by["7d"]["n"] == 0  # no local day of a 7th-day target has passed with readings
+    bad = client.get("/api/v1/devices/dev-ber/forecasts/accuracy", params={"start": "yesterday"})
+    assert bad.status_code == 422 and "start" in bad.text
