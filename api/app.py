@@ -31,7 +31,7 @@ from api.live.feed import KafkaFeed
 from api.live.hub import Hub
 from api.metrics import Metrics
 from api.requestid import RequestId
-from api.routes import commands, devices, fleet, forecasts, health, kpis, live, readings
+from api.routes import commands, devices, fleet, forecasts, health, kpis, live, models, readings
 from api.settings import ApiSettings
 from schema.topics import KafkaTopics, MqttTopics
 
@@ -148,7 +148,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     # Every other /api/v1 router: scope `read` where reads need a key (write/admin add theirs);
     # elsewhere (development) nothing, so the OpenAPI document says no key is needed.
     guarded = settings.reads_need_key
-    for module in (readings, devices, forecasts, fleet, kpis, commands):
+    for module in (readings, devices, forecasts, fleet, kpis, models, commands):
         app.include_router(
             module.router,
             dependencies=[ReadKey] if guarded else None,

@@ -118,6 +118,7 @@ class ForecastOut(Out):
 
 
 class ForecastsPage(Out):
+    horizon: Literal["1h"] = "1h"
     device_id: str
     tz: str
     start: AwareDatetime
@@ -275,3 +276,105 @@ class FleetKpis(Out):
 class TariffsSaved(Out):
     saved_to: str | None
     """The file the book was written to; ``None``: in force until the API restarts."""
+
+
+class HorizonTarget(Out):
+    """One target of a multi-horizon forecast with its P10-P90 interval (kWh)."""
+
+    step: int
+    """Hours (``24h``) or local days (``7d``) ahead, from 1."""
+    target_start: AwareDatetime
+    target_end: AwareDatetime
+    local_date: date
+    local_hour: int | None
+    """The local hour of an hourly target; ``None`` for a day."""
+    p10_kwh: float
+    p50_kwh: float
+    p90_kwh: float
+    actual_kwh: float | None
+    """The energy the target period had, once known (closed hour or local day)."""
+
+
+class PeakOut(Out):
+    """The predicted peak hour (highest P50) of the local day after the issue hour."""
+
+    local_date: date
+    target_start: AwareDatetime
+    local_hour: int
+    p50_kwh: float
+    covered_hours: int
+    """Hours of that day the trajectory holds (the peak is among them)."""
+
+
+class HorizonPage(Out):
+    device_id: str
+    tz: str
+    horizon: Literal["24h", "7d"]
+    model_id: str | None
+    issue_time: AwareDatetime | None
+    """Start of the first target; ``None`` when the device has no such forecast yet."""
+    issued_at: AwareDatetime | None
+    items: list[HorizonTarget]
+    peak: PeakOut | None
+    """``24h`` only: the predicted peak hour of the next local day."""
+
+
+class FleetHorizonTarget(Out):
+    bucket: AwareDatetime | None
+    """``24h``: the UTC hour the device-local target hours start in."""
+    local_date: date | None
+    """``7d``: the devices' local date."""
+    devices: int
+    p10_kwh: float
+    p50_kwh: float
+    p90_kwh: float
+
+
+class FleetHorizonPage(Out):
+    horizon: Literal["24h", "7d"]
+    model_id: str | None
+    issued_from: AwareDatetime | None
+    issued_until: AwareDatetime | None
+    """The range of the devices' latest issue times summed here."""
+    items: list[FleetHorizonTarget]
+    """P50 is the sum of the devices' P50; P10 and P90 are sums too, so the band is as wide
+    as if every device erred the same way at once (a conservative band)."""
+    peak: FleetHorizonTarget | None
+    """``24h``: the hour with the highest summed P50."""
+
+
+class ModelSummary(Out):
+    model_id: str
+    active: bool
+    activated_at: AwareDatetime | None
+    created_at: AwareDatetime
+    metrics: dict[str, Any]
+    """Held-out scorecard: next hour (``held_out``, ``validation``) and, for a multi-horizon
+    model, ``horizons`` per step and kind and ``horizons_summary``."""
+
+
+class ModelDetail(ModelSummary):
+    card: dict[str, Any]
+    """The whole model card (data, training, architecture, libraries, files)."""
+
+
+class HorizonAccuracy(Out):
+    horizon: Literal["1h", "24h", "7d"]
+    """``1h``: next-hour forecasts; ``24h``: the 24th hour of each trajectory; ``7d``: the 7th
+    day of each 7-day forecast."""
+    n: int
+    rmse_kwh: float | None
+    mae_kwh: float | None
+    bias_kwh: float | None
+    """Predicted minus actual: positive = over-forecast."""
+    coverage_p10_p90: float | None
+    """Share of actuals inside P10-P90 (target 0.8); ``None`` for ``1h`` (no interval)."""
+
+
+class ForecastAccuracy(Out):
+    device_id: str
+    tz: str
+    model_id: str | None
+    start: AwareDatetime
+    end: AwareDatetime
+    horizons: list[HorizonAccuracy]

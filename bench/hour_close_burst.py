@@ -30,7 +30,13 @@ from schema.wire import Energy, Power, Reading
 from stream.core.hourclose import DeviceState, ForecastRequest
 from stream.core.windowing import DeviceWindows
 from stream.forecast import Forecaster, ForecastInput, load_latest
-from stream.worker.processor import EventProcessor, OutMessage, ProcessorSettings, SourceEvent
+from stream.worker.processor import (
+    EventProcessor,
+    ForecastBatch,
+    OutMessage,
+    ProcessorSettings,
+    SourceEvent,
+)
 from stream.worker.sink import ResultSink
 from wattstream import localcluster, migrate
 
@@ -49,10 +55,10 @@ class ModelService:
     def supports(self, kind: str) -> bool:
         return bool(self.model.supports(kind))
 
-    async def forecast(self, requests: Sequence[ForecastRequest]) -> tuple[list[float], str]:
+    async def forecast(self, requests: Sequence[ForecastRequest]) -> ForecastBatch:
         inputs = [to_input(r) for r in requests]
         out = await asyncio.to_thread(self.model.forecast, inputs)
-        return [float(v) for v in out], self.model.model_id
+        return ForecastBatch([float(v) for v in out], self.model.model_id)
 
 
 class Discard:

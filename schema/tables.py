@@ -173,6 +173,47 @@ forecasts = Table(
     comment="Next-hour energy forecasts per device and model.",
 )
 
+FORECAST_HORIZONS = ("24h", "7d")
+
+forecast_horizons = Table(
+    "forecast_horizons",
+    metadata,
+    Column("device_id", Text, nullable=False),
+    _tstz(
+        "issue_time",
+        comment="UTC instant the first target starts: the end of the closed "
+        "hour the trajectory is based on (for 7d: a local midnight)",
+    ),
+    _tstz("target_start", comment="UTC instant the target (a local hour or day) starts"),
+    _tstz("target_end"),
+    Column(
+        "horizon",
+        Text,
+        nullable=False,
+        comment="'24h': an hour of the hourly trajectory; '7d': a local day of the daily totals",
+    ),
+    Column("model_id", Text, nullable=False),
+    Column("step", SmallInteger, nullable=False, comment="1-based: hours or days ahead"),
+    Column("local_date", Date, nullable=False, comment="the target's device-local date"),
+    Column("local_hour", SmallInteger, nullable=True, comment="an hourly target's local hour"),
+    Column("p10_kwh", Double, nullable=False),
+    Column("p50_kwh", Double, nullable=False),
+    Column("p90_kwh", Double, nullable=False),
+    _tstz("issued_at", comment="when the worker computed it"),
+    PrimaryKeyConstraint("device_id", "issue_time", "target_start", "horizon", "model_id"),
+    _one_of("horizon", FORECAST_HORIZONS),
+    CheckConstraint("p10_kwh <= p50_kwh AND p50_kwh <= p90_kwh", name="ordered"),
+    CheckConstraint("step >= 1", name="step"),
+    comment="Multi-horizon forecasts with P10-P90 intervals: one row per device, issue time, "
+    "target, horizon and model (rewritten idempotently).",
+)
+# The fleet's forecast for a target period reads across devices.
+Index(
+    "ix_forecast_horizons_horizon_target_start",
+    forecast_horizons.c.horizon,
+    forecast_horizons.c.target_start,
+)
+
 health = Table(
     "health",
     metadata,

@@ -231,6 +231,7 @@ async function loadDevice(id) {
     $("device-info").textContent = info.join(" · ");
     drawChart(agg, fc, end.getTime());
     loadKpis(id);
+    loadHorizons(id); // horizons.js
     $("chart-status").textContent = `${agg.items.length} hours with readings, ${fc.items.length} forecasts`;
   } catch (error) {
     $("chart-status").textContent = `could not load ${id}: ${error.message}`;

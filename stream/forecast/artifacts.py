@@ -25,6 +25,7 @@ import logging
 import re
 import shutil
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,7 @@ from stream.forecast.features import (
     inverse_scale,
 )
 from stream.forecast.history import sha256_of
+from stream.forecast.trajectories import DAY_HOURS, unscale_quantiles
 
 if TYPE_CHECKING:
     import keras
@@ -74,6 +76,7 @@ class Forecaster:
         serve: Callable[[Encoded], FloatArray],
         card: dict[str, Any],
         loaded_from: str,
+        serve_all: Callable[[Encoded], tuple[FloatArray, ...]] | None = None,
     ) -> None:
         self.model_id = model_id
         self.spec = spec
@@ -83,6 +86,8 @@ class Forecaster:
         """``model.keras``, ``model.weights.h5`` or ``memory``."""
         self.serve = serve
         """The batched model call on encoded windows (a ``ServingFunction`` for a real model)."""
+        self.serve_all = serve_all
+        """A multi-horizon model's call: scaled next hour, hourly and daily quantiles at once."""
 
     @classmethod
     def load(cls, directory: Path) -> Forecaster:
@@ -98,21 +103,59 @@ class Forecaster:
         spec: FeatureSpec,
         scaler: Scaler,
         card: dict[str, Any],
+        loaded_from: str = "memory",
     ) -> Forecaster:
-        """Serve an in-memory model (the trainer's, before or after it is written)."""
+        """Serve a Keras model: the trainer's in memory, or one just loaded from a file."""
         from stream.forecast.model import ServingFunction  # noqa: PLC0415 - TensorFlow on demand
 
+        function = ServingFunction(model, spec)
         return cls(
             model_id=model_id,
             spec=spec,
             scaler=scaler,
-            serve=ServingFunction(model, spec),
+            serve=function,
             card=card,
-            loaded_from="memory",
+            loaded_from=loaded_from,
+            serve_all=function.outputs if function.multi_horizon else None,
         )
 
     def supports(self, kind: str) -> bool:
         return kind in self.spec.device_kinds
+
+    @property
+    def multi_horizon(self) -> bool:
+        """Whether the model forecasts the hourly trajectory and daily totals too."""
+        return self.serve_all is not None
+
+    def forecast_horizons(self, windows: Sequence[ForecastInput]) -> MultiHorizon:
+        """Next hour, hourly trajectory and daily totals of each input: one batched call.
+
+        Raises ``ValueError`` for a next-hour-only model and
+        :class:`~stream.forecast.errors.UnsupportedInput` as :meth:`forecast` does.
+        """
+        encoded = encode_inputs(self.spec, self.scaler, windows)
+        return self.horizons_encoded(encoded, _kind_indices(self.spec, windows))
+
+    def horizons_encoded(self, encoded: Encoded, kind_index: np.ndarray) -> MultiHorizon:
+        if self.serve_all is None:
+            raise ValueError(f"model {self.model_id} forecasts the next hour only")
+        if len(encoded) == 0:
+            hours, days = self.horizon_steps
+            empty = np.empty((0, 0, 3))
+            return MultiHorizon(np.empty(0), empty.reshape(0, hours, 3), empty.reshape(0, days, 3))
+        next_hour, hourly, daily = self.serve_all(encoded)
+        spec, scaler = self.spec, self.scaler
+        return MultiHorizon(
+            next_hour_kwh=inverse_scale(spec, scaler, next_hour, kind_index),
+            hourly_kwh=unscale_quantiles(spec, scaler, hourly, kind_index),
+            daily_kwh=unscale_quantiles(spec, scaler, daily, kind_index, hours=DAY_HOURS),
+        )
+
+    @property
+    def horizon_steps(self) -> tuple[int, int]:
+        """(hourly trajectory length, daily totals) of a multi-horizon model; (0, 0) if not."""
+        architecture = self.card.get("architecture", {})
+        return int(architecture.get("horizon_hours", 0)), int(architecture.get("horizon_days", 0))
 
     def forecast(self, windows: Sequence[ForecastInput]) -> FloatArray:
         """kWh of each input's next hour, in input order: one batched model call.
@@ -127,6 +170,18 @@ class Forecaster:
     def forecast_encoded(self, encoded: Encoded, kind_index: np.ndarray) -> FloatArray:
         """Like :meth:`forecast` for already-encoded windows (training, evaluation, benchmarks)."""
         return inverse_scale(self.spec, self.scaler, self.serve(encoded), kind_index)
+
+
+@dataclass(frozen=True)
+class MultiHorizon:
+    """kWh forecasts of a batch: P10/P50/P90 on the last axis of the horizons."""
+
+    next_hour_kwh: FloatArray
+    """[n]: the next-hour head (the same value :meth:`Forecaster.forecast` gives)."""
+    hourly_kwh: FloatArray
+    """[n, hours, 3]: each hour of the trajectory."""
+    daily_kwh: FloatArray
+    """[n, days, 3]: totals of consecutive 24-hour blocks from the issue time."""
 
 
 def _kind_indices(spec: FeatureSpec, windows: Sequence[ForecastInput]) -> np.ndarray:
@@ -272,13 +327,8 @@ def _load(directory: Path) -> Forecaster:
                 model = loader()
             except Exception as exc:  # any deserialization error: log it, try the next
                 raise ForecasterLoadError(f"{directory / name} does not load: {exc!r}") from exc
-            forecaster = Forecaster(
-                model_id=model_id,
-                spec=spec,
-                scaler=scaler,
-                serve=network.ServingFunction(model, spec),
-                card=card,
-                loaded_from=name,
+            forecaster = Forecaster.from_model(
+                model, model_id=model_id, spec=spec, scaler=scaler, card=card, loaded_from=name
             )
             _check_probe(forecaster, probe, directory / name)
         except ForecasterLoadError as exc:

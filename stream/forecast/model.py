@@ -5,7 +5,13 @@ only place that imports TensorFlow: feature building and baselines stay pure num
 
 Architecture: a GRU reads the scaled 24-hour history; its last state, concatenated with the
 target hour's calendar features and the device kind one-hot, goes through one hidden dense
-layer to a single output, the next hour's scaled energy.
+layer to the next hour's scaled energy (``next_hour``, mean-squared error). A multi-horizon
+model (``horizon_hours`` > 0) has two more heads on the same hidden layer: ``hourly``
+[n, horizon_hours, 3] and ``daily`` [n, horizon_days, 3], P10/P50/P90 of each target, trained
+with the pinball loss. Their raw outputs are (low, median, high) with the quantiles made as
+``P50 = median``, ``P10 = P50 - softplus(low)``, ``P90 = P50 + softplus(high)`` (:func:`quantiles`),
+so P10 <= P50 <= P90 by construction, in training and in serving alike. Daily targets are
+scaled as the day's mean hourly energy.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import hashlib
 import logging
 import os
 import platform
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -39,15 +45,48 @@ class Architecture:
 
     gru_units: int = 32
     dense_units: int = 32
+    horizon_hours: int = 0
+    """Hourly trajectory length (0: a next-hour-only model, as before horizons existed)."""
+    horizon_days: int = 0
+    """Daily totals after the trajectory's issue time."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": "gru", **asdict(self)}
+
+    @property
+    def multi_horizon(self) -> bool:
+        return self.horizon_hours > 0
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Architecture:
         if data.get("type") != "gru":
             raise ValueError(f"unknown architecture type {data.get('type')!r}")
-        return cls(gru_units=int(data["gru_units"]), dense_units=int(data["dense_units"]))
+        return cls(
+            gru_units=int(data["gru_units"]),
+            dense_units=int(data["dense_units"]),
+            horizon_hours=int(data.get("horizon_hours", 0)),
+            horizon_days=int(data.get("horizon_days", 0)),
+        )
+
+
+QUANTILE_LEVELS = (0.1, 0.5, 0.9)
+
+
+def quantiles(raw: tf.Tensor) -> tf.Tensor:
+    """Raw head outputs [..., 3] -> ordered P10/P50/P90 [..., 3] (see the module doc)."""
+    median = raw[..., 1]
+    low = median - tf.nn.softplus(raw[..., 0])
+    high = median + tf.nn.softplus(raw[..., 2])
+    return tf.stack([low, median, high], axis=-1)
+
+
+def pinball_loss(y_true: tf.Tensor, raw: tf.Tensor) -> tf.Tensor:
+    """Mean pinball (quantile) loss of the P10/P50/P90 made from ``raw`` against ``y_true``."""
+    predicted = quantiles(raw)
+    truth = tf.reshape(tf.cast(y_true, predicted.dtype), tf.shape(predicted)[:-1])
+    error = truth[..., None] - predicted
+    levels = tf.constant(QUANTILE_LEVELS, dtype=predicted.dtype)
+    return tf.reduce_mean(tf.maximum(levels * error, (levels - 1) * error), axis=[-2, -1])
 
 
 @dataclass(frozen=True)
@@ -72,25 +111,40 @@ def build_model(spec: FeatureSpec, architecture: Architecture) -> keras.Model:
     joined = keras.layers.Concatenate(name="join")([state, static])
     hidden = keras.layers.Dense(architecture.dense_units, activation="relu", name="hidden")(joined)
     output = keras.layers.Dense(1, name="next_hour")(hidden)
-    return keras.Model([sequence, static], output, name="wattstream_gru")
+    if not architecture.multi_horizon:
+        return keras.Model([sequence, static], output, name="wattstream_gru")
+    heads = [output]
+    steps_of = {"hourly": architecture.horizon_hours, "daily": architecture.horizon_days}
+    for name, steps in steps_of.items():
+        flat = keras.layers.Dense(steps * len(QUANTILE_LEVELS), name=f"{name}_raw")(hidden)
+        heads.append(keras.layers.Reshape((steps, len(QUANTILE_LEVELS)), name=name)(flat))
+    return keras.Model([sequence, static], heads, name="wattstream_gru")
+
+
+Targets = Sequence[npt.NDArray[np.float64]]
+"""Scaled targets, one array per model output (next hour; then hourly and daily)."""
 
 
 def fit(
     model: keras.Model,
-    train: tuple[Encoded, npt.NDArray[np.float64]],
-    validation: tuple[Encoded, npt.NDArray[np.float64]],
+    train: tuple[Encoded, Targets],
+    validation: tuple[Encoded, Targets],
     config: TrainingConfig,
 ) -> dict[str, Any]:
     """Train on scaled targets with early stopping on the validation loss; return the history."""
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="mse")
-    (x, y), (vx, vy) = train, validation
+    multi = len(model.outputs) > 1
+    losses: Any = ["mse", pinball_loss, pinball_loss] if multi else "mse"
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=losses)
+    (x, ys), (vx, vys) = train, validation
+    y: Any = [v.astype(np.float32) for v in ys] if multi else ys[0].astype(np.float32)
+    vy: Any = [v.astype(np.float32) for v in vys] if multi else vys[0].astype(np.float32)
     stop = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=config.patience, restore_best_weights=True
     )
     history = model.fit(
         [x.sequence, x.static],
-        y.astype(np.float32),
-        validation_data=([vx.sequence, vx.static], vy.astype(np.float32)),
+        y,
+        validation_data=([vx.sequence, vx.static], vy),
         epochs=config.epochs,
         batch_size=config.batch_size,
         shuffle=True,
@@ -124,28 +178,48 @@ class ServingFunction:
     The input signature fixes everything but the batch dimension, so batches of 1 and of 10,000
     run the same concrete graph (no retracing). Calls are thread-safe: the graph only reads the
     model's variables.
+
+    A multi-horizon model's function returns its three heads at once (quantiles ordered);
+    :meth:`__call__` keeps the next hour, :meth:`horizons` the trajectory and daily totals.
     """
 
     def __init__(self, model: keras.Model, spec: FeatureSpec) -> None:
         self._model = model
+        self.multi_horizon = len(model.outputs) > 1
         signature = [
             tf.TensorSpec([None, spec.history_hours, spec.sequence_features], tf.float32),
             tf.TensorSpec([None, len(spec.static_feature_names)], tf.float32),
         ]
+        multi = self.multi_horizon
 
         @tf.function(input_signature=signature)  # type: ignore[untyped-decorator]
-        def serve(sequence: tf.Tensor, static: tf.Tensor) -> tf.Tensor:
-            return tf.reshape(model([sequence, static], training=False), [-1])
+        def serve(sequence: tf.Tensor, static: tf.Tensor) -> tuple[tf.Tensor, ...]:
+            outputs = model([sequence, static], training=False)
+            if not multi:
+                return (tf.reshape(outputs, [-1]),)
+            next_hour, hourly, daily = outputs
+            return tf.reshape(next_hour, [-1]), quantiles(hourly), quantiles(daily)
 
         self._function = serve
-        self._concrete: Callable[..., tf.Tensor] = serve.get_concrete_function()
+        self._concrete: Callable[..., tuple[tf.Tensor, ...]] = serve.get_concrete_function()
+
+    def outputs(self, batch: Encoded) -> tuple[npt.NDArray[np.float64], ...]:
+        """Every head's scaled output for the batch, from one call of the concrete graph."""
+        result = self._concrete(tf.constant(batch.sequence), tf.constant(batch.static))
+        return tuple(np.asarray(part.numpy(), dtype=np.float64) for part in result)
 
     def __call__(self, batch: Encoded) -> npt.NDArray[np.float64]:
         """Scaled next-hour outputs, one per window."""
         if len(batch) == 0:
             return np.empty(0, dtype=np.float64)
-        result = self._concrete(tf.constant(batch.sequence), tf.constant(batch.static))
-        return np.asarray(result.numpy(), dtype=np.float64)
+        return self.outputs(batch)[0]
+
+    def horizons(self, batch: Encoded) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Scaled P10/P50/P90: hourly [n, horizon_hours, 3] and daily [n, horizon_days, 3]."""
+        if not self.multi_horizon:
+            raise ValueError("this model forecasts the next hour only")
+        _, hourly, daily = self.outputs(batch)
+        return hourly, daily
 
     def tracing_count(self) -> int:
         count: int = self._function.experimental_get_tracing_count()

@@ -29,7 +29,8 @@ from typing import Any
 import asyncpg
 import numpy as np
 
-from stream.forecast import registry
+from stream.core.horizons import DAILY_TARGETS, TRAJECTORY_HOURS
+from stream.forecast import horizon_training, registry
 from stream.forecast.artifacts import (
     Forecaster,
     latest_model_id,
@@ -48,7 +49,6 @@ from stream.forecast.features import (
     Windows,
     build_windows,
     encode,
-    scale_targets,
 )
 from stream.forecast.history import (
     ExportRequest,
@@ -258,30 +258,46 @@ def _fit_and_write(
         )
     scaler = Scaler.fit(spec, train_windows.target_kwh, train_windows.kind_index)
 
-    def inputs(w: Windows) -> tuple[Any, np.ndarray]:
-        encoded = encode(spec, scaler, w.history_kwh, w.kind_index, w.calendar)
-        return encoded, scale_targets(spec, scaler, w.target_kwh, w.kind_index)
-
+    bounds = horizon_training.Bounds(split.validation_from, split.test_from, split.end)
     network.seed_everything(plan.seed)
-    architecture = network.Architecture(plan.gru_units, plan.dense_units)
+    architecture = network.Architecture(
+        plan.gru_units, plan.dense_units, TRAJECTORY_HOURS, DAILY_TARGETS
+    )
     model = network.build_model(spec, architecture)
     config = network.TrainingConfig(plan.epochs, plan.batch_size, plan.learning_rate, plan.patience)
+    fit_on, check_on = horizon_training.training_windows(
+        spec, series, bounds, plan.max_train_windows, plan.seed
+    )
     log.info(
         "training on %d windows (%d validation, %d held out), %d kinds",
-        len(train_windows), len(split.validation), len(split.test), len(spec.device_kinds),
+        len(fit_on), len(check_on), len(split.test), len(spec.device_kinds),
     )  # fmt: skip
     started = time.monotonic()
-    fitted = network.fit(model, inputs(train_windows), inputs(split.validation), config)
+    fitted = network.fit(
+        model,
+        horizon_training.model_inputs(spec, scaler, fit_on),
+        horizon_training.model_inputs(spec, scaler, check_on),
+        config,
+    )
     seconds = time.monotonic() - started
     model_id = f"gru-{network.weight_digest(model)[:12]}"
 
     card: dict[str, Any] = {
         "model_id": model_id,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "task": "next-hour energy (kWh) per device from its last 24 closed hours",
+        "task": "next-hour energy (kWh) per device from its last 24 closed hours; the next "
+        f"{TRAJECTORY_HOURS} hours and {DAILY_TARGETS} days as P10/P50/P90",
         "architecture": architecture.to_dict(),
         "parameters": int(model.count_params()),
-        "data": {**data, "windows": {**data["windows"], "train_sampled": len(train_windows)}},
+        "data": {
+            **data,
+            "windows": {
+                **data["windows"],
+                "train_sampled": len(train_windows),
+                "horizon_train": len(fit_on),
+                "horizon_validation": len(check_on),
+            },
+        },
         "training": {
             "command": command,
             "reproduce": reproduce_command(plan),
@@ -292,7 +308,8 @@ def _fit_and_write(
             "patience": plan.patience,
             "batch_size": plan.batch_size,
             "learning_rate": plan.learning_rate,
-            "loss": "mse on scaled targets",
+            "loss": "mse on the scaled next hour + pinball (P10/P50/P90) on the scaled "
+            "hourly and daily heads",
             "seconds": round(seconds, 1),
             **fitted,
         },
@@ -308,7 +325,9 @@ def _fit_and_write(
             **evaluate(forecaster, split.test),
         },
         "validation": evaluate(forecaster, split.validation)["overall"],
+        "horizons": horizon_training.evaluate_horizons(forecaster, series, bounds),
     }
+    card["metrics"]["horizons_summary"] = horizon_training.summary(card["metrics"]["horizons"])
     overall = card["metrics"]["held_out"]["overall"]
     log.info(
         "held-out RMSE %.4f kWh: seasonal-naive %.4f, persistence %.4f (skill %.1f %%)",

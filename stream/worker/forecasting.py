@@ -19,6 +19,7 @@ import asyncpg
 from mode import Service
 
 from stream.core.hourclose import ForecastRequest
+from stream.worker.processor import ForecastBatch
 
 if TYPE_CHECKING:
     from stream.forecast import Forecaster
@@ -92,7 +93,8 @@ class ForecastService(Service):
             return
         log.info("switched to model %s", wanted)
 
-    async def forecast(self, requests: Sequence[ForecastRequest]) -> tuple[list[float], str]:
+    async def forecast(self, requests: Sequence[ForecastRequest]) -> ForecastBatch:
+        """One batched model call: the next hour, and the horizons if the model has them."""
         from stream.forecast import ForecastInput  # noqa: PLC0415
 
         await self._ready.wait()
@@ -108,5 +110,13 @@ class ForecastService(Service):
             )
             for r in requests
         ]
-        predicted = await asyncio.to_thread(model.forecast, inputs)
-        return [float(v) for v in predicted], model.model_id
+        if not model.multi_horizon:
+            predicted = await asyncio.to_thread(model.forecast, inputs)
+            return ForecastBatch(predicted.tolist(), model.model_id)
+        out = await asyncio.to_thread(model.forecast_horizons, inputs)
+        return ForecastBatch(
+            out.next_hour_kwh.tolist(),
+            model.model_id,
+            out.hourly_kwh.tolist(),
+            out.daily_kwh.tolist(),
+        )

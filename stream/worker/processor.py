@@ -38,6 +38,7 @@ from schema.device_messages import DeviceBirth, DeviceStatus, Presence
 from schema.results import Alert, Forecast, Health, HourlyAggregate
 from schema.topics import KafkaTopics
 from schema.wire import InvalidPayload, Reading, decode_reading
+from stream.core.horizon_records import HorizonRow, Quantiles, horizon_records
 from stream.core.hourclose import (
     DeviceState,
     ForecastRequest,
@@ -72,6 +73,7 @@ class SinkBatch:
     statuses: list[tuple[DeviceStatus, datetime]] = field(default_factory=list)
     hourly: list[HourlyAggregate] = field(default_factory=list)
     forecasts: list[Forecast] = field(default_factory=list)
+    horizons: list[HorizonRow] = field(default_factory=list)
     health: list[Health] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
@@ -148,6 +150,18 @@ class OffsetGuard:
             self._next[tp] = max(self._next.get(tp, 0), offset)
 
 
+@dataclass(frozen=True, slots=True)
+class ForecastBatch:
+    """One batched model call's answer, in request order."""
+
+    next_hour_kwh: Sequence[float]
+    model_id: str
+    hourly: Sequence[Quantiles] | None = None
+    """Per request, (P10, P50, P90) of each hour of the trajectory (a multi-horizon model)."""
+    daily: Sequence[Quantiles] | None = None
+    """Per request, (P10, P50, P90) of each 24-hour block after the issue time."""
+
+
 class Forecasts(Protocol):
     @property
     def history_hours(self) -> int: ...
@@ -156,8 +170,9 @@ class Forecasts(Protocol):
         """Whether the served model knows this device type."""
         ...
 
-    async def forecast(self, requests: Sequence[ForecastRequest]) -> tuple[list[float], str]:
-        """Next-hour kWh per request, in one batched model call, and the model id."""
+    async def forecast(self, requests: Sequence[ForecastRequest]) -> ForecastBatch:
+        """Next-hour kWh per request (and the horizons, if the model has them), in one batched
+        model call, and the model id."""
         ...
 
 
@@ -369,10 +384,19 @@ class EventProcessor:
             log.debug("%d devices of unknown type get no forecast", len(requests) - len(wanted))
         if not wanted:
             return
-        predicted, model_id = await self._forecasts.forecast(wanted)
-        for request, kwh in zip(wanted, predicted, strict=True):
+        answer = await self._forecasts.forecast(wanted)
+        model_id = answer.model_id
+        for request, kwh in zip(wanted, answer.next_hour_kwh, strict=True):
             state = batch.dirty[request.device_id]
             batch.sink.forecasts.append(record_forecast(state, request, kwh, model_id, batch.now))
+        if answer.hourly is None:
+            return
+        daily = answer.daily if answer.daily is not None else [()] * len(wanted)
+        for request, hourly, days in zip(wanted, answer.hourly, daily, strict=True):
+            batch.sink.horizons += horizon_records(
+                device_id=request.device_id, tz=request.tz, first=request.target,
+                hourly=hourly, daily=days, model_id=model_id, now=batch.now,
+            )  # fmt: skip
 
     def _state_for(self, batch: _Batch, device_id: str, tz: str, partition: int) -> DeviceState:
         state = self._load(batch.dirty, device_id)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -25,12 +26,14 @@ from stream.worker.statements import (
     ALERTS,
     DEVICE_STATUS,
     DEVICES,
+    FORECAST_HORIZONS,
     FORECASTS,
     HEALTH,
     HOURLY,
     OFFSETS,
     READINGS,
     STORED_OFFSETS,
+    Merge,
     alert_row,
     device_row,
     reading_row,
@@ -44,15 +47,20 @@ BACKOFF_INITIAL_S, BACKOFF_MAX_S = 0.5, 30.0
 RETRIABLE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
 
 
+async def merge(conn: asyncpg.Connection, how: Merge, rows: Sequence[Sequence[Any]]) -> None:
+    """COPY ``rows`` (in column order) into the staging table, then merge them."""
+    if rows:
+        await conn.execute(how.create_staging_sql)
+        await conn.copy_records_to_table(how.staging, records=rows, columns=how.target.columns)
+        await conn.execute(how.merge_sql)
+
+
 async def store(conn: asyncpg.Connection, batch: SinkBatch, group_id: str) -> None:
     """Every row of ``batch`` and its offsets, in the caller's transaction."""
     readings = READINGS.target.rows(reading_row(r) for r in batch.readings)
-    if readings:
-        await conn.execute(READINGS.create_staging_sql)
-        await conn.copy_records_to_table(
-            READINGS.staging, records=readings, columns=READINGS.target.columns
-        )
-        await conn.execute(READINGS.merge_sql)
+    await merge(conn, READINGS, readings)
+    horizons = FORECAST_HORIZONS.target.last_of_ordered(batch.horizons)
+    await merge(conn, FORECAST_HORIZONS, horizons)
     upserts = (
         (DEVICES, DEVICES.last_by_key(map(device_row, batch.births))),
         (DEVICE_STATUS, DEVICE_STATUS.last_by_key(map(status_row, batch.statuses))),

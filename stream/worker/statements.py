@@ -15,6 +15,7 @@ column (``hourly.revision``, ``device_status.changed_at``).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -106,6 +107,12 @@ class Target:
             last[tuple(value[k] for k in key)] = tuple(value[c] for c in columns)
         return list(last.values())
 
+    def last_of_ordered(self, rows: Iterable[Sequence[Any]]) -> list[Sequence[Any]]:
+        """Like :meth:`last_by_key` for rows already in column order (e.g. named tuples of the
+        table's columns): no mapping per row, so a quarter million rows stay cheap."""
+        key = operator.itemgetter(*(self.columns.index(name) for name in self.key))
+        return list({key(row): row for row in rows}.values())
+
     def arrays(self, rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
         """The upsert's arguments: one array per column."""
         return [list(column) for column in zip(*rows, strict=True)]
@@ -114,9 +121,11 @@ class Target:
 @dataclass(frozen=True, slots=True)
 class Merge:
     """Raw rows: COPY into a session-local staging table, then ``INSERT ... SELECT ... ON
-    CONFLICT DO NOTHING`` (COPY itself cannot skip duplicates)."""
+    CONFLICT DO NOTHING`` (COPY itself cannot skip duplicates); with ``update``, ``ON CONFLICT
+    DO UPDATE`` instead (an upsert of many rows: the staging rows must be one per key)."""
 
     target: Target
+    update: bool = False
 
     @property
     def staging(self) -> str:
@@ -132,10 +141,17 @@ class Merge:
     @property
     def merge_sql(self) -> str:
         columns = _names(self.target.columns)
+        action = "DO NOTHING"
+        if self.update:
+            key = self.target.key
+            updates = ", ".join(
+                f"{_quote(n)} = EXCLUDED.{_quote(n)}" for n in self.target.columns if n not in key
+            )
+            action = f"DO UPDATE SET {updates}"
         return (
             f"INSERT INTO {_quote(self.target.table.name)} ({columns}) "  # noqa: S608 - see upsert_sql
             f"SELECT {columns} FROM {_quote(self.staging)} "
-            f"ON CONFLICT ({_names(self.target.key)}) DO NOTHING"
+            f"ON CONFLICT ({_names(self.target.key)}) {action}"
         )
 
 
@@ -199,6 +215,8 @@ DEVICE_STATUS = Target(
 # A replayed batch never undoes a restatement.
 HOURLY = Target(tables.hourly, not_older_by="revision")
 FORECASTS = Target(tables.forecasts)
+# 24 rows per device and closed hour: COPY, then one upsert (``unnest`` arrays are slower).
+FORECAST_HORIZONS = Merge(Target(tables.forecast_horizons), update=True)
 HEALTH = Target(tables.health)
 ALERTS = Target(tables.alerts)
 

@@ -217,6 +217,40 @@ def test_serving_is_one_graph_for_every_batch_size_and_thread_safe(quick: TrainR
     assert serve.tracing_count() == traced  # type: ignore[attr-defined]
 
 
+def test_quick_model_forecasts_ordered_horizons_in_the_same_graph(quick: TrainResult) -> None:
+    loaded = Forecaster.load(quick.directory)
+    assert loaded.multi_horizon and loaded.horizon_steps == (24, 7)
+    serve = loaded.serve
+    traced = serve.tracing_count()  # type: ignore[attr-defined]
+    windows = probe_windows(loaded)
+    out = loaded.forecast_horizons(windows)
+    assert out.hourly_kwh.shape == (len(windows), 24, 3)
+    assert out.daily_kwh.shape == (len(windows), 7, 3)
+    assert np.all(np.diff(out.hourly_kwh, axis=-1) >= 0)  # P10 <= P50 <= P90
+    assert np.all(np.diff(out.daily_kwh, axis=-1) >= 0)
+    assert np.all(out.hourly_kwh[..., 2] - out.hourly_kwh[..., 0] > 0)  # a real interval
+    np.testing.assert_allclose(out.next_hour_kwh, loaded.forecast(windows), rtol=1e-6)
+    one = loaded.forecast_horizons(windows[:1])
+    np.testing.assert_allclose(one.hourly_kwh[0], out.hourly_kwh[0], rtol=1e-5, atol=1e-6)
+    assert loaded.forecast_horizons([]).hourly_kwh.shape == (0, 24, 3)
+    assert serve.tracing_count() == traced  # type: ignore[attr-defined]
+
+
+def test_quick_model_card_scores_every_horizon_per_kind(quick: TrainResult) -> None:
+    horizons = quick.card["metrics"]["horizons"]
+    assert quick.card["architecture"]["horizon_hours"] == 24
+    hourly, daily = horizons["hourly"], horizons["daily"]
+    assert set(hourly["overall"]["steps"]) == {f"{h}h" for h in range(1, 25)}  # JSON: sorted
+    assert set(daily["overall"]["steps"]) == {f"{d}d" for d in range(1, 8)}
+    assert set(hourly["per_kind"]) == {"household_meter", "solar_inverter"}
+    for step in [*hourly["overall"]["steps"].values(), *daily["overall"]["steps"].values()]:
+        assert step["n"] > 0 and step["model_rmse"] > 0
+        assert {"seasonal_naive_rmse", "persistence_rmse"} <= set(step)
+        assert 0 <= step["coverage_p10_p90"] <= 1
+    summary = quick.card["metrics"]["horizons_summary"]
+    assert set(summary) == {"hourly", "daily"}
+
+
 def test_training_is_reproducible_from_the_seed(
     quick: TrainResult, history: Path, tmp_path: Path
 ) -> None:

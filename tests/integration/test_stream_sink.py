@@ -14,6 +14,7 @@ from schema import tables
 from schema.device_messages import DeviceBirth, DeviceStatus, Location, Presence
 from schema.results import Alert, Forecast, Health, HourlyAggregate
 from schema.wire import Energy, Power, Reading
+from stream.core.horizon_records import HorizonRow
 from stream.worker.processor import SinkBatch
 from stream.worker.sink import ResultSink
 
@@ -124,6 +125,45 @@ async def test_restatements_move_forward_only(sink: ResultSink, database: str) -
         await conn.close()
 
 
+# ------------------------------------------------------------------------------- horizons
+def trajectory(issue: datetime, p50: float, model_id: str = "gru-h") -> list[HorizonRow]:
+    return [
+        HorizonRow(
+            device_id="d1", issue_time=issue, target_start=issue + timedelta(hours=k),
+            target_end=issue + timedelta(hours=k + 1), horizon="24h", model_id=model_id,
+            step=k + 1, local_date=date(2026, 3, 29), local_hour=k % 24,
+            p10_kwh=p50 - 0.5, p50_kwh=p50 + k, p90_kwh=p50 + k + 0.5, issued_at=issue,
+        )
+        for k in range(24)
+    ]  # fmt: skip
+
+
+async def test_horizons_are_rewritten_idempotently(sink: ResultSink, database: str) -> None:
+    first, second = H + timedelta(hours=1), H + timedelta(hours=2)
+    await sink.write(SinkBatch(horizons=trajectory(first, 1.0)))
+    await sink.write(SinkBatch(horizons=trajectory(first, 1.0)))  # a replay: same rows
+    # The same issue recomputed (a restatement): replaced in place, never a second row.
+    await sink.write(SinkBatch(horizons=trajectory(first, 2.0)))
+    await sink.write(SinkBatch(horizons=[*trajectory(second, 3.0), *trajectory(second, 3.5)]))
+    await sink.write(SinkBatch(horizons=trajectory(second, 1.0, model_id="gru-other")))
+    conn = await asyncpg.connect(database)
+    try:
+        rows = await conn.fetch(
+            "SELECT issue_time, model_id, count(*) AS n, min(p50_kwh) AS low"
+            " FROM forecast_horizons GROUP BY issue_time, model_id ORDER BY issue_time, model_id"
+        )
+        assert [(r["issue_time"], r["model_id"], r["n"], r["low"]) for r in rows] == [
+            (first, "gru-h", 24, 2.0),
+            (second, "gru-h", 24, 3.5),  # the last of a batch's duplicates wins
+            (second, "gru-other", 24, 1.0),
+        ]
+        with pytest.raises(asyncpg.CheckViolationError):  # P10 <= P50 <= P90 is enforced
+            bad = trajectory(first, 1.0)[0]._replace(p90_kwh=0.0)
+            await sink.write(SinkBatch(horizons=[bad]))
+    finally:
+        await conn.close()
+
+
 # ----------------------------------------------------------------------------- round trip
 def distinct_batch() -> SinkBatch:
     """One row per table the sink writes, every value distinct from the others of its type and
@@ -161,6 +201,14 @@ def distinct_batch() -> SinkBatch:
                      predicted_kwh=1.75, baseline_kwh=1.625, based_on_hour=t + timedelta(hours=1),
                      issued_at=t + timedelta(hours=1, minutes=6))
         ],
+        horizons=[
+            HorizonRow(device_id="z1", issue_time=t + timedelta(hours=7),
+                            target_start=t + timedelta(hours=8),
+                            target_end=t + timedelta(hours=8, minutes=30), horizon="24h",
+                            model_id="gru-h", step=2, local_date=date(2026, 4, 2), local_hour=2,
+                            p10_kwh=0.25, p50_kwh=0.5, p90_kwh=0.875,
+                            issued_at=t + timedelta(hours=7, minutes=3))
+        ],
         health=[
             Health(device_id="x1", hour_start=t + timedelta(hours=3), rmse_24h=0.5,
                    mae_24h=0.375, mape_24h=0.0625, bias_24h=-0.125, naive_rmse_24h=0.625,
@@ -182,9 +230,10 @@ def expected_rows(batch: SinkBatch) -> dict[str, dict[str, object]]:
     """What each table must hold, written out here by hand from the records (not with the
     sink's own mapping, which is what is under test); ``...`` = filled in by the database."""
     (reading,), (birth,), ((status, changed_at),) = batch.readings, batch.births, batch.statuses
-    (hour,), (forecast,), (health,), (alert,) = (
+    (hour,), (forecast,), (horizon,), (health,), (alert,) = (
         batch.hourly,
         batch.forecasts,
+        batch.horizons,
         batch.health,
         batch.alerts,
     )
@@ -209,6 +258,7 @@ def expected_rows(batch: SinkBatch) -> dict[str, dict[str, object]]:
         },
         "hourly": hour.model_dump(exclude=envelope),
         "forecasts": forecast.model_dump(exclude=envelope),
+        "forecast_horizons": horizon._asdict(),
         "health": health.model_dump(exclude=envelope),
         "alerts": {"kind": alert.alert_kind, **alert.model_dump(exclude={*envelope, "alert_kind"})},
         "stream_offsets": {

@@ -43,6 +43,13 @@ CONTRACT = {
         ],
         ["device_id", "hour_start", "model_id"],
     ),
+    "forecast_horizons": (
+        [
+            "device_id", "issue_time", "target_start", "target_end", "horizon", "model_id",
+            "step", "local_date", "local_hour", "p10_kwh", "p50_kwh", "p90_kwh", "issued_at",
+        ],
+        ["device_id", "issue_time", "target_start", "horizon", "model_id"],
+    ),
     "health": (
         [
             "device_id", "hour_start", "rmse_24h", "mae_24h", "mape_24h", "bias_24h",

@@ -17,6 +17,7 @@ from stream.core.hourclose import DeviceState, ForecastRequest
 from stream.core.windowing import DeviceWindows
 from stream.worker.processor import (
     EventProcessor,
+    ForecastBatch,
     OutMessage,
     ProcessorSettings,
     SinkBatch,
@@ -69,9 +70,9 @@ class Persistence:
     def __init__(self) -> None:
         self.calls: list[int] = []
 
-    async def forecast(self, requests: Sequence[ForecastRequest]) -> tuple[list[float], str]:
+    async def forecast(self, requests: Sequence[ForecastRequest]) -> ForecastBatch:
         self.calls.append(len(requests))
-        return [r.history_kwh[-1] for r in requests], "persistence"
+        return ForecastBatch([r.history_kwh[-1] for r in requests], "persistence")
 
 
 class Outbox:
@@ -286,3 +287,50 @@ def test_the_cache_follows_the_table() -> None:
     assert cache.get("a") is None
     cache.discard(["b"])
     assert len(cache) == 0
+
+
+class SeasonalTrajectory(Persistence):
+    """A multi-horizon stand-in: every hour of the trajectory is the last hour, +-10 %."""
+
+    async def forecast(self, requests: Sequence[ForecastRequest]) -> ForecastBatch:
+        self.calls.append(len(requests))
+        last = [r.history_kwh[-1] for r in requests]
+        return ForecastBatch(
+            last,
+            "trajectory",
+            hourly=[[(v * 0.9, v, v * 1.1)] * 24 for v in last],
+            daily=[[(v * 21.6, v * 24, v * 26.4)] * 7 for v in last],
+        )
+
+
+async def test_a_multi_horizon_model_writes_trajectories_and_days_at_local_midnight() -> None:
+    devices = [("a", "UTC"), ("k", "Asia/Kathmandu")]
+    written: list[SinkBatch] = []
+
+    class Recording(TableSink):
+        async def write(self, batch: SinkBatch) -> None:
+            written.append(batch)
+            await super().write(batch)
+
+    sink, model = Recording(), SeasonalTrajectory()
+    processor = EventProcessor(
+        topics=TOPICS, states={}, sink=sink, forecasts=model, publisher=Outbox(),
+        settings=ProcessorSettings(lateness=timedelta(minutes=5), max_silent=timedelta(hours=3)),
+        clock=lambda: T0 + timedelta(days=10),
+    )  # fmt: skip
+    for batch in chunks(fleet_events(devices, 50), 60):
+        await processor.process(batch)
+    rows = [row for batch in written for row in batch.horizons]
+    hourly = [r for r in rows if r.horizon == "24h"]
+    daily = [r for r in rows if r.horizon == "7d"]
+    issues = {(r.device_id, r.issue_time) for r in hourly}
+    # Every forecast of a device-local hour comes with its 24-hour trajectory, one model call.
+    assert len(hourly) == 24 * len(issues) == 24 * len(sink.forecasts)
+    assert all(r.p10_kwh <= r.p50_kwh <= r.p90_kwh for r in rows)
+    # The daily totals only at each local midnight with a forecast: 00:00 and 18:15 UTC.
+    assert {(r.device_id, r.issue_time) for r in daily} == {
+        ("a", T0 + timedelta(days=1)),
+        ("a", T0 + timedelta(days=2)),
+        ("k", datetime(2026, 6, 2, 18, 15, tzinfo=UTC)),  # after 24 closed hours
+    }
+    assert all(r.local_hour is None and r.step in range(1, 8) for r in daily)

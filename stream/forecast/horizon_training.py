@@ -1,0 +1,144 @@
+"""Training data and held-out evaluation of the multi-horizon heads (no TensorFlow here).
+
+Splits follow the next-hour split's boundaries with no target crossing one: a training window's
+every target (7 days ahead included) precedes the validation period, a validation window's
+precedes the held-out period, and held-out windows are issued inside it. The held-out hourly
+trajectory is scored on every window with 24 hours of future, the daily totals on every
+window with 7 days of it (so the held-out period must be longer than 7 days).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from stream.core.horizons import DAILY_TARGETS, TRAJECTORY_HOURS
+from stream.forecast.errors import HistoryError
+from stream.forecast.features import (
+    DeviceSeries,
+    Encoded,
+    FeatureSpec,
+    FloatArray,
+    Scaler,
+    encode,
+    scale_targets,
+)
+from stream.forecast.horizon_scores import horizon_scorecard
+from stream.forecast.trajectories import (
+    DAY_HOURS,
+    TrajectoryWindows,
+    build_trajectory_windows,
+    persistence_daily,
+    persistence_trajectory,
+    scale_steps,
+    seasonal_naive_daily,
+    seasonal_naive_trajectory,
+)
+
+if TYPE_CHECKING:
+    from stream.forecast.artifacts import Forecaster
+
+VALIDATION_SHARE = 4
+"""Validation windows: at most a quarter as many as training windows (early stopping only)."""
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Epoch hours of the split (see :class:`stream.forecast.train.Split`)."""
+
+    validation_from: int
+    test_from: int
+    end: int
+
+
+def model_inputs(
+    spec: FeatureSpec, scaler: Scaler, windows: TrajectoryWindows
+) -> tuple[Encoded, list[FloatArray]]:
+    """Encoded windows and the three heads' scaled targets: next hour, hourly, daily."""
+    encoded = encode(spec, scaler, windows.history_kwh, windows.kind_index, windows.calendar)
+    kinds = windows.kind_index
+    return encoded, [
+        scale_targets(spec, scaler, windows.hourly_kwh[:, 0], kinds),
+        scale_steps(spec, scaler, windows.hourly_kwh, kinds),
+        scale_steps(spec, scaler, windows.daily_kwh, kinds, hours=DAY_HOURS),
+    ]
+
+
+def training_windows(
+    spec: FeatureSpec, series: Sequence[DeviceSeries], bounds: Bounds, keep: int, seed: int
+) -> tuple[TrajectoryWindows, TrajectoryWindows]:
+    """(training, validation) windows with every horizon's targets, seeded samples."""
+    train = build_trajectory_windows(
+        spec, series, last_before=bounds.validation_from, keep=keep, seed=seed
+    )
+    validation = build_trajectory_windows(
+        spec,
+        series,
+        issue_from=bounds.validation_from,
+        last_before=bounds.test_from,
+        keep=max(1, keep // VALIDATION_SHARE),
+        seed=seed,
+    )
+    for name, windows in (("training", train), ("validation", validation)):
+        if len(windows) == 0:
+            raise HistoryError(
+                f"no {name} window with {DAILY_TARGETS} days of targets: the validation period "
+                f"must be longer than {DAILY_TARGETS} days and the history long enough"
+            )
+    return train, validation
+
+
+def evaluate_horizons(
+    forecaster: Forecaster, series: Sequence[DeviceSeries], bounds: Bounds
+) -> dict[str, Any]:
+    """Per-horizon, per-kind scorecard on the held-out period (see :mod:`horizon_scores`)."""
+    spec = forecaster.spec
+    card: dict[str, Any] = {}
+    for name, days in (("hourly", 0), ("daily", DAILY_TARGETS)):
+        windows = build_trajectory_windows(
+            spec, series, days, issue_from=bounds.test_from, last_before=bounds.end
+        )
+        if len(windows) == 0:
+            card[name] = {"windows": 0, "note": "the held-out period is too short"}
+            continue
+        encoded = encode(
+            spec, forecaster.scaler, windows.history_kwh, windows.kind_index, windows.calendar
+        )
+        predicted = forecaster.horizons_encoded(encoded, windows.kind_index)
+        if name == "hourly":
+            actual, quantiles = windows.hourly_kwh, predicted.hourly_kwh
+            baselines = {
+                "seasonal_naive": seasonal_naive_trajectory(windows.history_kwh),
+                "persistence": persistence_trajectory(windows.history_kwh),
+            }
+        else:
+            actual, quantiles = windows.daily_kwh, predicted.daily_kwh
+            baselines = {
+                "seasonal_naive": seasonal_naive_daily(windows.history_kwh, days),
+                "persistence": persistence_daily(windows.history_kwh, days),
+            }
+        card[name] = horizon_scorecard(
+            actual,
+            quantiles,
+            baselines,
+            windows.kind_index,
+            spec.device_kinds,
+            unit="h" if name == "hourly" else "d",
+        )
+    card["hours"] = TRAJECTORY_HOURS
+    card["days"] = DAILY_TARGETS
+    return card
+
+
+def summary(card: dict[str, Any]) -> dict[str, Any]:
+    """The card's headline: worst skill over the horizons and the overall coverage."""
+    out: dict[str, Any] = {}
+    for name in ("hourly", "daily"):
+        overall = card.get(name, {}).get("overall")
+        if overall:
+            out[name] = {
+                "worst_skill_vs_better_baseline": overall["worst_skill_vs_better_baseline"],
+                "coverage_p10_p90": overall["coverage_p10_p90"],
+            }
+    return out
