@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, TypedDict
 
 import asyncpg
 from fastapi import Depends, Request, Security
@@ -122,12 +122,6 @@ def _require_admin_key(
 ) -> None:
     authorize(_resources(request).settings, presented, Scope.ADMIN)
 
-
-READ_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Reads need a key here: missing or invalid X-API-Key (problem+json)"},
-    403: {"description": "The key has no read scope (problem+json)"},
-}
-"""What :data:`ReadKey` may answer, for the routers' OpenAPI."""
 
 ReadKey = Depends(_require_read_key)
 """Dependency of every ``/api/v1`` router, which the app adds when ``settings.reads_need_key``

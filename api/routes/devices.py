@@ -11,11 +11,12 @@ from fastapi import APIRouter, Query
 
 from api import pagination, queries, timerange
 from api.deps import Deps
-from api.errors import PROBLEM_RESPONSES, NotFound
+from api.errors import NotFound
 from api.models import DeviceDetail, DevicesPage, DeviceSummary, HealthOut, HealthPage
 from api.params import Cursor, DevicePath, End, Start
+from api.responses import answers
 
-router = APIRouter(prefix="/api/v1", tags=["devices"], responses=PROBLEM_RESPONSES)
+router = APIRouter(prefix="/api/v1", tags=["devices"], responses=answers(422))
 
 HEALTH_WINDOW = timedelta(hours=24)
 
@@ -63,7 +64,7 @@ async def list_devices(
     )
 
 
-@router.get("/devices/{device_id}", response_model=DeviceDetail)
+@router.get("/devices/{device_id}", response_model=DeviceDetail, responses=answers(404))
 async def get_device(deps: Deps, device_id: DevicePath) -> DeviceDetail:
     """Metadata (from the birth message), presence, last seen, and the latest health row."""
     async with deps.pool.acquire() as conn:
@@ -78,7 +79,7 @@ async def get_device(deps: Deps, device_id: DevicePath) -> DeviceDetail:
     )
 
 
-@router.get("/devices/{device_id}/health", response_model=HealthPage)
+@router.get("/devices/{device_id}/health", response_model=HealthPage, responses=answers(404))
 async def device_health(
     deps: Deps, device_id: DevicePath, start: Start = None, end: End = None
 ) -> HealthPage:

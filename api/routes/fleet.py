@@ -9,13 +9,14 @@ from fastapi import APIRouter, Query
 
 from api import pagination, queries, timerange
 from api.deps import Deps
-from api.errors import PROBLEM_RESPONSES, InvalidRequest
+from api.errors import InvalidRequest
 from api.models import AlertOut, AlertsPage, EnergyVsForecast, FleetSummary
 from api.params import Cursor, End, Instant, Start
+from api.responses import answers
 from api.routes.devices import localise, zone_or_utc
 from schema.wire import DEVICE_ID_PATTERN
 
-router = APIRouter(prefix="/api/v1", tags=["fleet"], responses=PROBLEM_RESPONSES)
+router = APIRouter(prefix="/api/v1", tags=["fleet"], responses=answers(422))
 
 HOUR = timedelta(hours=1)
 

@@ -9,12 +9,13 @@ from fastapi import APIRouter, Query
 
 from api import queries, timerange
 from api.deps import Deps
-from api.errors import PROBLEM_RESPONSES, NotFound
+from api.errors import NotFound
 from api.models import ForecastOut, ForecastsPage
 from api.params import DevicePath, End, Start
+from api.responses import answers
 from api.routes.devices import localise, zone_or_utc
 
-router = APIRouter(prefix="/api/v1", tags=["forecasts"], responses=PROBLEM_RESPONSES)
+router = APIRouter(prefix="/api/v1", tags=["forecasts"], responses=answers(422))
 
 WINDOW = timedelta(hours=24)
 AHEAD = timedelta(hours=2)
@@ -26,7 +27,7 @@ def _forecast(row: dict[str, Any], zone: Any) -> ForecastOut:
     return ForecastOut(**{k: v for k, v in local.items() if k != "closed_hour_end"})
 
 
-@router.get("/devices/{device_id}/forecasts", response_model=ForecastsPage)
+@router.get("/devices/{device_id}/forecasts", response_model=ForecastsPage, responses=answers(404))
 async def device_forecasts(
     deps: Deps,
     device_id: DevicePath,

@@ -20,15 +20,16 @@ from fastapi import APIRouter, Depends, Query
 
 from api import queries, timerange
 from api.deps import AdminKey, Deps
-from api.errors import PROBLEM_RESPONSES, InvalidRequest, NotFound
+from api.errors import InvalidRequest, NotFound
 from api.kpi.figures import Kpis, Quarter, Span, Window, compute
 from api.kpi.queries import device_quarters, group_quarters
 from api.kpi.tariffs import TariffBook
 from api.models import DeviceKpis, FleetKpis, KpiFigures, KpiPeriod, TariffsSaved
 from api.params import DevicePath, End, Start
+from api.responses import answers
 from schema.wire import EARLIEST_TS, LATEST_TS
 
-router = APIRouter(prefix="/api/v1", tags=["kpis"], responses=PROBLEM_RESPONSES)
+router = APIRouter(prefix="/api/v1", tags=["kpis"], responses=answers(422))
 
 Period = Literal["day", "week", "month"]
 PeriodQuery = Annotated[
@@ -154,7 +155,7 @@ def figures(group: str, kpis: Kpis, devices: int, shown: ZoneInfo, book: TariffB
     )
 
 
-@router.get("/devices/{device_id}/kpis", response_model=DeviceKpis)
+@router.get("/devices/{device_id}/kpis", response_model=DeviceKpis, responses=answers(404))
 async def device_kpis(deps: Deps, device_id: DevicePath, choice: Choice) -> DeviceKpis:
     """Energy, time-of-use cost, carbon, peak demand (15-minute mean power, with its local
     time), load factor and completeness of one device over a local day, week or month holding
@@ -219,7 +220,9 @@ async def get_tariffs(deps: Deps) -> TariffBook:
     return deps.tariffs.book
 
 
-@router.put("/tariffs", response_model=TariffsSaved, dependencies=[AdminKey])
+@router.put(
+    "/tariffs", response_model=TariffsSaved, dependencies=[AdminKey], responses=answers(400)
+)
 async def put_tariffs(deps: Deps, book: TariffBook) -> TariffsSaved:
     """Replace the tariff book (admin key). It is validated first: an unknown tariff or region
     name, a band off the quarter hour or a missing rate is a 422 naming the field."""

@@ -17,11 +17,12 @@ from fastapi import APIRouter, Query
 from api import queries, timerange
 from api.aggregation import QuarterRow, compose
 from api.deps import Deps
-from api.errors import PROBLEM_RESPONSES, NotFound
+from api.errors import NotFound
 from api.models import AggregateOut, AggregatesPage, ReadingOut, ReadingsPage
 from api.params import DevicePath, End, Start
+from api.responses import answers
 
-router = APIRouter(prefix="/api/v1", tags=["readings"], responses=PROBLEM_RESPONSES)
+router = APIRouter(prefix="/api/v1", tags=["readings"], responses=answers(422))
 
 DEFAULT_WINDOW = timedelta(hours=24)
 DEFAULT_DAILY_WINDOW = timedelta(days=30)
@@ -48,7 +49,9 @@ async def device_readings(
     )
 
 
-@router.get("/devices/{device_id}/aggregates", response_model=AggregatesPage)
+@router.get(
+    "/devices/{device_id}/aggregates", response_model=AggregatesPage, responses=answers(404)
+)
 async def device_aggregates(
     *,
     deps: Deps,
