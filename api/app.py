@@ -74,6 +74,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         replay_size=settings.ws_replay_size,
         replay_age_s=settings.ws_replay_age.total_seconds(),
         max_clients=settings.ws_max_clients,
+        max_clients_per_key=settings.ws_max_clients_per_key,
     )
     feed = KafkaFeed(settings.kafka.bootstrap, KafkaTopics(settings.topic_namespace), hub)
     publisher = CommandPublisher(

@@ -4,8 +4,9 @@ always carries.
 
 Who can answer what:
 
-* a route: ``422`` (its own validation), ``400`` (a body that is not even text), ``404`` (an unknown device or model), ``409`` (an
-  ``Idempotency-Key`` still running) - declared by the route with :func:`answers`;
+* a route: ``422`` (its own validation), ``400`` (a body that is not even text), ``404`` (an
+  unknown device or model), ``409`` (an ``Idempotency-Key`` still running) - declared by the
+  route with :func:`answers`;
 * a key check (:mod:`api.deps`): ``401`` (no valid key), ``403`` (too narrow a scope, or a
   device outside the key's restriction) - added where the route needs a key;
 * the middlewares (:mod:`api.limits`), in front of every route: ``413`` (body too long),

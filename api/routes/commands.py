@@ -11,10 +11,9 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Request, Response, status
 
 from api import idempotency, queries
-from api.deps import AdminKey, ApiKey, Deps
+from api.deps import AdminKey, AllowedDevice, ApiKey, Deps, FleetWide
 from api.errors import NotFound
 from api.models import CommandAccepted, CommandIn, ModelOut
-from api.params import DevicePath
 from api.responses import KEY_ANSWERS, answers
 from schema.device_messages import DeviceCommand
 
@@ -45,7 +44,7 @@ async def send_command(
     deps: Deps,
     request: Request,
     response: Response,
-    device_id: DevicePath,
+    device_id: AllowedDevice,
     body: CommandIn,
     idempotency_key: Annotated[
         str | None,
@@ -102,7 +101,7 @@ async def send_command(
     "/admin/models/{model_id}/activate",
     response_model=ModelOut,
     tags=["admin"],
-    dependencies=[AdminKey],
+    dependencies=[AdminKey, FleetWide],
 )
 async def activate_model(
     deps: Deps, model_id: Annotated[str, Path(min_length=1, max_length=128)]

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from api import queries, timerange
-from api.deps import Deps
+from api.deps import AllowedDevice, Deps
 from api.errors import NotFound
 from api.models import ForecastOut, ForecastsPage
-from api.params import DevicePath, End, Start
+from api.params import End, Start
 from api.responses import answers
 from api.routes.devices import localise, zone_or_utc
 
@@ -30,7 +30,7 @@ def _forecast(row: dict[str, Any], zone: Any) -> ForecastOut:
 @router.get("/devices/{device_id}/forecasts", response_model=ForecastsPage, responses=answers(404))
 async def device_forecasts(
     deps: Deps,
-    device_id: DevicePath,
+    device_id: AllowedDevice,
     start: Start = None,
     end: End = None,
     model_id: Annotated[

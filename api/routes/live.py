@@ -10,23 +10,29 @@ proxies and logs would keep it. The server answers with a ``hello`` frame, then 
 frames and, while nothing happens, ``heartbeat`` frames (protocol: :mod:`api.live.events`). The
 client may change its filter with ``{"type": "subscribe", "kinds": [...], "devices": [...]}``.
 
-Close codes: 1008 (bad filter, or no valid key where one is needed), 1013 (server full: try
-again later), 4008 (the client fell too far behind; reconnect with ``last_event_id``).
+A key limited to some devices (``device_keys``) sees only their events; asking for another
+device is refused. Close codes: 1008 (bad filter, or no valid key where one is needed), 1013
+(the process has ``ws_max_clients`` clients, or the key ``ws_max_clients_per_key``: try again
+later), 4008 (the client fell too far behind - its queue full for ``ws_max_behind_s``; it is
+dropped without holding up the others; reconnect with ``last_event_id``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 
-from api.deps import Deps, Scope, scope_of
-from api.live.hub import BadFilter, Filter, Subscriber
+from api.access import Grant, grant_of
+from api.deps import Deps
+from api.live.hub import BadFilter, Filter, Full, Subscriber
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +80,17 @@ async def _send_loop(websocket: WebSocket, subscriber: Subscriber, deps: Deps) -
         sent.events += 1
 
 
-async def _receive_loop(websocket: WebSocket, subscriber: Subscriber, deps: Deps) -> None:
+def _filter(
+    kinds: Iterable[str] | None, devices: Iterable[str] | None, grant: Grant | None
+) -> Filter:
+    """The client's filter, within its key's devices."""
+    filter_ = Filter.parse(kinds, devices)
+    return filter_.limited_to(grant.allows) if grant is not None and grant.restricted else filter_
+
+
+async def _receive_loop(
+    websocket: WebSocket, subscriber: Subscriber, deps: Deps, grant: Grant | None
+) -> None:
     while True:
         text = await websocket.receive_text()
         try:
@@ -82,7 +98,7 @@ async def _receive_loop(websocket: WebSocket, subscriber: Subscriber, deps: Deps
             if not isinstance(message, dict) or message.get("type") != "subscribe":
                 raise BadFilter('expected {"type": "subscribe", "kinds": [...], "devices": [...]}')
             deps.hub.refilter(
-                subscriber, Filter.parse(message.get("kinds"), message.get("devices"))
+                subscriber, _filter(message.get("kinds"), message.get("devices"), grant)
             )
         except (ValueError, TypeError, AttributeError) as exc:  # BadFilter, JSON errors
             await websocket.send_text(json.dumps({"type": "error", "detail": str(exc)}))
@@ -130,14 +146,18 @@ async def live_feed(
 ) -> None:
     settings = deps.settings
     accepted = False
+    grant: Grant | None = None
+    client: str | None = None
     if settings.reads_need_key:
         header = websocket.headers.get("x-api-key")
         if header is None:
             await websocket.accept()
             accepted = True
             header = await _first_message_key(websocket, settings.ws_auth_timeout_s)
-        scope = scope_of(settings, header)
-        if scope is None or scope < Scope.READ:
+        grant = grant_of(settings, header)
+        if grant is not None and header:
+            client = hashlib.sha256(header.encode()).hexdigest()
+        else:
             detail = (
                 "this feed needs an API key of scope read: the X-API-Key header, or the first "
                 'message {"type": "auth", "api_key": "..."}'
@@ -146,11 +166,10 @@ async def live_feed(
                 await _refuse(websocket, CLOSE_POLICY, detail, accepted=accepted)
             return
     try:
-        filter_ = Filter.parse(_split(kinds), _split(devices))
-        subscriber, resume = deps.hub.subscribe(filter_, last_event_id)
+        filter_ = _filter(_split(kinds), _split(devices), grant)
+        subscriber, resume = deps.hub.subscribe(filter_, last_event_id, client)
     except BadFilter as exc:
-        full = deps.hub.clients >= deps.hub.max_clients
-        code = CLOSE_TRY_AGAIN if full else CLOSE_POLICY
+        code = CLOSE_TRY_AGAIN if isinstance(exc, Full) else CLOSE_POLICY
         await _refuse(websocket, code, str(exc), accepted=accepted)
         return
     try:
@@ -169,7 +188,7 @@ async def live_feed(
         )
         async with asyncio.TaskGroup() as group:
             group.create_task(_send_loop(websocket, subscriber, deps), name="ws-send")
-            group.create_task(_receive_loop(websocket, subscriber, deps), name="ws-receive")
+            group.create_task(_receive_loop(websocket, subscriber, deps, grant), name="ws-receive")
             group.create_task(_watch(subscriber), name="ws-watch")
     except* WebSocketDisconnect:
         pass  # the client left

@@ -16,10 +16,10 @@ from fastapi import APIRouter, Query
 
 from api import queries, timerange
 from api.aggregation import QuarterRow, compose
-from api.deps import Deps
+from api.deps import AllowedDevice, Deps
 from api.errors import NotFound
 from api.models import AggregateOut, AggregatesPage, ReadingOut, ReadingsPage
-from api.params import DevicePath, End, Start
+from api.params import End, Start
 from api.responses import answers
 
 router = APIRouter(prefix="/api/v1", tags=["readings"], responses=answers(422))
@@ -30,7 +30,7 @@ DEFAULT_DAILY_WINDOW = timedelta(days=30)
 
 @router.get("/devices/{device_id}/readings", response_model=ReadingsPage)
 async def device_readings(
-    deps: Deps, device_id: DevicePath, start: Start = None, end: End = None
+    deps: Deps, device_id: AllowedDevice, start: Start = None, end: End = None
 ) -> ReadingsPage:
     """Raw readings in ``[start, end)`` (default: the last 24 hours), oldest first, at most
     ``max_rows``; the range may not exceed ``max_range``."""
@@ -55,7 +55,7 @@ async def device_readings(
 async def device_aggregates(
     *,
     deps: Deps,
-    device_id: DevicePath,
+    device_id: AllowedDevice,
     bucket: Annotated[
         timerange.Bucket,
         Query(description="`15m` (UTC quarter hours), `1h` or `1d` (local to `tz`)"),
