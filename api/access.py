@@ -105,12 +105,24 @@ def grant_of(settings: ApiSettings, presented: str | None) -> Grant | None:
 
 
 def any_keys(settings: ApiSettings) -> bool:
+    """Whether any key (or bearer token) can be valid here."""
     return bool(
         settings.read_api_keys
         or settings.api_keys
         or settings.admin_api_keys
         or settings.device_keys
+        or settings.jwt_secret
     )
+
+
+def require_scope(grant: Grant, needed: Scope) -> Grant:
+    """``grant``, or :class:`Forbidden` when its scope is too narrow for ``needed``."""
+    if grant.scope < needed:
+        raise Forbidden(
+            f"this endpoint needs a key with scope {needed.name.lower()} "
+            f"({KEY_SETTINGS[needed]}); the key given has scope {grant.scope.name.lower()}"
+        )
+    return grant
 
 
 def authorize(settings: ApiSettings, presented: str | None, needed: Scope) -> Grant:
@@ -119,13 +131,10 @@ def authorize(settings: ApiSettings, presented: str | None, needed: Scope) -> Gr
     if not any_keys(settings):
         raise Unauthorized("no API keys are configured on this server (WATTSTREAM_API_API_KEYS)")
     if not presented:
-        raise Unauthorized("this endpoint needs an API key in the X-API-Key header")
+        raise Unauthorized(
+            "this endpoint needs an API key in the X-API-Key header (or a bearer token)"
+        )
     grant = grant_of(settings, presented)
     if grant is None:
         raise Unauthorized("the X-API-Key is not valid")
-    if grant.scope < needed:
-        raise Forbidden(
-            f"this endpoint needs a key with scope {needed.name.lower()} "
-            f"({KEY_SETTINGS[needed]}); the key given has scope {grant.scope.name.lower()}"
-        )
-    return grant
+    return require_scope(grant, needed)

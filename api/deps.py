@@ -7,10 +7,10 @@ from typing import Annotated, TypedDict
 
 import asyncpg
 from fastapi import Depends, Request, Security
-from fastapi.security import APIKeyHeader
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
-from api.access import Grant, Scope, authorize
+from api.access import Grant, Scope, authorize, require_scope
 from api.commands import CommandPublisher
 from api.kpi.store import TariffStore
 from api.live.feed import KafkaFeed
@@ -18,6 +18,7 @@ from api.live.hub import Hub
 from api.metrics import Metrics
 from api.params import DevicePath
 from api.settings import ApiSettings
+from api.tokens import token_grant
 
 
 @dataclass(frozen=True)
@@ -52,27 +53,42 @@ _api_key_header = APIKeyHeader(
 )
 
 
-def _check(connection: HTTPConnection, presented: str | None, needed: Scope) -> None:
-    """Authorize, and keep the grant for the routes (:data:`Caller`, :data:`AllowedDevice`)."""
-    connection.state.grant = authorize(_resources(connection).settings, presented, needed)
+_bearer = HTTPBearer(
+    auto_error=False,
+    bearerFormat="JWT",
+    description="An HS256 JWT signed with WATTSTREAM_API_JWT_SECRET: claims exp, scope "
+    "(read, write, admin), optionally devices and device_prefixes (see docs/security.md).",
+)
+KeyHeader = Annotated[str | None, Security(_api_key_header)]
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
 
 
-def _require_read_key(
-    request: Request, presented: Annotated[str | None, Security(_api_key_header)]
+def _check(
+    connection: HTTPConnection,
+    key: str | None,
+    bearer: HTTPAuthorizationCredentials | None,
+    needed: Scope,
 ) -> None:
-    _check(request, presented, Scope.READ)
+    """Authorize by the bearer token if there is one, else the key; keep the grant for the
+    routes (:data:`Caller`, :data:`AllowedDevice`)."""
+    settings = _resources(connection).settings
+    if bearer is not None:
+        grant = require_scope(token_grant(settings, bearer.credentials), needed)
+    else:
+        grant = authorize(settings, key, needed)
+    connection.state.grant = grant
 
 
-def _require_api_key(
-    request: Request, presented: Annotated[str | None, Security(_api_key_header)]
-) -> None:
-    _check(request, presented, Scope.WRITE)
+def _require_read_key(request: Request, key: KeyHeader, bearer: Bearer) -> None:
+    _check(request, key, bearer, Scope.READ)
 
 
-def _require_admin_key(
-    request: Request, presented: Annotated[str | None, Security(_api_key_header)]
-) -> None:
-    _check(request, presented, Scope.ADMIN)
+def _require_api_key(request: Request, key: KeyHeader, bearer: Bearer) -> None:
+    _check(request, key, bearer, Scope.WRITE)
+
+
+def _require_admin_key(request: Request, key: KeyHeader, bearer: Bearer) -> None:
+    _check(request, key, bearer, Scope.ADMIN)
 
 
 ReadKey = Depends(_require_read_key)

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 PLACEHOLDER_API_KEY = PLACEHOLDER_SECRET  # refused outside development
 DEFAULT_RATE_LIMIT_PER_S = 50.0
+JWT_SECRET_MIN_BYTES = 32
 
 
 def _list_from_env(value: Any) -> Any:
@@ -107,6 +108,17 @@ class ApiSettings(BaseSettings, ServiceOptions):
     device_keys: Annotated[tuple[DeviceKey, ...], NoDecode] = ()
     """Keys limited to some devices: a JSON list of ``{"key", "scope", "devices",
     "prefixes"}`` (see docs/security.md); outside them a 403."""
+    jwt_secret: SecretStr | None = None
+    """HS256 secret of bearer JWTs (``Authorization: Bearer``) next to the API keys; unset: no
+    JWTs. Claims: ``exp`` (required), ``scope`` (``read``/``write``/``admin``, space-separated
+    or a list), optional ``devices`` and ``device_prefixes`` limiting the token like a device
+    key."""
+    jwt_issuer: str | None = None
+    """Required ``iss`` of the JWTs, if set."""
+    jwt_audience: str | None = None
+    """Required ``aud`` of the JWTs, if set (a token with an ``aud`` needs it set)."""
+    jwt_leeway_s: Annotated[float, Field(ge=0, le=300)] = 30.0
+    """Clock skew allowed when checking ``exp``, ``nbf`` and ``iat``."""
     require_read_key: bool | None = None
     """Whether reads need a key; unset: everywhere but ``environment=development``."""
     ws_auth_timeout_s: Annotated[float, Field(gt=0)] = 5.0
@@ -173,6 +185,14 @@ class ApiSettings(BaseSettings, ServiceOptions):
     def _split(cls, value: Any) -> Any:
         return _list_from_env(value)
 
+    @field_validator("jwt_secret")
+    @classmethod
+    def _jwt_secret_is_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < JWT_SECRET_MIN_BYTES:
+            # RFC 7518 3.2: an HS256 key at least as long as the hash.
+            raise ValueError(f"an HS256 secret needs at least {JWT_SECRET_MIN_BYTES} bytes")
+        return value
+
     @field_validator("device_keys", mode="before")
     @classmethod
     def _decode_device_keys(cls, value: Any) -> Any:
@@ -191,6 +211,7 @@ class ApiSettings(BaseSettings, ServiceOptions):
                 "admin_api_keys": self.admin_api_keys,
                 "read_api_keys": self.read_api_keys,
                 "device_keys": tuple(k.key for k in self.device_keys),
+                "jwt_secret": (self.jwt_secret,),
             },
         )
         return self

@@ -6,9 +6,11 @@ health, alerts, status; default all), ``devices`` (comma-separated ids; default 
 (``ApiSettings.reads_need_key``), give one of scope ``read`` or wider in the ``X-API-Key``
 header or, from a browser (which cannot set headers on a websocket), as the first message,
 ``{"type": "auth", "api_key": "..."}``, within ``ws_auth_timeout_s``; never in the URL, where
-proxies and logs would keep it. The server answers with a ``hello`` frame, then ``event``
-frames and, while nothing happens, ``heartbeat`` frames (protocol: :mod:`api.live.events`). The
-client may change its filter with ``{"type": "subscribe", "kinds": [...], "devices": [...]}``.
+proxies and logs would keep it. A bearer JWT (:mod:`api.tokens`) does as well: the
+``Authorization: Bearer`` header, or ``{"type": "auth", "token": "..."}``. The server answers
+with a ``hello`` frame, then ``event`` frames and, while nothing happens, ``heartbeat`` frames
+(protocol: :mod:`api.live.events`). The client may change its filter with
+``{"type": "subscribe", "kinds": [...], "devices": [...]}``.
 
 A key limited to some devices (``device_keys``) sees only their events; asking for another
 device is refused. Close codes: 1008 (bad filter, or no valid key where one is needed), 1013
@@ -32,7 +34,10 @@ from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 
 from api.access import Grant, grant_of
 from api.deps import Deps
+from api.errors import ApiProblem
 from api.live.hub import BadFilter, Filter, Full, Subscriber
+from api.settings import ApiSettings
+from api.tokens import token_grant
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +47,7 @@ CLOSE_POLICY = 1008
 CLOSE_TRY_AGAIN = 1013
 CLOSE_TOO_SLOW = 4008
 CLOSE_TIMEOUT_S = 2.0
-MAX_KEY_LENGTH = 256
+MAX_CREDENTIAL_LENGTH = 4096
 
 
 class _Kicked(Exception):
@@ -120,19 +125,41 @@ async def _refuse(websocket: WebSocket, code: int, detail: str, *, accepted: boo
     await websocket.close(code=code, reason=detail[:120])
 
 
-async def _first_message_key(websocket: WebSocket, timeout_s: float) -> str | None:
-    """The key of a first message ``{"type": "auth", "api_key": ...}`` within ``timeout_s``;
-    ``None`` for anything else, nothing in time, or a client that left."""
+async def _first_message_credentials(
+    websocket: WebSocket, timeout_s: float
+) -> tuple[str | None, str | None]:
+    """The key or bearer token of a first message ``{"type": "auth", "api_key": ...}`` or
+    ``{"type": "auth", "token": ...}`` within ``timeout_s``; ``(None, None)`` for anything
+    else, nothing in time, or a client that left."""
     try:
         async with asyncio.timeout(timeout_s):
             text = await websocket.receive_text()
         message: Any = json.loads(text)
     except (TimeoutError, ValueError, KeyError, WebSocketDisconnect):
-        return None  # KeyError: a binary frame (no "text")
+        return None, None  # KeyError: a binary frame (no "text")
     if not isinstance(message, dict) or message.get("type") != "auth":
-        return None
-    key = message.get("api_key")
-    return key if isinstance(key, str) and len(key) <= MAX_KEY_LENGTH else None
+        return None, None
+    key, token = message.get("api_key"), message.get("token")
+    return _credential(key), _credential(token)
+
+
+def _credential(value: Any) -> str | None:
+    return value if isinstance(value, str) and 0 < len(value) <= MAX_CREDENTIAL_LENGTH else None
+
+
+def _bearer(authorization: str | None) -> str | None:
+    scheme, _, token = (authorization or "").partition(" ")
+    return _credential(token.strip()) if scheme.lower() == "bearer" else None
+
+
+def _grant(settings: ApiSettings, key: str | None, token: str | None) -> Grant | None:
+    """The client's rights (every valid grant has scope read); ``None``: refuse it."""
+    if token is not None:
+        try:
+            return token_grant(settings, token)
+        except ApiProblem:  # 401 or 403: the feed closes with 1008 either way
+            return None
+    return grant_of(settings, key)
 
 
 @router.websocket("/ws/live")
@@ -149,18 +176,21 @@ async def live_feed(
     grant: Grant | None = None
     client: str | None = None
     if settings.reads_need_key:
-        header = websocket.headers.get("x-api-key")
-        if header is None:
+        key = websocket.headers.get("x-api-key")
+        token = _bearer(websocket.headers.get("authorization"))
+        if key is None and token is None:
             await websocket.accept()
             accepted = True
-            header = await _first_message_key(websocket, settings.ws_auth_timeout_s)
-        grant = grant_of(settings, header)
-        if grant is not None and header:
-            client = hashlib.sha256(header.encode()).hexdigest()
+            key, token = await _first_message_credentials(websocket, settings.ws_auth_timeout_s)
+        grant = _grant(settings, key, token)
+        credential = token or key
+        if grant is not None and credential:
+            client = hashlib.sha256(credential.encode()).hexdigest()
         else:
             detail = (
-                "this feed needs an API key of scope read: the X-API-Key header, or the first "
-                'message {"type": "auth", "api_key": "..."}'
+                "this feed needs an API key of scope read or a bearer token: the X-API-Key or "
+                'Authorization header, or the first message {"type": "auth", "api_key": "..."} '
+                '(or "token": "...")'
             )
             with contextlib.suppress(WebSocketDisconnect, RuntimeError):
                 await _refuse(websocket, CLOSE_POLICY, detail, accepted=accepted)

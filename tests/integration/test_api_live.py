@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import jwt
 import pytest
 import uvicorn
 from aiokafka import AIOKafkaProducer
@@ -39,6 +40,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 T0 = datetime(2026, 3, 29, 0, 0, tzinfo=UTC)
 KEY = "a-test-key-that-is-long-enough"
 READ_KEY = "a-read-key-that-is-long-enough"
+JWT_SECRET = "a-jwt-secret-that-is-32-bytes-or-more"
 
 
 def reading(device_id: str, seq: int) -> bytes:
@@ -483,6 +485,7 @@ async def test_heartbeats_key_and_bad_filters(
         ws_auth_timeout_s=1.0,
         read_api_keys=(SecretStr(READ_KEY),),
         api_keys=(SecretStr(KEY),),
+        jwt_secret=SecretStr(JWT_SECRET),
     ) as base:
         url = f"ws://{base}/api/v1/ws/live"
         async with connect(url) as ws:  # says nothing: the deadline passes
@@ -499,6 +502,20 @@ async def test_heartbeats_key_and_bad_filters(
             await refused(ws)
         async with connect(url, additional_headers={"X-API-Key": KEY}) as ws:  # write: also read
             await hello(ws)
+        token = jwt.encode(
+            {"scope": "read", "exp": datetime.now(UTC) + timedelta(minutes=1)}, JWT_SECRET
+        )
+        async with connect(url, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+            await hello(ws)
+        async with connect(url) as ws:
+            await ws.send(json.dumps({"type": "auth", "token": token}))
+            await hello(ws)
+        expired = jwt.encode(
+            {"scope": "read", "exp": datetime.now(UTC) - timedelta(hours=1)}, JWT_SECRET
+        )
+        async with connect(url) as ws:
+            await ws.send(json.dumps({"type": "auth", "token": expired}))
+            await refused(ws)
         async with connect(f"{url}?kinds=readings") as ws:
             await ws.send(json.dumps({"type": "auth", "api_key": READ_KEY}))
             assert (await hello(ws))["kinds"] == ["readings"]

@@ -121,6 +121,7 @@ def call(client: TestClient, case: Case, scope: Scope | None) -> None:
     kwargs = case.as_transport_kwargs(base_url="http://testserver", headers=headers)
     # The key of the scope under test, whatever schemathesis generated for the security scheme.
     kwargs["headers"].pop("X-API-Key", None)
+    kwargs["headers"].pop("Authorization", None)  # bearer tokens: tests/unit/api/test_tokens.py
     kwargs["headers"].update(headers)
     assert not kwargs.get("cookies"), "the API takes no cookies"
     response = client.request(

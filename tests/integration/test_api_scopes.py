@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
+import jwt
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
@@ -31,6 +32,7 @@ READ = "scope-test-read-key-0123456789"
 WRITE = "scope-test-write-key-0123456789"
 ADMIN = "scope-test-admin-key-0123456789"
 SITE = "scope-test-site-key-0123456789"
+JWT_SECRET = "scope-test-hs256-secret-0123456789abcdef"
 SITE_READ = "scope-test-site-read-key-0123456789"
 PATH_VALUES = {"device_id": "dev-none", "model_id": "no-model"}
 OWN = ["dev-own", "site_a-1", "site_a-2"]
@@ -73,6 +75,7 @@ def make_settings(url: str, services: Services, **overrides: Any) -> ApiSettings
         read_api_keys=(SecretStr(READ),),
         api_keys=(SecretStr(WRITE),),
         admin_api_keys=(SecretStr(ADMIN),),
+        jwt_secret=SecretStr(JWT_SECRET),
         device_keys=(
             DeviceKey(
                 key=SecretStr(SITE), scope="write", devices=("dev-own",), prefixes=("site_a-",)
@@ -196,3 +199,34 @@ def test_a_device_key_reaches_its_devices_only(guarded: TestClient) -> None:
     assert (
         guarded.get("/api/v1/devices", headers=reader).json()["items"][0]["device_id"] == "dev-own"
     )
+
+
+def bearer(
+    scope: str, expires_in: timedelta = timedelta(minutes=5), **claims: Any
+) -> dict[str, str]:
+    body = {"scope": scope, "exp": datetime.now(UTC) + expires_in, **claims}
+    return {"Authorization": f"Bearer {jwt.encode(body, JWT_SECRET, 'HS256')}"}
+
+
+def test_bearer_tokens_work_next_to_the_keys(guarded: TestClient) -> None:
+    assert guarded.get("/api/v1/devices", headers=bearer("read")).status_code == 200
+    expired = guarded.get("/api/v1/devices", headers=bearer("read", timedelta(minutes=-5)))
+    assert expired.status_code == 401
+    assert "expired" in expired.json()["detail"]
+    forged = guarded.get(
+        "/api/v1/devices",
+        headers={"Authorization": "Bearer " + jwt.encode({"scope": "admin"}, "x" * 32, "HS256")},
+    )
+    assert forged.status_code == 401
+    command = {"action": "online"}
+    path = "/api/v1/devices/{}/commands"
+    assert (
+        guarded.post(path.format("dev-own"), json=command, headers=bearer("read")).status_code
+        == 403
+    )
+    limited = bearer("write", devices=["dev-own"])
+    assert guarded.post(path.format("dev-other"), json=command, headers=limited).status_code == 403
+    assert guarded.post(path.format("dev-own"), json=command, headers=limited).status_code == 202
+    listed = guarded.get("/api/v1/devices", headers=limited).json()["items"]
+    assert [d["device_id"] for d in listed] == ["dev-own"]
+    assert guarded.get("/api/v1/fleet/summary", headers=limited).status_code == 403
