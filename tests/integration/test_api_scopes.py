@@ -22,6 +22,7 @@ from api.settings import ApiSettings, DeviceKey
 from schema.connections import DatabaseConnection, KafkaConnection, MqttConnection
 
 from ..conftest import migrated_database
+from ..fixtures.api import add_devices
 
 if TYPE_CHECKING:
     from tests.conftest import Services
@@ -43,13 +44,9 @@ HOUR = datetime(2026, 3, 29, 10, tzinfo=UTC)
 @pytest.fixture(scope="module")
 async def database(services: Services) -> AsyncIterator[str]:
     async with migrated_database(services) as url:
+        await add_devices(url, OWN + OTHERS)
         conn = await asyncpg.connect(url)
         try:
-            await conn.executemany(
-                "INSERT INTO devices (device_id, kind, tz, interval_s)"
-                " VALUES ($1, 'hvac', 'UTC', 60)",
-                [(d,) for d in OWN + OTHERS],
-            )
             await conn.executemany(
                 "INSERT INTO alerts (device_id, hour_start, kind, severity, residual_kwh, sigma,"
                 " z, message, raised_at)"
