@@ -132,7 +132,11 @@ def call(client: TestClient, case: Case, scope: Scope | None) -> None:
         json=kwargs.get("json"),
         content=kwargs.get("data") if isinstance(kwargs.get("data"), bytes | str) else None,
     )
-    case.validate_response(response, checks=CHECKS, headers=headers)
+    # /ready's 503 is its documented answer, not a server error: Kafka or the database slow to
+    # answer its probe (a loaded machine); the other checks still hold it to its description.
+    ready = case.operation.path == "/ready"
+    used = [c for c in CHECKS if c is not checks.not_a_server_error] if ready else CHECKS
+    case.validate_response(response, checks=used, headers=headers)
     status = response.status_code
     if case.method.upper() != case.operation.method.upper():  # a method the path does not have
         assert status == 405, response.text
