@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 from pydantic import SecretStr, ValidationError
@@ -17,13 +16,6 @@ pytestmark = pytest.mark.unit
 
 READ, WRITE, ADMIN = "r" * 24, "w" * 24, "a" * 24
 SITE = "s" * 24
-
-
-@pytest.fixture(autouse=True)
-def _no_api_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("WATTSTREAM_API_"):
-            monkeypatch.delenv(name)
 
 
 def settings(**overrides: object) -> ApiSettings:

@@ -3,7 +3,6 @@ device claims; and no token, however mangled, gets past as anything but a 401 or
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,13 +20,6 @@ from api.tokens import token_grant
 pytestmark = pytest.mark.unit
 
 SECRET = "an-hs256-secret-of-at-least-32-bytes!"
-
-
-@pytest.fixture(autouse=True)
-def _no_api_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("WATTSTREAM_API_"):
-            monkeypatch.delenv(name)
 
 
 SETTINGS = ApiSettings(
