@@ -24,13 +24,14 @@ from fastapi.staticfiles import StaticFiles
 
 from api import errors
 from api.commands import CommandPublisher
-from api.deps import READ_RESPONSES, ReadKey, Resources, State
+from api.deps import ReadKey, Resources, State
 from api.kpi.store import TariffStore
 from api.limits import BodyLimit, Deadline, RateLimit, TokenBuckets
 from api.live.feed import KafkaFeed
 from api.live.hub import Hub
 from api.metrics import Metrics
 from api.requestid import RequestId
+from api.responses import KEY_ANSWERS, document_problem, middleware_answers
 from api.routes import commands, devices, fleet, forecasts, health, kpis, live, models, readings
 from api.settings import ApiSettings
 from schema.topics import KafkaTopics, MqttTopics
@@ -73,6 +74,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         replay_size=settings.ws_replay_size,
         replay_age_s=settings.ws_replay_age.total_seconds(),
         max_clients=settings.ws_max_clients,
+        max_clients_per_key=settings.ws_max_clients_per_key,
     )
     feed = KafkaFeed(settings.kafka.bootstrap, KafkaTopics(settings.topic_namespace), hub)
     publisher = CommandPublisher(
@@ -143,16 +145,19 @@ def create_app(settings: ApiSettings) -> FastAPI:
         buckets = TokenBuckets(settings.rate_limit, settings.rate_limit_burst)
         app.add_middleware(RateLimit, buckets=buckets)
     app.add_middleware(RequestId)  # outermost: every layer logs with the request's id
-    app.include_router(health.router)
+    document_problem(app)
+    # The operations endpoints are never rate limited (probes, scrapers).
+    app.include_router(health.router, responses=middleware_answers(rate_limited=False))
     app.include_router(live.router)  # authenticates its clients itself (header or first message)
     # Every other /api/v1 router: scope `read` where reads need a key (write/admin add theirs);
     # elsewhere (development) nothing, so the OpenAPI document says no key is needed.
     guarded = settings.reads_need_key
+    limited = middleware_answers(rate_limited=settings.rate_limit > 0)
     for module in (readings, devices, forecasts, fleet, kpis, models, commands):
         app.include_router(
             module.router,
             dependencies=[ReadKey] if guarded else None,
-            responses=READ_RESPONSES if guarded else None,
+            responses={**limited, **KEY_ANSWERS} if guarded else limited,
         )
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

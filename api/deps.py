@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
-from enum import IntEnum
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, TypedDict
 
 import asyncpg
 from fastapi import Depends, Request, Security
-from fastapi.security import APIKeyHeader
-from pydantic import SecretStr
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
+from api.access import Grant, Scope, authorize, require_scope
 from api.commands import CommandPublisher
-from api.errors import Forbidden, Unauthorized
 from api.kpi.store import TariffStore
 from api.live.feed import KafkaFeed
 from api.live.hub import Hub
 from api.metrics import Metrics
+from api.params import DevicePath
 from api.settings import ApiSettings
+from api.tokens import token_grant
 
 
 @dataclass(frozen=True)
@@ -49,85 +48,48 @@ _api_key_header = APIKeyHeader(
     name="X-API-Key",
     auto_error=False,
     description="A key of WATTSTREAM_API_READ_API_KEYS (scope read), WATTSTREAM_API_API_KEYS "
-    "(write: also read) or WATTSTREAM_API_ADMIN_API_KEYS (admin: also write and read).",
+    "(write: also read) or WATTSTREAM_API_ADMIN_API_KEYS (admin: also write and read), or of "
+    "WATTSTREAM_API_DEVICE_KEYS (any scope, limited to some devices).",
 )
 
 
-class Scope(IntEnum):
-    """What a key may do; each scope includes the ones below it."""
-
-    READ = 1
-    WRITE = 2
-    ADMIN = 3
-
-
-_KEY_SETTINGS = {
-    Scope.READ: "WATTSTREAM_API_READ_API_KEYS",
-    Scope.WRITE: "WATTSTREAM_API_API_KEYS",
-    Scope.ADMIN: "WATTSTREAM_API_ADMIN_API_KEYS",
-}
+_bearer = HTTPBearer(
+    auto_error=False,
+    bearerFormat="JWT",
+    description="An HS256 JWT signed with WATTSTREAM_API_JWT_SECRET: claims exp, scope "
+    "(read, write, admin), optionally devices and device_prefixes (see docs/security.md).",
+)
+KeyHeader = Annotated[str | None, Security(_api_key_header)]
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
 
 
-def _matches(presented: str, keys: tuple[SecretStr, ...]) -> bool:
-    """Constant-time comparison against every key (no early exit on a match)."""
-    candidate = presented.encode()
-    found = False
-    for key in keys:
-        found |= secrets.compare_digest(candidate, key.get_secret_value().encode())
-    return found
-
-
-def scope_of(settings: ApiSettings, presented: str | None) -> Scope | None:
-    """The widest scope ``presented`` carries; ``None`` for no key or an unknown one. Every
-    configured key is compared, whatever matched first (no timing hint)."""
-    if not presented:
-        return None
-    admin = _matches(presented, settings.admin_api_keys)
-    write = _matches(presented, settings.api_keys)
-    read = _matches(presented, settings.read_api_keys)
-    return Scope.ADMIN if admin else Scope.WRITE if write else Scope.READ if read else None
-
-
-def authorize(settings: ApiSettings, presented: str | None, needed: Scope) -> None:
-    """:class:`Unauthorized` without a valid key, :class:`Forbidden` when its scope is too
-    narrow for ``needed``."""
-    if not (settings.read_api_keys or settings.api_keys or settings.admin_api_keys):
-        raise Unauthorized("no API keys are configured on this server (WATTSTREAM_API_API_KEYS)")
-    if not presented:
-        raise Unauthorized("this endpoint needs an API key in the X-API-Key header")
-    scope = scope_of(settings, presented)
-    if scope is None:
-        raise Unauthorized("the X-API-Key is not valid")
-    if scope < needed:
-        raise Forbidden(
-            f"this endpoint needs a key with scope {needed.name.lower()} "
-            f"({_KEY_SETTINGS[needed]}); the key given has scope {scope.name.lower()}"
-        )
-
-
-def _require_read_key(
-    request: Request, presented: Annotated[str | None, Security(_api_key_header)]
+def _check(
+    connection: HTTPConnection,
+    key: str | None,
+    bearer: HTTPAuthorizationCredentials | None,
+    needed: Scope,
 ) -> None:
-    authorize(_resources(request).settings, presented, Scope.READ)
+    """Authorize by the bearer token if there is one, else the key; keep the grant for the
+    routes (:data:`Caller`, :data:`AllowedDevice`)."""
+    settings = _resources(connection).settings
+    if bearer is not None:
+        grant = require_scope(token_grant(settings, bearer.credentials), needed)
+    else:
+        grant = authorize(settings, key, needed)
+    connection.state.grant = grant
 
 
-def _require_api_key(
-    request: Request, presented: Annotated[str | None, Security(_api_key_header)]
-) -> None:
-    authorize(_resources(request).settings, presented, Scope.WRITE)
+def _require_read_key(request: Request, key: KeyHeader, bearer: Bearer) -> None:
+    _check(request, key, bearer, Scope.READ)
 
 
-def _require_admin_key(
-    request: Request, presented: Annotated[str | None, Security(_api_key_header)]
-) -> None:
-    authorize(_resources(request).settings, presented, Scope.ADMIN)
+def _require_api_key(request: Request, key: KeyHeader, bearer: Bearer) -> None:
+    _check(request, key, bearer, Scope.WRITE)
 
 
-READ_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Reads need a key here: missing or invalid X-API-Key (problem+json)"},
-    403: {"description": "The key has no read scope (problem+json)"},
-}
-"""What :data:`ReadKey` may answer, for the routers' OpenAPI."""
+def _require_admin_key(request: Request, key: KeyHeader, bearer: Bearer) -> None:
+    _check(request, key, bearer, Scope.ADMIN)
+
 
 ReadKey = Depends(_require_read_key)
 """Dependency of every ``/api/v1`` router, which the app adds when ``settings.reads_need_key``
@@ -136,3 +98,32 @@ ApiKey = Depends(_require_api_key)
 """Route dependency of the write endpoints: ``dependencies=[ApiKey]``."""
 AdminKey = Depends(_require_admin_key)
 """Route dependency of the admin endpoints: ``dependencies=[AdminKey]``."""
+
+
+def _caller(request: Request) -> Grant | None:
+    """The grant a key dependency kept; ``None`` where no key was needed (open reads)."""
+    grant: Grant | None = getattr(request.state, "grant", None)
+    return grant
+
+
+Caller = Annotated[Grant | None, Depends(_caller)]
+"""The caller's rights, after the route's key dependencies ran."""
+
+
+def _allowed_device(caller: Caller, device_id: DevicePath) -> str:
+    if caller is not None:
+        caller.check_device(device_id)
+    return device_id
+
+
+AllowedDevice = Annotated[str, Depends(_allowed_device)]
+"""The ``device_id`` path parameter, refused (403) outside the caller's devices."""
+
+
+def _fleet_wide(caller: Caller) -> None:
+    if caller is not None:
+        caller.check_fleet()
+
+
+FleetWide = Depends(_fleet_wide)
+"""Route dependency of the fleet-wide views: a key limited to some devices is refused (403)."""

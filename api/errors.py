@@ -82,12 +82,6 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=sent or None)
 
 
-PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    422: {"description": "Invalid request (problem+json, `detail` says why)"},
-}
-"""Documented in OpenAPI on every route that validates input."""
-
-
 async def _on_validation(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [
@@ -100,7 +94,8 @@ async def _on_validation(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _on_http(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    return problem(exc.status_code, str(exc.detail), str(exc.detail))
+    # Its headers too: a 405 names the allowed methods (``Allow``).
+    return problem(exc.status_code, str(exc.detail), str(exc.detail), headers=exc.headers)
 
 
 DATABASE_AWAY: tuple[type[Exception], ...] = (

@@ -3,9 +3,10 @@ per-client token bucket (429 with ``Retry-After``) and a deadline (503 with ``Re
 no answer has started in time: a database that does not answer never hangs a client), all
 answering problem+json.
 
-A client is its API key when it sends one (each key its own bucket, so clients behind one
-proxy address do not starve each other), else its address. The operations endpoints (``/live``,
-``/ready``, ``/metrics``) are never rate limited: probes and scrapers must always get through.
+A client is its API key (or bearer token) when it sends one (each key its own bucket, so clients
+behind one proxy address do not starve each other), else its address. The operations endpoints
+(``/live``, ``/ready``, ``/metrics``) are never rate limited: probes and scrapers must always get
+through.
 Websockets pass straight through (the hub bounds its clients).
 """
 
@@ -97,10 +98,12 @@ class TokenBuckets:
 
 
 def client_of(scope: Scope) -> str:
-    """The key's digest when the request carries one (never the key itself), else the address."""
-    key = dict(scope["headers"]).get(b"x-api-key")
-    if key:
-        return "key:" + hashlib.sha256(key).hexdigest()[:32]
+    """The digest of the request's key or bearer token (never the credential itself), else
+    its address."""
+    headers = dict(scope["headers"])
+    credential = headers.get(b"x-api-key") or headers.get(b"authorization")
+    if credential:
+        return "key:" + hashlib.sha256(credential).hexdigest()[:32]
     client = scope.get("client")
     return f"addr:{client[0] if client else 'unknown'}"
 

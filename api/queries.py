@@ -49,7 +49,18 @@ async def device_zone(conn: asyncpg.Connection, device_id: str) -> str | None:
     return tz
 
 
-# Ids after $1 from readings (loose index scan), devices and device_status; at most $2.
+def _allowed(column: str, ids: int) -> str:
+    """``column`` within a key's devices: the ids in parameter ``ids`` or a ``LIKE`` pattern
+    in the next one; both ``NULL``: every device (:meth:`api.access.Grant.sql_filter`)."""
+    return (
+        f"(${ids}::text[] IS NULL OR {column} = ANY(${ids}::text[])"
+        f" OR {column} LIKE ANY(${ids + 1}::text[]))"
+    )
+
+
+# Ids after $1 from readings (loose index scan), devices and device_status, within the key's
+# devices ($3, $4); at most $2. The loose scan walks every device id after $1 until $2 are
+# allowed (one index probe per device, never another device's readings).
 _DEVICE_IDS = """
 WITH RECURSIVE seen(device_id) AS (
     (SELECT device_id FROM readings WHERE device_id > $1 ORDER BY device_id LIMIT 1)
@@ -59,14 +70,16 @@ WITH RECURSIVE seen(device_id) AS (
     FROM seen WHERE seen.device_id IS NOT NULL
 ),
 ids AS (
-    (SELECT device_id FROM seen WHERE device_id IS NOT NULL LIMIT $2)
+    (SELECT device_id FROM seen WHERE device_id IS NOT NULL AND {allowed} LIMIT $2)
     UNION
-    (SELECT device_id FROM devices WHERE device_id > $1 ORDER BY device_id LIMIT $2)
+    (SELECT device_id FROM devices WHERE device_id > $1 AND {allowed}
+     ORDER BY device_id LIMIT $2)
     UNION
-    (SELECT device_id FROM device_status WHERE device_id > $1 ORDER BY device_id LIMIT $2)
+    (SELECT device_id FROM device_status WHERE device_id > $1 AND {allowed}
+     ORDER BY device_id LIMIT $2)
 ),
 page AS (SELECT device_id FROM ids ORDER BY device_id LIMIT $2)
-"""
+""".format(allowed=_allowed("device_id", 3))  # noqa: S608 - a constant predicate
 
 _DEVICE_COLUMNS = """
 SELECT page.device_id,
@@ -98,8 +111,14 @@ DEVICE_ONE = (
 )
 
 
-async def devices_page(conn: asyncpg.Connection, after: str, limit: int) -> list[Row]:
-    return [dict(row) for row in await conn.fetch(DEVICES_PAGE, after, limit)]
+async def devices_page(
+    conn: asyncpg.Connection,
+    after: str,
+    limit: int,
+    within: tuple[list[str] | None, list[str] | None] = (None, None),
+) -> list[Row]:
+    """Devices after ``after``; ``within``: a key's ids and ``LIKE`` patterns (``None``: all)."""
+    return [dict(row) for row in await conn.fetch(DEVICES_PAGE, after, limit, *within)]
 
 
 async def device(conn: asyncpg.Connection, device_id: str) -> Row | None:
@@ -273,9 +292,10 @@ WHERE ($1::text IS NULL OR a.device_id = $1)
   AND ($4::timestamptz IS NULL OR a.hour_start < $4)
   AND ($5::timestamptz IS NULL OR (a.raised_at, a.device_id, a.hour_start, a.kind)
                                     < ($5, $6::text, $7::timestamptz, $8::text))
+  AND {allowed}
 ORDER BY a.raised_at DESC, a.device_id DESC, a.hour_start DESC, a.kind DESC
 LIMIT $9
-"""
+""".format(allowed=_allowed("a.device_id", 10))
 )
 
 
@@ -288,9 +308,10 @@ async def alerts_page(
     end: datetime | None,
     after: tuple[datetime, str, datetime, str] | None,
     limit: int,
+    within: tuple[list[str] | None, list[str] | None] = (None, None),
 ) -> list[Row]:
     key = after or (None, None, None, None)
-    rows = await conn.fetch(ALERTS_PAGE, device_id, severity, start, end, *key, limit)
+    rows = await conn.fetch(ALERTS_PAGE, device_id, severity, start, end, *key, limit, *within)
     return [dict(row) for row in rows]
 
 

@@ -5,11 +5,12 @@ passes the database URL and the port. Lists (``API_KEYS``, ``CORS_ORIGINS``) are
 environment either as JSON or comma-separated.
 
 API keys carry a scope: ``read_api_keys`` read, ``api_keys`` write (device commands; also
-read), ``admin_api_keys`` admin (model activation; also write and read). Reads (every ``GET``
-under ``/api/v1`` and the live websocket) need a key when ``reads_need_key``: by default outside
-development, so ``wattstream run`` works without one. The default keys are a placeholder that
-only ``environment=development`` accepts; every other environment refuses to start with it, with
-a short key, or with the default database password.
+read), ``admin_api_keys`` admin (model activation; also write and read); ``device_keys`` are
+keys of any scope limited to some devices (ids, or id prefixes such as a site's). Reads (every
+``GET`` under ``/api/v1`` and the live websocket) need a key when ``reads_need_key``: by default
+outside development, so ``wattstream run`` works without one. The default keys are a placeholder
+that only ``environment=development`` accepts; every other environment refuses to start with it,
+with a short key, or with the default database password.
 
 MQTT: the API publishes commands as its own broker user (``mqtt.username``, the local
 cluster's ``api``), over TLS with ``mqtt.tls``. HTTPS: give ``ssl_certfile`` and ``ssl_keyfile``.
@@ -21,9 +22,9 @@ import json
 import logging
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from api.kpi.tariffs import load_book
@@ -35,11 +36,13 @@ from schema.connections import (
     ServiceOptions,
     refuse_placeholder_secrets,
 )
+from schema.wire import DEVICE_ID_PATTERN
 
 log = logging.getLogger(__name__)
 
 PLACEHOLDER_API_KEY = PLACEHOLDER_SECRET  # refused outside development
 DEFAULT_RATE_LIMIT_PER_S = 50.0
+JWT_SECRET_MIN_BYTES = 32
 
 
 def _list_from_env(value: Any) -> Any:
@@ -50,6 +53,33 @@ def _list_from_env(value: Any) -> Any:
     if text.startswith("["):
         return json.loads(text)
     return [part.strip() for part in text.split(",") if part.strip()]
+
+
+class DeviceKey(BaseModel):
+    """A key limited to some devices: ``{"key": "...", "scope": "read", "devices": ["dev-1"],
+    "prefixes": ["berlin-"]}``. It reaches the devices named and those whose id starts with a
+    prefix, nothing fleet-wide."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key: SecretStr
+    scope: Literal["read", "write", "admin"] = "read"
+    devices: tuple[Annotated[str, Field(pattern=DEVICE_ID_PATTERN)], ...] = ()
+    prefixes: tuple[Annotated[str, Field(min_length=1, max_length=64)], ...] = ()
+
+    @model_validator(mode="after")
+    def _limited(self) -> DeviceKey:
+        if not (self.devices or self.prefixes):
+            raise ValueError("a device key names devices or prefixes (else use the key lists)")
+        return self
+
+
+def _json_objects(value: Any) -> Any:
+    """Each entry of a list given as JSON text (``--device-keys '{...}'``) decoded."""
+    value = _list_from_env(value) if isinstance(value, str) else value
+    if isinstance(value, list | tuple):
+        return [json.loads(v) if isinstance(v, str) else v for v in value]
+    return value
 
 
 class ApiSettings(BaseSettings, ServiceOptions):
@@ -75,6 +105,20 @@ class ApiSettings(BaseSettings, ServiceOptions):
     """Keys accepted by the admin endpoints (and the write endpoints); empty: no admin access."""
     read_api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = ()
     """Keys of scope ``read``: the ``GET`` endpoints under ``/api/v1`` and the live feed."""
+    device_keys: Annotated[tuple[DeviceKey, ...], NoDecode] = ()
+    """Keys limited to some devices: a JSON list of ``{"key", "scope", "devices",
+    "prefixes"}`` (see docs/security.md); outside them a 403."""
+    jwt_secret: SecretStr | None = None
+    """HS256 secret of bearer JWTs (``Authorization: Bearer``) next to the API keys; unset: no
+    JWTs. Claims: ``exp`` (required), ``scope`` (``read``/``write``/``admin``, space-separated
+    or a list), optional ``devices`` and ``device_prefixes`` limiting the token like a device
+    key."""
+    jwt_issuer: str | None = None
+    """Required ``iss`` of the JWTs, if set."""
+    jwt_audience: str | None = None
+    """Required ``aud`` of the JWTs, if set (a token with an ``aud`` needs it set)."""
+    jwt_leeway_s: Annotated[float, Field(ge=0, le=300)] = 30.0
+    """Clock skew allowed when checking ``exp``, ``nbf`` and ``iat``."""
     require_read_key: bool | None = None
     """Whether reads need a key; unset: everywhere but ``environment=development``."""
     ws_auth_timeout_s: Annotated[float, Field(gt=0)] = 5.0
@@ -99,6 +143,10 @@ class ApiSettings(BaseSettings, ServiceOptions):
     """Recent events kept for clients that reconnect with a last-event id."""
     ws_replay_age: timedelta = timedelta(minutes=5)
     ws_max_clients: Annotated[int, Field(ge=1)] = 5_000
+    """Live-feed clients one API process serves at most; more are closed with 1013."""
+    ws_max_clients_per_key: Annotated[int, Field(ge=1)] = 50
+    """Live-feed clients of one key at most (where reads need a key); more are closed with
+    1013."""
 
     max_body_bytes: Annotated[int, Field(ge=1)] = 64 * 1024
     """Longest request body accepted; a longer one is a 413 (commands are a few hundred bytes)."""
@@ -137,6 +185,19 @@ class ApiSettings(BaseSettings, ServiceOptions):
     def _split(cls, value: Any) -> Any:
         return _list_from_env(value)
 
+    @field_validator("jwt_secret")
+    @classmethod
+    def _jwt_secret_is_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < JWT_SECRET_MIN_BYTES:
+            # RFC 7518 3.2: an HS256 key at least as long as the hash.
+            raise ValueError(f"an HS256 secret needs at least {JWT_SECRET_MIN_BYTES} bytes")
+        return value
+
+    @field_validator("device_keys", mode="before")
+    @classmethod
+    def _decode_device_keys(cls, value: Any) -> Any:
+        return _json_objects(value)
+
     @model_validator(mode="after")
     def _no_placeholder_keys_outside_development(self) -> ApiSettings:
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
@@ -149,6 +210,8 @@ class ApiSettings(BaseSettings, ServiceOptions):
                 "api_keys": self.api_keys,
                 "admin_api_keys": self.admin_api_keys,
                 "read_api_keys": self.read_api_keys,
+                "device_keys": tuple(k.key for k in self.device_keys),
+                "jwt_secret": (self.jwt_secret,),
             },
         )
         return self
@@ -157,7 +220,12 @@ class ApiSettings(BaseSettings, ServiceOptions):
     def uses_placeholder_key(self) -> bool:
         return any(
             k.get_secret_value() == PLACEHOLDER_API_KEY
-            for k in (*self.api_keys, *self.admin_api_keys, *self.read_api_keys)
+            for k in (
+                *self.api_keys,
+                *self.admin_api_keys,
+                *self.read_api_keys,
+                *(d.key for d in self.device_keys),
+            )
         )
 
     @property

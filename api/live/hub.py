@@ -17,7 +17,7 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from api.live.events import KINDS, Kind, LiveEvent, event_text
 from api.live.queue import ClientQueue, Verdict
@@ -31,11 +31,17 @@ class BadFilter(ValueError):
     """A subscription the client asked for that cannot be served (poison: tell the client)."""
 
 
+class Full(BadFilter):
+    """The process, or the client's key, has as many live clients as allowed: try later."""
+
+
 @dataclass(frozen=True, slots=True)
 class Filter:
     kinds: frozenset[Kind] = frozenset(KINDS)
     devices: frozenset[str] | None = None
     """``None``: every device."""
+    within: Callable[[str], bool] | None = field(default=None, compare=False)
+    """The devices the client's key reaches (``None``: every device); ``devices`` lie within."""
 
     @classmethod
     def parse(cls, kinds: Iterable[str] | None, devices: Iterable[str] | None) -> Filter:
@@ -49,9 +55,18 @@ class Filter:
         return cls(kinds=kind_set, devices=device_set)  # type: ignore[arg-type]  # checked above
 
     def matches(self, event: LiveEvent) -> bool:
-        return event.kind in self.kinds and (
-            self.devices is None or event.device_id in self.devices
+        return (
+            event.kind in self.kinds
+            and (self.devices is None or event.device_id in self.devices)
+            and (self.within is None or self.within(event.device_id))
         )
+
+    def limited_to(self, within: Callable[[str], bool]) -> Filter:
+        """This filter within a key's devices; a device asked for outside them is refused."""
+        outside = sorted(d for d in self.devices or () if not within(d))
+        if outside:
+            raise BadFilter(f"devices outside this key's: {outside[:10]}")
+        return replace(self, within=within)
 
     def describe(self) -> dict[str, list[str] | None]:
         return {
@@ -78,6 +93,8 @@ class Subscriber:
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     kicked: asyncio.Event = field(default_factory=asyncio.Event)
     kick_reason: str | None = None
+    client: str | None = None
+    """Who connected (a digest of the key), for the per-key limit."""
 
     def kick(self, reason: str) -> None:
         if self.kick_reason is None:
@@ -103,6 +120,7 @@ class Hub:
         replay_size: int,
         replay_age_s: float,
         max_clients: int,
+        max_clients_per_key: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         stream_id: str | None = None,
     ) -> None:
@@ -111,6 +129,7 @@ class Hub:
         self.max_behind_s = max_behind_s
         self.replay_age_s = replay_age_s
         self.max_clients = max_clients
+        self.max_clients_per_key = max_clients_per_key
         self._clock = clock
         self._seq = 0
         self._replay: deque[LiveEvent] = deque(maxlen=replay_size or None)
@@ -149,12 +168,19 @@ class Hub:
         return event
 
     def subscribe(
-        self, filter_: Filter, last_event_id: str | None = None
+        self, filter_: Filter, last_event_id: str | None = None, client: str | None = None
     ) -> tuple[Subscriber, Resume]:
+        """Register a client; :class:`Full` past ``max_clients``, or past
+        ``max_clients_per_key`` clients of the same ``client`` (a key's digest)."""
         if len(self._subscribers) >= self.max_clients:
-            raise BadFilter(f"this API process serves at most {self.max_clients} live clients")
+            raise Full(f"this API process serves at most {self.max_clients} live clients")
+        per_key = self.max_clients_per_key
+        if client is not None and per_key is not None:
+            same = sum(1 for s in self._subscribers if s.client == client)
+            if same >= per_key:
+                raise Full(f"this key has {same} live clients already, the most allowed")
         subscriber = Subscriber(
-            filter_, ClientQueue(self.queue_size, self.max_behind_s, self._clock)
+            filter_, ClientQueue(self.queue_size, self.max_behind_s, self._clock), client=client
         )
         resume = self._replay_to(subscriber, last_event_id) if last_event_id else Resume("none")
         self._subscribers.add(subscriber)

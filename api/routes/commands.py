@@ -11,27 +11,16 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Request, Response, status
 
 from api import idempotency, queries
-from api.deps import AdminKey, ApiKey, Deps
-from api.errors import PROBLEM_RESPONSES, NotFound
+from api.deps import AdminKey, AllowedDevice, ApiKey, Deps, FleetWide
+from api.errors import NotFound
 from api.models import CommandAccepted, CommandIn, ModelOut
-from api.params import DevicePath
+from api.responses import KEY_ANSWERS, answers
 from schema.device_messages import DeviceCommand
-
-AUTH_RESPONSES: dict[int | str, dict[str, str]] = {
-    401: {"description": "Missing or invalid X-API-Key (problem+json)"},
-    403: {"description": "The key's scope is too narrow: read for a command (problem+json)"},
-    404: {"description": "Unknown device or model (problem+json)"},
-    503: {"description": "The MQTT broker did not acknowledge in time (problem+json)"},
-}
-IDEMPOTENCY_RESPONSES: dict[int | str, dict[str, str]] = {
-    409: {"description": "A request with this Idempotency-Key is still running (problem+json)"},
-    422: {"description": "Invalid body, or an Idempotency-Key used for another command"},
-}
 
 router = APIRouter(
     prefix="/api/v1",
     dependencies=[ApiKey],
-    responses={**PROBLEM_RESPONSES, **AUTH_RESPONSES},
+    responses={**answers(404, 422), **KEY_ANSWERS},
 )
 
 
@@ -40,14 +29,22 @@ router = APIRouter(
     response_model=CommandAccepted,
     status_code=status.HTTP_202_ACCEPTED,
     tags=["commands"],
-    responses=IDEMPOTENCY_RESPONSES,
+    responses=answers(
+        400,
+        409,
+        422,
+        503,
+        s422="Invalid body, or an Idempotency-Key used for another command",
+        s503="The MQTT broker did not acknowledge in time (the command may not have been "
+        "delivered: retry with the same Idempotency-Key)",
+    ),
 )
 async def send_command(
     *,
     deps: Deps,
     request: Request,
     response: Response,
-    device_id: DevicePath,
+    device_id: AllowedDevice,
     body: CommandIn,
     idempotency_key: Annotated[
         str | None,
@@ -104,8 +101,7 @@ async def send_command(
     "/admin/models/{model_id}/activate",
     response_model=ModelOut,
     tags=["admin"],
-    dependencies=[AdminKey],
-    responses={403: {"description": "The key is a read or write key, not admin (problem+json)"}},
+    dependencies=[AdminKey, FleetWide],
 )
 async def activate_model(
     deps: Deps, model_id: Annotated[str, Path(min_length=1, max_length=128)]

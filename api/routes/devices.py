@@ -10,12 +10,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from fastapi import APIRouter, Query
 
 from api import pagination, queries, timerange
-from api.deps import Deps
-from api.errors import PROBLEM_RESPONSES, NotFound
+from api.deps import AllowedDevice, Caller, Deps
+from api.errors import NotFound
 from api.models import DeviceDetail, DevicesPage, DeviceSummary, HealthOut, HealthPage
-from api.params import Cursor, DevicePath, End, Start
+from api.params import Cursor, End, Start
+from api.responses import answers
 
-router = APIRouter(prefix="/api/v1", tags=["devices"], responses=PROBLEM_RESPONSES)
+router = APIRouter(prefix="/api/v1", tags=["devices"], responses=answers(422))
 
 HEALTH_WINDOW = timedelta(hours=24)
 
@@ -44,17 +45,19 @@ def summary(row: dict[str, Any]) -> DeviceSummary:
 @router.get("/devices", response_model=DevicesPage)
 async def list_devices(
     deps: Deps,
+    caller: Caller,
     limit: Annotated[int, Query(ge=1, le=1000, description="Page size")] = 100,
     cursor: Cursor = None,
 ) -> DevicesPage:
-    """Every known device with its presence, last-seen time and latest health status, in
-    device-id order, one page at a time."""
+    """Every known device (within the key's devices) with its presence, last-seen time and
+    latest health status, in device-id order, one page at a time."""
     limit = min(limit, deps.settings.page_size_max)
     after = pagination.decode("devices", cursor, 1)[0] if cursor else ""
     if not isinstance(after, str):
         after = str(after)
     async with deps.pool.acquire() as conn:
-        rows = await queries.devices_page(conn, after, limit + 1)
+        within = caller.sql_filter() if caller else (None, None)
+        rows = await queries.devices_page(conn, after, limit + 1, within)
     more = len(rows) > limit
     rows = rows[:limit]
     return DevicesPage(
@@ -63,8 +66,8 @@ async def list_devices(
     )
 
 
-@router.get("/devices/{device_id}", response_model=DeviceDetail)
-async def get_device(deps: Deps, device_id: DevicePath) -> DeviceDetail:
+@router.get("/devices/{device_id}", response_model=DeviceDetail, responses=answers(404))
+async def get_device(deps: Deps, device_id: AllowedDevice) -> DeviceDetail:
     """Metadata (from the birth message), presence, last seen, and the latest health row."""
     async with deps.pool.acquire() as conn:
         row = await queries.device(conn, device_id)
@@ -78,9 +81,9 @@ async def get_device(deps: Deps, device_id: DevicePath) -> DeviceDetail:
     )
 
 
-@router.get("/devices/{device_id}/health", response_model=HealthPage)
+@router.get("/devices/{device_id}/health", response_model=HealthPage, responses=answers(404))
 async def device_health(
-    deps: Deps, device_id: DevicePath, start: Start = None, end: End = None
+    deps: Deps, device_id: AllowedDevice, start: Start = None, end: End = None
 ) -> HealthPage:
     """The latest health row and the hourly history in ``[start, end)`` (default: 24 hours):
     forecast accuracy over the trailing 24 hours against the seasonal-naive baseline, and data

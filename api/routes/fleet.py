@@ -8,14 +8,15 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from api import pagination, queries, timerange
-from api.deps import Deps
-from api.errors import PROBLEM_RESPONSES, InvalidRequest
+from api.deps import Caller, Deps, FleetWide
+from api.errors import InvalidRequest
 from api.models import AlertOut, AlertsPage, EnergyVsForecast, FleetSummary
 from api.params import Cursor, End, Instant, Start
+from api.responses import answers
 from api.routes.devices import localise, zone_or_utc
 from schema.wire import DEVICE_ID_PATTERN
 
-router = APIRouter(prefix="/api/v1", tags=["fleet"], responses=PROBLEM_RESPONSES)
+router = APIRouter(prefix="/api/v1", tags=["fleet"], responses=answers(422))
 
 HOUR = timedelta(hours=1)
 
@@ -24,7 +25,7 @@ def _hour_floor(instant: datetime) -> datetime:
     return instant.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
-@router.get("/fleet/summary", response_model=FleetSummary)
+@router.get("/fleet/summary", response_model=FleetSummary, dependencies=[FleetWide])
 async def fleet_summary(
     deps: Deps,
     at: Annotated[
@@ -95,6 +96,7 @@ def _alert_key(cursor: str) -> tuple[datetime, str, datetime, str]:
 async def list_alerts(
     *,
     deps: Deps,
+    caller: Caller,
     device_id: Annotated[str | None, Query(pattern=DEVICE_ID_PATTERN)] = None,
     severity: Literal["warning", "critical"] | None = None,
     start: Start = None,
@@ -102,8 +104,10 @@ async def list_alerts(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Cursor = None,
 ) -> AlertsPage:
-    """Alerts, newest first, optionally for one device, one severity, or hours starting in
-    ``[start, end)``; one page at a time (follow ``next_cursor``)."""
+    """Alerts (of the key's devices), newest first, optionally for one device, one severity,
+    or hours starting in ``[start, end)``; one page at a time (follow ``next_cursor``)."""
+    if caller is not None and device_id is not None:
+        caller.check_device(device_id)
     if start is not None and end is not None:
         timerange.check_range(start, end, deps.settings.max_daily_range)
     limit = min(limit, deps.settings.page_size_max)
@@ -117,6 +121,7 @@ async def list_alerts(
             end=end,
             after=after,
             limit=limit + 1,
+            within=caller.sql_filter() if caller else (None, None),
         )
     more = len(rows) > limit
     rows = rows[:limit]

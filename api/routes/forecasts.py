@@ -10,8 +10,8 @@ import asyncpg
 from fastapi import APIRouter, Query
 
 from api import horizons, queries, timerange
-from api.deps import Deps
-from api.errors import PROBLEM_RESPONSES, NotFound
+from api.deps import AllowedDevice, Deps, FleetWide
+from api.errors import NotFound
 from api.models import (
     FleetHorizonPage,
     FleetHorizonTarget,
@@ -23,10 +23,11 @@ from api.models import (
     HorizonTarget,
     PeakOut,
 )
-from api.params import DevicePath, End, Instant, Start
+from api.params import End, Instant, Start
+from api.responses import answers
 from api.routes.devices import localise, zone_or_utc
 
-router = APIRouter(prefix="/api/v1", tags=["forecasts"], responses=PROBLEM_RESPONSES)
+router = APIRouter(prefix="/api/v1", tags=["forecasts"], responses=answers(422))
 
 WINDOW = timedelta(hours=24)
 AHEAD = timedelta(hours=2)
@@ -79,10 +80,14 @@ def _peak(items: list[HorizonTarget], issue_time: datetime, zone: Any) -> PeakOu
     )
 
 
-@router.get("/devices/{device_id}/forecasts", response_model=ForecastsPage | HorizonPage)
+@router.get(
+    "/devices/{device_id}/forecasts",
+    response_model=ForecastsPage | HorizonPage,
+    responses=answers(404),
+)
 async def device_forecasts(
     deps: Deps,
-    device_id: DevicePath,
+    device_id: AllowedDevice,
     *,
     horizon: HorizonParam = "1h",
     start: Start = None,
@@ -149,7 +154,7 @@ async def _horizon(
     )
 
 
-@router.get("/fleet/forecasts", response_model=FleetHorizonPage)
+@router.get("/fleet/forecasts", response_model=FleetHorizonPage, dependencies=[FleetWide])
 async def fleet_forecasts(
     deps: Deps,
     horizon: Annotated[
@@ -179,10 +184,14 @@ async def fleet_forecasts(
     )
 
 
-@router.get("/devices/{device_id}/forecasts/accuracy", response_model=ForecastAccuracy)
+@router.get(
+    "/devices/{device_id}/forecasts/accuracy",
+    response_model=ForecastAccuracy,
+    responses=answers(404),
+)
 async def forecast_accuracy(
     deps: Deps,
-    device_id: DevicePath,
+    device_id: AllowedDevice,
     start: Start = None,
     end: End = None,
     model_id: ModelParam = None,

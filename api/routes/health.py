@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import Deps
 from api.errors import problem
+from api.responses import answers
 
 router = APIRouter(tags=["operations"])
 
@@ -34,7 +35,7 @@ async def _database(deps: Deps) -> str | None:
 @router.get(
     "/ready",
     response_model=None,
-    responses={503: {"description": "The database or Kafka does not answer (problem+json)"}},
+    responses=answers(503, s503="The database or Kafka does not answer"),
 )
 async def ready(deps: Deps) -> dict[str, Any] | JSONResponse:
     """200 when the database and Kafka both answer within 2 s, else 503 saying which not.
@@ -44,7 +45,8 @@ async def ready(deps: Deps) -> dict[str, Any] | JSONResponse:
     database, kafka = await asyncio.gather(_database(deps), deps.feed.probe(PROBE_TIMEOUT_S))
     failures = [f for f in (database, kafka) if f]
     if failures:
-        return problem(503, "Not ready", "; ".join(failures))
+        retry_after = str(deps.settings.retry_after_s)
+        return problem(503, "Not ready", "; ".join(failures), headers={"Retry-After": retry_after})
     feed = deps.feed
     return {
         "status": "ready",

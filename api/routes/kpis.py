@@ -19,16 +19,17 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Query
 
 from api import queries, timerange
-from api.deps import AdminKey, Deps
-from api.errors import PROBLEM_RESPONSES, InvalidRequest, NotFound
+from api.deps import AdminKey, AllowedDevice, Deps, FleetWide
+from api.errors import InvalidRequest, NotFound
 from api.kpi.figures import Kpis, Quarter, Span, Window, compute
 from api.kpi.queries import device_quarters, group_quarters
 from api.kpi.tariffs import TariffBook
 from api.models import DeviceKpis, FleetKpis, KpiFigures, KpiPeriod, TariffsSaved
-from api.params import DevicePath, End, Start
+from api.params import End, Start
+from api.responses import answers
 from schema.wire import EARLIEST_TS, LATEST_TS
 
-router = APIRouter(prefix="/api/v1", tags=["kpis"], responses=PROBLEM_RESPONSES)
+router = APIRouter(prefix="/api/v1", tags=["kpis"], responses=answers(422))
 
 Period = Literal["day", "week", "month"]
 PeriodQuery = Annotated[
@@ -154,8 +155,8 @@ def figures(group: str, kpis: Kpis, devices: int, shown: ZoneInfo, book: TariffB
     )
 
 
-@router.get("/devices/{device_id}/kpis", response_model=DeviceKpis)
-async def device_kpis(deps: Deps, device_id: DevicePath, choice: Choice) -> DeviceKpis:
+@router.get("/devices/{device_id}/kpis", response_model=DeviceKpis, responses=answers(404))
+async def device_kpis(deps: Deps, device_id: AllowedDevice, choice: Choice) -> DeviceKpis:
     """Energy, time-of-use cost, carbon, peak demand (15-minute mean power, with its local
     time), load factor and completeness of one device over a local day, week or month holding
     `date`, or over `[start, end)`. Tariff bands apply at the device's wall-clock time."""
@@ -177,7 +178,7 @@ async def device_kpis(deps: Deps, device_id: DevicePath, choice: Choice) -> Devi
     )
 
 
-@router.get("/fleet/kpis", response_model=FleetKpis)
+@router.get("/fleet/kpis", response_model=FleetKpis, dependencies=[FleetWide])
 async def fleet_kpis(
     deps: Deps,
     choice: Choice,
@@ -212,14 +213,19 @@ async def fleet_kpis(
     )
 
 
-@router.get("/tariffs", response_model=TariffBook)
+@router.get("/tariffs", response_model=TariffBook, dependencies=[FleetWide])
 async def get_tariffs(deps: Deps) -> TariffBook:
     """The tariff book in force: tariffs (base rate and bands in local wall-clock time), carbon
     regions, defaults, and the per-device and per-location choices."""
     return deps.tariffs.book
 
 
-@router.put("/tariffs", response_model=TariffsSaved, dependencies=[AdminKey])
+@router.put(
+    "/tariffs",
+    response_model=TariffsSaved,
+    dependencies=[AdminKey, FleetWide],
+    responses=answers(400),
+)
 async def put_tariffs(deps: Deps, book: TariffBook) -> TariffsSaved:
     """Replace the tariff book (admin key). It is validated first: an unknown tariff or region
     name, a band off the quarter hour or a missing rate is a 422 naming the field."""

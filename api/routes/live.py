@@ -6,27 +6,38 @@ health, alerts, status; default all), ``devices`` (comma-separated ids; default 
 (``ApiSettings.reads_need_key``), give one of scope ``read`` or wider in the ``X-API-Key``
 header or, from a browser (which cannot set headers on a websocket), as the first message,
 ``{"type": "auth", "api_key": "..."}``, within ``ws_auth_timeout_s``; never in the URL, where
-proxies and logs would keep it. The server answers with a ``hello`` frame, then ``event``
-frames and, while nothing happens, ``heartbeat`` frames (protocol: :mod:`api.live.events`). The
-client may change its filter with ``{"type": "subscribe", "kinds": [...], "devices": [...]}``.
+proxies and logs would keep it. A bearer JWT (:mod:`api.tokens`) does as well: the
+``Authorization: Bearer`` header, or ``{"type": "auth", "token": "..."}``. The server answers
+with a ``hello`` frame, then ``event`` frames and, while nothing happens, ``heartbeat`` frames
+(protocol: :mod:`api.live.events`). The client may change its filter with
+``{"type": "subscribe", "kinds": [...], "devices": [...]}``.
 
-Close codes: 1008 (bad filter, or no valid key where one is needed), 1013 (server full: try
-again later), 4008 (the client fell too far behind; reconnect with ``last_event_id``).
+A key limited to some devices (``device_keys``) sees only their events; asking for another
+device is refused. Close codes: 1008 (bad filter, or no valid key where one is needed), 1013
+(the process has ``ws_max_clients`` clients, or the key ``ws_max_clients_per_key``: try again
+later), 4008 (the client fell too far behind - its queue full for ``ws_max_behind_s``; it is
+dropped without holding up the others; reconnect with ``last_event_id``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 
-from api.deps import Deps, Scope, scope_of
-from api.live.hub import BadFilter, Filter, Subscriber
+from api.access import Grant, grant_of
+from api.deps import Deps
+from api.errors import ApiProblem
+from api.live.hub import BadFilter, Filter, Full, Subscriber
+from api.settings import ApiSettings
+from api.tokens import token_grant
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +47,7 @@ CLOSE_POLICY = 1008
 CLOSE_TRY_AGAIN = 1013
 CLOSE_TOO_SLOW = 4008
 CLOSE_TIMEOUT_S = 2.0
-MAX_KEY_LENGTH = 256
+MAX_CREDENTIAL_LENGTH = 4096
 
 
 class _Kicked(Exception):
@@ -74,7 +85,17 @@ async def _send_loop(websocket: WebSocket, subscriber: Subscriber, deps: Deps) -
         sent.events += 1
 
 
-async def _receive_loop(websocket: WebSocket, subscriber: Subscriber, deps: Deps) -> None:
+def _filter(
+    kinds: Iterable[str] | None, devices: Iterable[str] | None, grant: Grant | None
+) -> Filter:
+    """The client's filter, within its key's devices."""
+    filter_ = Filter.parse(kinds, devices)
+    return filter_.limited_to(grant.allows) if grant is not None and grant.restricted else filter_
+
+
+async def _receive_loop(
+    websocket: WebSocket, subscriber: Subscriber, deps: Deps, grant: Grant | None
+) -> None:
     while True:
         text = await websocket.receive_text()
         try:
@@ -82,7 +103,7 @@ async def _receive_loop(websocket: WebSocket, subscriber: Subscriber, deps: Deps
             if not isinstance(message, dict) or message.get("type") != "subscribe":
                 raise BadFilter('expected {"type": "subscribe", "kinds": [...], "devices": [...]}')
             deps.hub.refilter(
-                subscriber, Filter.parse(message.get("kinds"), message.get("devices"))
+                subscriber, _filter(message.get("kinds"), message.get("devices"), grant)
             )
         except (ValueError, TypeError, AttributeError) as exc:  # BadFilter, JSON errors
             await websocket.send_text(json.dumps({"type": "error", "detail": str(exc)}))
@@ -104,19 +125,41 @@ async def _refuse(websocket: WebSocket, code: int, detail: str, *, accepted: boo
     await websocket.close(code=code, reason=detail[:120])
 
 
-async def _first_message_key(websocket: WebSocket, timeout_s: float) -> str | None:
-    """The key of a first message ``{"type": "auth", "api_key": ...}`` within ``timeout_s``;
-    ``None`` for anything else, nothing in time, or a client that left."""
+async def _first_message_credentials(
+    websocket: WebSocket, timeout_s: float
+) -> tuple[str | None, str | None]:
+    """The key or bearer token of a first message ``{"type": "auth", "api_key": ...}`` or
+    ``{"type": "auth", "token": ...}`` within ``timeout_s``; ``(None, None)`` for anything
+    else, nothing in time, or a client that left."""
     try:
         async with asyncio.timeout(timeout_s):
             text = await websocket.receive_text()
         message: Any = json.loads(text)
     except (TimeoutError, ValueError, KeyError, WebSocketDisconnect):
-        return None  # KeyError: a binary frame (no "text")
+        return None, None  # KeyError: a binary frame (no "text")
     if not isinstance(message, dict) or message.get("type") != "auth":
-        return None
-    key = message.get("api_key")
-    return key if isinstance(key, str) and len(key) <= MAX_KEY_LENGTH else None
+        return None, None
+    key, token = message.get("api_key"), message.get("token")
+    return _credential(key), _credential(token)
+
+
+def _credential(value: Any) -> str | None:
+    return value if isinstance(value, str) and 0 < len(value) <= MAX_CREDENTIAL_LENGTH else None
+
+
+def _bearer(authorization: str | None) -> str | None:
+    scheme, _, token = (authorization or "").partition(" ")
+    return _credential(token.strip()) if scheme.lower() == "bearer" else None
+
+
+def _grant(settings: ApiSettings, key: str | None, token: str | None) -> Grant | None:
+    """The client's rights (every valid grant has scope read); ``None``: refuse it."""
+    if token is not None:
+        try:
+            return token_grant(settings, token)
+        except ApiProblem:  # 401 or 403: the feed closes with 1008 either way
+            return None
+    return grant_of(settings, key)
 
 
 @router.websocket("/ws/live")
@@ -130,27 +173,33 @@ async def live_feed(
 ) -> None:
     settings = deps.settings
     accepted = False
+    grant: Grant | None = None
+    client: str | None = None
     if settings.reads_need_key:
-        header = websocket.headers.get("x-api-key")
-        if header is None:
+        key = websocket.headers.get("x-api-key")
+        token = _bearer(websocket.headers.get("authorization"))
+        if key is None and token is None:
             await websocket.accept()
             accepted = True
-            header = await _first_message_key(websocket, settings.ws_auth_timeout_s)
-        scope = scope_of(settings, header)
-        if scope is None or scope < Scope.READ:
+            key, token = await _first_message_credentials(websocket, settings.ws_auth_timeout_s)
+        grant = _grant(settings, key, token)
+        credential = token or key
+        if grant is not None and credential:
+            client = hashlib.sha256(credential.encode()).hexdigest()
+        else:
             detail = (
-                "this feed needs an API key of scope read: the X-API-Key header, or the first "
-                'message {"type": "auth", "api_key": "..."}'
+                "this feed needs an API key of scope read or a bearer token: the X-API-Key or "
+                'Authorization header, or the first message {"type": "auth", "api_key": "..."} '
+                '(or "token": "...")'
             )
             with contextlib.suppress(WebSocketDisconnect, RuntimeError):
                 await _refuse(websocket, CLOSE_POLICY, detail, accepted=accepted)
             return
     try:
-        filter_ = Filter.parse(_split(kinds), _split(devices))
-        subscriber, resume = deps.hub.subscribe(filter_, last_event_id)
+        filter_ = _filter(_split(kinds), _split(devices), grant)
+        subscriber, resume = deps.hub.subscribe(filter_, last_event_id, client)
     except BadFilter as exc:
-        full = deps.hub.clients >= deps.hub.max_clients
-        code = CLOSE_TRY_AGAIN if full else CLOSE_POLICY
+        code = CLOSE_TRY_AGAIN if isinstance(exc, Full) else CLOSE_POLICY
         await _refuse(websocket, code, str(exc), accepted=accepted)
         return
     try:
@@ -169,7 +218,7 @@ async def live_feed(
         )
         async with asyncio.TaskGroup() as group:
             group.create_task(_send_loop(websocket, subscriber, deps), name="ws-send")
-            group.create_task(_receive_loop(websocket, subscriber, deps), name="ws-receive")
+            group.create_task(_receive_loop(websocket, subscriber, deps, grant), name="ws-receive")
             group.create_task(_watch(subscriber), name="ws-watch")
     except* WebSocketDisconnect:
         pass  # the client left

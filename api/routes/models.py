@@ -8,10 +8,11 @@ from fastapi import APIRouter, Path
 
 from api import horizons
 from api.deps import Deps
-from api.errors import PROBLEM_RESPONSES, NotFound
+from api.errors import NotFound
 from api.models import ModelDetail, ModelSummary
+from api.responses import answers
 
-router = APIRouter(prefix="/api/v1", tags=["models"], responses=PROBLEM_RESPONSES)
+router = APIRouter(prefix="/api/v1", tags=["models"], responses=answers(422))
 
 
 @router.get("/models", response_model=list[ModelSummary])
@@ -23,7 +24,7 @@ async def list_models(deps: Deps) -> list[ModelSummary]:
     return [ModelSummary(**row) for row in rows]
 
 
-@router.get("/models/{model_id}", response_model=ModelDetail)
+@router.get("/models/{model_id}", response_model=ModelDetail, responses=answers(404))
 async def get_model(
     deps: Deps, model_id: Annotated[str, Path(min_length=1, max_length=128)]
 ) -> ModelDetail:

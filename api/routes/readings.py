@@ -16,12 +16,13 @@ from fastapi import APIRouter, Query
 
 from api import queries, timerange
 from api.aggregation import QuarterRow, compose
-from api.deps import Deps
-from api.errors import PROBLEM_RESPONSES, NotFound
+from api.deps import AllowedDevice, Deps
+from api.errors import NotFound
 from api.models import AggregateOut, AggregatesPage, ReadingOut, ReadingsPage
-from api.params import DevicePath, End, Start
+from api.params import End, Start
+from api.responses import answers
 
-router = APIRouter(prefix="/api/v1", tags=["readings"], responses=PROBLEM_RESPONSES)
+router = APIRouter(prefix="/api/v1", tags=["readings"], responses=answers(422))
 
 DEFAULT_WINDOW = timedelta(hours=24)
 DEFAULT_DAILY_WINDOW = timedelta(days=30)
@@ -29,7 +30,7 @@ DEFAULT_DAILY_WINDOW = timedelta(days=30)
 
 @router.get("/devices/{device_id}/readings", response_model=ReadingsPage)
 async def device_readings(
-    deps: Deps, device_id: DevicePath, start: Start = None, end: End = None
+    deps: Deps, device_id: AllowedDevice, start: Start = None, end: End = None
 ) -> ReadingsPage:
     """Raw readings in ``[start, end)`` (default: the last 24 hours), oldest first, at most
     ``max_rows``; the range may not exceed ``max_range``."""
@@ -48,11 +49,13 @@ async def device_readings(
     )
 
 
-@router.get("/devices/{device_id}/aggregates", response_model=AggregatesPage)
+@router.get(
+    "/devices/{device_id}/aggregates", response_model=AggregatesPage, responses=answers(404)
+)
 async def device_aggregates(
     *,
     deps: Deps,
-    device_id: DevicePath,
+    device_id: AllowedDevice,
     bucket: Annotated[
         timerange.Bucket,
         Query(description="`15m` (UTC quarter hours), `1h` or `1d` (local to `tz`)"),

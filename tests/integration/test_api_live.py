@@ -5,6 +5,7 @@ test produces real messages to its namespaced topics and reads them with real we
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import socket
@@ -14,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import jwt
 import pytest
 import uvicorn
 from aiokafka import AIOKafkaProducer
@@ -22,7 +24,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from api.app import create_app
-from api.settings import ApiSettings
+from api.settings import ApiSettings, DeviceKey
 from schema.connections import DatabaseConnection, KafkaConnection, MqttConnection
 from schema.device_messages import DeviceStatus, Presence
 from schema.results import Alert
@@ -38,6 +40,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 T0 = datetime(2026, 3, 29, 0, 0, tzinfo=UTC)
 KEY = "a-test-key-that-is-long-enough"
 READ_KEY = "a-read-key-that-is-long-enough"
+JWT_SECRET = "a-jwt-secret-that-is-32-bytes-or-more"
 
 
 def reading(device_id: str, seq: int) -> bytes:
@@ -158,10 +161,14 @@ async def produce(services: Services, kafka_topics: KafkaTopics) -> AsyncIterato
 
 
 async def frames_until(
-    ws: ClientConnection, done: Callable[[list[dict[str, Any]]], bool], within_s: float = 20
+    ws: ClientConnection,
+    done: Callable[[list[dict[str, Any]]], bool],
+    within_s: float = 20,
+    got: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Event frames until ``done(frames)`` holds (heartbeats are skipped)."""
-    got: list[dict[str, Any]] = []
+    """Event frames until ``done(frames)`` holds (heartbeats are skipped), appended to
+    ``got`` as they come."""
+    got = [] if got is None else got
     async with asyncio.timeout(within_s):
         while not done(got):
             frame = json.loads(await ws.recv())
@@ -326,7 +333,7 @@ async def test_a_slow_client_gets_the_latest_per_device_while_a_fast_one_gets_al
         assert ids == sorted(ids)
 
 
-async def test_a_client_that_stays_behind_is_disconnected(
+async def test_a_client_that_stays_behind_is_dropped_without_holding_up_another(
     database: str, services: Services, namespace: str, produce: Producer
 ) -> None:
     async with api_server(
@@ -346,37 +353,74 @@ async def test_a_client_that_stays_behind_is_disconnected(
         while b"\r\n\r\n" not in head:
             head += await asyncio.wait_for(loop.sock_recv(stuck, 1), 10)
         assert head.startswith(b"HTTP/1.1 101"), head
-        with stuck:
-            async with httpx.AsyncClient(base_url=f"http://{base}") as http:
-                rounds = itertools.count()
-
-                async def kicked_after_one_more_round() -> bool:
-                    if (
-                        "wattstream_api_live_clients_kicked_total 1.0"
-                        in (await http.get("/metrics")).text
-                    ):
-                        return True
-                    # 100 devices: coalescing cannot shrink the backlog below 100 frames. The
-                    # interval paces these rounds: the client is behind for longer and longer.
-                    seq = next(rounds)
-                    await produce.send_all(
-                        produce.topics.readings,
-                        [(f"dev-{d}", reading(f"dev-{d}", seq)) for d in range(100)],
-                    )
-                    return False
-
-                await wait_until_async(
-                    "the stuck client dropped", kicked_after_one_more_round, 30, interval_s=0.2
+        # A client that reads, beside it: it gets every round while the other is stuck.
+        url = f"ws://{base}/api/v1/ws/live?kinds=readings"
+        async with connect(url, compression=None) as reader:
+            await hello(reader)
+            read: list[dict[str, Any]] = []
+            reading = asyncio.create_task(
+                frames_until(reader, lambda _got: False, within_s=120, got=read), name="reader"
+            )
+            try:
+                with stuck:
+                    sent = await stuck_client_dropped(base, produce, loop, stuck)
+                # Then one more round: the reader gets it as well, and had every round before.
+                await produce.send_all(
+                    produce.topics.readings,
+                    [(f"dev-{d}", reading_of(d, sent)) for d in range(100)],
                 )
-                assert "wattstream_api_live_clients 0.0" in (await http.get("/metrics")).text
-            # Reading now drains what was buffered, ending with a close frame that says why:
-            # 0x88 (FIN + close), payload length, code 4008, reason.
-            received = b""
-            async with asyncio.timeout(30):
-                while b"\x0f\xa8behind for more than 1s" not in received:
-                    chunk = await loop.sock_recv(stuck, 65536)
-                    assert chunk, "closed without a close frame"
-                    received += chunk
+
+                def last_round_read() -> bool:
+                    assert not reading.done(), reading
+                    return sum(1 for e in read if e["data"]["seq"] == sent) == 100
+
+                await wait_until_async("the reader has the last round", last_round_read, 30)
+            finally:
+                reading.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reading
+        coalesced = sum(e.get("coalesced", 0) for e in read)
+        assert len(read) + coalesced == 100 * (sent + 1)
+
+
+def reading_of(device: int, seq: int) -> bytes:
+    return reading(f"dev-{device}", seq)
+
+
+async def stuck_client_dropped(
+    base: str, produce: Producer, loop: asyncio.AbstractEventLoop, stuck: socket.socket
+) -> int:
+    """Rounds of 100 readings until the hub drops ``stuck``, which then reads its close frame;
+    how many rounds were sent."""
+    async with httpx.AsyncClient(base_url=f"http://{base}") as http:
+        rounds = itertools.count()
+
+        async def kicked_after_one_more_round() -> bool:
+            metrics = (await http.get("/metrics")).text
+            if "wattstream_api_live_clients_kicked_total 1.0" in metrics:
+                return True
+            # 100 devices: coalescing cannot shrink the backlog below 100 frames. The
+            # interval paces these rounds: the client is behind for longer and longer.
+            seq = next(rounds)
+            await produce.send_all(
+                produce.topics.readings, [(f"dev-{d}", reading_of(d, seq)) for d in range(100)]
+            )
+            return False
+
+        await wait_until_async(
+            "the stuck client dropped", kicked_after_one_more_round, 30, interval_s=0.2
+        )
+        # Only the stuck one: the reading client is still there.
+        assert "wattstream_api_live_clients 1.0" in (await http.get("/metrics")).text
+    # Reading now drains what was buffered, ending with a close frame that says why:
+    # 0x88 (FIN + close), payload length, code 4008, reason.
+    received = b""
+    async with asyncio.timeout(30):
+        while b"\x0f\xa8behind for more than 1s" not in received:
+            chunk = await loop.sock_recv(stuck, 65536)
+            assert chunk, "closed without a close frame"
+            received += chunk
+    return next(rounds)
 
 
 async def test_resume_after_reconnect_replays_what_was_missed(
@@ -415,14 +459,14 @@ async def test_resume_after_reconnect_replays_what_was_missed(
             assert "another stream" in greeting["resume"]["reason"]
 
 
-async def refused(ws: ClientConnection) -> str:
-    """The error frame, then a close with 1008; the frame's detail."""
+async def refused(ws: ClientConnection, code: int = 1008) -> str:
+    """The error frame, then a close with ``code``; the frame's detail."""
     error = json.loads(await asyncio.wait_for(ws.recv(), 10))
     assert error["type"] == "error"
     with pytest.raises(ConnectionClosed) as closed:
         await asyncio.wait_for(ws.recv(), 10)
     assert closed.value.rcvd is not None
-    assert closed.value.rcvd.code == 1008
+    assert closed.value.rcvd.code == code
     detail: str = error["detail"]
     return detail
 
@@ -441,6 +485,7 @@ async def test_heartbeats_key_and_bad_filters(
         ws_auth_timeout_s=1.0,
         read_api_keys=(SecretStr(READ_KEY),),
         api_keys=(SecretStr(KEY),),
+        jwt_secret=SecretStr(JWT_SECRET),
     ) as base:
         url = f"ws://{base}/api/v1/ws/live"
         async with connect(url) as ws:  # says nothing: the deadline passes
@@ -457,6 +502,20 @@ async def test_heartbeats_key_and_bad_filters(
             await refused(ws)
         async with connect(url, additional_headers={"X-API-Key": KEY}) as ws:  # write: also read
             await hello(ws)
+        token = jwt.encode(
+            {"scope": "read", "exp": datetime.now(UTC) + timedelta(minutes=1)}, JWT_SECRET
+        )
+        async with connect(url, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+            await hello(ws)
+        async with connect(url) as ws:
+            await ws.send(json.dumps({"type": "auth", "token": token}))
+            await hello(ws)
+        expired = jwt.encode(
+            {"scope": "read", "exp": datetime.now(UTC) - timedelta(hours=1)}, JWT_SECRET
+        )
+        async with connect(url) as ws:
+            await ws.send(json.dumps({"type": "auth", "token": expired}))
+            await refused(ws)
         async with connect(f"{url}?kinds=readings") as ws:
             await ws.send(json.dumps({"type": "auth", "api_key": READ_KEY}))
             assert (await hello(ws))["kinds"] == ["readings"]
@@ -469,3 +528,53 @@ async def test_heartbeats_key_and_bad_filters(
             assert "unknown kinds ['gossip']" in error["detail"]
         with pytest.raises(InvalidStatus):
             await connect(f"ws://{base}/api/v1/ws/nothing-here")
+
+
+SITE_KEY = "a-site-key-that-is-long-enough"
+
+
+async def test_a_device_key_sees_its_devices_and_each_key_has_a_connection_limit(
+    database: str, services: Services, namespace: str, produce: Producer
+) -> None:
+    topics = produce.topics
+    async with api_server(
+        database,
+        services,
+        namespace,
+        require_read_key=True,
+        read_api_keys=(SecretStr(READ_KEY),),
+        device_keys=(DeviceKey(key=SecretStr(SITE_KEY), devices=("dev-a",), prefixes=("site-",)),),
+        ws_max_clients_per_key=2,
+    ) as base:
+        url = f"ws://{base}/api/v1/ws/live?kinds=readings"
+        site = {"X-API-Key": SITE_KEY}
+        async with connect(f"{url}&devices=dev-a,dev-b", additional_headers=site) as ws:
+            assert "outside this key's: ['dev-b']" in await refused(ws)
+        async with (
+            connect(url, additional_headers=site) as limited,
+            connect(url) as also_limited,
+            connect(url, additional_headers={"X-API-Key": READ_KEY}) as everything,
+        ):
+            await hello(limited)
+            await also_limited.send(json.dumps({"type": "auth", "api_key": SITE_KEY}))
+            await hello(also_limited)
+            await hello(everything)
+            async with connect(url, additional_headers=site) as third:  # the key's limit
+                assert "this key has 2 live clients" in await refused(third, 1013)
+            for device in ("dev-a", "dev-b", "site-1", "sitex"):
+                await produce.send(topics.readings, device, reading(device, 1))
+            await frames_until(everything, lambda got: len(got) >= 4)
+            mine = await quiet_frames(limited)
+            assert sorted(e["device_id"] for e in mine) == ["dev-a", "site-1"]
+            # Subscribing to another device is refused on the open connection too.
+            await limited.send(json.dumps({"type": "subscribe", "devices": ["dev-b"]}))
+            error = json.loads(await asyncio.wait_for(limited.recv(), 10))
+            assert (error["type"], "dev-b" in error["detail"]) == ("error", True)
+
+        async def admitted() -> bool:
+            async with connect(url, additional_headers=site) as again:
+                frame = json.loads(await asyncio.wait_for(again.recv(), 10))
+                return bool(frame["type"] == "hello")
+
+        # Once its clients have left, the key may connect again.
+        await wait_until_async("a site client admitted again", admitted, 10, interval_s=0.2)

@@ -1,23 +1,28 @@
 """Scoped API keys against the real app, database, Kafka and broker: 401 without a valid key,
-403 with one of too narrow a scope, exactly where reads, writes and admin need them; the live
-feed's keys are tested in test_api_live.py (a real server: the test client's websockets do not
-close cleanly)."""
+403 with one of too narrow a scope, exactly where reads, writes and admin need them; a key
+limited to some devices reaches those only (403 elsewhere, whether the device exists or not)
+and sees lists filtered to them. The live feed's keys are tested in test_api_live.py (a real
+server: the test client's websockets do not close cleanly)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import asyncpg
+import jwt
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from api.app import create_app
-from api.settings import ApiSettings
+from api.settings import ApiSettings, DeviceKey
 from schema.connections import DatabaseConnection, KafkaConnection, MqttConnection
 
 from ..conftest import migrated_database
+from ..fixtures.api import add_devices
 
 if TYPE_CHECKING:
     from tests.conftest import Services
@@ -27,12 +32,32 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 READ = "scope-test-read-key-0123456789"
 WRITE = "scope-test-write-key-0123456789"
 ADMIN = "scope-test-admin-key-0123456789"
+SITE = "scope-test-site-key-0123456789"
+JWT_SECRET = "scope-test-hs256-secret-0123456789abcdef"
+SITE_READ = "scope-test-site-read-key-0123456789"
 PATH_VALUES = {"device_id": "dev-none", "model_id": "no-model"}
+OWN = ["dev-own", "site_a-1", "site_a-2"]
+OTHERS = ["dev-other", "siteXa-1"]  # the prefix's "_" is no wildcard
+HOUR = datetime(2026, 3, 29, 10, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
 async def database(services: Services) -> AsyncIterator[str]:
     async with migrated_database(services) as url:
+        await add_devices(url, OWN + OTHERS)
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.executemany(
+                "INSERT INTO alerts (device_id, hour_start, kind, severity, residual_kwh, sigma,"
+                " z, message, raised_at)"
+                " VALUES ($1, $2, 'residual', 'warning', 1, 0.2, 5, 'a', $3)",
+                [
+                    (d, HOUR, HOUR + timedelta(hours=1, minutes=k))
+                    for k, d in enumerate(OWN + OTHERS)
+                ],
+            )
+        finally:
+            await conn.close()
         yield url
 
 
@@ -47,6 +72,13 @@ def make_settings(url: str, services: Services, **overrides: Any) -> ApiSettings
         read_api_keys=(SecretStr(READ),),
         api_keys=(SecretStr(WRITE),),
         admin_api_keys=(SecretStr(ADMIN),),
+        jwt_secret=SecretStr(JWT_SECRET),
+        device_keys=(
+            DeviceKey(
+                key=SecretStr(SITE), scope="write", devices=("dev-own",), prefixes=("site_a-",)
+            ),
+            DeviceKey(key=SecretStr(SITE_READ), devices=("dev-own",)),
+        ),
         **overrides,
     )
 
@@ -121,3 +153,77 @@ def test_reads_are_open_in_development_only(database: str, services: Services) -
         assert statuses(client, "GET", read_paths(client), None).isdisjoint({401, 403})
         # Writes still need their key.
         assert client.post("/api/v1/devices/dev-none/commands", json={}).status_code == 401
+
+
+def test_a_device_key_reaches_its_devices_only(guarded: TestClient) -> None:
+    site = {"X-API-Key": SITE}
+
+    def get(path: str, **params: Any) -> Any:
+        return guarded.get(path, headers=site, params=params)
+
+    listed, cursor = [], None
+    while True:  # one at a time: the filter holds across pages
+        page = get("/api/v1/devices", limit=1, **({"cursor": cursor} if cursor else {})).json()
+        listed += [item["device_id"] for item in page["items"]]
+        if not (cursor := page["next_cursor"]):
+            break
+    assert listed == OWN
+    alerts = get("/api/v1/alerts").json()["items"]
+    assert sorted(a["device_id"] for a in alerts) == OWN
+    assert get("/api/v1/alerts", device_id="site_a-2").status_code == 200
+    assert get("/api/v1/alerts", device_id="dev-other").status_code == 403
+    assert get("/api/v1/devices/site_a-1").status_code == 200
+    assert get("/api/v1/devices/site_a-9").status_code == 404  # within, but unknown
+    # Outside: 403 alike for a device that exists and one that does not (no probing).
+    for device in [*OTHERS, "dev-ghost"]:
+        for tail in ("", "/readings", "/aggregates", "/health", "/forecasts", "/kpis"):
+            response = get(f"/api/v1/devices/{device}{tail}")
+            assert response.status_code == 403, (device, tail)
+            assert response.json()["detail"] == f"this key does not reach device {device!r}"
+    for path in ("/api/v1/fleet/summary", "/api/v1/fleet/kpis", "/api/v1/tariffs"):
+        assert get(path).status_code == 403, path
+        assert "fleet-wide" in get(path).json()["detail"]
+    # Commands: the key's scope first, then its devices.
+    command = {"action": "online"}
+    post = guarded.post
+    assert post("/api/v1/devices/dev-other/commands", json=command, headers=site).status_code == 403
+    sent = post("/api/v1/devices/site_a-1/commands", json=command, headers=site)
+    assert sent.status_code == 202, sent.text
+    reader = {"X-API-Key": SITE_READ}
+    refused = post("/api/v1/devices/dev-own/commands", json=command, headers=reader)
+    assert refused.status_code == 403
+    assert "scope write" in refused.json()["detail"]
+    assert (
+        guarded.get("/api/v1/devices", headers=reader).json()["items"][0]["device_id"] == "dev-own"
+    )
+
+
+def bearer(
+    scope: str, expires_in: timedelta = timedelta(minutes=5), **claims: Any
+) -> dict[str, str]:
+    body = {"scope": scope, "exp": datetime.now(UTC) + expires_in, **claims}
+    return {"Authorization": f"Bearer {jwt.encode(body, JWT_SECRET, 'HS256')}"}
+
+
+def test_bearer_tokens_work_next_to_the_keys(guarded: TestClient) -> None:
+    assert guarded.get("/api/v1/devices", headers=bearer("read")).status_code == 200
+    expired = guarded.get("/api/v1/devices", headers=bearer("read", timedelta(minutes=-5)))
+    assert expired.status_code == 401
+    assert "expired" in expired.json()["detail"]
+    forged = guarded.get(
+        "/api/v1/devices",
+        headers={"Authorization": "Bearer " + jwt.encode({"scope": "admin"}, "x" * 32, "HS256")},
+    )
+    assert forged.status_code == 401
+    command = {"action": "online"}
+    path = "/api/v1/devices/{}/commands"
+    assert (
+        guarded.post(path.format("dev-own"), json=command, headers=bearer("read")).status_code
+        == 403
+    )
+    limited = bearer("write", devices=["dev-own"])
+    assert guarded.post(path.format("dev-other"), json=command, headers=limited).status_code == 403
+    assert guarded.post(path.format("dev-own"), json=command, headers=limited).status_code == 202
+    listed = guarded.get("/api/v1/devices", headers=limited).json()["items"]
+    assert [d["device_id"] for d in listed] == ["dev-own"]
+    assert guarded.get("/api/v1/fleet/summary", headers=limited).status_code == 403

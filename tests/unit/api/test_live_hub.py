@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from api.live.hub import BadFilter, Filter, Hub, Subscriber
+from api.live.hub import BadFilter, Filter, Full, Hub, Subscriber
 from tests.fixtures.clock import ManualClock
 
 pytestmark = pytest.mark.unit
@@ -140,3 +140,33 @@ def test_bad_filters_and_a_full_server_are_refused() -> None:
     hub.subscribe(Filter())
     with pytest.raises(BadFilter, match="at most 1"):
         hub.subscribe(Filter())
+
+
+def test_a_key_has_its_own_limit_of_clients() -> None:
+    hub = make_hub(max_clients=10, max_clients_per_key=2)
+    first, _ = hub.subscribe(Filter(), client="key-a")
+    hub.subscribe(Filter(), client="key-a")
+    with pytest.raises(Full, match="this key has 2 live clients"):
+        hub.subscribe(Filter(), client="key-a")
+    hub.subscribe(Filter(), client="key-b")  # another key is not held up
+    hub.unsubscribe(first)
+    hub.subscribe(Filter(), client="key-a")
+    with pytest.raises(Full, match="at most 10"):
+        for _ in range(10):
+            hub.subscribe(Filter())
+
+
+def test_a_filter_limited_to_a_keys_devices() -> None:
+    hub = make_hub()
+
+    def within(device_id: str) -> bool:
+        return device_id.startswith("site-a-")
+
+    limited, _ = hub.subscribe(Filter.parse(["readings"], None).limited_to(within))
+    chosen, _ = hub.subscribe(Filter.parse(None, ["site-a-2"]).limited_to(within))
+    for device in ("site-a-1", "site-b-1", "site-a-2"):
+        hub.publish("readings", device, data(device, 1))
+    assert [f["device_id"] for f in frames(limited)] == ["site-a-1", "site-a-2"]
+    assert [f["device_id"] for f in frames(chosen)] == ["site-a-2"]
+    with pytest.raises(BadFilter, match="outside this key's: \\['site-b-1'\\]"):
+        Filter.parse(None, ["site-a-1", "site-b-1"]).limited_to(within)

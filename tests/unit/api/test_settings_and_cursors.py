@@ -4,7 +4,6 @@ live events decode per their topic's contract."""
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 
 import pytest
@@ -22,14 +21,6 @@ from schema.topics import KafkaTopics
 pytestmark = pytest.mark.unit
 
 STRONG = "k" * 32
-
-
-@pytest.fixture(autouse=True)
-def _no_api_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Only the defaults: the test session may have exported the local cluster's keys."""
-    for name in list(os.environ):
-        if name.startswith("WATTSTREAM_API_"):
-            monkeypatch.delenv(name)
 
 
 PRODUCTION_DB = DatabaseConnection(
