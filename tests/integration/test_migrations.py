@@ -205,8 +205,8 @@ async def test_readings_stored_before_the_storage_migration_are_rolled_up(
         )
         await asyncio.to_thread(migrate.upgrade, url, "head", options)
         fleet = await conn.fetch(
-                "SELECT bucket, energy_kwh, reading_count, devices FROM fleet_hourly ORDER BY bucket"
-            )
+            "SELECT bucket, energy_kwh, reading_count, devices FROM fleet_hourly ORDER BY bucket"
+        )
         assert [tuple(r) for r in fleet] == [
             (T0, 30.0, 120, 2),
             (T0 + timedelta(hours=1), 30.0, 120, 2),
