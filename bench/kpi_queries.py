@@ -4,8 +4,8 @@ In a fresh database (migrated in the mode the server offers, dropped afterwards)
 ``--devices`` devices (kinds, locations and zones spread over them) with one day of
 ``--interval-s`` readings, and ``--month-devices`` of them with a whole month, by ``COPY`` into
 ``readings`` (the storage layer keeps the rollups). Then times ``--queries`` runs of each KPI
-query exactly as the API makes it (:func:`api.kpi.queries.device_slots` plus
-:func:`api.kpi.figures.compute_slots` for a device, :func:`api.kpi.queries.group_quarters` plus
+query exactly as the API makes it (:func:`api.kpi.queries.device_figures` plus
+:func:`api.kpi.figures.compute_totals` for a device, :func:`api.kpi.queries.group_quarters` plus
 :func:`api.kpi.figures.compute` for the fleet, all on ``readings_15m``), and the same answer
 computed from the raw readings in the same run (the same statement over a 15-minute ``GROUP BY``
 of ``readings``), checks that they agree, prints p50/p99 and writes
@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from api.kpi import queries
-from api.kpi.figures import Kpis, Span, Window, compute, compute_slots
+from api.kpi.figures import Kpis, Span, Window, compute, compute_totals
 from api.kpi.tariffs import Band, Tariff, TariffBook
 from schema import storage
 from wattstream import localcluster, migrate
@@ -134,12 +134,12 @@ Answer = dict[str, Kpis]
 Query = Callable[[asyncpg.Connection, str], Awaitable[Answer]]
 
 
-DeviceSource = Literal["slots", "quarters", "raw"]
+DeviceSource = Literal["priced", "quarters", "raw"]
 
 
 def device_month(source: DeviceSource) -> Query:
-    """What the device endpoint computes for a Berlin month: ``slots`` as it does (one
-    statement summing the rollup per price slot), ``quarters`` as it did before (every
+    """What the device endpoint computes for a Berlin month: ``priced`` as it does (one
+    statement pricing the rollup's quarters from price tables), ``quarters`` as it did before (every
     15-minute rollup row priced in Python), ``raw`` from raw readings. Each looks the device's
     zone and location up first, as the endpoint does."""
     window = Window.of_days(*MONTH, ZoneInfo("Europe/Berlin"))
@@ -148,9 +148,9 @@ def device_month(source: DeviceSource) -> Query:
         site = await queries.device_site(conn, device_id)
         assert site is not None
         spans = [Span(site.tz, 1)]
-        if source == "slots":
-            slots, demand = await queries.device_slots(conn, BOOK, window, device_id, site)
-            return {device_id: compute_slots(slots, demand, spans, window, BOOK)}
+        if source == "priced":
+            found = await queries.device_figures(conn, BOOK, window, device_id, site)
+            return {device_id: compute_totals(found, spans, window, BOOK)}
         if source == "quarters":
             rows = await queries.device_quarters(conn, BOOK, window, device_id, site)
         else:
@@ -286,7 +286,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             plan: dict[str, tuple[dict[str, Query], list[str], int]] = {
                 "device_month": (
                     {
-                        "rollup": device_month("slots"),
+                        "rollup": device_month("priced"),
                         "before": device_month("quarters"),
                         "raw": device_month("raw"),
                     },

@@ -156,13 +156,11 @@ class _Prices:
 
 
 class Slot(NamedTuple):
-    """The quarters of a group that share a price: the same zone, tariff and region, and the
-    same local month, weekday, hour and minute (and hour in the region's own zone, if it has
-    one), so one rate and one intensity price them all. A device-month is ~700 slots instead
-    of ~3,000 quarters; the database sums them (:func:`api.kpi.queries.device_slots`)."""
+    """Quarters priced alike, as :class:`_Sums` takes them: one quarter of a group (with its
+    devices), or several sharing a zone, tariff, region and local quarter of the week."""
 
     at: datetime
-    """Start (UTC) of one of the slot's quarters: its local time prices the slot."""
+    """Start (UTC) of one of the quarters: its local time prices them all."""
     tz: str
     tariff: str
     region: str
@@ -173,6 +171,20 @@ class Slot(NamedTuple):
     """Units produced; ``None`` when none of the quarters reported production."""
     production_energy_kwh: float | None = None
     """Energy of the quarters that reported production (SEC's numerator)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """A device's quarters priced by the database (:func:`api.kpi.queries.device_figures`):
+    sums over every quarter of the device's zone in the window."""
+
+    energy_kwh: float
+    cost: float
+    """In the device's tariff's currency."""
+    carbon_kg: float
+    quarters: int
+    production_units: float | None
+    production_energy_kwh: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +255,19 @@ class _Sums:
         )
 
 
+def _slot(row: Quarter) -> Slot:
+    return Slot(
+        row.bucket,
+        row.tz,
+        row.tariff,
+        row.region,
+        row.energy_kwh,
+        row.devices,
+        row.production_units,
+        row.production_energy_kwh,
+    )
+
+
 def compute(
     rows: Iterable[Quarter], spans: Iterable[Span], window: Window, book: TariffBook
 ) -> Kpis:
@@ -258,29 +283,39 @@ def compute(
                 continue
         elif not window.holds(bucket, tz):
             continue
-        sums.add(
-            Slot(
-                bucket,
-                tz,
-                row.tariff,
-                row.region,
-                row.energy_kwh,
-                row.devices,
-                row.production_units,
-                row.production_energy_kwh,
-            )
-        )
+        sums.add(_slot(row))
         if row.power_kw is not None:
             demand[bucket] += row.power_kw
     return sums.kpis(Demand.of(demand), spans, window)
 
 
-def compute_slots(
-    slots: Iterable[Slot], demand: Demand, spans: Iterable[Span], window: Window, book: TariffBook
-) -> Kpis:
-    """The KPIs of one group from its slots (all inside ``window``) and its demand: the same
-    figures :func:`compute` gives from the quarters the slots sum."""
-    sums = _Sums(book, _Prices(book))
-    for slot in slots:
-        sums.add(slot)
-    return sums.kpis(demand, spans, window)
+@dataclass(frozen=True, slots=True)
+class Priced:
+    """One device's window as :func:`api.kpi.queries.device_figures` reads it."""
+
+    totals: Totals
+    """Its quarters of its own zone, priced by the database with ``tariff``."""
+    tariff: str
+    others: list[Quarter]
+    """Quarters reported from another zone (a device that moved), left to price here."""
+    demand: Demand
+
+
+def compute_totals(priced: Priced, spans: Iterable[Span], window: Window, book: TariffBook) -> Kpis:
+    """One device's KPIs from what the database priced: the figures :func:`compute` gives from
+    all its quarters."""
+    totals = priced.totals
+    sums = _Sums(
+        book,
+        _Prices(book),
+        energy=totals.energy_kwh,
+        carbon=totals.carbon_kg,
+        quarters=totals.quarters,
+        production=totals.production_units,
+        production_energy=totals.production_energy_kwh or 0.0,
+    )
+    if totals.quarters:
+        sums.cost[book.tariffs[priced.tariff].currency] += totals.cost
+    for row in priced.others:
+        sums.add(_slot(row))
+    return sums.kpis(priced.demand, spans, window)

@@ -1,11 +1,11 @@
 """The rollup rows KPIs are computed from: ``readings_15m`` only, never raw readings.
 
-One device (:func:`device_slots`): its quarters summed by the database per price slot (the
-quarters one rate and one intensity price: same zone and local month, weekday, hour and
-minute, found by integer arithmetic on UTC, :mod:`api.kpi.segments`), plus its peak and mean
-demand, in one statement. A device-month is then ~700-1,000 rows to price, not ~3,000. (The
-daily rollup cannot serve it: cost needs each quarter's wall-clock band, and peak demand the
-15-minute means.)
+One device (:func:`device_figures`): its quarters priced by the database from price tables
+(:mod:`api.kpi.segments`: per segment of the window, the rate of each local quarter of the week
+and the intensity of each local quarter of the day, found by integer arithmetic on UTC), plus
+its peak and mean demand, in one statement that returns a few rows instead of a device-month's
+~3,000. (The daily rollup cannot serve it: cost needs each quarter's wall-clock band, and peak
+demand the 15-minute means.)
 
 Groups (:func:`group_quarters`): one statement per shape, built from fixed fragments (no
 caller text reaches the SQL). It finds the devices, resolves each one's tariff and region from
@@ -29,7 +29,7 @@ from typing import Literal
 import asyncpg
 
 from api.kpi import segments
-from api.kpi.figures import Demand, Quarter, Slot, Span, Window
+from api.kpi.figures import Demand, Priced, Quarter, Span, Totals, Window
 from api.kpi.tariffs import TariffBook
 
 Grouping = Literal["fleet", "kind", "location"]
@@ -62,62 +62,88 @@ async def device_site(conn: asyncpg.Connection, device_id: str) -> Site | None:
     return None if tz is None else Site(tz, row["location_name"])
 
 
-# A device's quarters in [$2, $3) summed per price slot (see figures.Slot): grouped by zone,
-# segment (between two of the cuts $4, see api.kpi.segments) and UTC quarter of the week, which
-# within a segment fixes the local month, weekday, hour and minute without converting a single
-# bucket to local time. A quarter of another zone than the cuts' ($5: a device that moved) is a
-# slot of its own. Then one row with the peak (earliest of equal peaks) and the mean demand.
-DEVICE_SLOTS = """
+# A device's quarters in [$2, $3), priced by the database: each quarter of the device's zone
+# ($5) finds its segment among the cuts $4 and, from the segment's UTC offset ($6), its local
+# quarter of the week, which indexes the segment's rates ($7, 672 a segment) and intensities
+# ($8, 96 a segment; see api.kpi.segments). One row of totals, one with the peak (earliest of
+# equal peaks) and the mean demand, and any quarter reported from another zone (a device that
+# moved), left to Python to price.
+DEVICE_FIGURES = """
 WITH q AS (
     SELECT bucket, tz, energy_kwh, power_mean_kw, production_units,
-           date_part('epoch', bucket)::bigint AS epoch
+           width_bucket(bucket, $4::timestamptz[]) AS seg
     FROM readings_15m
     WHERE device_id = $1 AND bucket >= $2 AND bucket < $3
+),
+k AS (
+    SELECT energy_kwh, production_units, seg,
+           ((date_part('epoch', bucket)::bigint + ($6::int[])[seg]) % 604800 / 900)::int AS qow
+    FROM q WHERE tz = $5::text
 )
-SELECT min(bucket) AS at, tz, sum(energy_kwh) AS energy_kwh, count(*) AS quarters,
+SELECT 'total' AS part, NULL::timestamptz AS bucket, NULL::text AS tz,
+       sum(energy_kwh) AS energy_kwh, count(*) AS quarters,
+       sum(energy_kwh * ($7::float8[])[(seg - 1) * 672 + qow + 1]) AS cost,
+       sum(energy_kwh * ($8::float8[])[(seg - 1) * 96 + qow % 96 + 1]) AS carbon_kg,
        sum(production_units) AS production_units,
        sum(energy_kwh) FILTER (WHERE production_units IS NOT NULL) AS production_energy_kwh,
-       NULL::double precision AS peak_kw, NULL::double precision AS mean_kw
-FROM q
-GROUP BY tz, width_bucket(bucket, $4::timestamptz[]),
-         CASE WHEN tz = $5::text THEN epoch % 604800 ELSE epoch END
+       NULL::double precision AS power_kw
+FROM k
 UNION ALL
-SELECT peak.bucket, NULL, NULL, NULL, NULL, NULL, peak.power_mean_kw,
-       (SELECT avg(power_mean_kw) FROM q)
+SELECT 'peak', peak.bucket, NULL, NULL, NULL, NULL, NULL, NULL, NULL, peak.power_mean_kw
 FROM (
     SELECT bucket, power_mean_kw FROM q WHERE power_mean_kw IS NOT NULL
     ORDER BY power_mean_kw DESC, bucket LIMIT 1
 ) AS peak
+UNION ALL
+SELECT 'mean', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, avg(power_mean_kw) FROM q
+UNION ALL
+SELECT 'other', bucket, tz, energy_kwh, 1, NULL, NULL, production_units,
+       CASE WHEN production_units IS NOT NULL THEN energy_kwh END, power_mean_kw
+FROM q WHERE tz <> $5::text
 """
 
 
-async def device_slots(
+async def device_figures(
     conn: asyncpg.Connection, book: TariffBook, window: Window, device_id: str, site: Site
-) -> tuple[list[Slot], Demand]:
-    """One device's quarters in ``window`` (fixed bounds) as price slots, priced by its own
-    tariff and region, and its demand: one statement, a few hundred rows for a month."""
+) -> Priced:
+    """One device's quarters in ``window`` (fixed bounds), priced by its own tariff and
+    region in the database, and its demand: one statement, a few rows."""
     tariff, region = book.choice(device_id, site.location)
-    cuts = segments.cuts(site.tz, book.regions[region].tz, window.first, window.last)
-    rows = await conn.fetch(DEVICE_SLOTS, device_id, window.first, window.last, list(cuts), site.tz)
-    slots: list[Slot] = []
-    demand = Demand()
+    tables = segments.price_tables(
+        book.tariffs[tariff], book.regions[region], site.tz, window.first, window.last
+    )
+    rows = await conn.fetch(
+        DEVICE_FIGURES,
+        device_id,
+        window.first,
+        window.last,
+        tables.cuts,
+        site.tz,
+        tables.offsets,
+        tables.rates,
+        tables.intensities,
+    )
+    totals = Totals(0.0, 0.0, 0.0, 0, None, None)
+    others: list[Quarter] = []
+    peak_kw = peak_at = mean_kw = None
     for row in rows:
-        if row["tz"] is None:
-            demand = Demand(row["peak_kw"], row["at"], row["mean_kw"])
-        else:
-            slots.append(
-                Slot(
-                    row["at"],
-                    row["tz"],
-                    tariff,
-                    region,
-                    row["energy_kwh"],
-                    row["quarters"],
-                    row["production_units"],
-                    row["production_energy_kwh"],
-                )
+        part = row["part"]
+        if part == "total" and row["quarters"]:
+            totals = Totals(
+                row["energy_kwh"],
+                row["cost"],
+                row["carbon_kg"],
+                row["quarters"],
+                row["production_units"],
+                row["production_energy_kwh"],
             )
-    return slots, demand
+        elif part == "peak":
+            peak_kw, peak_at = row["power_kw"], row["bucket"]
+        elif part == "mean":
+            mean_kw = row["power_kw"]
+        elif part == "other":
+            others.append(quarter_of(row, tariff, region, power="power_kw"))
+    return Priced(totals, tariff, others, Demand(peak_kw, peak_at, mean_kw))
 
 
 DEVICE_QUARTERS = """
@@ -131,16 +157,18 @@ async def device_quarters(
     conn: asyncpg.Connection, book: TariffBook, window: Window, device_id: str, site: Site
 ) -> list[Quarter]:
     """One device's quarters in ``window``, one row each, for :func:`api.kpi.figures.compute`:
-    what :func:`device_slots` sums in the database (the benchmark's before-figure, and the
+    what :func:`device_figures` prices in the database (the benchmark's before-figure, and the
     tests' check that both give the same KPIs)."""
     tariff, region = book.choice(device_id, site.location)
     rows = await conn.fetch(DEVICE_QUARTERS, device_id, window.first, window.last)
     return [quarter_of(row, tariff, region) for row in rows]
 
 
-def quarter_of(row: asyncpg.Record, tariff: str, region: str) -> Quarter:
-    """One device's quarter from a row with its bucket, zone, energy, mean power and
-    production (a ``readings_15m`` row, or the same computed from raw readings)."""
+def quarter_of(
+    row: asyncpg.Record, tariff: str, region: str, *, power: str = "power_mean_kw"
+) -> Quarter:
+    """One device's quarter from a row with its bucket, zone, energy, mean power (column
+    ``power``) and production (a ``readings_15m`` row, or the same from raw readings)."""
     units = row["production_units"]
     return Quarter(
         row["bucket"],
@@ -148,7 +176,7 @@ def quarter_of(row: asyncpg.Record, tariff: str, region: str) -> Quarter:
         tariff,
         region,
         row["energy_kwh"],
-        row["power_mean_kw"],
+        row[power],
         1,
         units,
         None if units is None else row["energy_kwh"],

@@ -21,8 +21,8 @@ from fastapi import APIRouter, Depends, Query
 from api import timerange
 from api.deps import AdminKey, Deps
 from api.errors import PROBLEM_RESPONSES, InvalidRequest, NotFound
-from api.kpi.figures import Kpis, Quarter, Span, Window, compute, compute_slots
-from api.kpi.queries import device_site, device_slots, group_quarters
+from api.kpi.figures import Kpis, Quarter, Span, Window, compute, compute_totals
+from api.kpi.queries import device_figures, device_site, group_quarters
 from api.kpi.tariffs import TariffBook
 from api.models import DeviceKpis, FleetKpis, KpiFigures, KpiPeriod, TariffsSaved
 from api.params import DevicePath, End, Start
@@ -168,13 +168,13 @@ async def device_kpis(deps: Deps, device_id: DevicePath, choice: Choice) -> Devi
         tz = choice.tz
         zone = timerange.zone(site.tz if tz == "device" else tz)
         window, described = resolve_window(choice, zone, deps.settings.max_daily_range)
-        slots, demand = await device_slots(conn, book, window, device_id, site)
-    kpis = compute_slots(slots, demand, [Span(site.tz, 1)], window, book)
+        found = await device_figures(conn, book, window, device_id, site)
+    kpis = compute_totals(found, [Span(site.tz, 1)], window, book)
     shown = timerange.zone(site.tz)
     return DeviceKpis(
         device_id=device_id,
         period=described.model_copy(update={"tz": tz if tz == "device" else zone.key}),
-        kpis=figures(device_id, kpis, 1 if slots else 0, shown, book),
+        kpis=figures(device_id, kpis, 1 if kpis.quarters else 0, shown, book),
     )
 
 

@@ -88,7 +88,7 @@ async def test_an_industrial_line_has_sec_from_the_simulator_to_the_api(
 
     async def stored() -> bool:
         found = await rows(database, "SELECT count(*) AS n FROM readings")
-        return found[0]["n"] == 2 * TICKS
+        return bool(found[0]["n"] == 2 * TICKS)
 
     async def two_hours_closed() -> bool:
         found = await rows(database, "SELECT 1 FROM hourly WHERE device_id = 'dev-00000'")

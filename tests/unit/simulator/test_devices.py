@@ -194,7 +194,7 @@ def test_an_industrial_line_reports_production_and_its_energy_follows_it() -> No
     energy = [r.energy.value for r in readings]
     assert len(units) == len(readings)
     assert all(u >= 0 for u in units)
-    by_day = defaultdict(float)
+    by_day: dict[int, float] = defaultdict(float)
     for r in readings:
         assert r.production is not None
         by_day[r.ts.weekday()] += r.production.value

@@ -1,27 +1,37 @@
-"""Price slots (what the device KPI statement groups by) give the KPIs the quarters give: the
-cuts of a window, and a Python model of the statement's grouping checked against
-:func:`api.kpi.figures.compute` on random quarters across a DST change and a month. No I/O."""
+"""A device's quarters priced the way the device KPI statement prices them give the KPIs the
+quarters give: the cuts of a window, the price tables, and a Python model of the statement
+checked against :func:`api.kpi.figures.compute` on random quarters across a DST change and a
+season. No I/O."""
 
 from __future__ import annotations
 
 import bisect
 import random
-from collections import defaultdict
 from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from api.kpi.figures import QUARTER, Demand, Quarter, Slot, Span, Window, compute, compute_slots
-from api.kpi.segments import cuts
+from api.kpi.figures import (
+    QUARTER,
+    Demand,
+    Priced,
+    Quarter,
+    Span,
+    Totals,
+    Window,
+    compute,
+    compute_totals,
+)
+from api.kpi.segments import cuts, price_tables
 from api.kpi.tariffs import Band, Region, Tariff, TariffBook
 
 pytestmark = pytest.mark.unit
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 BOOK = TariffBook(
@@ -69,30 +79,32 @@ def test_a_utc_day_has_no_cut() -> None:
     assert cuts("UTC", None, utc(2026, 6, 1), utc(2026, 6, 2)) == (utc(2026, 6, 1),)
 
 
-def slots_as_the_statement_groups(
-    rows: list[Quarter], zone: str, region_tz: str | None, window: Window
-) -> tuple[list[Slot], Demand]:
-    """What DEVICE_SLOTS returns, computed in Python: grouped by zone, segment and UTC quarter
-    of the week (a quarter of another zone on its own), the earliest bucket standing for it."""
-    edges = cuts(zone, region_tz, window.first, window.last)
-    groups: dict[tuple[str, int, int], list[Quarter]] = defaultdict(list)
+def priced_as_the_statement_prices(
+    rows: list[Quarter], zone: str, tariff: str, region: str, window: Window
+) -> tuple[Totals, list[Quarter], Demand]:
+    """What DEVICE_FIGURES returns, computed in Python the way the statement computes it: each
+    quarter of the device's zone finds its segment and, from the segment's offset, its local
+    quarter of the week, which indexes the price tables; other quarters are left over."""
+    tables = price_tables(BOOK.tariffs[tariff], BOOK.regions[region], zone, *window_bounds(window))
+    energy = cost = carbon = 0.0
+    count = 0
+    others = []
     for row in rows:
-        epoch = int(row.bucket.timestamp())
-        segment = bisect.bisect_right(edges, row.bucket)
-        groups[row.tz, segment, epoch % 604_800 if row.tz == zone else epoch].append(row)
-    slots = [
-        Slot(
-            min(q.bucket for q in group),
-            group[0].tz,
-            group[0].tariff,
-            group[0].region,
-            sum(q.energy_kwh for q in group),
-            len(group),
-        )
-        for group in groups.values()
-    ]
+        if row.tz != zone:
+            others.append(row)
+            continue
+        segment = bisect.bisect_right(tables.cuts, row.bucket) - 1
+        quarter = (int(row.bucket.timestamp()) + tables.offsets[segment]) % 604_800 // 900
+        energy += row.energy_kwh
+        cost += row.energy_kwh * tables.rates[segment * 672 + quarter]
+        carbon += row.energy_kwh * tables.intensities[segment * 96 + quarter % 96]
+        count += 1
     demand = Demand.of({q.bucket: q.power_kw for q in rows if q.power_kw is not None})
-    return slots, demand
+    return Totals(energy, cost, carbon, count, None, None), others, demand
+
+
+def window_bounds(window: Window) -> tuple[datetime, datetime]:
+    return window.first, window.last
 
 
 START = utc(2026, 3, 16)
@@ -100,9 +112,9 @@ QUARTERS = 6 * 7 * 96  # six weeks: Europe's spring change and the start of Apri
 
 
 @st.composite
-def device_month(draw: st.DrawFn) -> tuple[list[Quarter], str, str]:
+def device_month(draw: st.DrawFn) -> tuple[list[Quarter], str, str, str]:
     """Six weeks of one device's quarters (a few missing, a few reported from another zone,
-    as by a device that moved), with random power."""
+    as by a device that moved), with random power; (quarters, zone, tariff, region)."""
     zone = draw(st.sampled_from(["Europe/Berlin", "Australia/Lord_Howe", "Asia/Kathmandu"]))
     tariff = draw(st.sampled_from(["two-rate", "seasonal"]))
     region = draw(st.sampled_from(["grid", "by-hour", "london-hours"]))
@@ -114,27 +126,41 @@ def device_month(draw: st.DrawFn) -> tuple[list[Quarter], str, str]:
         power = rng.uniform(0.01, 20.0)
         tz = "UTC" if rng.random() < 0.01 else zone
         rows.append(Quarter(START + index * QUARTER, tz, tariff, region, power / 4, power))
-    return rows, zone, region
+    return rows, zone, tariff, region
 
 
 @settings(max_examples=25, deadline=None)
 @given(case=device_month())
-def test_slots_give_the_kpis_of_the_quarters(case: tuple[list[Quarter], str, str]) -> None:
-    rows, zone, region = case
+def test_the_database_pricing_gives_the_kpis_of_the_quarters(
+    case: tuple[list[Quarter], str, str, str],
+) -> None:
+    rows, zone, tariff, region = case
     window = Window(START, START + QUARTERS * QUARTER)
-    slots, demand = slots_as_the_statement_groups(rows, zone, BOOK.regions[region].tz, window)
+    totals, others, demand = priced_as_the_statement_prices(rows, zone, tariff, region, window)
     spans = [Span(zone, 1)]
-    by_slots, by_quarters = (
-        compute_slots(slots, demand, spans, window, BOOK),
-        compute(rows, spans, window, BOOK),
-    )
-    assert by_slots.energy_kwh == pytest.approx(by_quarters.energy_kwh)
-    assert by_slots.cost["EUR"] == pytest.approx(by_quarters.cost["EUR"])
-    assert by_slots.carbon_kg == pytest.approx(by_quarters.carbon_kg)
-    assert (by_slots.peak_kw, by_slots.peak_at) == (by_quarters.peak_kw, by_quarters.peak_at)
-    assert by_slots.load_factor == pytest.approx(by_quarters.load_factor)
-    assert by_slots.quarters == by_quarters.quarters == len(rows)
-    assert len(slots) < len(rows) / 2  # what the statement saves
+    by_tables = compute_totals(Priced(totals, tariff, others, demand), spans, window, BOOK)
+    by_quarters = compute(rows, spans, window, BOOK)
+    assert by_tables.energy_kwh == pytest.approx(by_quarters.energy_kwh)
+    assert by_tables.cost["EUR"] == pytest.approx(by_quarters.cost["EUR"])
+    assert by_tables.carbon_kg == pytest.approx(by_quarters.carbon_kg)
+    assert (by_tables.peak_kw, by_tables.peak_at) == (by_quarters.peak_kw, by_quarters.peak_at)
+    assert by_tables.load_factor == pytest.approx(by_quarters.load_factor)
+    assert by_tables.quarters == by_quarters.quarters == len(rows)
+
+
+def test_price_tables_hold_the_rate_at_each_local_quarter() -> None:
+    """Spot checks by hand: Berlin, March 2026 (winter time, then summer time from the 29th)."""
+    tables = price_tables(
+        BOOK.tariffs["two-rate"], BOOK.regions["london-hours"], "Europe/Berlin",
+        utc(2026, 2, 28, 23), utc(2026, 3, 31, 22),
+    )  # fmt: skip
+    assert tables.offsets == (3600, 7200)
+    monday_17 = (4 * 96 + 17 * 4) % 672  # Thursday is quarter 0: Monday is day 4
+    assert tables.rates[monday_17] == tables.rates[672 + monday_17] == 0.20
+    assert tables.rates[monday_17 - 1] == 0.10  # Monday 16:45
+    assert tables.rates[2 * 96 + 17 * 4] == 0.10  # Saturday 17:00
+    # London's profile by London's hour: 10:00 in Berlin is 09:00 in London all month.
+    assert tables.intensities[40] == tables.intensities[96 + 40] == pytest.approx(0.2 + 9 / 50)
 
 
 def test_sec_is_the_producing_quarters_energy_per_unit() -> None:
