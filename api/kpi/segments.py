@@ -31,7 +31,7 @@ def _offset(zone: ZoneInfo, instant: datetime) -> timedelta | None:
 def _offset_changes(zone: ZoneInfo, first: datetime, last: datetime) -> list[datetime]:
     """The 15-minute boundaries in ``(first, last)`` where ``zone``'s UTC offset changes
     (every offset and transition in use lies on a quarter hour; ``first`` is on one)."""
-    changes = []
+    changes: list[datetime] = []
     lo = first
     while lo < last:
         hi = min(lo + _DAY, last)
@@ -55,7 +55,7 @@ def _offset_changes(zone: ZoneInfo, first: datetime, last: datetime) -> list[dat
 
 def _month_starts(zone: ZoneInfo, first: datetime, last: datetime) -> list[datetime]:
     """First instants of the local months that begin inside ``(first, last)``."""
-    starts = []
+    starts: list[datetime] = []
     local = first.astimezone(zone).date().replace(day=1)
     while True:
         month = local.month % 12 + 1
