@@ -151,8 +151,8 @@ def distinct_batch() -> SinkBatch:
                 tz="Australia/Lord_Howe", local_date=date(2026, 4, 1), local_hour=13,
                 energy_kwh=2.5, power_mean_kw=2.25, power_min_kw=0.75, power_max_kw=3.5,
                 production_units=18.5, reading_count=11, expected_count=12,
-                completeness=11 / 12, late_count=3, duplicate_count=2, first_ts=t + timedelta(minutes=3),
-                last_ts=t + timedelta(minutes=58), revision=4,
+                completeness=11 / 12, late_count=3, duplicate_count=2,
+                first_ts=t + timedelta(minutes=3), last_ts=t + timedelta(minutes=58), revision=4,
                 closed_at=t + timedelta(hours=1, minutes=5),
             )
         ],
