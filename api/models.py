@@ -242,8 +242,11 @@ class KpiFigures(Out):
     completeness: float
     """``quarters / expected_quarters``: below 1 the figures cover a gap."""
     production_units: float | None
+    """Units produced by the devices that report production (industrial lines); ``None``
+    when none of them reported any in the period."""
     sec_kwh_per_unit: float | None
-    """Specific energy consumption; ``None`` until devices report production."""
+    """Specific energy consumption: the energy of the devices that reported production over
+    the units they produced (kWh/unit); ``None`` where there is no production."""
 
 
 class KpiPeriod(Out):

@@ -32,6 +32,8 @@ class HourlyAggregate(WireModel):
     power_mean_kw: float | None
     power_min_kw: float | None
     power_max_kw: float | None
+    production_units: float | None = None
+    """Units produced in the hour; ``None`` when the device reported none (most kinds)."""
     reading_count: int
     expected_count: int
     completeness: float

@@ -38,7 +38,8 @@ StorageMode = Literal["timescaledb", "postgresql"]
 ModeChoice = Literal["auto", "timescaledb", "postgresql"]
 MODE_CHOICES: tuple[ModeChoice, ...] = ("auto", "timescaledb", "postgresql")
 
-# Relation -> (column, PostgreSQL type) in order; identical in both modes.
+# Relation -> (column, PostgreSQL type) in order; identical in both modes. production_units
+# (0007) is the sum of the readings' production, NULL where none reported any.
 ROLLUP_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     "readings_15m": (
         ("device_id", "text"),
@@ -49,6 +50,7 @@ ROLLUP_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("power_min_kw", "double precision"),
         ("power_max_kw", "double precision"),
         ("tz", "text"),
+        ("production_units", "double precision"),
     ),
     "readings_hourly_utc": (
         ("device_id", "text"),
@@ -58,6 +60,7 @@ ROLLUP_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("power_mean_kw", "double precision"),
         ("power_min_kw", "double precision"),
         ("power_max_kw", "double precision"),
+        ("production_units", "double precision"),
     ),
     "daily_local": (
         ("device_id", "text"),
@@ -68,12 +71,14 @@ ROLLUP_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("energy_kwh", "double precision"),
         ("reading_count", "bigint"),
         ("hours", "double precision"),
+        ("production_units", "double precision"),
     ),
     "fleet_hourly": (
         ("bucket", "timestamp with time zone"),
         ("energy_kwh", "double precision"),
         ("reading_count", "bigint"),
         ("devices", "bigint"),
+        ("production_units", "double precision"),
     ),
 }
 ROLLUPS = tuple(ROLLUP_COLUMNS)

@@ -83,6 +83,12 @@ readings = Table(
         nullable=False,
         server_default=func.now(),
     ),
+    Column(
+        "production_units",
+        Double,
+        nullable=True,
+        comment="units produced in the interval (devices that report production only)",
+    ),
     # (device_id, ts) makes every sink write idempotent (ON CONFLICT DO NOTHING) and, holding
     # the time column, is also a valid unique key for a TimescaleDB hypertable. It also serves
     # every per-device time-range query.
@@ -148,6 +154,7 @@ hourly = Table(
         comment="incremented each time the hour is restated",
     ),
     _tstz("closed_at", now=True),
+    Column("production_units", Double, nullable=True, comment="NULL: none reported"),
     PrimaryKeyConstraint("device_id", "hour_start"),
     CheckConstraint("local_hour BETWEEN 0 AND 23", name="local_hour"),
     comment="Closed device-local hours computed by the stream worker.",

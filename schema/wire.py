@@ -6,6 +6,10 @@ A reading as a device publishes it (and as it travels on the ``readings`` Kafka 
      "ts": "2026-03-29T03:15:00+02:00", "tz": "Europe/Berlin", "interval_s": 60,
      "energy": {"value": 0.0123, "unit": "kWh"}, "power": {"value": 0.74, "unit": "kW"}}
 
+A device that makes things (an industrial line) adds what it produced in the interval,
+``"production": {"value": 12.0, "unit": "units"}``; the field is optional, so every reading
+written before it existed still decodes, and a reading without it is encoded without it.
+
 ``ts`` is ISO-8601 with the UTC offset the device's zone has at that instant, so a reading is
 readable by a person in local time and still names one instant. Decode with
 :func:`decode_reading` (or :func:`decode_message` for the other device messages), which turns
@@ -96,6 +100,13 @@ class Power(WireModel):
     unit: Literal["kW"] = "kW"
 
 
+class Production(WireModel):
+    """Units produced during the reading's interval (e.g. parts off a line): never negative."""
+
+    value: Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
+    unit: Literal["units"] = "units"
+
+
 class Reading(WireModel):
     """One measurement of one device, the unit everything downstream is built from."""
 
@@ -109,6 +120,8 @@ class Reading(WireModel):
     interval_s: Annotated[int, Field(gt=0, le=86_400, strict=True)]
     energy: Energy
     power: Power
+    production: Production | None = None
+    """Only from devices that report production; absent (not ``null``) on the wire otherwise."""
 
     @model_validator(mode="after")
     def _offset_matches_zone(self) -> Reading:
@@ -126,7 +139,8 @@ class Reading(WireModel):
         return self.ts.astimezone(ZoneInfo("UTC"))
 
     def to_json(self) -> bytes:
-        return self.model_dump_json().encode()
+        # exclude_none: a reading without production is byte-for-byte what it always was.
+        return self.model_dump_json(exclude_none=True).encode()
 
 
 class InvalidPayload(ValueError):

@@ -6,6 +6,11 @@ weekends differ; see :mod:`simulator.profiles`), its region's weather (temperatu
 solar, sun and clouds; :mod:`simulator.weather`), and noise that depends only on the device and
 the instant (:mod:`simulator.randomness`). Live readings and the history export both call it, so
 the forecaster trains on exactly what the fleet later publishes.
+
+An industrial line also reports the units it produced (:meth:`DeviceModel.production_units`),
+and its power follows them: a base load plus a per-unit energy (both drawn per line) times
+the production rate, which follows the shift pattern (none at night, at weekends or in an
+hour the line stands still), plus noise.
 """
 
 from __future__ import annotations
@@ -14,9 +19,17 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from schema.wire import Energy, Power, Reading
+from schema.wire import Energy, Power, Production, Reading
 from simulator.localtime import UNIX_EPOCH_WEEKDAY, local_datetime, utc_offset_s
-from simulator.profiles import FIRMWARE, NOISE_SD, DeviceKind, shape_table
+from simulator.profiles import (
+    FIRMWARE,
+    LINE_BASE_LOAD,
+    LINE_KWH_PER_UNIT,
+    LINE_STOPPAGE_PER_HOUR,
+    NOISE_SD,
+    DeviceKind,
+    shape_table,
+)
 from simulator.randomness import normal, stable_key, uniform
 from simulator.weather import Weather, region_of
 
@@ -24,6 +37,7 @@ __all__ = ["DeviceKind", "DeviceModel", "DeviceSpec", "tick_time"]
 
 DAY_S = 86_400
 _SOLAR_NOISE = 0x5EED_0F_50_1A
+_LINE_NOISE = 0x11E_0F_0A_17
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +76,7 @@ class DeviceModel:
     _workday: tuple[float, ...] = field(init=False, repr=False, compare=False)
     _weekend: tuple[float, ...] = field(init=False, repr=False, compare=False)
     _noise_sd: float = field(init=False, repr=False, compare=False)
+    _kwh_per_unit: float = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         spec = self.spec
@@ -72,20 +87,33 @@ class DeviceModel:
         set_(self, "_workday", shape_table(spec.kind, False))
         set_(self, "_weekend", shape_table(spec.kind, True))
         set_(self, "_noise_sd", NOISE_SD[spec.kind])
+        low, high = LINE_KWH_PER_UNIT
+        per_unit = low + (high - low) * uniform(
+            stable_key("kwh-per-unit", self.seed, spec.device_id), 0
+        )
+        set_(self, "_kwh_per_unit", round(per_unit, 3))
 
     # -- the one power function ------------------------------------------------------------
 
-    def power_kw(self, t: int) -> float:
-        """Mean power (kW, negative: net export) over the interval starting at Unix time ``t``."""
+    def _shape(self, t: int) -> tuple[float, int, int]:
+        """(profile value, local day number, local minute of day) at Unix time ``t``."""
         spec = self.spec
         local = t + utc_offset_s(spec.tz, t)
         day = local // DAY_S
         weekend = (day + UNIX_EPOCH_WEEKDAY) % 7 >= 5
         minute_of_day = (local // 60) % 1440
         table = self._weekend if weekend else self._workday
-        shape = table[(minute_of_day - spec.shift_min) % 1440]
+        return table[(minute_of_day - spec.shift_min) % 1440], day, minute_of_day
+
+    def power_kw(self, t: int) -> float:
+        """Mean power (kW, negative: net export) over the interval starting at Unix time ``t``."""
+        spec = self.spec
+        shape, day, minute_of_day = self._shape(t)
         noise = 1.0 + self._noise_sd * normal(self._key, t)
         kind = spec.kind
+        if kind is DeviceKind.INDUSTRIAL_LINE:
+            base = spec.nominal_kw * LINE_BASE_LOAD * noise
+            return base + self._kwh_per_unit * self._units_per_hour(t, shape)
         if kind is DeviceKind.EV_CHARGER:
             return spec.nominal_kw * (0.002 + self._charging(day, minute_of_day) * noise)
         temp = self._weather.temperature_c(t)
@@ -103,6 +131,27 @@ class DeviceModel:
         else:  # solar inverter: the house's use minus what the panels make
             return spec.nominal_kw * (shape * noise - self._pv_fraction(t, temp))
         return spec.nominal_kw * load * noise
+
+    @property
+    def kwh_per_unit(self) -> float:
+        """Energy one unit takes on this line, above the base load (industrial lines only)."""
+        return self._kwh_per_unit
+
+    def _units_per_hour(self, t: int, shape: float) -> float:
+        """An industrial line's production rate at ``t``: its capacity (what the nominal power
+        above the base load makes) times the shift profile, zero in a stopped hour."""
+        if uniform(self._key ^ _LINE_NOISE, t // 3600) < LINE_STOPPAGE_PER_HOUR:
+            return 0.0
+        capacity = self.spec.nominal_kw * (1 - LINE_BASE_LOAD) / self._kwh_per_unit
+        pace = 1.0 + 0.05 * normal(self._key ^ _LINE_NOISE, t)
+        return capacity * shape * pace
+
+    def production_units(self, t: int, interval_s: int) -> float | None:
+        """Units produced in ``[t, t + interval_s)``; ``None`` for kinds that produce nothing."""
+        if self.spec.kind is not DeviceKind.INDUSTRIAL_LINE:
+            return None
+        shape, _, _ = self._shape(t)
+        return round(self._units_per_hour(t, shape) * interval_s / 3600, 3)
 
     def _charging(self, day: int, minute_of_day: int) -> float:
         """EV charging at this local minute: one session a day, evenings on work days."""
@@ -153,7 +202,9 @@ class DeviceModel:
         self, seq: int, t: int, interval_s: int, power_kw: float, *, skew_s: int = 0
     ) -> Reading:
         """A reading of ``power_kw`` over ``[t, t + interval_s)``, stamped by a clock that is
-        ``skew_s`` seconds off (the energy is the interval's; only ``ts`` is skewed)."""
+        ``skew_s`` seconds off (the energy is the interval's; only ``ts`` is skewed). A line's
+        production is the interval's too."""
+        units = self.production_units(t, interval_s)
         return Reading(
             device_id=self.spec.device_id,
             seq=seq,
@@ -162,6 +213,7 @@ class DeviceModel:
             interval_s=interval_s,
             energy=Energy(value=round(power_kw * interval_s / 3600, 6)),
             power=Power(value=round(power_kw, 4)),
+            production=None if units is None else Production(value=units),
         )
 
 

@@ -21,6 +21,8 @@ class DeviceKind(StrEnum):
     FRIDGE = "fridge"
     WATER_HEATER = "water_heater"
     SOLAR_INVERTER = "solar_inverter"
+    INDUSTRIAL_LINE = "industrial_line"
+    """A production line that reports units produced per interval besides energy."""
 
 
 MINUTES_PER_DAY = 1440
@@ -78,6 +80,17 @@ def _household_base(hour: float, weekend: bool) -> float:
     return 0.08 * _household(hour, weekend) / 0.6
 
 
+def _shifts(hour: float, weekend: bool) -> float:
+    """How hard an industrial line runs: two shifts 06:00-22:00 on work days, with a dip at
+    each meal break and the 14:00 changeover; idle (0) at night and at weekends."""
+    if weekend:
+        return 0.0
+    running = _ramp(hour, 6.0, 22.0, edge=0.4)
+    pauses = 0.7 * _bump(hour, 10.0, 0.25) + 0.8 * _bump(hour, 14.0, 0.3)
+    pauses += 0.7 * _bump(hour, 18.5, 0.25)
+    return max(0.0, running * (0.95 - pauses))
+
+
 def _no_shape(_hour: float, _weekend: bool) -> float:
     return 1.0
 
@@ -89,6 +102,7 @@ _SHAPES: dict[DeviceKind, Callable[[float, bool], float]] = {
     DeviceKind.FRIDGE: _fridge,
     DeviceKind.WATER_HEATER: _water_heater,
     DeviceKind.SOLAR_INVERTER: _household_base,
+    DeviceKind.INDUSTRIAL_LINE: _shifts,  # utilisation; power follows it, see devices.py
 }
 
 
@@ -106,6 +120,7 @@ NOMINAL_KW: dict[DeviceKind, tuple[float, float]] = {
     DeviceKind.FRIDGE: (0.10, 0.30),
     DeviceKind.WATER_HEATER: (2.0, 4.5),
     DeviceKind.SOLAR_INVERTER: (3.0, 10.0),
+    DeviceKind.INDUSTRIAL_LINE: (40.0, 160.0),
 }
 """Range of nominal power per kind (for a solar inverter: the panels' peak power)."""
 
@@ -116,6 +131,7 @@ NOISE_SD: dict[DeviceKind, float] = {
     DeviceKind.FRIDGE: 0.04,  # compressor cycles average out within minutes
     DeviceKind.WATER_HEATER: 0.10,
     DeviceKind.SOLAR_INVERTER: 0.05,
+    DeviceKind.INDUSTRIAL_LINE: 0.04,
 }
 """Relative standard deviation of the multiplicative noise of one reading: moderate, so the
 structure (daily and weekly cycles, weather) dominates and a forecaster can learn it."""
@@ -127,6 +143,7 @@ FIRMWARE: dict[DeviceKind, str] = {
     DeviceKind.FRIDGE: "coolbox 3.0.7",
     DeviceKind.WATER_HEATER: "aqua 5.1.0",
     DeviceKind.SOLAR_INVERTER: "pv-inv 7.3.2",
+    DeviceKind.INDUSTRIAL_LINE: "line-plc 6.2.0",
 }
 
 DEFAULT_MIX: tuple[DeviceKind, ...] = (
@@ -142,4 +159,13 @@ DEFAULT_MIX: tuple[DeviceKind, ...] = (
     DeviceKind.HVAC,
 )
 """Kinds of the default fleet by device index (cycled): half household meters, then the rest.
-Ten kinds against seven zones: every kind meets every zone."""
+Ten kinds against seven zones: every kind meets every zone. Industrial lines are not in it
+(the forecast model is trained on these kinds): a fleet file asks for them by name."""
+
+LINE_BASE_LOAD = 0.2
+"""An industrial line's load when it makes nothing (lighting, compressed air, the hall's
+heating), as a fraction of its nominal power; the rest scales with the units it produces."""
+LINE_KWH_PER_UNIT = (0.5, 1.5)
+"""Range of the energy one unit takes on a line (each line draws its own value)."""
+LINE_STOPPAGE_PER_HOUR = 0.04
+"""Chance that a line stands still for a given hour (a breakdown, a missing part)."""

@@ -17,8 +17,9 @@ one per device and quarter.
 * **carbon**: each bucket's energy times its region's intensity at that local time (kg CO2e).
 * **completeness**: device-quarters with readings / device-quarters the window holds for the
   devices that reported in it; a KPI over a gap says so.
-* **SEC** (energy per unit produced) needs production figures, which no device kind reports
-  yet: ``None``.
+* **SEC** (specific energy consumption, kWh per unit): the energy of the quarters that
+  reported production (industrial lines) over the units they produced; ``None`` where no
+  quarter reported any (or none was produced). Other devices of a group do not dilute it.
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ class Quarter(NamedTuple):
     """Sum of the devices' mean power in the bucket; ``None`` when none reported power."""
     devices: int = 1
     """Devices with readings in the bucket."""
+    production_units: float | None = None
+    """Units the devices produced; ``None`` when none of them reported production."""
+    production_energy_kwh: float | None = None
+    """Energy of the devices that reported production (SEC's numerator)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,50 +155,167 @@ class _Prices:
         return rate, intensity
 
 
+class Slot(NamedTuple):
+    """Quarters priced alike, as :class:`_Sums` takes them: one quarter of a group (with its
+    devices), or several sharing a zone, tariff, region and local quarter of the week."""
+
+    at: datetime
+    """Start (UTC) of one of the quarters: its local time prices them all."""
+    tz: str
+    tariff: str
+    region: str
+    energy_kwh: float
+    quarters: int
+    """Device-quarters with readings."""
+    production_units: float | None = None
+    """Units produced; ``None`` when none of the quarters reported production."""
+    production_energy_kwh: float | None = None
+    """Energy of the quarters that reported production (SEC's numerator)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """A device's quarters priced by the database (:func:`api.kpi.queries.device_figures`):
+    sums over every quarter of the device's zone in the window."""
+
+    energy_kwh: float
+    cost: float
+    """In the device's tariff's currency."""
+    carbon_kg: float
+    quarters: int
+    production_units: float | None
+    production_energy_kwh: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Demand:
+    """Peak demand (the highest 15-minute demand, with its bucket's start, the earliest of
+    equal peaks) and mean demand over the buckets with power; ``None`` without power."""
+
+    peak_kw: float | None = None
+    peak_at: datetime | None = None
+    mean_kw: float | None = None
+
+    @classmethod
+    def of(cls, demand: dict[datetime, float]) -> Demand:
+        """From the demand of each bucket."""
+        peak_kw: float | None = None
+        peak_at: datetime | None = None
+        for bucket in sorted(demand):
+            if peak_kw is None or demand[bucket] > peak_kw:
+                peak_kw, peak_at = demand[bucket], bucket
+        mean = math.fsum(demand.values()) / len(demand) if demand else None
+        return cls(peak_kw, peak_at, mean)
+
+
+@dataclass(slots=True)
+class _Sums:
+    """Energy, cost, carbon and production of priced quarters (or slots)."""
+
+    book: TariffBook
+    prices: _Prices
+    energy: float = 0.0
+    carbon: float = 0.0
+    cost: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    quarters: int = 0
+    production: float | None = None
+    production_energy: float = 0.0
+
+    def add(self, slot: Slot) -> None:
+        at, tz, tariff, region, energy_kwh, quarters, production, production_energy = slot
+        rate, intensity = self.prices.at(at, tz, tariff, region)
+        self.energy += energy_kwh
+        self.cost[self.book.tariffs[tariff].currency] += energy_kwh * rate
+        self.carbon += energy_kwh * intensity
+        self.quarters += quarters
+        if production is not None:
+            self.production = (self.production or 0.0) + production
+            self.production_energy += production_energy or 0.0
+
+    def kpis(self, demand: Demand, spans: Iterable[Span], window: Window) -> Kpis:
+        expected = sum(span.devices * window.expected_quarters(span.tz) for span in spans)
+        peak_kw, mean = demand.peak_kw, demand.mean_kw
+        if peak_kw is not None and mean is not None:
+            # The mean of values never exceeds their maximum, bar a rounding ulp.
+            mean = min(peak_kw, mean)
+        produced = self.production
+        return Kpis(
+            energy_kwh=self.energy,
+            cost=dict(self.cost),
+            carbon_kg=self.carbon,
+            peak_kw=peak_kw,
+            peak_at=demand.peak_at,
+            mean_power_kw=mean,
+            load_factor=mean / peak_kw if mean is not None and peak_kw and mean > 0 else None,
+            quarters=self.quarters,
+            expected_quarters=expected,
+            completeness=min(1.0, self.quarters / expected) if expected else 0.0,
+            production_units=produced,
+            sec_kwh_per_unit=self.production_energy / produced if produced else None,
+        )
+
+
+def _slot(row: Quarter) -> Slot:
+    return Slot(
+        row.bucket,
+        row.tz,
+        row.tariff,
+        row.region,
+        row.energy_kwh,
+        row.devices,
+        row.production_units,
+        row.production_energy_kwh,
+    )
+
+
 def compute(
     rows: Iterable[Quarter], spans: Iterable[Span], window: Window, book: TariffBook
 ) -> Kpis:
     """The KPIs of one group over ``window``; rows outside the window are ignored."""
-    prices = _Prices(book)
-    currencies = {name: tariff.currency for name, tariff in book.tariffs.items()}
-    energy = carbon = 0.0
-    cost: dict[str, float] = defaultdict(float)
+    sums = _Sums(book, _Prices(book))
     demand: dict[datetime, float] = defaultdict(float)
-    quarters = 0
     fixed = window.local_days is None
     first, last = window.first, window.last
-    for bucket, tz, tariff, region, energy_kwh, power_kw, devices in rows:
+    for row in rows:
+        bucket, tz = row.bucket, row.tz
         if fixed:
             if not first <= bucket < last:
                 continue
         elif not window.holds(bucket, tz):
             continue
-        rate, intensity = prices.at(bucket, tz, tariff, region)
-        energy += energy_kwh
-        cost[currencies[tariff]] += energy_kwh * rate
-        carbon += energy_kwh * intensity
-        quarters += devices
-        if power_kw is not None:
-            demand[bucket] += power_kw
-    expected = sum(span.devices * window.expected_quarters(span.tz) for span in spans)
-    peak_kw: float | None = None
-    peak_at: datetime | None = None
-    for bucket in sorted(demand):
-        if peak_kw is None or demand[bucket] > peak_kw:
-            peak_kw, peak_at = demand[bucket], bucket
-    mean: float | None = None
-    if peak_kw is not None:
-        # The mean of values never exceeds their maximum, bar a rounding ulp.
-        mean = min(peak_kw, math.fsum(demand.values()) / len(demand))
-    return Kpis(
-        energy_kwh=energy,
-        cost=dict(cost),
-        carbon_kg=carbon,
-        peak_kw=peak_kw,
-        peak_at=peak_at,
-        mean_power_kw=mean,
-        load_factor=mean / peak_kw if mean is not None and peak_kw and mean > 0 else None,
-        quarters=quarters,
-        expected_quarters=expected,
-        completeness=min(1.0, quarters / expected) if expected else 0.0,
+        sums.add(_slot(row))
+        if row.power_kw is not None:
+            demand[bucket] += row.power_kw
+    return sums.kpis(Demand.of(demand), spans, window)
+
+
+@dataclass(frozen=True, slots=True)
+class Priced:
+    """One device's window as :func:`api.kpi.queries.device_figures` reads it."""
+
+    totals: Totals
+    """Its quarters of its own zone, priced by the database with ``tariff``."""
+    tariff: str
+    others: list[Quarter]
+    """Quarters reported from another zone (a device that moved), left to price here."""
+    demand: Demand
+
+
+def compute_totals(priced: Priced, spans: Iterable[Span], window: Window, book: TariffBook) -> Kpis:
+    """One device's KPIs from what the database priced: the figures :func:`compute` gives from
+    all its quarters."""
+    totals = priced.totals
+    sums = _Sums(
+        book,
+        _Prices(book),
+        energy=totals.energy_kwh,
+        carbon=totals.carbon_kg,
+        quarters=totals.quarters,
+        production=totals.production_units,
+        production_energy=totals.production_energy_kwh or 0.0,
     )
+    if totals.quarters:
+        sums.cost[book.tariffs[priced.tariff].currency] += totals.cost
+    for row in priced.others:
+        sums.add(_slot(row))
+    return sums.kpis(priced.demand, spans, window)

@@ -1,12 +1,19 @@
 """The rollup rows KPIs are computed from: ``readings_15m`` only, never raw readings.
 
-One statement per shape, built from fixed fragments (no caller text reaches the SQL). It finds
-the devices, resolves each one's tariff and region from the book's assignments (passed as
-arrays: the device's own entry, else its location's, else the default), reads each one's
-15-minute buckets in the window, and sums the devices of a group per (bucket, zone, tariff,
-region); a second branch counts the devices of each group and zone that reported in the window
-(for completeness). With ``tz=device`` a device's days are those of its zone (birth message,
-else its latest bucket's).
+One device (:func:`device_figures`): its quarters priced by the database from price tables
+(:mod:`api.kpi.segments`: per segment of the window, the rate of each local quarter of the week
+and the intensity of each local quarter of the day, found by integer arithmetic on UTC), plus
+its peak and mean demand, in one statement that returns a few rows instead of a device-month's
+~3,000. (The daily rollup cannot serve it: cost needs each quarter's wall-clock band, and peak
+demand the 15-minute means.)
+
+Groups (:func:`group_quarters`): one statement per shape, built from fixed fragments (no
+caller text reaches the SQL). It finds the devices, resolves each one's tariff and region from
+the book's assignments (passed as arrays: the device's own entry, else its location's, else
+the default), reads each one's 15-minute buckets in the window, and sums the devices of a
+group per (bucket, zone, tariff, region); a second branch counts the devices of each group and
+zone that reported in the window (for completeness). With ``tz=device`` a device's days are
+those of its zone (birth message, else its latest bucket's).
 
 ``readings_15m`` is a continuous aggregate in TimescaleDB mode and a trigger-maintained table in
 plain PostgreSQL mode, with the same columns and answers in both (:mod:`schema.storage`).
@@ -16,11 +23,13 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Literal
 
 import asyncpg
 
-from api.kpi.figures import Quarter, Span, Window
+from api.kpi import segments
+from api.kpi.figures import Demand, Priced, Quarter, Span, Totals, Window
 from api.kpi.tariffs import TariffBook
 
 Grouping = Literal["fleet", "kind", "location"]
@@ -32,26 +41,146 @@ _GROUP_KEY: dict[Grouping, str] = {
 }
 
 
+DEVICE_SITE = """
+SELECT (SELECT tz FROM devices WHERE device_id = $1) AS tz,
+       (SELECT location_name FROM devices WHERE device_id = $1) AS location_name,
+       (SELECT tz FROM readings WHERE device_id = $1 ORDER BY ts DESC LIMIT 1) AS last_tz
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    tz: str
+    """The device's zone: its birth message's, else its latest reading's."""
+    location: str | None
+
+
+async def device_site(conn: asyncpg.Connection, device_id: str) -> Site | None:
+    """Zone and location of a device in one round trip; ``None``: an unknown device."""
+    row = await conn.fetchrow(DEVICE_SITE, device_id)
+    tz = row["tz"] or row["last_tz"]
+    return None if tz is None else Site(tz, row["location_name"])
+
+
+# A device's quarters in [$2, $3), priced by the database: each quarter of the device's zone
+# ($5) finds its segment among the cuts $4 and, from the segment's UTC offset ($6), its local
+# quarter of the week, which indexes the segment's rates ($7, 672 a segment) and intensities
+# ($8, 96 a segment; see api.kpi.segments). One row of totals, one with the peak (earliest of
+# equal peaks) and the mean demand, and any quarter reported from another zone (a device that
+# moved), left to Python to price.
+DEVICE_FIGURES = """
+WITH q AS (
+    SELECT bucket, tz, energy_kwh, power_mean_kw, production_units,
+           width_bucket(bucket, $4::timestamptz[]) AS seg
+    FROM readings_15m
+    WHERE device_id = $1 AND bucket >= $2 AND bucket < $3
+),
+k AS (
+    SELECT energy_kwh, production_units, seg,
+           ((date_part('epoch', bucket)::bigint + ($6::int[])[seg]) % 604800 / 900)::int AS qow
+    FROM q WHERE tz = $5::text
+)
+SELECT 'total' AS part, NULL::timestamptz AS bucket, NULL::text AS tz,
+       sum(energy_kwh) AS energy_kwh, count(*) AS quarters,
+       sum(energy_kwh * ($7::float8[])[(seg - 1) * 672 + qow + 1]) AS cost,
+       sum(energy_kwh * ($8::float8[])[(seg - 1) * 96 + qow % 96 + 1]) AS carbon_kg,
+       sum(production_units) AS production_units,
+       sum(energy_kwh) FILTER (WHERE production_units IS NOT NULL) AS production_energy_kwh,
+       NULL::double precision AS power_kw
+FROM k
+UNION ALL
+SELECT 'peak', peak.bucket, NULL, NULL, NULL, NULL, NULL, NULL, NULL, peak.power_mean_kw
+FROM (
+    SELECT bucket, power_mean_kw FROM q WHERE power_mean_kw IS NOT NULL
+    ORDER BY power_mean_kw DESC, bucket LIMIT 1
+) AS peak
+UNION ALL
+SELECT 'mean', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, avg(power_mean_kw) FROM q
+UNION ALL
+SELECT 'other', bucket, tz, energy_kwh, 1, NULL, NULL, production_units,
+       CASE WHEN production_units IS NOT NULL THEN energy_kwh END, power_mean_kw
+FROM q WHERE tz <> $5::text
+"""
+
+
+async def device_figures(
+    conn: asyncpg.Connection, book: TariffBook, window: Window, device_id: str, site: Site
+) -> Priced:
+    """One device's quarters in ``window`` (fixed bounds), priced by its own tariff and
+    region in the database, and its demand: one statement, a few rows."""
+    tariff, region = book.choice(device_id, site.location)
+    tables = segments.price_tables(
+        book.tariffs[tariff], book.regions[region], site.tz, window.first, window.last
+    )
+    rows = await conn.fetch(
+        DEVICE_FIGURES,
+        device_id,
+        window.first,
+        window.last,
+        tables.cuts,
+        site.tz,
+        tables.offsets,
+        tables.rates,
+        tables.intensities,
+    )
+    totals = Totals(0.0, 0.0, 0.0, 0, None, None)
+    others: list[Quarter] = []
+    peak_kw = peak_at = mean_kw = None
+    for row in rows:
+        part = row["part"]
+        if part == "total" and row["quarters"]:
+            totals = Totals(
+                row["energy_kwh"],
+                row["cost"],
+                row["carbon_kg"],
+                row["quarters"],
+                row["production_units"],
+                row["production_energy_kwh"],
+            )
+        elif part == "peak":
+            peak_kw, peak_at = row["power_kw"], row["bucket"]
+        elif part == "mean":
+            mean_kw = row["power_kw"]
+        elif part == "other":
+            others.append(quarter_of(row, tariff, region, power="power_kw"))
+    return Priced(totals, tariff, others, Demand(peak_kw, peak_at, mean_kw))
+
+
 DEVICE_QUARTERS = """
-SELECT bucket, tz, energy_kwh, power_mean_kw
+SELECT bucket, tz, energy_kwh, power_mean_kw, production_units
 FROM readings_15m
 WHERE device_id = $1 AND bucket >= $2 AND bucket < $3
 """
-DEVICE_LOCATION = "SELECT location_name FROM devices WHERE device_id = $1"
 
 
 async def device_quarters(
-    conn: asyncpg.Connection, book: TariffBook, window: Window, device_id: str
+    conn: asyncpg.Connection, book: TariffBook, window: Window, device_id: str, site: Site
 ) -> list[Quarter]:
-    """One device's quarters in ``window``, priced by its own tariff and region (resolved
-    here: one device needs no join)."""
-    location = await conn.fetchval(DEVICE_LOCATION, device_id)
-    tariff, region = book.choice(device_id, location)
+    """One device's quarters in ``window``, one row each, for :func:`api.kpi.figures.compute`:
+    what :func:`device_figures` prices in the database (the benchmark's before-figure, and the
+    tests' check that both give the same KPIs)."""
+    tariff, region = book.choice(device_id, site.location)
     rows = await conn.fetch(DEVICE_QUARTERS, device_id, window.first, window.last)
-    return [
-        Quarter(row["bucket"], row["tz"], tariff, region, row["energy_kwh"], row["power_mean_kw"])
-        for row in rows
-    ]
+    return [quarter_of(row, tariff, region) for row in rows]
+
+
+def quarter_of(
+    row: asyncpg.Record, tariff: str, region: str, *, power: str = "power_mean_kw"
+) -> Quarter:
+    """One device's quarter from a row with its bucket, zone, energy, mean power (column
+    ``power``) and production (a ``readings_15m`` row, or the same from raw readings)."""
+    units = row["production_units"]
+    return Quarter(
+        row["bucket"],
+        row["tz"],
+        tariff,
+        region,
+        row["energy_kwh"],
+        row[power],
+        1,
+        units,
+        None if units is None else row["energy_kwh"],
+    )
 
 
 # Where the quarters come from: the rollup (what the API reads), or the same sums computed from
@@ -79,7 +208,8 @@ ids_scan(device_id) AS (
         " ORDER BY x.ts DESC LIMIT 1)",
         "quarters": """(
     SELECT device_id, date_bin('15 minutes', ts, TIMESTAMPTZ '2000-01-03 00:00:00+00') AS bucket,
-           max(tz) AS tz, sum(energy_kwh) AS energy_kwh, avg(power_kw) AS power_mean_kw
+           max(tz) AS tz, sum(energy_kwh) AS energy_kwh, avg(power_kw) AS power_mean_kw,
+           sum(production_units) AS production_units
     FROM readings WHERE ts >= $1 AND ts < $2 GROUP BY 1, 2
 )""",
     },
@@ -127,18 +257,21 @@ fleet AS (
     LEFT JOIN site ON site.location_name = d.location_name
 ),
 picked AS (
-    SELECT f.grp, f.device_id, r.tz, f.tariff, f.region, r.bucket, r.energy_kwh, r.power_mean_kw
+    SELECT f.grp, f.device_id, r.tz, f.tariff, f.region, r.bucket, r.energy_kwh, r.power_mean_kw,
+           r.production_units
     FROM fleet AS f
     JOIN {parts["quarters"]} AS r
       ON r.device_id = f.device_id AND r.bucket >= f.lo AND r.bucket < f.hi
      AND r.bucket >= $1::timestamptz AND r.bucket < $2::timestamptz
 )
 SELECT grp, bucket, tz, tariff, region, sum(energy_kwh) AS energy_kwh,
-       sum(power_mean_kw) AS power_kw, count(*) AS devices
+       sum(power_mean_kw) AS power_kw, count(*) AS devices,
+       sum(production_units) AS production_units,
+       sum(energy_kwh) FILTER (WHERE production_units IS NOT NULL) AS production_energy_kwh
 FROM picked
 GROUP BY grp, bucket, tz, tariff, region
 UNION ALL
-SELECT grp, NULL, tz, NULL, NULL, NULL, NULL, count(*)
+SELECT grp, NULL, tz, NULL, NULL, NULL, NULL, count(*), NULL, NULL
 FROM fleet AS f
 WHERE EXISTS (
     SELECT 1 FROM {parts["quarters"]} AS r
@@ -203,6 +336,8 @@ def groups_of(records: list[asyncpg.Record]) -> Groups:
                     row["energy_kwh"],
                     row["power_kw"],
                     row["devices"],
+                    row["production_units"],
+                    row["production_energy_kwh"],
                 )
             )
     return dict(groups)

@@ -18,11 +18,11 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query
 
-from api import queries, timerange
+from api import timerange
 from api.deps import AdminKey, AllowedDevice, Deps, FleetWide
 from api.errors import InvalidRequest, NotFound
-from api.kpi.figures import Kpis, Quarter, Span, Window, compute
-from api.kpi.queries import device_quarters, group_quarters
+from api.kpi.figures import Kpis, Quarter, Span, Window, compute, compute_totals
+from api.kpi.queries import device_figures, device_site, group_quarters
 from api.kpi.tariffs import TariffBook
 from api.models import DeviceKpis, FleetKpis, KpiFigures, KpiPeriod, TariffsSaved
 from api.params import End, Start
@@ -158,23 +158,24 @@ def figures(group: str, kpis: Kpis, devices: int, shown: ZoneInfo, book: TariffB
 @router.get("/devices/{device_id}/kpis", response_model=DeviceKpis, responses=answers(404))
 async def device_kpis(deps: Deps, device_id: AllowedDevice, choice: Choice) -> DeviceKpis:
     """Energy, time-of-use cost, carbon, peak demand (15-minute mean power, with its local
-    time), load factor and completeness of one device over a local day, week or month holding
+    time), load factor, SEC (kWh per unit, for devices that report production) and
+    completeness of one device over a local day, week or month holding
     `date`, or over `[start, end)`. Tariff bands apply at the device's wall-clock time."""
     book = deps.tariffs.book
     async with deps.pool.acquire() as conn:
-        device_tz = await queries.device_zone(conn, device_id)
-        if device_tz is None:
+        site = await device_site(conn, device_id)
+        if site is None:
             raise NotFound(f"no device {device_id!r}: it has sent no birth and no reading")
         tz = choice.tz
-        zone = timerange.zone(device_tz if tz == "device" else tz)
+        zone = timerange.zone(site.tz if tz == "device" else tz)
         window, described = resolve_window(choice, zone, deps.settings.max_daily_range)
-        rows = await device_quarters(conn, book, window, device_id)
-    kpis = compute(rows, [Span(device_tz, 1)], window, book)
-    shown = timerange.zone(device_tz)
+        found = await device_figures(conn, book, window, device_id, site)
+    kpis = compute_totals(found, [Span(site.tz, 1)], window, book)
+    shown = timerange.zone(site.tz)
     return DeviceKpis(
         device_id=device_id,
         period=described.model_copy(update={"tz": tz if tz == "device" else zone.key}),
-        kpis=figures(device_id, kpis, 1 if rows else 0, shown, book),
+        kpis=figures(device_id, kpis, 1 if kpis.quarters else 0, shown, book),
     )
 
 

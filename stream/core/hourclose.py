@@ -83,6 +83,7 @@ def hourly_row(device_id: str, tz: str, w: HourWindow, closed_at: datetime) -> H
         power_mean_kw=w.power_mean_kw,
         power_min_kw=w.power_min_kw,
         power_max_kw=w.power_max_kw,
+        production_units=w.production_units,
         reading_count=w.count,
         expected_count=w.expected_count,
         completeness=w.completeness,

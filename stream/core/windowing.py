@@ -9,6 +9,8 @@ Rules:
 
 * A reading lands in the local hour containing its ``ts`` (:mod:`stream.core.localtime`).
 * The same ``seq`` twice in one hour counts once (``duplicate_count`` goes up).
+* Production (units, from devices that report it) is summed per hour like energy; an hour in
+  which no reading reported production has ``None``, not 0.
 * An hour closes when the partition's watermark (highest event time seen on the partition
   minus the allowed lateness) reaches its end, whether or not the device spoke: an hour with
   no readings closes empty (completeness 0) for up to ``max_silent`` after the device's last
@@ -47,6 +49,8 @@ class HourWindow(BaseModel):
     power_sum_kw: float = 0.0
     power_min_kw: float | None = None
     power_max_kw: float | None = None
+    production_units: float | None = None
+    """Sum of the readings' production; ``None`` until a reading reports some."""
     seq_base: int | None = None
     seq_mask: int = 0
     """Bit ``i`` set: ``seq_base + i`` was counted (duplicate detection without a list)."""
@@ -100,6 +104,8 @@ class HourWindow(BaseModel):
         power = reading.power.value
         self.count += 1
         self.energy_kwh += reading.energy.value
+        if reading.production is not None:
+            self.production_units = (self.production_units or 0.0) + reading.production.value
         self.power_sum_kw += power
         self.power_min_kw = power if self.power_min_kw is None else min(self.power_min_kw, power)
         self.power_max_kw = power if self.power_max_kw is None else max(self.power_max_kw, power)

@@ -174,6 +174,7 @@ def reading_row(reading: Reading) -> dict[str, Any]:
         "interval_s": reading.interval_s,
         "energy_kwh": reading.energy.value,
         "power_kw": reading.power.value,
+        "production_units": None if reading.production is None else reading.production.value,
     }
 
 

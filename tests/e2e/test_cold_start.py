@@ -120,15 +120,21 @@ class Pipeline:
         session (so readings published before the bridge runs are queued for it)."""
         assert self.bridge("--prepare-only").process.wait(timeout=60) == 0
 
-    def simulator(self) -> Spawned:
+    def simulator(self, *fleet: str) -> Spawned:
+        """The simulator; ``fleet``: its fleet flags instead of this module's 8-hour fleet."""
         args = (
             f"--mqtt-port={self.services.mqtt_port}",
             f"--topic-namespace={self.namespace}",
-            f"--devices={SIM_DEVICES}",
-            f"--interval-s={SIM_INTERVAL_S}",
-            "--start=2026-01-05T00:00:00+00:00",
-            f"--max-ticks={SIM_TICKS}",
-            f"--speed={SIM_SPEED}",
+            *(
+                fleet
+                or (
+                    f"--devices={SIM_DEVICES}",
+                    f"--interval-s={SIM_INTERVAL_S}",
+                    "--start=2026-01-05T00:00:00+00:00",
+                    f"--max-ticks={SIM_TICKS}",
+                    f"--speed={SIM_SPEED}",
+                )
+            ),
             f"--journal={self.journal}",
             "--journal-flush-s=0.1",
         )

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import fields
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
@@ -21,7 +23,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.kpi import queries
-from api.kpi.figures import Window, compute
+from api.kpi.figures import Kpis, Span, Window, compute, compute_totals
 from api.kpi.tariffs import Band, Tariff, TariffBook
 from schema import storage
 
@@ -280,3 +282,112 @@ async def test_same_kpis_in_each_storage_mode_and_from_raw_readings(storage_data
         assert rollup[kind].cost["EUR"] == pytest.approx(expected_cost) == raw[kind].cost["EUR"]
         assert rollup[kind].peak_at == raw[kind].peak_at
         assert rollup[kind].completeness == raw[kind].completeness == 1.0
+
+
+LINE_DAY = datetime(2026, 5, 31, 22, tzinfo=UTC)  # Monday 2026-06-01 00:00+02:00 in Berlin
+
+
+def line_and_meter() -> list[tuple[Any, ...]]:
+    """A line making 10 units a quarter at 4 kW from 06:00 to 22:00 local (0 units at 1 kW
+    otherwise), and a meter at 1 kW reporting no production, over Berlin's 2026-06-01."""
+    rows: list[tuple[Any, ...]] = []
+    for k in range(96):
+        ts = LINE_DAY + k * Q
+        running = 6 <= ts.astimezone(ZoneInfo("Europe/Berlin")).hour < 22
+        power, units = (4.0, 10.0) if running else (1.0, 0.0)
+        rows.append(("line", ts, k, "Europe/Berlin", 900, power / 4, power, units))
+        rows.append(("meter", ts, k, "Europe/Berlin", 900, 0.25, 1.0, None))
+        # A line that moved to Kathmandu at noon: those quarters carry the other zone.
+        moved = "Asia/Kathmandu" if k >= 48 else "Europe/Berlin"
+        rows.append(("mover", ts, k, moved, 900, power / 4 + k / 1000, power, units))
+    return rows
+
+
+def assert_same(a: Kpis, b: Kpis) -> None:
+    """Equal KPIs, bar the rounding of sums taken in another order."""
+    for name in (f.name for f in fields(Kpis)):
+        mine, theirs = getattr(a, name), getattr(b, name)
+        if isinstance(mine, float | dict):
+            assert mine == pytest.approx(theirs, rel=1e-12), name
+        else:
+            assert mine == theirs, name
+
+
+async def test_sec_in_each_storage_mode_from_rollups_and_raw_readings(
+    storage_database: str,
+) -> None:
+    """Production through every rollup in each storage mode, and the same SEC (by hand:
+    64 running quarters of 1 kWh and 32 idle of 0.25 kWh over 640 units) from the device
+    statement, the per-quarter path, the fleet statement and raw readings."""
+    conn = await asyncpg.connect(storage_database)
+    try:
+        await conn.executemany(
+            "INSERT INTO devices (device_id, kind, tz, location_name, interval_s)"
+            " VALUES ($1, $2, 'Europe/Berlin', 'Plant', 900)",
+            [("line", "industrial_line"), ("meter", "household_meter"), ("mover", "lathe")],
+        )
+        await conn.executemany(
+            "INSERT INTO readings (device_id, ts, seq, tz, interval_s, energy_kwh, power_kw,"
+            " production_units) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            line_and_meter(),
+        )
+        mode = await conn.fetchval("SELECT value FROM storage_info WHERE key = 'mode'")
+        for refresh in storage.refresh_statements(mode):
+            await conn.execute(refresh)
+        for relation in ("readings_15m", "readings_hourly_utc", "daily_local"):
+            produced = dict(
+                await conn.fetch(
+                    f"SELECT device_id, sum(production_units) FROM {relation} GROUP BY 1"
+                )
+            )
+            assert produced == {"line": 640.0, "meter": None, "mover": 640.0}, relation
+        assert await conn.fetchval("SELECT sum(production_units) FROM fleet_hourly") == 1280.0
+
+        window = Window.of_days(date(2026, 6, 1), date(2026, 6, 2), ZoneInfo("Europe/Berlin"))
+        site = await queries.device_site(conn, "line")
+        assert site == queries.Site("Europe/Berlin", "Plant")
+        found = await queries.device_figures(conn, BOOK, window, "line", site)
+        quarters = await queries.device_quarters(conn, BOOK, window, "line", site)
+        spans = [Span("Europe/Berlin", 1)]
+        by_device = compute_totals(found, spans, window, BOOK)
+        by_quarters = compute(quarters, spans, window, BOOK)
+        # The mover's afternoon is priced in Python (Kathmandu's wall clock), the rest in SQL.
+        moved_site = queries.Site("Europe/Berlin", "Plant")
+        moved = await queries.device_figures(conn, BOOK, window, "mover", moved_site)
+        assert (moved.totals.quarters, len(moved.others)) == (48, 48)
+        assert_same(
+            compute_totals(moved, spans, window, BOOK),
+            compute(
+                await queries.device_quarters(conn, BOOK, window, "mover", moved_site),
+                spans,
+                window,
+                BOOK,
+            ),
+        )
+        own_days = Window.of_days(date(2026, 6, 1), date(2026, 6, 2), None)
+        groups = {}
+        for sql in (
+            queries.statement("kind", own_zone=True),
+            queries.reference_statement("kind", own_zone=True),
+        ):
+            grouped = queries.groups_of(await conn.fetch(sql, *queries.arguments(BOOK, own_days)))
+            groups[sql] = {k: compute(r, s, own_days, BOOK) for k, (r, s) in grouped.items()}
+    finally:
+        await conn.close()
+    assert (len(quarters), found.totals.quarters, found.others) == (96, 96, [])
+    assert_same(by_device, by_quarters)
+    assert by_device.energy_kwh == pytest.approx(72.0)
+    assert by_device.production_units == pytest.approx(640.0)
+    assert by_device.sec_kwh_per_unit == pytest.approx(72.0 / 640)
+    # Two-rate tariff, a Monday: 17:00-21:00 (16 running quarters) at 0.20, the rest at 0.10.
+    assert by_device.cost["EUR"] == pytest.approx(16 * 0.20 + 56 * 0.10)
+    assert (by_device.peak_kw, by_device.peak_at) == (4.0, datetime(2026, 6, 1, 4, tzinfo=UTC))
+    rollup, raw = groups.values()
+    for answer in (rollup, raw):
+        assert answer["industrial_line"].sec_kwh_per_unit == pytest.approx(72.0 / 640)
+        assert answer["industrial_line"].energy_kwh == pytest.approx(72.0)
+        assert answer["household_meter"].production_units is None
+        assert answer["household_meter"].sec_kwh_per_unit is None
+    assert rollup.keys() == raw.keys()
+    for kind, kpis in rollup.items():
+        assert_same(kpis, raw[kind])

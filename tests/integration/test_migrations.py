@@ -204,7 +204,9 @@ async def test_readings_stored_before_the_storage_migration_are_rolled_up(
             mode="timescaledb" if mode == "timescaledb" else "postgresql"
         )
         await asyncio.to_thread(migrate.upgrade, url, "head", options)
-        fleet = await conn.fetch("SELECT * FROM fleet_hourly ORDER BY bucket")
+        fleet = await conn.fetch(
+            "SELECT bucket, energy_kwh, reading_count, devices FROM fleet_hourly ORDER BY bucket"
+        )
         assert [tuple(r) for r in fleet] == [
             (T0, 30.0, 120, 2),
             (T0 + timedelta(hours=1), 30.0, 120, 2),

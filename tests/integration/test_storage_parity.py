@@ -5,10 +5,10 @@ One fixed data set — devices in Berlin (a 23-hour day), Sydney (a 25-hour day)
 (+05:30) and UTC, readings off the bucket grid, a gap — is loaded through the sink's own
 code path (:func:`stream.worker.sink.store`: COPY into staging, then a merge), then late
 readings arrive out of order, some are restated (upsert and UPDATE), some deleted, and a batch
-is redelivered. After each phase every row of ``readings_15m``,
-``readings_hourly_utc``, ``daily_local`` and ``fleet_hourly`` must equal :func:`oracle`, which
-knows nothing of SQL: it buckets in UTC by integer arithmetic and finds local days with
-``zoneinfo``.
+is redelivered; Kathmandu reports production, the others none. After each phase every row of
+``readings_15m``, ``readings_hourly_utc``, ``daily_local`` and ``fleet_hourly`` must equal
+:func:`oracle`, which knows nothing of SQL: it buckets in UTC by integer arithmetic and finds
+local days with ``zoneinfo``.
 
 The test runs once per storage mode; TimescaleDB runs through testcontainers where a Docker
 engine answers. There the policies' work is done at once with ``storage.refresh_statements``
@@ -30,7 +30,7 @@ import asyncpg
 import pytest
 
 from schema import storage
-from schema.wire import Energy, Power, Reading
+from schema.wire import Energy, Power, Production, Reading
 from stream.worker.processor import SinkBatch
 from stream.worker.sink import store
 from stream.worker.statements import READINGS, reading_row
@@ -62,6 +62,7 @@ class Row:
     interval_s: int
     energy_kwh: float
     power_kw: float
+    production_units: float | None = None
 
 
 def generate() -> list[Row]:
@@ -76,7 +77,10 @@ def generate() -> list[Row]:
             )
             if not gap:
                 power = round(rng.uniform(0.05, 4.0), 4)
-                rows.append(Row(device, ts, seq, zone, interval, power * interval / 3600, power))
+                # Kathmandu is an industrial line: it reports production (0 now and then).
+                units = round(power * 2, 1) if device == "kathmandu" else None
+                energy = power * interval / 3600
+                rows.append(Row(device, ts, seq, zone, interval, energy, power, units))
             seq += 1
             ts += timedelta(seconds=interval)
     return rows
@@ -115,6 +119,11 @@ def oracle(rows: Iterable[Row]) -> dict[str, dict[tuple[Any, ...], tuple[Any, ..
             max(power),
         )
 
+    def produced(group: Sequence[Row]) -> float | None:
+        """Sum of the production reported; None if no reading reported any (SQL's sum)."""
+        units = [r.production_units for r in group if r.production_units is not None]
+        return math.fsum(units) if units else None
+
     days = {}
     for (device, day, zone), group in by_day.items():
         start, end = local_midnight(day, zone), local_midnight(day + timedelta(days=1), zone)
@@ -125,18 +134,23 @@ def oracle(rows: Iterable[Row]) -> dict[str, dict[tuple[Any, ...], tuple[Any, ..
             math.fsum(r.energy_kwh for r in group),
             len(group),
             (end - start).total_seconds() / 3600,
+            produced(group),
         )
     return {
         "readings_15m": {
-            key: (*stats(group), max(r.tz for r in group)) for key, group in by_15m.items()
+            key: (*stats(group), max(r.tz for r in group), produced(group))
+            for key, group in by_15m.items()
         },
-        "readings_hourly_utc": {key: stats(group) for key, group in by_hour.items()},
+        "readings_hourly_utc": {
+            key: (*stats(group), produced(group)) for key, group in by_hour.items()
+        },
         "daily_local": days,
         "fleet_hourly": {
             (hour,): (
                 math.fsum(r.energy_kwh for r in group),
                 len(group),
                 len({r.device_id for r in group}),
+                produced(group),
             )
             for hour, group in by_fleet.items()
         },
@@ -199,6 +213,7 @@ def reading(row: Row) -> Reading:
         interval_s=row.interval_s,
         energy=Energy(value=row.energy_kwh),
         power=Power(value=row.power_kw),
+        production=None if row.production_units is None else Production(value=row.production_units),
     )
 
 

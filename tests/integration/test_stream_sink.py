@@ -13,7 +13,7 @@ import pytest
 from schema import tables
 from schema.device_messages import DeviceBirth, DeviceStatus, Location, Presence
 from schema.results import Alert, Forecast, Health, HourlyAggregate
-from schema.wire import Energy, Power, Reading
+from schema.wire import Energy, Power, Production, Reading
 from stream.core.horizon_records import HorizonRow
 from stream.worker.processor import SinkBatch
 from stream.worker.sink import ResultSink
@@ -173,7 +173,7 @@ def distinct_batch() -> SinkBatch:
         readings=[
             Reading(device_id="r1", seq=17, ts=(t + timedelta(seconds=7)).astimezone(BERLIN),
                     tz="Europe/Berlin", interval_s=300, energy=Energy(value=0.125),
-                    power=Power(value=1.5))
+                    power=Power(value=1.5), production=Production(value=6.25))
         ],
         births=[
             DeviceBirth(device_id="b1", kind="solar_inverter", tz="Asia/Kolkata",
@@ -190,9 +190,9 @@ def distinct_batch() -> SinkBatch:
                 device_id="h1", hour_start=t, hour_end=t + timedelta(hours=1),
                 tz="Australia/Lord_Howe", local_date=date(2026, 4, 1), local_hour=13,
                 energy_kwh=2.5, power_mean_kw=2.25, power_min_kw=0.75, power_max_kw=3.5,
-                reading_count=11, expected_count=12, completeness=11 / 12, late_count=3,
-                duplicate_count=2, first_ts=t + timedelta(minutes=3),
-                last_ts=t + timedelta(minutes=58), revision=4,
+                production_units=18.5, reading_count=11, expected_count=12,
+                completeness=11 / 12, late_count=3, duplicate_count=2,
+                first_ts=t + timedelta(minutes=3), last_ts=t + timedelta(minutes=58), revision=4,
                 closed_at=t + timedelta(hours=1, minutes=5),
             )
         ],
@@ -243,7 +243,7 @@ def expected_rows(batch: SinkBatch) -> dict[str, dict[str, object]]:
             "device_id": reading.device_id, "ts": reading.ts, "seq": reading.seq,
             "tz": reading.tz, "interval_s": reading.interval_s,
             "energy_kwh": reading.energy.value, "power_kw": reading.power.value,
-            "ingested_at": ...,
+            "ingested_at": ..., "production_units": 6.25,
         },
         "devices": {
             "device_id": birth.device_id, "kind": birth.kind, "tz": birth.tz,

@@ -13,10 +13,14 @@ from schema import storage, tables
 
 pytestmark = pytest.mark.unit
 
-# Exactly the names and columns the issue fixes (other engineers write against them).
+# Exactly the names and columns the issue fixes (other engineers write against them);
+# production_units (issue 16, migration 0007) last, as ALTER TABLE adds it.
 CONTRACT = {
     "readings": (
-        ["device_id", "ts", "seq", "tz", "interval_s", "energy_kwh", "power_kw", "ingested_at"],
+        [
+            "device_id", "ts", "seq", "tz", "interval_s", "energy_kwh", "power_kw", "ingested_at",
+            "production_units",
+        ],
         ["device_id", "ts"],
     ),
     "devices": (
@@ -32,7 +36,7 @@ CONTRACT = {
             "device_id", "hour_start", "hour_end", "tz", "local_date", "local_hour", "energy_kwh",
             "power_mean_kw", "power_min_kw", "power_max_kw", "reading_count", "expected_count",
             "completeness", "late_count", "duplicate_count", "first_ts", "last_ts", "revision",
-            "closed_at",
+            "closed_at", "production_units",
         ],
         ["device_id", "hour_start"],
     ),

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from schema.wire import Energy, InvalidPayload, Power, Reading, decode_reading
+from schema.wire import Energy, InvalidPayload, Power, Production, Reading, decode_reading
 
 pytestmark = pytest.mark.unit
 
@@ -30,6 +30,20 @@ def test_round_trip_is_exact() -> None:
     decoded = decode_reading(original.to_json(), topic_device_id="dev-1")
     assert decoded == original
     assert decoded.to_json() == original.to_json()
+
+
+def test_production_is_optional_and_absent_when_not_reported() -> None:
+    at = datetime(2026, 3, 29, 0, 59, tzinfo=UTC)
+    plain = reading(at)
+    assert plain.production is None
+    assert b"production" not in plain.to_json()  # the bytes older consumers already read
+    made = reading(at, production=Production(value=12.5))
+    decoded = decode_reading(made.to_json())
+    assert decoded == made
+    assert decoded.production == Production(value=12.5, unit="units")
+    assert b'"production":{"value":12.5,"unit":"units"}' in made.to_json()
+    # A payload from before the field existed, or one with an explicit null, still decodes.
+    assert decode_reading(plain.to_json().replace(b"}}", b'},"production":null}')) == plain
 
 
 @pytest.mark.parametrize(

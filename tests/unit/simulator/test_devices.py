@@ -43,11 +43,11 @@ def test_default_fleet_has_every_kind_and_berlin_first() -> None:
     fleet = build_fleet(70, seed=1)
     assert fleet[0].spec.tz == "Europe/Berlin"
     assert fleet[0].spec.kind is DeviceKind.HOUSEHOLD_METER
-    assert {m.spec.kind for m in fleet} == set(DeviceKind)
+    # Industrial lines are opt-in (a fleet file names them): the model is not trained on them.
+    kinds = set(DeviceKind) - {DeviceKind.INDUSTRIAL_LINE}
+    assert {m.spec.kind for m in fleet} == kinds
     assert {m.spec.tz for m in fleet} == set(FLEET_ZONES)
-    assert {(m.spec.kind, m.spec.tz) for m in fleet} == {
-        (k, z) for k in DeviceKind for z in FLEET_ZONES
-    }
+    assert {(m.spec.kind, m.spec.tz) for m in fleet} == {(k, z) for k in kinds for z in FLEET_ZONES}
 
 
 def test_groups_choose_kinds_and_zones() -> None:
@@ -184,3 +184,42 @@ def test_energy_matches_power_over_interval() -> None:
 def test_naive_time_is_refused() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         build_fleet(1, seed=3)[0].reading(0, datetime(2026, 1, 1), 60)  # noqa: DTZ001
+
+
+def test_an_industrial_line_reports_production_and_its_energy_follows_it() -> None:
+    line = model(DeviceKind.INDUSTRIAL_LINE, "Europe/Berlin", nominal_kw=100.0)
+    week = datetime(2026, 6, 1, tzinfo=ZoneInfo("Europe/Berlin"))  # a Monday
+    readings = [line.reading(k, tick_time(week, k, 900), 900) for k in range(7 * 96)]
+    units = [r.production.value for r in readings if r.production is not None]
+    energy = [r.energy.value for r in readings]
+    assert len(units) == len(readings)
+    assert all(u >= 0 for u in units)
+    by_day: dict[int, float] = defaultdict(float)
+    for r in readings:
+        assert r.production is not None
+        by_day[r.ts.weekday()] += r.production.value
+    assert by_day[5] == by_day[6] == 0.0  # idle at weekends
+    assert all(by_day[d] > 0 for d in range(5))
+    nights = [u for r, u in zip(readings, units, strict=True) if r.ts.hour < 5]
+    assert nights and max(nights) == 0.0
+    # Energy = base load + per-unit energy x units (+ noise): a straight line fits it closely.
+    slope, intercept = statistics.linear_regression(units, energy)
+    assert slope == pytest.approx(line.kwh_per_unit, rel=0.05)
+    assert intercept == pytest.approx(100.0 * 0.2 * 900 / 3600, rel=0.05)
+    assert statistics.correlation(units, energy) > 0.95
+    # Other kinds report no production; the bytes of their readings carry no such field.
+    meter = model(DeviceKind.HOUSEHOLD_METER, "Europe/Berlin").reading(0, week, 900)
+    assert meter.production is None
+    assert b"production" not in meter.to_json()
+
+
+def test_industrial_lines_come_from_a_fleet_group() -> None:
+    fleet = build_fleet(
+        3, seed=2, groups=[DeviceGroup(3, kinds=(DeviceKind.INDUSTRIAL_LINE,), zones=("UTC",))]
+    )
+    assert {m.spec.kind for m in fleet} == {DeviceKind.INDUSTRIAL_LINE}
+    assert all(40 <= m.spec.nominal_kw <= 160 for m in fleet)
+    assert len({m.kwh_per_unit for m in fleet}) == 3  # each line its own per-unit energy
+    decoded = decode_reading(fleet[0].reading(0, datetime(2026, 6, 1, 9, tzinfo=UTC), 60).to_json())
+    assert decoded.production is not None
+    assert decoded.production.value > 0

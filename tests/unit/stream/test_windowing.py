@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from schema.wire import Energy, Power, Reading
+from schema.wire import Energy, Power, Production, Reading
 from stream.core.watermark import PartitionWatermarks
 from stream.core.windowing import Applied, DeviceWindows
 
@@ -55,6 +55,29 @@ def test_out_of_order_and_duplicates_within_an_hour() -> None:
     assert w.power_mean_kw == pytest.approx(1.0)
     assert (w.first_ts, w.last_ts) == (t0, t0 + timedelta(minutes=45))
     assert w.completeness == 1.0
+
+
+def test_production_is_summed_per_local_hour_and_none_when_not_reported() -> None:
+    line, meter = state("Asia/Kathmandu"), state("Asia/Kathmandu")
+    t0 = utc(2026, 6, 1, 3, 15)  # 09:00 in Kathmandu (+05:45)
+    for k, units in enumerate((10.0, 0.0, 12.5, 7.5, 3.0)):  # the fifth is the next hour
+        at = t0 + timedelta(minutes=15 * k)
+        made = reading(k, at, "Asia/Kathmandu").model_copy(
+            update={"production": Production(value=units)}
+        )
+        assert line.apply(made, offset=2 * k).outcome is Applied.ACCEPTED
+        # The same reading again (a duplicate seq) adds nothing.
+        assert line.apply(made, offset=2 * k + 1).outcome is Applied.DUPLICATE
+        meter.apply(reading(k, at, "Asia/Kathmandu"), offset=k)
+    first, second = line.close_due(t0 + timedelta(hours=2), SILENT)
+    assert (first.window.local_hour, first.window.production_units) == (9, 30.0)
+    assert second.window.production_units == 3.0
+    assert [
+        c.window.production_units for c in meter.close_due(t0 + timedelta(hours=2), SILENT)
+    ] == [
+        None,
+        None,
+    ]
 
 
 def test_replayed_offsets_change_nothing() -> None:
