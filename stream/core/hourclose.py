@@ -19,7 +19,8 @@ from datetime import datetime, timedelta
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from schema.results import Alert, Forecast, Health, HourlyAggregate
-from stream.core.health import WINDOW_HOURS, ScoredHour, device_health, residual_alert
+from stream.core.alerts import OpenAlert, advance, detect
+from stream.core.health import WINDOW_HOURS, ScoredHour, device_health
 from stream.core.localtime import LocalHour, local_hour
 from stream.core.windowing import ClosedHour, DeviceWindows, HourWindow
 
@@ -44,6 +45,8 @@ class DeviceState(BaseModel):
     online: bool | None = None
     pending: PendingForecast | None = None
     scored: list[ScoredHour] = []
+    alerts: dict[str, OpenAlert] = {}
+    """The device's open alerts by kind (:mod:`stream.core.alerts`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +123,8 @@ def _scored(window: HourWindow, pending: PendingForecast | None) -> ScoredHour:
         expected_count=window.expected_count,
         late_count=window.late_count,
         duplicate_count=window.duplicate_count,
+        power_min_kw=window.power_min_kw,
+        power_max_kw=window.power_max_kw,
     )
 
 
@@ -130,26 +135,6 @@ def _health_row(state: DeviceState, upto: int, now: datetime) -> Health:
         online=state.online,
         last_seen=state.windows.last_event_ts,
         computed_at=now,
-    )
-
-
-def _alert_row(state: DeviceState, upto: int, now: datetime) -> Alert | None:
-    current = state.scored[upto]
-    alert = residual_alert(state.scored[:upto], current)
-    if alert is None:
-        return None
-    return Alert(
-        device_id=state.windows.device_id,
-        hour_start=current.hour_start,
-        severity=alert.severity.value,
-        residual_kwh=alert.residual_kwh,
-        sigma=alert.sigma,
-        z=alert.z,
-        message=(
-            f"energy {current.actual_kwh:.3f} kWh vs forecast {current.predicted_kwh:.3f} kWh: "
-            f"{alert.z:+.1f} sigma"
-        ),
-        raised_at=now,
     )
 
 
@@ -173,8 +158,13 @@ def on_closed(
             update={"predicted_kwh": previous.predicted_kwh, "baseline_kwh": previous.baseline_kwh}
         )
     out.health.append(_health_row(state, index, now))
-    if (alert := _alert_row(state, index, now)) is not None:
-        out.alerts.append(alert)
+    if not closed.restated:
+        # Alerts follow newly closed hours only: a restatement (late readings) changes the
+        # hour's figures but not what was alerted while it was the newest hour.
+        detections = detect(state.scored[:index], state.scored[index])
+        out.alerts += advance(
+            state.windows.device_id, state.alerts, window.start, detections, now=now
+        )
     # Every newly closed hour asks for the hour after it (in a catch-up burst too: each round's
     # forecasts are scored by the next round); a restatement only re-asks for the newest hour.
     latest = state.windows.closed[-1] if state.windows.closed else None

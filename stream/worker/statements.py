@@ -200,7 +200,8 @@ DEVICE_STATUS = Target(
 HOURLY = Target(tables.hourly, not_older_by="revision")
 FORECASTS = Target(tables.forecasts)
 HEALTH = Target(tables.health)
-ALERTS = Target(tables.alerts)
+# Acknowledging is a person's act through the API: the worker's upserts leave it alone.
+ALERTS = Target(tables.alerts, left_to_database=("acknowledged_at", "acknowledged_by", "note"))
 
 
 OFFSETS = """

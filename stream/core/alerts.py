@@ -1,0 +1,276 @@
+"""Alert detectors and the alert lifecycle: pure, no I/O.
+
+Each closed hour of a device is judged by four detectors (:func:`detect`), each returning at
+most one :class:`Detection`:
+
+* ``residual``: the hour's residual (actual - forecast) is far from the device's usual
+  residuals: ``|z| >= RESIDUAL_WARNING_Z`` against a robust sigma (1.4826 x the median absolute
+  deviation of the previous scored residuals, floored) *and* larger than
+  :data:`RESIDUAL_SCALE` times the largest hourly energy of the window before it. The second
+  condition keeps ordinary surprises quiet: an EV charger starting its session an hour early is
+  many sigma off a flat standby forecast, but no larger than a normal session.
+* ``level_shift``: the hour and the hour before it are both off the forecast in the same
+  direction by at least :data:`SHIFT_Z` robust sigma: the device's level moved and stayed
+  there (a single hour off is a residual, not a shift).
+* ``silent``: a device that has reported before sends nothing in an hour (``critical``) or
+  less than half of what it should (``warning``).
+* ``stuck``: a meter reports the very same power all hour long (at least
+  :data:`STUCK_MIN_READINGS` readings) although most of its recent hours varied. A series that
+  is flat by nature (an idle EV charger's standby draw) does not alert.
+
+The lifecycle (:func:`advance`) keeps at most one open alert per device and kind. A detection
+while the kind's alert is open updates that alert (its last hour, its hour count, the worst
+severity, the latest figures) instead of adding one; the first hour without the condition
+resolves it. Every change is a :class:`schema.results.Alert` row keyed by (device, kind, hour
+the alert opened): upserting it is idempotent, so a replayed batch writes the same rows again.
+Acknowledging is a person's act through the API and is not part of this state.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from schema.results import Alert, AlertKind, Severity
+from stream.core.health import MIN_SCORED, SIGMA_FLOOR_KWH, WINDOW_HOURS, ScoredHour
+
+RESIDUAL_WARNING_Z = 4.0
+RESIDUAL_CRITICAL_Z = 6.0
+RESIDUAL_SCALE = 1.0
+"""A residual alert also needs ``|residual| > RESIDUAL_SCALE x`` the largest hourly energy of
+the window before it."""
+SHIFT_Z = 3.0
+SHIFT_CRITICAL_Z = 6.0
+MAD_TO_SIGMA = 1.4826
+"""Median absolute deviation -> standard deviation, for normally distributed residuals."""
+SIGMA_FLOOR_SHARE = 0.05
+"""The robust sigma is at least this share of the window's mean absolute hourly energy."""
+STUCK_MIN_READINGS = 3
+SILENT_WARNING_COMPLETENESS = 0.5
+
+
+class Kind(StrEnum):
+    RESIDUAL = "residual"
+    LEVEL_SHIFT = "level_shift"
+    SILENT = "silent"
+    STUCK = "stuck"
+
+
+class OpenAlert(BaseModel):
+    """An alert that is open: what the device's state keeps to update or resolve it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: AlertKind
+    opened_hour: AwareDatetime
+    last_hour: AwareDatetime
+    hours: int
+    severity: Severity
+    residual_kwh: float | None
+    sigma: float | None
+    z: float | None
+    message: str
+    raised_at: AwareDatetime
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    kind: Kind
+    severity: Severity
+    message: str
+    residual_kwh: float | None = None
+    sigma: float | None = None
+    z: float | None = None
+
+
+def alert_id(device_id: str, kind: str, opened_hour: datetime) -> str:
+    """The alert's stable id: device, kind and the Unix time of the hour it opened."""
+    return f"{device_id}.{kind}.{int(opened_hour.timestamp())}"
+
+
+# ----------------------------------------------------------------------------- detectors
+def _robust_sigma(residuals: Sequence[float], scale_kwh: float) -> float:
+    median = statistics.median(residuals)
+    mad = statistics.median(abs(r - median) for r in residuals)
+    return max(MAD_TO_SIGMA * mad, SIGMA_FLOOR_SHARE * scale_kwh, SIGMA_FLOOR_KWH)
+
+
+def _window(previous: Sequence[ScoredHour]) -> tuple[list[float], float, float] | None:
+    """(scored residuals, robust sigma, largest |energy|) of the window, or None if too few."""
+    window = list(previous)[-WINDOW_HOURS:]
+    residuals = [r for s in window if (r := s.residual) is not None]
+    if len(residuals) < MIN_SCORED:
+        return None
+    energies = [abs(s.actual_kwh) for s in window]
+    mean_abs = sum(energies) / len(energies)
+    return residuals, _robust_sigma(residuals, mean_abs), max(energies)
+
+
+def residual(previous: Sequence[ScoredHour], current: ScoredHour) -> Detection | None:
+    value = current.residual
+    window = _window(previous)
+    if value is None or window is None:
+        return None
+    _, sigma, largest = window
+    z = value / sigma
+    if abs(z) < RESIDUAL_WARNING_Z or abs(value) <= RESIDUAL_SCALE * largest:
+        return None
+    severity: Severity = "critical" if abs(z) >= RESIDUAL_CRITICAL_Z else "warning"
+    assert current.predicted_kwh is not None  # a residual needs a forecast
+    return Detection(
+        Kind.RESIDUAL,
+        severity,
+        f"energy {current.actual_kwh:.3f} kWh vs forecast {current.predicted_kwh:.3f} kWh: "
+        f"{z:+.1f} sigma",
+        value,
+        sigma,
+        z,
+    )
+
+
+def level_shift(previous: Sequence[ScoredHour], current: ScoredHour) -> Detection | None:
+    if not previous:
+        return None
+    before, last = previous[:-1], previous[-1]
+    window = _window(before)
+    now_r, last_r = current.residual, last.residual
+    if window is None or now_r is None or last_r is None:
+        return None
+    residuals, robust, _ = window
+    # Not the robust sigma alone: a device whose forecast misses now and then (an EV charger's
+    # sessions) has a tiny median deviation but is often off by a lot, so a level shift is
+    # measured against the plain root mean square of its residuals too.
+    sigma = max(robust, math.sqrt(sum(r * r for r in residuals) / len(residuals)))
+    z_now, z_last = now_r / sigma, last_r / sigma
+    if min(abs(z_now), abs(z_last)) < SHIFT_Z or (z_now > 0) != (z_last > 0):
+        return None
+    z = (z_now + z_last) / 2
+    severity: Severity = "critical" if abs(z) >= SHIFT_CRITICAL_Z else "warning"
+    direction = "above" if z > 0 else "below"
+    return Detection(
+        Kind.LEVEL_SHIFT,
+        severity,
+        f"two hours {direction} forecast ({z_last:+.1f} then {z_now:+.1f} sigma)",
+        (now_r + last_r) / 2,
+        sigma,
+        z,
+    )
+
+
+def silent(previous: Sequence[ScoredHour], current: ScoredHour) -> Detection | None:
+    if not any(s.reading_count for s in previous):
+        return None  # never reported yet (or its first, partial hour): nothing went quiet
+    share = current.reading_count / current.expected_count if current.expected_count else 1.0
+    if current.reading_count == 0:
+        return Detection(Kind.SILENT, "critical", "no readings all hour")
+    if share < SILENT_WARNING_COMPLETENESS:
+        return Detection(
+            Kind.SILENT,
+            "warning",
+            f"{current.reading_count} of {current.expected_count} readings this hour",
+        )
+    return None
+
+
+def _flat(hour: ScoredHour) -> bool | None:
+    """Whether every reading of the hour had the same power; None with too few readings."""
+    low, high = hour.power_min_kw, hour.power_max_kw
+    if hour.reading_count < STUCK_MIN_READINGS or low is None or high is None:
+        return None
+    return math.isclose(low, high, rel_tol=0.0, abs_tol=1e-9)
+
+
+def stuck(previous: Sequence[ScoredHour], current: ScoredHour) -> Detection | None:
+    if not _flat(current):
+        return None
+    judged = [f for s in list(previous)[-WINDOW_HOURS:] if (f := _flat(s)) is not None]
+    if len(judged) < MIN_SCORED or sum(judged) * 2 >= len(judged):
+        return None  # flat by nature, or too little history to tell
+    return Detection(
+        Kind.STUCK,
+        "warning",
+        f"power stuck at {current.power_max_kw:g} kW for {current.reading_count} readings",
+    )
+
+
+DETECTORS = (residual, level_shift, silent, stuck)
+
+
+def detect(previous: Sequence[ScoredHour], current: ScoredHour) -> list[Detection]:
+    """Every detector's verdict on ``current``, given the scored hours before it."""
+    return [d for detector in DETECTORS if (d := detector(previous, current)) is not None]
+
+
+# ----------------------------------------------------------------------------- lifecycle
+_RANK: Mapping[str, int] = {"warning": 1, "critical": 2}
+
+
+def _row(device_id: str, alert: OpenAlert, now: datetime, resolved_hour: datetime | None) -> Alert:
+    return Alert(
+        alert_id=alert_id(device_id, alert.kind, alert.opened_hour),
+        device_id=device_id,
+        alert_kind=alert.kind,
+        hour_start=alert.opened_hour,
+        last_hour_start=alert.last_hour,
+        hours=alert.hours,
+        severity=alert.severity,
+        residual_kwh=alert.residual_kwh,
+        sigma=alert.sigma,
+        z=alert.z,
+        message=alert.message,
+        raised_at=alert.raised_at,
+        updated_at=now,
+        resolved_hour=resolved_hour,
+        resolved_at=None if resolved_hour is None else now,
+    )
+
+
+def advance(
+    device_id: str,
+    open_alerts: dict[str, OpenAlert],
+    hour_start: datetime,
+    detections: Sequence[Detection],
+    *,
+    now: datetime,
+) -> list[Alert]:
+    """Apply one newly closed hour's detections to ``open_alerts`` (by kind, changed in place);
+    return the rows that changed: opened, updated or resolved alerts."""
+    rows: list[Alert] = []
+    firing = {d.kind.value: d for d in detections}
+    for kind in list(open_alerts):
+        if kind not in firing:
+            rows.append(_row(device_id, open_alerts.pop(kind), now, resolved_hour=hour_start))
+    for kind, detection in firing.items():
+        current = open_alerts.get(kind)
+        if current is not None and current.last_hour >= hour_start:
+            continue  # already counted (the same hour again): nothing changes
+        figures = {
+            "residual_kwh": detection.residual_kwh,
+            "sigma": detection.sigma,
+            "z": detection.z,
+            "message": detection.message,
+            "last_hour": hour_start,
+        }
+        if current is None:
+            updated = OpenAlert(
+                kind=detection.kind.value,
+                opened_hour=hour_start,
+                hours=1,
+                severity=detection.severity,
+                raised_at=now,
+                **figures,
+            )
+        else:
+            worst = max(current.severity, detection.severity, key=_RANK.__getitem__)
+            updated = current.model_copy(
+                update={**figures, "hours": current.hours + 1, "severity": worst}
+            )
+        open_alerts[kind] = updated
+        rows.append(_row(device_id, updated, now, resolved_hour=None))
+    return rows

@@ -1,0 +1,152 @@
+"""Alert detectors, the alert lifecycle and their scoring against injected anomalies: pure."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from schema.device_messages import AnomalyKind, AnomalyLabel, LabelSource
+from stream.core import alerts
+from stream.core.alerts import Detection, Kind, OpenAlert, advance, detect
+from stream.core.alertscore import ScoredAlert, score
+from stream.core.health import ScoredHour
+
+pytestmark = pytest.mark.unit
+
+T0 = datetime(2026, 6, 1, tzinfo=UTC)
+H = timedelta(hours=1)
+
+
+def hour(
+    k: int,
+    actual: float = 1.0,
+    predicted: float | None = None,
+    *,
+    count: int = 12,
+    low: float = 0.9,
+    high: float = 1.1,
+) -> ScoredHour:
+    return ScoredHour(
+        hour_start=T0 + k * H,
+        actual_kwh=actual,
+        predicted_kwh=predicted,
+        reading_count=count,
+        expected_count=12,
+        power_min_kw=low,
+        power_max_kw=high,
+    )
+
+
+def normal(n: int = 24) -> list[ScoredHour]:
+    """Hours forecast within +-0.05 kWh (median absolute deviation 0.05)."""
+    return [hour(k, 1.0, 1.0 + (0.05 if k % 2 else -0.05)) for k in range(n)]
+
+
+def kinds(previous: list[ScoredHour], current: ScoredHour) -> set[Kind]:
+    return {d.kind for d in detect(previous, current)}
+
+
+def test_an_ordinary_hour_raises_nothing() -> None:
+    assert detect(normal(), hour(24, 1.1, 1.0)) == []
+
+
+def test_a_residual_needs_many_sigma_and_more_than_a_normal_hour_holds() -> None:
+    sigma = alerts.MAD_TO_SIGMA * 0.05
+    assert kinds(normal(), hour(24, 1.9, 1.0)) == set()  # 12 sigma, but within a normal hour
+    found = detect(normal(), hour(24, 3.5, 1.0))
+    assert [d.kind for d in found] == [Kind.RESIDUAL]
+    assert found[0].z == pytest.approx(2.5 / sigma)
+    assert found[0].severity == "critical"
+    assert detect(normal(5), hour(5, 9.0, 1.0)) == []  # too little history to judge
+
+
+def test_two_hours_off_the_same_way_are_a_level_shift() -> None:
+    before = normal()
+    first = hour(24, 1.6, 1.0)
+    assert Kind.LEVEL_SHIFT not in kinds(before, first)
+    assert Kind.LEVEL_SHIFT in kinds([*before, first], hour(25, 1.7, 1.0))
+    assert Kind.LEVEL_SHIFT not in kinds([*before, first], hour(25, 0.3, 1.0))  # back and forth
+
+
+def test_a_device_that_reported_before_and_goes_quiet_is_silent() -> None:
+    assert [(d.kind, d.severity) for d in detect(normal(), hour(24, 0.0, count=0))] == [
+        (Kind.SILENT, "critical")
+    ]
+    partial = detect(normal(), hour(24, 0.4, count=4))
+    assert [(d.kind, d.severity) for d in partial] == [(Kind.SILENT, "warning")]
+    assert detect([], hour(0, 0.1, count=2)) == []  # its first, partial hour
+
+
+def test_a_flat_hour_is_stuck_only_where_the_device_normally_varies() -> None:
+    flat = hour(24, low=0.5, high=0.5)
+    assert kinds(normal(), flat) == {Kind.STUCK}
+    idle = [hour(k, low=0.002, high=0.002) for k in range(24)]  # flat by nature
+    assert kinds(idle, flat) == set()
+    assert Kind.STUCK not in kinds(normal(), hour(24, low=0.5, high=0.5, count=2))  # too few
+
+
+def detection(severity: str = "warning") -> Detection:
+    return Detection(Kind.RESIDUAL, severity, "off", 1.0, 0.1, 10.0)  # type: ignore[arg-type]
+
+
+def test_an_alert_opens_stays_open_while_it_holds_and_resolves_when_it_clears() -> None:
+    state: dict[str, OpenAlert] = {}
+    now = T0 + 10 * H
+    opened = advance("d1", state, T0, [detection()], now=now)
+    assert [(a.alert_id, a.hours, a.resolved_hour) for a in opened] == [
+        (f"d1.residual.{int(T0.timestamp())}", 1, None)
+    ]
+    held = advance("d1", state, T0 + H, [detection("critical")], now=now + H)
+    assert len(held) == 1 and held[0].alert_id == opened[0].alert_id  # the same alert
+    assert (held[0].hours, held[0].severity, held[0].last_hour_start) == (2, "critical", T0 + H)
+    assert held[0].raised_at == now  # when it first fired
+    again = advance("d1", state, T0 + H, [detection()], now=now + H)
+    assert again == []  # the same hour twice changes nothing
+    resolved = advance("d1", state, T0 + 2 * H, [], now=now + 2 * H)
+    assert [(a.alert_id, a.resolved_hour, a.severity) for a in resolved] == [
+        (opened[0].alert_id, T0 + 2 * H, "critical")
+    ]
+    assert state == {}
+    reopened = advance("d1", state, T0 + 5 * H, [detection()], now=now)
+    assert reopened[0].alert_id != opened[0].alert_id and reopened[0].resolved_hour is None
+
+
+def test_kinds_agree_with_the_contract_and_the_table() -> None:
+    from typing import get_args
+
+    from schema import results, tables
+
+    assert {k.value for k in Kind} == set(get_args(results.AlertKind)) == set(tables.ALERT_KINDS)
+
+
+def label(device: str, kind: AnomalyKind, start: datetime, hours: int = 1) -> AnomalyLabel:
+    return AnomalyLabel(
+        label_id=f"{device}:{kind}",
+        device_id=device,
+        anomaly=kind,
+        start=start,
+        end=start + hours * H,
+        first_seq=0,
+        nominal_kw=1.0,
+        source=LabelSource.SCHEDULE,
+        command_id="c",
+    )
+
+
+def test_precision_and_recall_per_kind() -> None:
+    labels = [
+        label("d1", AnomalyKind.SPIKE, T0 + 30 * H),
+        label("d2", AnomalyKind.DROPOUT, T0 + 30 * H, 2),
+    ]
+    found = [
+        ScoredAlert("d1", "residual", T0 + 30 * H, T0 + 31 * H),  # the spike
+        ScoredAlert("d1", "level_shift", T0 + 32 * H, T0 + 33 * H),  # its aftermath: true
+        ScoredAlert("d3", "residual", T0 + 30 * H, T0 + 31 * H),  # another device: false
+        ScoredAlert("d1", "residual", T0 + 40 * H, T0 + 41 * H),  # much later: false
+    ]
+    scores = score(found, labels)
+    assert scores["residual"].precision == pytest.approx(1 / 3)
+    assert scores["residual"].recall == 1.0
+    assert scores["level_shift"].precision == 1.0 and scores["level_shift"].recall is None
+    assert scores["silent"].recall == 0.0 and scores["silent"].precision is None
