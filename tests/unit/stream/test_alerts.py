@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import get_args
 
 import pytest
 
+from schema import results, tables
 from schema.device_messages import AnomalyKind, AnomalyLabel, LabelSource
 from stream.core import alerts
 from stream.core.alerts import Detection, Kind, OpenAlert, advance, detect
@@ -113,10 +115,6 @@ def test_an_alert_opens_stays_open_while_it_holds_and_resolves_when_it_clears() 
 
 
 def test_kinds_agree_with_the_contract_and_the_table() -> None:
-    from typing import get_args
-
-    from schema import results, tables
-
     assert {k.value for k in Kind} == set(get_args(results.AlertKind)) == set(tables.ALERT_KINDS)
 
 
