@@ -122,7 +122,7 @@ def downgrade() -> None:
     )
     op.drop_index("ix_alerts_open", table_name="alerts")
     op.drop_index("uq_alerts_alert_id", table_name="alerts")
-    op.drop_constraint("ck_alerts_kind", "alerts", type_="check")
+    op.drop_constraint(op.f("ck_alerts_kind"), "alerts", type_="check")
     op.alter_column("alerts", "severity", existing_type=sa.Text(), comment=None)
     op.alter_column("alerts", "hour_start", existing_type=sa.DateTime(timezone=True), comment=None)
     op.alter_column("alerts", "kind", existing_type=sa.Text(), comment="e.g. 'residual'")
