@@ -1,5 +1,5 @@
 """Changing things: device commands over MQTT (write or admin key; ``Idempotency-Key``, see
-:mod:`api.idempotency`), model activation (admin key)."""
+:mod:`api.idempotency`), acknowledging alerts (write key), model activation (admin key)."""
 
 from __future__ import annotations
 
@@ -13,14 +13,15 @@ from fastapi import APIRouter, Header, Path, Request, Response, status
 from api import idempotency, queries
 from api.deps import AdminKey, ApiKey, Deps
 from api.errors import PROBLEM_RESPONSES, NotFound
-from api.models import CommandAccepted, CommandIn, ModelOut
+from api.models import AcknowledgeIn, AlertOut, CommandAccepted, CommandIn, ModelOut
 from api.params import DevicePath
+from api.routes.fleet import alert_out
 from schema.device_messages import DeviceCommand
 
 AUTH_RESPONSES: dict[int | str, dict[str, str]] = {
     401: {"description": "Missing or invalid X-API-Key (problem+json)"},
     403: {"description": "The key's scope is too narrow: read for a command (problem+json)"},
-    404: {"description": "Unknown device or model (problem+json)"},
+    404: {"description": "Unknown device, alert or model (problem+json)"},
     503: {"description": "The MQTT broker did not acknowledge in time (problem+json)"},
 }
 IDEMPOTENCY_RESPONSES: dict[int | str, dict[str, str]] = {
@@ -98,6 +99,27 @@ async def send_command(
                 conn, reservation, status.HTTP_202_ACCEPTED, accepted.model_dump(mode="json")
             )
     return accepted
+
+
+@router.post("/alerts/{alert_id}/acknowledge", response_model=AlertOut, tags=["alerts"])
+async def acknowledge_alert(
+    deps: Deps,
+    alert_id: Annotated[
+        str,
+        Path(
+            pattern=r"^[A-Za-z0-9._:-]{1,200}$", description="e.g. `dev-00001.residual.1764460800`"
+        ),
+    ],
+    body: AcknowledgeIn,
+) -> AlertOut:
+    """Acknowledge an alert: someone (``by``) is on it, with an optional note. The first
+    acknowledgement wins; acknowledging again (a retry) answers the alert unchanged. The alert
+    still resolves by itself once its condition clears."""
+    async with deps.pool.acquire() as conn:
+        row = await queries.acknowledge_alert(conn, alert_id, body.by, body.note)
+    if row is None:
+        raise NotFound(f"no alert {alert_id!r}")
+    return alert_out(row)
 
 
 @router.post(

@@ -132,15 +132,22 @@ async def produce_live(services: Services, topics: KafkaTopics, now: datetime) -
             power=Power(value=0.8),
         )
         await producer.send_and_wait(topics.readings, reading.to_json(), key=b"dev-a")
+        hour = now.replace(minute=0, second=0, microsecond=0) - H
         alert = Alert(
+            alert_id=f"dev-c.residual.{int(hour.timestamp())}",
             device_id="dev-c",
-            hour_start=now.replace(minute=0, second=0, microsecond=0) - H,
+            hour_start=hour,
+            last_hour_start=hour,
+            hours=1,
             severity="critical",
             residual_kwh=1.4,
             sigma=0.2,
             z=7.0,
             message="energy far above forecast",
             raised_at=now,
+            updated_at=now,
+            resolved_hour=None,
+            resolved_at=None,
         )
         await producer.send_and_wait(topics.alerts, alert.model_dump_json().encode(), key=b"dev-c")
     finally:
