@@ -83,16 +83,18 @@ class ModelForecasts:
         return [float(v) for v in self._model.forecast(inputs)], self._model.model_id
 
 
-async def replay(plan: FirstRun, model: Forecaster) -> tuple[list[Alert], list[AnomalyLabel]]:
-    """The alerts the worker raises over ``plan``'s history, and the injected labels."""
-    values = plan.simulator_values(NOW)
+async def replay(
+    plan: FirstRun, model: Forecaster, now: datetime = NOW
+) -> tuple[list[Alert], list[AnomalyLabel]]:
+    """The alerts the worker raises over ``plan``'s history up to ``now``, and the labels."""
+    values = plan.simulator_values(now)
     settings = SimulatorSettings(
         devices=plan.devices,
         interval_s=plan.interval_s,
         start=datetime.fromisoformat(values["start"]),
         anomalies=json.loads(values["anomalies"]),
     )
-    sim = make_plan(settings, now=NOW)
+    sim = make_plan(settings, now=now)
     topics = KafkaTopics()
     sink = MemorySink()
     clock = [sim.start]
@@ -124,7 +126,7 @@ async def replay(plan: FirstRun, model: Forecaster) -> tuple[list[Alert], list[A
     await processor.process(births)
     labels: list[AnomalyLabel] = []
     offset = 0
-    end_t = NOW.timestamp()
+    end_t = now.timestamp()
     while sim.runtimes[0].next_t < end_t:
         batch = []
         for runtime in sim.runtimes:
@@ -153,6 +155,12 @@ def main() -> None:
         choices=[k.value for k in AnomalyKind],
         help="planned anomalies, one device each (default: one of every kind)",
     )
+    parser.add_argument(
+        "--now",
+        type=datetime.fromisoformat,
+        default=NOW,
+        help="live time of the replayed run (ISO-8601 with offset; another period, other weather)",
+    )
     parser.add_argument("--artifacts-dir", type=Path, default=ARTIFACTS)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
@@ -163,7 +171,7 @@ def main() -> None:
         interval_s=args.interval_s,
         anomalies=kinds,
     )
-    alerts, labels = asyncio.run(replay(plan, load_latest(args.artifacts_dir)))
+    alerts, labels = asyncio.run(replay(plan, load_latest(args.artifacts_dir), args.now))
     scores = score([ScoredAlert.of(a, a.alert_kind) for a in alerts], labels)
     print(f"{len(alerts)} alerts, {len(labels)} injected anomalies, {plan.devices} devices")
     for kind_score in scores.values():
@@ -181,6 +189,7 @@ def main() -> None:
                 "history_hours": args.history_hours,
                 "interval_s": plan.interval_s,
                 "anomalies": [k.value for k in kinds],
+                "now": args.now.isoformat(),
             },
             "alerts": len(alerts),
             "kinds": {k: _figures(s) for k, s in scores.items()},

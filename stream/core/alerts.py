@@ -10,12 +10,15 @@ most one :class:`Detection`:
   condition keeps ordinary surprises quiet: an EV charger starting its session an hour early is
   many sigma off a flat standby forecast, but no larger than a normal session.
 * ``level_shift``: the hour and the hour before it are both off the forecast in the same
-  direction by at least :data:`SHIFT_Z` robust sigma: the device's level moved and stayed
-  there (a single hour off is a residual, not a shift).
+  direction by at least :data:`SHIFT_Z` sigma, :data:`SHIFT_MEAN_Z` on average (sigma: the
+  larger of the robust sigma and the residuals' root mean square), and the hour's energy is
+  outside the range of the day before: the device's level moved and stayed there (a single
+  hour off is a residual, not a shift).
 * ``silent``: a device that has reported before sends nothing in an hour (``critical``) or
   less than half of what it should (``warning``).
 * ``stuck``: a meter reports the very same power all hour long (at least
-  :data:`STUCK_MIN_READINGS` readings) although most of its recent hours varied. A series that
+  :data:`STUCK_MIN_READINGS` readings) although most of its recent hours (at least
+  :data:`STUCK_MIN_HISTORY` of them) varied. A series that
   is flat by nature (an idle EV charger's standby draw) does not alert.
 
 The lifecycle (:func:`advance`) keeps at most one open alert per device and kind. A detection
@@ -46,12 +49,17 @@ RESIDUAL_SCALE = 1.0
 """A residual alert also needs ``|residual| > RESIDUAL_SCALE x`` the largest hourly energy of
 the window before it."""
 SHIFT_Z = 3.0
+SHIFT_MEAN_Z = 5.0
+"""A level shift needs each of its two hours ``SHIFT_Z`` sigma off, and both ``SHIFT_MEAN_Z`` on
+average."""
 SHIFT_CRITICAL_Z = 6.0
 MAD_TO_SIGMA = 1.4826
 """Median absolute deviation -> standard deviation, for normally distributed residuals."""
 SIGMA_FLOOR_SHARE = 0.05
 """The robust sigma is at least this share of the window's mean absolute hourly energy."""
 STUCK_MIN_READINGS = 3
+STUCK_MIN_HISTORY = 12
+"""Hours with enough readings to tell flat from varying before a flat hour can be stuck."""
 SILENT_WARNING_COMPLETENESS = 0.5
 
 
@@ -150,6 +158,13 @@ def level_shift(previous: Sequence[ScoredHour], current: ScoredHour) -> Detectio
     z_now, z_last = now_r / sigma, last_r / sigma
     if min(abs(z_now), abs(z_last)) < SHIFT_Z or (z_now > 0) != (z_last > 0):
         return None
+    if abs(z_now + z_last) / 2 < SHIFT_MEAN_Z:
+        return None
+    # And the level left the range of the day before: a forecast that is merely late to follow
+    # the weather or a habit is off by a lot within the range the device has shown.
+    energies = [s.actual_kwh for s in list(before)[-WINDOW_HOURS:]]
+    if min(energies) <= current.actual_kwh <= max(energies):
+        return None
     z = (z_now + z_last) / 2
     severity: Severity = "critical" if abs(z) >= SHIFT_CRITICAL_Z else "warning"
     direction = "above" if z > 0 else "below"
@@ -190,7 +205,7 @@ def stuck(previous: Sequence[ScoredHour], current: ScoredHour) -> Detection | No
     if not _flat(current):
         return None
     judged = [f for s in list(previous)[-WINDOW_HOURS:] if (f := _flat(s)) is not None]
-    if len(judged) < MIN_SCORED or sum(judged) * 2 >= len(judged):
+    if len(judged) < STUCK_MIN_HISTORY or sum(judged) * 2 >= len(judged):
         return None  # flat by nature, or too little history to tell
     return Detection(
         Kind.STUCK,

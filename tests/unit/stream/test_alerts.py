@@ -69,6 +69,12 @@ def test_two_hours_off_the_same_way_are_a_level_shift() -> None:
     assert Kind.LEVEL_SHIFT not in kinds(before, first)
     assert Kind.LEVEL_SHIFT in kinds([*before, first], hour(25, 1.7, 1.0))
     assert Kind.LEVEL_SHIFT not in kinds([*before, first], hour(25, 0.3, 1.0))  # back and forth
+    # Off the forecast twice, but within the range the device showed the day before.
+    ranged = [hour(k, 2.0 if k == 3 else 1.0, 1.0 + (0.05 if k % 2 else -0.05)) for k in range(24)]
+    # (sigma 0.2 here: both hours are 3.5 sigma off, but below the 2.0 kWh of hour 3; at
+    # 2.5 kWh the second is 7.5 sigma off and beyond the range)
+    assert Kind.LEVEL_SHIFT not in kinds([*ranged, hour(24, 1.7, 1.0)], hour(25, 1.7, 1.0))
+    assert Kind.LEVEL_SHIFT in kinds([*ranged, hour(24, 1.7, 1.0)], hour(25, 2.5, 1.0))
 
 
 def test_a_device_that_reported_before_and_goes_quiet_is_silent() -> None:
