@@ -14,8 +14,8 @@ most one :class:`Detection`:
   larger of the robust sigma and the residuals' root mean square), and the hour's energy is
   outside the range of the day before: the device's level moved and stayed there (a single
   hour off is a residual, not a shift).
-* ``silent``: a device that has reported before sends nothing in an hour (``critical``) or
-  less than half of what it should (``warning``).
+* ``silent``: a device that has reported before sends nothing in an hour (``warning``), or
+  in two in a row (``critical``), and the readings do not arrive late either (:func:`quiet`).
 * ``stuck``: a meter reports the very same power all hour long (at least
   :data:`STUCK_MIN_READINGS` readings) although most of its recent hours (at least
   :data:`STUCK_MIN_HISTORY` of them) varied. A series that
@@ -35,7 +35,7 @@ import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
@@ -57,10 +57,11 @@ MAD_TO_SIGMA = 1.4826
 """Median absolute deviation -> standard deviation, for normally distributed residuals."""
 SIGMA_FLOOR_SHARE = 0.05
 """The robust sigma is at least this share of the window's mean absolute hourly energy."""
+SILENT_AFTER = timedelta(hours=1)
+"""Processing time without any reading of a device after which its empty hour is silence."""
 STUCK_MIN_READINGS = 3
 STUCK_MIN_HISTORY = 12
 """Hours with enough readings to tell flat from varying before a flat hour can be stuck."""
-SILENT_WARNING_COMPLETENESS = 0.5
 
 
 class Kind(StrEnum):
@@ -178,19 +179,72 @@ def level_shift(previous: Sequence[ScoredHour], current: ScoredHour) -> Detectio
     )
 
 
-def silent(previous: Sequence[ScoredHour], current: ScoredHour) -> Detection | None:
-    if not any(s.reading_count for s in previous):
-        return None  # never reported yet (or its first, partial hour): nothing went quiet
-    share = current.reading_count / current.expected_count if current.expected_count else 1.0
-    if current.reading_count == 0:
-        return Detection(Kind.SILENT, "critical", "no readings all hour")
-    if share < SILENT_WARNING_COMPLETENESS:
-        return Detection(
-            Kind.SILENT,
-            "warning",
-            f"{current.reading_count} of {current.expected_count} readings this hour",
-        )
-    return None
+class Silence(BaseModel):
+    """Hours a device that had reported closed without a reading, not yet judged silent."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    first_hour: AwareDatetime
+    last_hour: AwareDatetime
+    hours: int
+
+    def then(self, hour_start: datetime) -> Silence:
+        return self.model_copy(update={"last_hour": hour_start, "hours": self.hours + 1})
+
+
+def silent_detection(hours: int) -> Detection:
+    severity: Severity = "critical" if hours >= 2 else "warning"
+    return Detection(Kind.SILENT, severity, f"no readings for {hours} h")
+
+
+def quiet(
+    silence: Silence | None,
+    previous: Sequence[ScoredHour],
+    current: ScoredHour,
+    *,
+    last_arrival: datetime | None,
+    now: datetime,
+) -> tuple[Silence | None, Detection | None]:
+    """The device's silence after ``current`` closed, and a silent detection if it is one.
+
+    An empty hour alone is only a suspicion: in a catch-up the partition's other devices can
+    close a device's hours before its readings, hours late, arrive (they then restate them, and
+    :meth:`Silence` is dropped). It is silence when nothing arrived for :data:`SILENT_AFTER` of
+    processing time either; otherwise :func:`confirmed_silence` judges it once the device's next
+    hour closes with readings while the empty ones stayed empty.
+    """
+    if current.reading_count:
+        return None, None  # it spoke: any silence before is over (the caller judges it)
+    if silence is None and not any(s.reading_count for s in previous):
+        return None, None  # never reported yet: nothing went quiet
+    silence = (
+        silence.then(current.hour_start)
+        if silence is not None
+        else Silence(first_hour=current.hour_start, last_hour=current.hour_start, hours=1)
+    )
+    if last_arrival is not None and now - last_arrival < SILENT_AFTER:
+        return silence, None
+    return silence, silent_detection(silence.hours)
+
+
+def confirmed_silence(
+    device_id: str, silence: Silence, resolved_hour: datetime, now: datetime
+) -> Alert:
+    """A silence judged after the fact: the alert opened and resolved at once."""
+    detection = silent_detection(silence.hours)
+    alert = OpenAlert(
+        kind=detection.kind.value,
+        opened_hour=silence.first_hour,
+        last_hour=silence.last_hour,
+        hours=silence.hours,
+        severity=detection.severity,
+        residual_kwh=None,
+        sigma=None,
+        z=None,
+        message=detection.message,
+        raised_at=now,
+    )
+    return _row(device_id, alert, now, resolved_hour=resolved_hour)
 
 
 def _flat(hour: ScoredHour) -> bool | None:
@@ -214,11 +268,12 @@ def stuck(previous: Sequence[ScoredHour], current: ScoredHour) -> Detection | No
     )
 
 
-DETECTORS = (residual, level_shift, silent, stuck)
+DETECTORS = (residual, level_shift, stuck)
 
 
 def detect(previous: Sequence[ScoredHour], current: ScoredHour) -> list[Detection]:
-    """Every detector's verdict on ``current``, given the scored hours before it."""
+    """Every detector's verdict on ``current``, given the scored hours before it (silence,
+    which needs more than the hours, is :func:`quiet`)."""
     return [d for detector in DETECTORS if (d := detector(previous, current)) is not None]
 
 

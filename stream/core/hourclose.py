@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from schema.results import Alert, Forecast, Health, HourlyAggregate
-from stream.core.alerts import OpenAlert, advance, detect
+from stream.core.alerts import OpenAlert, Silence, advance, confirmed_silence, detect, quiet
 from stream.core.health import WINDOW_HOURS, ScoredHour, device_health
 from stream.core.localtime import LocalHour, local_hour
 from stream.core.windowing import ClosedHour, DeviceWindows, HourWindow
@@ -47,6 +47,10 @@ class DeviceState(BaseModel):
     scored: list[ScoredHour] = []
     alerts: dict[str, OpenAlert] = {}
     """The device's open alerts by kind (:mod:`stream.core.alerts`)."""
+    silence: Silence | None = None
+    """Empty hours not yet judged silent (:func:`stream.core.alerts.quiet`)."""
+    last_arrival: AwareDatetime | None = None
+    """Processing time the device's last reading was applied."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +142,26 @@ def _health_row(state: DeviceState, upto: int, now: datetime) -> Health:
     )
 
 
+def _alerts(state: DeviceState, index: int, now: datetime) -> list[Alert]:
+    device_id, previous, current = (
+        state.windows.device_id,
+        state.scored[:index],
+        state.scored[index],
+    )
+    detections = detect(previous, current)
+    rows = []
+    suspected = state.silence
+    state.silence, silent = quiet(
+        suspected, previous, current, last_arrival=state.last_arrival, now=now
+    )
+    if silent is not None:
+        detections.append(silent)
+    elif suspected is not None and state.silence is None and "silent" not in state.alerts:
+        # The device spoke again after hours that stayed empty: silent it was.
+        rows.append(confirmed_silence(device_id, suspected, current.hour_start, now))
+    return rows + advance(device_id, state.alerts, current.hour_start, detections, now=now)
+
+
 def on_closed(
     state: DeviceState, closed: ClosedHour, *, now: datetime, history_hours: int
 ) -> HourOutputs:
@@ -157,14 +181,14 @@ def on_closed(
         state.scored[index] = scored.model_copy(
             update={"predicted_kwh": previous.predicted_kwh, "baseline_kwh": previous.baseline_kwh}
         )
+        silence = state.silence
+        if silence is not None and window.count and window.start >= silence.first_hour:
+            state.silence = None  # its readings were late, not missing
     out.health.append(_health_row(state, index, now))
     if not closed.restated:
         # Alerts follow newly closed hours only: a restatement (late readings) changes the
         # hour's figures but not what was alerted while it was the newest hour.
-        detections = detect(state.scored[:index], state.scored[index])
-        out.alerts += advance(
-            state.windows.device_id, state.alerts, window.start, detections, now=now
-        )
+        out.alerts += _alerts(state, index, now)
     # Every newly closed hour asks for the hour after it (in a catch-up burst too: each round's
     # forecasts are scored by the next round); a restatement only re-asks for the newest hour.
     latest = state.windows.closed[-1] if state.windows.closed else None

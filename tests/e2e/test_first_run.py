@@ -144,6 +144,8 @@ async def test_history_then_live_completes_the_dashboard_within_the_budget(
     ]
     scores = score(alerts, labels)
     print("\n".join(s.line() for s in scores.values()))
+    for r in sorted(rows, key=lambda r: (r["kind"], r["device_id"], r["hour_start"])):
+        print(f"  {r['kind']} {r['device_id']} {r['hour_start']:%d %H:%M} {r['message']}")
     assert {k: s.recall for k, s in scores.items()} == {
         "level_shift": 1.0,
         "residual": 1.0,

@@ -10,9 +10,20 @@ import pytest
 from schema import results, tables
 from schema.device_messages import AnomalyKind, AnomalyLabel, LabelSource
 from stream.core import alerts
-from stream.core.alerts import Detection, Kind, OpenAlert, advance, detect
+from stream.core.alerts import (
+    Detection,
+    Kind,
+    OpenAlert,
+    Silence,
+    advance,
+    confirmed_silence,
+    detect,
+    quiet,
+)
 from stream.core.alertscore import ScoredAlert, score
 from stream.core.health import ScoredHour
+from stream.core.hourclose import DeviceState, on_closed
+from stream.core.windowing import ClosedHour, DeviceWindows, HourWindow
 
 pytestmark = pytest.mark.unit
 
@@ -77,13 +88,62 @@ def test_two_hours_off_the_same_way_are_a_level_shift() -> None:
     assert Kind.LEVEL_SHIFT in kinds([*ranged, hour(24, 1.7, 1.0)], hour(25, 2.5, 1.0))
 
 
-def test_a_device_that_reported_before_and_goes_quiet_is_silent() -> None:
-    assert [(d.kind, d.severity) for d in detect(normal(), hour(24, 0.0, count=0))] == [
-        (Kind.SILENT, "critical")
-    ]
-    partial = detect(normal(), hour(24, 0.4, count=4))
-    assert [(d.kind, d.severity) for d in partial] == [(Kind.SILENT, "warning")]
-    assert detect([], hour(0, 0.1, count=2)) == []  # its first, partial hour
+def test_an_empty_hour_is_silence_once_nothing_arrives_for_an_hour_of_processing_time() -> None:
+    empty = hour(24, 0.0, count=0)
+    now = T0 + 30 * H
+    silence, found = quiet(None, normal(), empty, last_arrival=now - 2 * H, now=now)
+    assert silence is not None and silence.hours == 1
+    assert found is not None and (found.kind, found.severity) == (Kind.SILENT, "warning")
+    silence, found = quiet(silence, [*normal(), empty], hour(25, 0.0, count=0),
+                           last_arrival=now - 2 * H, now=now)  # fmt: skip
+    assert found is not None and found.severity == "critical"
+    assert silence is not None and (silence.first_hour, silence.hours) == (T0 + 24 * H, 2)
+    # Readings arrived a moment ago (a catch-up, the device behind the others): a suspicion.
+    suspect, found = quiet(None, normal(), empty, last_arrival=now, now=now)
+    assert suspect is not None and found is None
+    assert quiet(suspect, normal(), hour(25), last_arrival=now, now=now) == (None, None)
+    assert quiet(None, [hour(0, 0.0, count=0)], empty, last_arrival=None, now=now) == (None, None)
+
+
+def test_a_silence_judged_afterwards_is_opened_and_resolved_at_once() -> None:
+    silence = Silence(first_hour=T0, last_hour=T0 + H, hours=2)
+    row = confirmed_silence("d1", silence, T0 + 2 * H, T0 + 5 * H)
+    assert (row.alert_kind, row.hour_start, row.last_hour_start, row.hours, row.severity) == (
+        "silent",
+        T0,
+        T0 + H,
+        2,
+        "critical",
+    )
+    assert row.resolved_hour == T0 + 2 * H
+
+
+def closed_hour(device: str, k: int, count: int) -> ClosedHour:
+    window = HourWindow(start=T0 + k * H, end=T0 + (k + 1) * H, local_date=T0.date(),
+                        local_hour=k % 24, interval_s=300, count=count,
+                        energy_kwh=0.1 * count, power_sum_kw=1.2 * count, power_min_kw=1.0,
+                        power_max_kw=1.4)  # fmt: skip
+    return ClosedHour(device, "UTC", window)
+
+
+def test_late_readings_clear_a_suspected_silence_and_missing_ones_confirm_it() -> None:
+    def run(restate: bool) -> list[str]:
+        state = DeviceState(windows=DeviceWindows(device_id="d1", tz="UTC", partition=0))
+        now = T0 + 40 * H
+        state.last_arrival = now  # readings keep arriving: a catch-up
+        rows = []
+        for k in range(26):
+            empty = k in (24, 25)
+            closed = closed_hour("d1", k, 0 if empty else 12)
+            rows += on_closed(state, closed, now=now, history_hours=24).alerts
+            if empty and restate:  # the device's readings for the hour arrive late
+                late = ClosedHour("d1", "UTC", closed_hour("d1", k, 12).window, restated=True)
+                rows += on_closed(state, late, now=now, history_hours=24).alerts
+        rows += on_closed(state, closed_hour("d1", 26, 12), now=now, history_hours=24).alerts
+        return [f"{a.alert_kind} {a.hours} {a.resolved_hour is not None}" for a in rows]
+
+    assert run(restate=True) == []
+    assert run(restate=False) == ["silent 2 True"]
 
 
 def test_a_flat_hour_is_stuck_only_where_the_device_normally_varies() -> None:
@@ -91,7 +151,7 @@ def test_a_flat_hour_is_stuck_only_where_the_device_normally_varies() -> None:
     assert kinds(normal(), flat) == {Kind.STUCK}
     idle = [hour(k, low=0.002, high=0.002) for k in range(24)]  # flat by nature
     assert kinds(idle, flat) == set()
-    assert Kind.STUCK not in kinds(normal(), hour(24, low=0.5, high=0.5, count=2))  # too few
+    assert kinds(normal(), hour(24, low=0.5, high=0.5, count=2)) == set()  # too few readings
 
 
 def detection(severity: str = "warning") -> Detection:
