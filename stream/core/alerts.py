@@ -1,7 +1,9 @@
 """Alert detectors and the alert lifecycle: pure, no I/O.
 
-Each closed hour of a device is judged by four detectors (:func:`detect`), each returning at
-most one :class:`Detection`:
+Each closed hour of a device is judged by four detectors (:func:`detect`, :func:`quiet`), each
+returning at most one :class:`Detection`. Those comparing with the forecast judge only hours
+with at least :data:`COMPLETE_SHARE` of their readings (a short hour is low because readings
+are late or lost, which is the ``silent`` detector's business):
 
 * ``residual``: the hour's residual (actual - forecast) is far from the device's usual
   residuals: ``|z| >= RESIDUAL_WARNING_Z`` against a robust sigma (1.4826 x the median absolute
@@ -55,6 +57,9 @@ average."""
 SHIFT_CRITICAL_Z = 6.0
 MAD_TO_SIGMA = 1.4826
 """Median absolute deviation -> standard deviation, for normally distributed residuals."""
+COMPLETE_SHARE = 0.9
+"""Residuals and level shifts judge only hours with at least this share of their readings: a
+short hour (readings late or lost) is low because of the data, not the device."""
 SIGMA_FLOOR_SHARE = 0.05
 """The robust sigma is at least this share of the window's mean absolute hourly energy."""
 SILENT_AFTER = timedelta(hours=1)
@@ -121,10 +126,14 @@ def _window(previous: Sequence[ScoredHour]) -> tuple[list[float], float, float] 
     return residuals, _robust_sigma(residuals, mean_abs), max(energies)
 
 
+def _complete(hour: ScoredHour) -> bool:
+    return hour.reading_count >= COMPLETE_SHARE * hour.expected_count
+
+
 def residual(previous: Sequence[ScoredHour], current: ScoredHour) -> Detection | None:
     value = current.residual
     window = _window(previous)
-    if value is None or window is None:
+    if value is None or window is None or not _complete(current):
         return None
     _, sigma, largest = window
     z = value / sigma
@@ -149,7 +158,8 @@ def level_shift(previous: Sequence[ScoredHour], current: ScoredHour) -> Detectio
     before, last = previous[:-1], previous[-1]
     window = _window(before)
     now_r, last_r = current.residual, last.residual
-    if window is None or now_r is None or last_r is None:
+    complete = _complete(current) and _complete(last)
+    if window is None or now_r is None or last_r is None or not complete:
         return None
     residuals, robust, _ = window
     # Not the robust sigma alone: a device whose forecast misses now and then (an EV charger's

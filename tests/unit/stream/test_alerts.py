@@ -72,6 +72,7 @@ def test_a_residual_needs_many_sigma_and_more_than_a_normal_hour_holds() -> None
     assert found[0].z == pytest.approx(2.5 / sigma)
     assert found[0].severity == "critical"
     assert detect(normal(5), hour(5, 9.0, 1.0)) == []  # too little history to judge
+    assert detect(normal(), hour(24, 3.5, 1.0, count=6)) == []  # half the hour's readings
 
 
 def test_two_hours_off_the_same_way_are_a_level_shift() -> None:
