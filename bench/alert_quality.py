@@ -7,9 +7,12 @@ the database and Kafka replaced by lists: the same alerts the pipeline would rai
 and deterministic. The simulator's ground-truth labels come from the same run. Prints one line
 per kind and writes bench/results/alert_quality.json.
 
-    python bench/alert_quality.py --devices 20 --history 3d
+    python bench/alert_quality.py --devices 20 --history-hours 72
 
-``tests/e2e/test_first_run.py`` scores the real pipeline's alerts the same way.
+With ``--labels FILE`` it scores a real run instead: the labels ``wattstream run`` wrote
+(``.wattstream/run/labels.jsonl``) against the alerts in the database (``--database-url``;
+default: the local cluster's), over the hours since the run's first reading. Nothing is
+written then. ``tests/e2e/test_first_run.py`` scores the real pipeline's alerts the same way.
 """
 
 from __future__ import annotations
@@ -17,13 +20,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import asyncpg
+
 from schema.device_messages import AnomalyKind, AnomalyLabel, DeviceBirth, Location
-from schema.results import Alert
+from schema.results import Alert, AlertFigures
 from schema.topics import KafkaTopics
 from schema.wire import Reading
 from simulator.app import make_plan
@@ -144,6 +150,36 @@ async def replay(
     return list(sink.alerts.values()), labels
 
 
+async def stored_alerts(database_url: str, since: datetime) -> list[ScoredAlert]:
+    """The alerts of a real run (opened since ``since``), as scoring sees them."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch("SELECT * FROM alerts WHERE last_hour_start >= $1", since)
+    finally:
+        await conn.close()
+    fields = set(AlertFigures.model_fields)
+    return [
+        ScoredAlert.of(AlertFigures(**{k: v for k, v in dict(r).items() if k in fields}), r["kind"])
+        for r in rows
+    ]
+
+
+def score_run(labels_file: Path, database_url: str | None, since: datetime | None) -> None:
+    labels = [AnomalyLabel.model_validate_json(x) for x in labels_file.read_text().splitlines()]
+    if not labels:
+        sys.exit(f"{labels_file}: no labels (no anomaly injected yet?)")
+    if database_url is None:
+        from wattstream import localcluster  # noqa: PLC0415 - only for a real run
+
+        database_url = localcluster.endpoints(localcluster.ClusterSettings()).database_url
+    if since is None:  # the first run's history: three days, its anomalies 12 h before live
+        since = min(label.start for label in labels) - timedelta(days=3)
+    alerts = asyncio.run(stored_alerts(database_url, since))
+    print(f"{len(alerts)} alerts since {since:%Y-%m-%d %H:%M}, {len(labels)} injected anomalies")
+    for kind_score in score(alerts, labels).values():
+        print(kind_score.line())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=20)
@@ -163,7 +199,17 @@ def main() -> None:
     )
     parser.add_argument("--artifacts-dir", type=Path, default=ARTIFACTS)
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--labels", type=Path, help="score a real run: its labels file")
+    parser.add_argument("--database-url", help="with --labels (default: the local cluster's)")
+    parser.add_argument(
+        "--since",
+        type=datetime.fromisoformat,
+        help="with --labels: alerts of hours from here (default: 3 days before the first label)",
+    )
     args = parser.parse_args()
+    if args.labels is not None:
+        score_run(args.labels, args.database_url, args.since)
+        return
     kinds = tuple(AnomalyKind(k) for k in (args.anomaly or [k.value for k in AnomalyKind]))
     plan = FirstRun(
         devices=args.devices,
