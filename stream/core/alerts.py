@@ -330,27 +330,20 @@ def advance(
         current = open_alerts.get(kind)
         if current is not None and current.last_hour >= hour_start:
             continue  # already counted (the same hour again): nothing changes
-        figures = {
-            "residual_kwh": detection.residual_kwh,
-            "sigma": detection.sigma,
-            "z": detection.z,
-            "message": detection.message,
-            "last_hour": hour_start,
-        }
-        if current is None:
-            updated = OpenAlert(
-                kind=detection.kind.value,
-                opened_hour=hour_start,
-                hours=1,
-                severity=detection.severity,
-                raised_at=now,
-                **figures,
-            )
-        else:
-            worst = max(current.severity, detection.severity, key=_RANK.__getitem__)
-            updated = current.model_copy(
-                update={**figures, "hours": current.hours + 1, "severity": worst}
-            )
+        updated = OpenAlert(
+            kind=detection.kind.value,
+            opened_hour=hour_start if current is None else current.opened_hour,
+            last_hour=hour_start,
+            hours=1 if current is None else current.hours + 1,
+            severity=detection.severity
+            if current is None
+            else max(current.severity, detection.severity, key=_RANK.__getitem__),
+            residual_kwh=detection.residual_kwh,
+            sigma=detection.sigma,
+            z=detection.z,
+            message=detection.message,
+            raised_at=now if current is None else current.raised_at,
+        )
         open_alerts[kind] = updated
         rows.append(_row(device_id, updated, now, resolved_hour=None))
     return rows
