@@ -38,7 +38,6 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
@@ -69,33 +68,9 @@ STUCK_MIN_HISTORY = 12
 """Hours with enough readings to tell flat from varying before a flat hour can be stuck."""
 
 
-class Kind(StrEnum):
-    RESIDUAL = "residual"
-    LEVEL_SHIFT = "level_shift"
-    SILENT = "silent"
-    STUCK = "stuck"
-
-
-class OpenAlert(BaseModel):
-    """An alert that is open: what the device's state keeps to update or resolve it."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    kind: AlertKind
-    opened_hour: AwareDatetime
-    last_hour: AwareDatetime
-    hours: int
-    severity: Severity
-    residual_kwh: float | None
-    sigma: float | None
-    z: float | None
-    message: str
-    raised_at: AwareDatetime
-
-
 @dataclass(frozen=True, slots=True)
 class Detection:
-    kind: Kind
+    kind: AlertKind
     severity: Severity
     message: str
     residual_kwh: float | None = None
@@ -142,7 +117,7 @@ def residual(previous: Sequence[ScoredHour], current: ScoredHour) -> Detection |
     severity: Severity = "critical" if abs(z) >= RESIDUAL_CRITICAL_Z else "warning"
     assert current.predicted_kwh is not None  # a residual needs a forecast
     return Detection(
-        Kind.RESIDUAL,
+        "residual",
         severity,
         f"energy {current.actual_kwh:.3f} kWh vs forecast {current.predicted_kwh:.3f} kWh: "
         f"{z:+.1f} sigma",
@@ -180,7 +155,7 @@ def level_shift(previous: Sequence[ScoredHour], current: ScoredHour) -> Detectio
     severity: Severity = "critical" if abs(z) >= SHIFT_CRITICAL_Z else "warning"
     direction = "above" if z > 0 else "below"
     return Detection(
-        Kind.LEVEL_SHIFT,
+        "level_shift",
         severity,
         f"two hours {direction} forecast ({z_last:+.1f} then {z_now:+.1f} sigma)",
         (now_r + last_r) / 2,
@@ -204,7 +179,7 @@ class Silence(BaseModel):
 
 def silent_detection(hours: int) -> Detection:
     severity: Severity = "critical" if hours >= 2 else "warning"
-    return Detection(Kind.SILENT, severity, f"no readings for {hours} h")
+    return Detection("silent", severity, f"no readings for {hours} h")
 
 
 def quiet(
@@ -241,20 +216,16 @@ def confirmed_silence(
     device_id: str, silence: Silence, resolved_hour: datetime, now: datetime
 ) -> Alert:
     """A silence judged after the fact: the alert opened and resolved at once."""
-    detection = silent_detection(silence.hours)
-    alert = OpenAlert(
-        kind=detection.kind.value,
-        opened_hour=silence.first_hour,
-        last_hour=silence.last_hour,
-        hours=silence.hours,
-        severity=detection.severity,
-        residual_kwh=None,
-        sigma=None,
-        z=None,
-        message=detection.message,
-        raised_at=now,
+    opened = _alert(device_id, None, silent_detection(silence.hours), silence.last_hour, now)
+    return opened.model_copy(
+        update={
+            "hour_start": silence.first_hour,
+            "alert_id": alert_id(device_id, "silent", silence.first_hour),
+            "hours": silence.hours,
+            "resolved_hour": resolved_hour,
+            "resolved_at": now,
+        }
     )
-    return _row(device_id, alert, now, resolved_hour=resolved_hour)
 
 
 def _flat(hour: ScoredHour) -> bool | None:
@@ -272,7 +243,7 @@ def stuck(previous: Sequence[ScoredHour], current: ScoredHour) -> Detection | No
     if len(judged) < STUCK_MIN_HISTORY or sum(judged) * 2 >= len(judged):
         return None  # flat by nature, or too little history to tell
     return Detection(
-        Kind.STUCK,
+        "stuck",
         "warning",
         f"power stuck at {current.power_max_kw:g} kW for {current.reading_count} readings",
     )
@@ -291,59 +262,52 @@ def detect(previous: Sequence[ScoredHour], current: ScoredHour) -> list[Detectio
 _RANK: Mapping[str, int] = {"warning": 1, "critical": 2}
 
 
-def _row(device_id: str, alert: OpenAlert, now: datetime, resolved_hour: datetime | None) -> Alert:
+def _alert(
+    device_id: str, current: Alert | None, detection: Detection, hour_start: datetime, now: datetime
+) -> Alert:
+    """The alert ``detection`` opens (``current`` None) or updates, as of ``hour_start``."""
+    kind = detection.kind
     return Alert(
-        alert_id=alert_id(device_id, alert.kind, alert.opened_hour),
+        alert_id=alert_id(device_id, kind, hour_start) if current is None else current.alert_id,
         device_id=device_id,
-        alert_kind=alert.kind,
-        hour_start=alert.opened_hour,
-        last_hour_start=alert.last_hour,
-        hours=alert.hours,
-        severity=alert.severity,
-        residual_kwh=alert.residual_kwh,
-        sigma=alert.sigma,
-        z=alert.z,
-        message=alert.message,
-        raised_at=alert.raised_at,
+        alert_kind=kind,
+        hour_start=hour_start if current is None else current.hour_start,
+        last_hour_start=hour_start,
+        hours=1 if current is None else current.hours + 1,
+        severity=detection.severity
+        if current is None
+        else max(current.severity, detection.severity, key=_RANK.__getitem__),
+        residual_kwh=detection.residual_kwh,
+        sigma=detection.sigma,
+        z=detection.z,
+        message=detection.message,
+        raised_at=now if current is None else current.raised_at,
         updated_at=now,
-        resolved_hour=resolved_hour,
-        resolved_at=None if resolved_hour is None else now,
+        resolved_hour=None,
+        resolved_at=None,
     )
 
 
 def advance(
     device_id: str,
-    open_alerts: dict[str, OpenAlert],
+    open_alerts: dict[str, Alert],
     hour_start: datetime,
     detections: Sequence[Detection],
     *,
     now: datetime,
 ) -> list[Alert]:
-    """Apply one newly closed hour's detections to ``open_alerts`` (by kind, changed in place);
-    return the rows that changed: opened, updated or resolved alerts."""
+    """Apply one newly closed hour's detections to ``open_alerts`` (the device's open alerts by
+    kind, changed in place); return the rows that changed: opened, updated or resolved."""
     rows: list[Alert] = []
-    firing = {d.kind.value: d for d in detections}
+    firing = {d.kind: d for d in detections}
     for kind in list(open_alerts):
         if kind not in firing:
-            rows.append(_row(device_id, open_alerts.pop(kind), now, resolved_hour=hour_start))
+            resolved = {"resolved_hour": hour_start, "resolved_at": now, "updated_at": now}
+            rows.append(open_alerts.pop(kind).model_copy(update=resolved))
     for kind, detection in firing.items():
         current = open_alerts.get(kind)
-        if current is not None and current.last_hour >= hour_start:
+        if current is not None and current.last_hour_start >= hour_start:
             continue  # already counted (the same hour again): nothing changes
-        updated = OpenAlert(
-            kind=detection.kind.value,
-            opened_hour=hour_start if current is None else current.opened_hour,
-            last_hour=hour_start,
-            hours=1 if current is None else current.hours + 1,
-            severity=detection.severity
-            if current is None
-            else max(current.severity, detection.severity, key=_RANK.__getitem__),
-            residual_kwh=detection.residual_kwh,
-            sigma=detection.sigma,
-            z=detection.z,
-            message=detection.message,
-            raised_at=now if current is None else current.raised_at,
-        )
-        open_alerts[kind] = updated
-        rows.append(_row(device_id, updated, now, resolved_hour=None))
+        open_alerts[kind] = _alert(device_id, current, detection, hour_start, now)
+        rows.append(open_alerts[kind])
     return rows

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from schema.results import Alert, Forecast, Health, HourlyAggregate
-from stream.core.alerts import OpenAlert, Silence, advance, confirmed_silence, detect, quiet
+from stream.core.alerts import Silence, advance, confirmed_silence, detect, quiet
 from stream.core.health import WINDOW_HOURS, ScoredHour, device_health
 from stream.core.localtime import LocalHour, local_hour
 from stream.core.windowing import ClosedHour, DeviceWindows, HourWindow
@@ -45,8 +45,8 @@ class DeviceState(BaseModel):
     online: bool | None = None
     pending: PendingForecast | None = None
     scored: list[ScoredHour] = []
-    alerts: dict[str, OpenAlert] = {}
-    """The device's open alerts by kind (:mod:`stream.core.alerts`)."""
+    alerts: dict[str, Alert] = {}
+    """The device's open alerts by kind, as last written (:mod:`stream.core.alerts`)."""
     silence: Silence | None = None
     """Empty hours not yet judged silent (:func:`stream.core.alerts.quiet`)."""
     last_arrival: AwareDatetime | None = None
