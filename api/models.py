@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from schema.device_messages import AnomalyKind, CommandAction, DeviceCommand
-from schema.results import AlertFigures, HealthFigures, HealthStatus, Presence
+from schema.results import AlertFigures, AlertKind, HealthFigures, HealthStatus, Presence
 from schema.wire import FiniteFloat
 
 
@@ -161,10 +161,28 @@ class FleetSummary(Out):
     last_closed_hour: EnergyVsForecast
 
 
-class AlertOut(AlertFigures):
-    """One alert row: the alert record's figures (:mod:`schema.results`) and its kind."""
+AlertState = Literal["open", "acknowledged", "resolved"]
 
-    kind: str
+
+class AlertOut(AlertFigures):
+    """One alert: the alert record's figures (:mod:`schema.results`), its kind, its state
+    (resolved once the condition cleared, else acknowledged once a person did, else open) and
+    who acknowledged it, when, with what note."""
+
+    kind: AlertKind
+    state: AlertState
+    acknowledged_at: AwareDatetime | None
+    acknowledged_by: str | None
+    note: str | None
+
+
+class AcknowledgeIn(BaseModel):
+    """Who acknowledges an alert, and why (optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    by: Annotated[str, Field(min_length=1, max_length=100)]
+    note: Annotated[str, Field(max_length=2000)] | None = None
 
 
 class AlertsPage(Out):

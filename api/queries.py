@@ -277,26 +277,42 @@ async def fleet_counts(conn: asyncpg.Connection) -> Row:
     return dict(row)
 
 
-_ALERT_COLUMNS = """
-SELECT a.device_id, a.hour_start, a.kind, a.severity, a.residual_kwh, a.sigma, a.z, a.message,
-       a.raised_at, coalesce(d.tz, 'UTC') AS tz
+ALERT_STATE = """CASE WHEN a.resolved_hour IS NOT NULL THEN 'resolved'
+     WHEN a.acknowledged_at IS NOT NULL THEN 'acknowledged' ELSE 'open' END"""
+"""An alert's state: resolved once its condition cleared, else acknowledged once a person did."""
+
+_ALERT_COLUMNS = f"""
+SELECT a.alert_id, a.device_id, a.kind, a.hour_start, a.last_hour_start, a.hours, a.severity,
+       a.residual_kwh, a.sigma, a.z, a.message, a.raised_at, a.updated_at, a.resolved_hour,
+       a.resolved_at, a.acknowledged_at, a.acknowledged_by, a.note,
+       {ALERT_STATE} AS state, coalesce(d.tz, 'UTC') AS tz
 FROM alerts AS a LEFT JOIN devices AS d USING (device_id)
-"""
+"""  # noqa: S608 - constant fragments, no input
 
 ALERTS_PAGE = (
     _ALERT_COLUMNS
-    + """
+    + f"""
 WHERE ($1::text IS NULL OR a.device_id = $1)
   AND ($2::text IS NULL OR a.severity = $2)
   AND ($3::timestamptz IS NULL OR a.hour_start >= $3)
   AND ($4::timestamptz IS NULL OR a.hour_start < $4)
   AND ($5::timestamptz IS NULL OR (a.raised_at, a.device_id, a.hour_start, a.kind)
                                     < ($5, $6::text, $7::timestamptz, $8::text))
-  AND {allowed}
+  AND ($9::text IS NULL OR a.kind = $9)
+  AND ($10::text[] IS NULL OR {ALERT_STATE} = ANY($10))
+  AND {_allowed("a.device_id", 12)}
 ORDER BY a.raised_at DESC, a.device_id DESC, a.hour_start DESC, a.kind DESC
-LIMIT $9
-""".format(allowed=_allowed("a.device_id", 10))
+LIMIT $11
+"""
 )
+
+ALERT_BY_ID = _ALERT_COLUMNS + "WHERE a.alert_id = $1"
+
+# The first acknowledgement wins: acknowledging again (a retry) changes nothing.
+ACKNOWLEDGE_ALERT = """
+UPDATE alerts SET acknowledged_at = now(), acknowledged_by = $2, note = $3
+WHERE alert_id = $1 AND acknowledged_at IS NULL
+"""
 
 
 async def alerts_page(
@@ -308,11 +324,32 @@ async def alerts_page(
     end: datetime | None,
     after: tuple[datetime, str, datetime, str] | None,
     limit: int,
+    kind: str | None = None,
+    states: list[str] | None = None,
     within: tuple[list[str] | None, list[str] | None] = (None, None),
 ) -> list[Row]:
     key = after or (None, None, None, None)
-    rows = await conn.fetch(ALERTS_PAGE, device_id, severity, start, end, *key, limit, *within)
+    rows = await conn.fetch(
+        ALERTS_PAGE, device_id, severity, start, end, *key, kind, states, limit, *within
+    )
     return [dict(row) for row in rows]
+
+
+async def alert_device(conn: asyncpg.Connection, alert_id: str) -> str | None:
+    """The device an alert is about, or ``None`` if there is no such alert."""
+    device_id: str | None = await conn.fetchval(
+        "SELECT device_id FROM alerts WHERE alert_id = $1", alert_id
+    )
+    return device_id
+
+
+async def acknowledge_alert(
+    conn: asyncpg.Connection, alert_id: str, by: str, note: str | None
+) -> Row | None:
+    """Acknowledge the alert (unless it already was); the alert as it is now, or ``None``."""
+    await conn.execute(ACKNOWLEDGE_ALERT, alert_id, by, note)
+    row = await conn.fetchrow(ALERT_BY_ID, alert_id)
+    return None if row is None else dict(row)
 
 
 async def activate_model(conn: asyncpg.Connection, model_id: str) -> Row | None:

@@ -64,6 +64,7 @@ class Forecast(WireModel):
 HealthStatus = Literal["green", "amber", "red", "unknown"]
 Presence = Literal["online", "offline"]
 Severity = Literal["warning", "critical"]
+AlertKind = Literal["residual", "level_shift", "silent", "stuck"]
 
 
 class HealthFigures(WireModel):
@@ -95,19 +96,32 @@ class Health(HealthFigures):
 
 
 class AlertFigures(WireModel):
-    """One raised alert, without the kind of alert (the API answers with these fields)."""
+    """One alert, without the kind of alert (the API answers with these fields).
 
+    An alert covers the hours ``hour_start`` (when it opened) to ``last_hour_start`` (the last
+    hour its condition held, ``hours`` of them); ``resolved_hour`` is the start of the first
+    hour without the condition (``None`` while open). ``residual_kwh`` (actual - forecast),
+    ``sigma`` and ``z`` are those of its last hour, for the kinds that compare with the forecast
+    (``residual``, ``level_shift``); ``None`` otherwise.
+    """
+
+    alert_id: str
     device_id: DeviceId
     hour_start: AwareDatetime
+    last_hour_start: AwareDatetime
+    hours: int
     severity: Severity
-    residual_kwh: float
-    sigma: float
-    z: float
+    residual_kwh: float | None
+    sigma: float | None
+    z: float | None
     message: str
     raised_at: AwareDatetime
+    updated_at: AwareDatetime
+    resolved_hour: AwareDatetime | None
+    resolved_at: AwareDatetime | None
 
 
 class Alert(AlertFigures):
     schema_version: Literal[1] = SCHEMA_VERSION
     kind: Literal["alert"] = "alert"
-    alert_kind: Literal["residual"] = "residual"
+    alert_kind: AlertKind = "residual"

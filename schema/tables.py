@@ -47,6 +47,7 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 DEVICE_STATUSES = ("online", "offline")
 HEALTH_STATUSES = ("green", "amber", "red", "unknown")
 ALERT_SEVERITIES = ("warning", "critical")
+ALERT_KINDS = ("residual", "level_shift", "silent", "stuck")
 STORAGE_MODES = ("timescaledb", "postgresql")
 
 
@@ -251,20 +252,35 @@ alerts = Table(
     "alerts",
     metadata,
     Column("device_id", Text, nullable=False),
-    _tstz("hour_start"),
-    Column("kind", Text, nullable=False, comment="e.g. 'residual'"),
-    Column("severity", Text, nullable=False),
-    Column("residual_kwh", Double, nullable=False),
-    Column("sigma", Double, nullable=False),
-    Column("z", Double, nullable=False),
+    _tstz("hour_start", comment="the hour the alert opened"),
+    Column("kind", Text, nullable=False),
+    Column("severity", Text, nullable=False, comment="the worst severity while open"),
+    Column("residual_kwh", Double, nullable=True),
+    Column("sigma", Double, nullable=True),
+    Column("z", Double, nullable=True),
     Column("message", Text, nullable=False),
     _tstz("raised_at", now=True),
+    Column("alert_id", Text, nullable=False, comment="device.kind.unix time it opened"),
+    _tstz("last_hour_start", comment="the last hour the condition held"),
+    Column("hours", Integer, nullable=False, server_default=text("1")),
+    _tstz("updated_at", now=True),
+    _tstz("resolved_hour", nullable=True, comment="the first hour without the condition"),
+    _tstz("resolved_at", nullable=True),
+    _tstz("acknowledged_at", nullable=True),
+    Column("acknowledged_by", Text, nullable=True),
+    Column("note", Text, nullable=True),
     PrimaryKeyConstraint("device_id", "hour_start", "kind"),
     _one_of("severity", ALERT_SEVERITIES),
-    comment="Alerts raised per device, hour and kind (at most one of each).",
+    _one_of("kind", ALERT_KINDS),
+    comment="Alerts per device and kind, one row from the hour each opened until resolved; "
+    "acknowledged through the API.",
 )
 # The recent-alerts feed reads across devices, newest first.
 Index("ix_alerts_raised_at", alerts.c.raised_at)
+# The API addresses an alert by its id.
+Index("uq_alerts_alert_id", alerts.c.alert_id, unique=True)
+# Open alerts, across devices (the dashboard's list).
+Index("ix_alerts_open", alerts.c.raised_at, postgresql_where=alerts.c.resolved_hour.is_(None))
 
 models = Table(
     "models",

@@ -129,15 +129,17 @@ def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         metavar="NAME",
         help="repeatable: an anomaly kind (spike, drift, stuck, dropout: planned on dev-00001, "
         "dev-00002, ... late in the history) or a delivery scenario of the simulator "
-        "(duplicates, late-bursts, ...: the whole fleet); default: spike; 'none': neither",
+        "(duplicates, late-bursts, ...: the whole fleet); default: every anomaly kind (one "
+        "device each, so every alert kind shows); 'none': neither",
     )
 
 
 def _first_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> FirstRun:
+    from schema.device_messages import AnomalyKind  # noqa: PLC0415
     from simulator.durations import duration_seconds, parse_duration  # noqa: PLC0415
     from wattstream.firstrun import FirstRun, split_scenarios  # noqa: PLC0415
 
-    names = [n for n in (args.scenario or ["spike"]) if n != "none"]
+    names = [n for n in (args.scenario or [k.value for k in AnomalyKind]) if n != "none"]
     try:
         anomalies, scenarios = split_scenarios(names)
         return FirstRun(

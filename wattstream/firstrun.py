@@ -66,6 +66,9 @@ class FirstRun:
     """The simulator's delivery scenarios for the whole fleet (duplicates, late-bursts, ...)."""
     journal: Path | None = None
     """The simulator's delivery journal (for ``wattstream audit``)."""
+    labels: Path | None = None
+    """The simulator's ground truth of the anomalies it injected (to score the alerts with,
+    ``stream.core.alertscore``)."""
 
     def __post_init__(self) -> None:
         if self.devices < 1:
@@ -136,6 +139,8 @@ class FirstRun:
         }
         if self.journal is not None:
             values["journal_file"] = str(self.journal)
+        if self.labels is not None:
+            values["labels_file"] = str(self.labels)
         return values
 
 

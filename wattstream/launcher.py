@@ -208,8 +208,14 @@ def journal_path(settings: localcluster.ClusterSettings) -> Path:
     return run_directory(settings) / "journal.jsonl"
 
 
+def labels_path(settings: localcluster.ClusterSettings) -> Path:
+    """The simulator's ground truth of the last ``run``'s injected anomalies
+    (``python bench/alert_quality.py --labels`` scores the run's alerts against it)."""
+    return run_directory(settings) / "labels.jsonl"
+
+
 def _fresh_journal(path: Path) -> None:
-    """This run's journal starts empty; the previous run's is kept beside it (``.prev``)."""
+    """This run's file starts empty; the previous run's is kept beside it (``.prev``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
         path.replace(path.with_name(path.name + ".prev"))
@@ -230,16 +236,18 @@ def _terminate(children: Mapping[str, subprocess.Popen[bytes]]) -> None:
 
 
 def _with_journal(settings: localcluster.ClusterSettings, plan: FirstRun) -> FirstRun:
-    """``plan`` writing this run's (fresh) journal; a warning when its history is too short."""
+    """``plan`` writing this run's (fresh) journal and labels; a warning when its history is
+    too short."""
     if not plan.completes_in_history:
         log.warning(
             "%s of history is too little for forecasts and coloured health before live time; "
             "the dashboard completes only after more live hours (use --history 3d)",
             plan.history,
         )
-    journal = journal_path(settings)
+    journal, labels = journal_path(settings), labels_path(settings)
     _fresh_journal(journal)
-    return dataclasses.replace(plan, journal=journal)
+    _fresh_journal(labels)
+    return dataclasses.replace(plan, journal=journal, labels=labels)
 
 
 def run_pipeline(
@@ -299,11 +307,13 @@ def run_pipeline(
             f"{', '.join(plan.anomaly_devices()) or 'none'}. The dashboard is complete (every "
             "device with a forecast and a coloured health status) when the history is "
             "processed: progress below.\n"
-            f"  Dashboard:  {base}/\n"
+            f"  Dashboard:  {base}/#api_key={secrets.api_key} (the write key: acknowledge alerts)\n"
             f"  API docs:   {base}/docs\n"
             f"  Readings:   {base}/api/v1/devices/dev-00000/readings\n"
             f"  Logs:       {logs}/\n"
             f"  Journal:    {plan.journal} (`wattstream audit` checks it)\n"
+            f"  Labels:     {plan.labels} (`python bench/alert_quality.py --labels {plan.labels}`"
+            " scores the alerts)\n"
             f"  API keys:   {settings.secrets_path}/api-key (write), api-admin-key (admin),\n"
             f"              api-read-key (read); local dev write key: {secrets.api_key},\n"
             f"              read key: {secrets.api_read_key} (reads need none in development)\n"

@@ -1,5 +1,5 @@
 """Changing things: device commands over MQTT (write or admin key; ``Idempotency-Key``, see
-:mod:`api.idempotency`), model activation (admin key)."""
+:mod:`api.idempotency`), acknowledging alerts (write key), model activation (admin key)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Request, Response, status
 
 from api import idempotency, queries
-from api.deps import AdminKey, AllowedDevice, ApiKey, Deps, FleetWide
+from api.deps import AdminKey, AllowedDevice, ApiKey, Caller, Deps, FleetWide
 from api.errors import NotFound
-from api.models import CommandAccepted, CommandIn, ModelOut
+from api.models import AcknowledgeIn, AlertOut, CommandAccepted, CommandIn, ModelOut
 from api.responses import KEY_ANSWERS, answers
+from api.routes.fleet import alert_out
 from schema.device_messages import DeviceCommand
 
 router = APIRouter(
@@ -95,6 +96,37 @@ async def send_command(
                 conn, reservation, status.HTTP_202_ACCEPTED, accepted.model_dump(mode="json")
             )
     return accepted
+
+
+@router.post(
+    "/alerts/{alert_id}/acknowledge",
+    response_model=AlertOut,
+    tags=["alerts"],
+    responses=answers(404),
+)
+async def acknowledge_alert(
+    deps: Deps,
+    caller: Caller,
+    alert_id: Annotated[
+        str,
+        Path(
+            pattern=r"^[A-Za-z0-9._:-]{1,200}$", description="e.g. `dev-00001.residual.1764460800`"
+        ),
+    ],
+    body: AcknowledgeIn,
+) -> AlertOut:
+    """Acknowledge an alert: someone (``by``) is on it, with an optional note. The first
+    acknowledgement wins; acknowledging again (a retry) answers the alert unchanged. The alert
+    still resolves by itself once its condition clears."""
+    async with deps.pool.acquire() as conn:
+        if caller is not None:  # a key limited to some devices acknowledges only theirs
+            device_id = await queries.alert_device(conn, alert_id)
+            if device_id is not None:
+                caller.check_device(device_id)
+        row = await queries.acknowledge_alert(conn, alert_id, body.by, body.note)
+    if row is None:
+        raise NotFound(f"no alert {alert_id!r}")
+    return alert_out(row)
 
 
 @router.post(

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
 from api import pagination, queries, timerange
 from api.deps import Caller, Deps, FleetWide
 from api.errors import InvalidRequest
-from api.models import AlertOut, AlertsPage, EnergyVsForecast, FleetSummary
+from api.models import AlertOut, AlertsPage, AlertState, EnergyVsForecast, FleetSummary
 from api.params import Cursor, End, Instant, Start
 from api.responses import answers
 from api.routes.devices import localise, zone_or_utc
+from schema.results import AlertKind
 from schema.wire import DEVICE_ID_PATTERN
 
 router = APIRouter(prefix="/api/v1", tags=["fleet"], responses=answers(422))
@@ -92,6 +93,11 @@ def _alert_key(cursor: str) -> tuple[datetime, str, datetime, str]:
         raise InvalidRequest("cursor: not a cursor of the alerts list", title="Bad cursor") from exc
 
 
+def alert_out(row: dict[str, Any]) -> AlertOut:
+    """An alert row as the API answers it, its times in the device's zone."""
+    return AlertOut(**{k: v for k, v in localise(row, zone_or_utc(row["tz"])).items() if k != "tz"})
+
+
 @router.get("/alerts", response_model=AlertsPage)
 async def list_alerts(
     *,
@@ -101,11 +107,18 @@ async def list_alerts(
     severity: Literal["warning", "critical"] | None = None,
     start: Start = None,
     end: End = None,
+    kind: AlertKind | None = None,
+    state: Annotated[
+        list[AlertState] | None,
+        Query(description="Only alerts in these states (repeat the parameter for several)"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Cursor = None,
 ) -> AlertsPage:
     """Alerts (of the key's devices), newest first, optionally for one device, one severity,
-    or hours starting in ``[start, end)``; one page at a time (follow ``next_cursor``)."""
+    one kind, some states, or opened in hours starting in ``[start, end)``; one page at a time
+    (follow ``next_cursor``). An alert is one row from the hour it opened until its condition
+    cleared (``resolved``); ``open`` and ``acknowledged`` alerts still hold."""
     if caller is not None and device_id is not None:
         caller.check_device(device_id)
     if start is not None and end is not None:
@@ -121,6 +134,8 @@ async def list_alerts(
             end=end,
             after=after,
             limit=limit + 1,
+            kind=kind,
+            states=list(state) if state else None,
             within=caller.sql_filter() if caller else (None, None),
         )
     more = len(rows) > limit
@@ -138,11 +153,6 @@ async def list_alerts(
             ],
         )
     return AlertsPage(
-        items=[
-            AlertOut(
-                **{k: v for k, v in localise(row, zone_or_utc(row["tz"])).items() if k != "tz"}
-            )
-            for row in rows
-        ],
+        items=[alert_out(row) for row in rows],
         next_cursor=next_cursor,
     )

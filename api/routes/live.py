@@ -100,6 +100,8 @@ async def _receive_loop(
         text = await websocket.receive_text()
         try:
             message: Any = json.loads(text)
+            if isinstance(message, dict) and message.get("type") == "auth":
+                continue  # a key sent where reads need none (a page with a write key): fine
             if not isinstance(message, dict) or message.get("type") != "subscribe":
                 raise BadFilter('expected {"type": "subscribe", "kinds": [...], "devices": [...]}')
             deps.hub.refilter(

@@ -22,6 +22,9 @@ const state = {
   tickerQueue: [],
   kpiFor: null, // device and time of the last KPI load
   kpiAt: 0,
+  alerts: [], // open and acknowledged alerts, newest first
+  notes: new Map(), // alert id -> the note typed so far
+  alertsTimer: null,
 };
 
 // ----------------------------------------------------------------------------------- helpers
@@ -43,7 +46,10 @@ function html(tag, attrs = {}, text = null) {
 
 async function getJSON(path, params = {}) {
   const url = new URL(path, location.href);
-  for (const [k, v] of Object.entries(params)) if (v != null) url.searchParams.set(k, v);
+  for (const [k, v] of Object.entries(params)) {
+    if (Array.isArray(v)) for (const one of v) url.searchParams.append(k, one);
+    else if (v != null) url.searchParams.set(k, v);
+  }
   const response = await fetch(url, { headers: keyHeaders });
   const body = await response.json();
   if (!response.ok) throw new Error(body.detail || response.statusText);
@@ -323,6 +329,8 @@ function drawChart(agg, fc, now) {
   nodes.push(svg("text", { id: "zone-label", class: "axis-title", x: left + (W - left - right) / 2, y: H - 6, "text-anchor": "middle" },
     `local time, ${tz} (${offsetName(now, tz)})`));
   chart.replaceChildren(...nodes);
+  chart.__hourScale = { x, t0: x0, t1: x1, top, height: H - top - bottom };
+  drawAlertBands();
 
   $("next-hour").replaceChildren();
   if (next) {
@@ -342,6 +350,94 @@ function niceStep(raw) {
   return 10 * power;
 }
 
+// ------------------------------------------------------------------------------------ alerts
+const KIND_NAMES = { residual: "off forecast", level_shift: "level shift", silent: "silent", stuck: "stuck meter" };
+
+async function loadAlerts() {
+  try {
+    const page = await getJSON(`${API}/alerts`, { state: ["open", "acknowledged"], limit: 100 });
+    state.alerts = page.items;
+    renderAlerts();
+    if (state.selected) drawAlertBands();
+  } catch (error) {
+    $("alert-status").textContent = `alerts unavailable: ${error.message}`;
+  }
+}
+
+function renderAlerts() {
+  const open = state.alerts.filter((a) => a.state === "open").length;
+  const count = $("alert-count");
+  count.textContent = `${open} open`;
+  count.classList.toggle("alarm", open > 0);
+  $("alert-list").replaceChildren(...state.alerts.map((a) => {
+    const device = state.devices.get(a.device_id);
+    const tz = (device && device.tz) || "UTC";
+    const li = html("li", { class: `alert ${a.severity} ${a.state}`, "data-alert": a.alert_id,
+      "data-device": a.device_id, "data-kind": a.kind, "data-state": a.state });
+    const since = `${fmtDay(Date.parse(a.hour_start), tz)} ${fmtTime(a.hour_start, tz)}`;
+    li.append(
+      html("span", { class: "severity" }, a.severity),
+      html("b", {}, `${a.device_id} · ${KIND_NAMES[a.kind] || a.kind}`),
+      html("span", { class: "muted" }, `since ${since} (${a.hours} h)`),
+      html("span", { class: "message" }, a.message),
+    );
+    if (a.state === "acknowledged") {
+      li.append(html("span", { class: "ack-by muted" },
+        `acknowledged by ${a.acknowledged_by}${a.note ? `: ${a.note}` : ""}`));
+    } else {
+      const note = html("input", { class: "ack-note", placeholder: "note (optional)", maxlength: 2000 });
+      note.value = state.notes.get(a.alert_id) || ""; // the list is redrawn as alerts change
+      note.addEventListener("input", () => state.notes.set(a.alert_id, note.value));
+      const button = html("button", { class: "ack", type: "button" }, "Acknowledge");
+      button.addEventListener("click", () => acknowledge(a.alert_id, note.value));
+      li.append(note, button);
+    }
+    li.querySelector("b").addEventListener("click", () => selectDevice(a.device_id));
+    return li;
+  }));
+  if (!state.alerts.length) $("alert-list").append(html("li", { class: "muted" }, "No open alerts."));
+}
+
+async function acknowledge(alertId, note) {
+  const by = $("ack-by").value.trim();
+  if (!by) { $("alert-status").textContent = "Enter your name to acknowledge an alert."; $("ack-by").focus(); return; }
+  const response = await fetch(`${API}/alerts/${encodeURIComponent(alertId)}/acknowledge`, {
+    method: "POST",
+    headers: { ...keyHeaders, "Content-Type": "application/json" },
+    body: JSON.stringify({ by, note: note.trim() || null }),
+  });
+  if (!response.ok) {
+    const body = await response.json().catch(() => ({}));
+    $("alert-status").textContent = `could not acknowledge: ${body.detail || response.statusText}`;
+    return;
+  }
+  state.notes.delete(alertId);
+  $("alert-status").textContent = `${alertId} acknowledged.`;
+  await loadAlerts();
+}
+
+function scheduleAlerts() {
+  clearTimeout(state.alertsTimer);
+  state.alertsTimer = setTimeout(loadAlerts, 1000);
+}
+
+function drawAlertBands() {
+  // The selected device's alerts as bands over the chart's hours (drawn by drawChart's scale).
+  const chart = $("chart");
+  chart.querySelectorAll("rect.alert-band").forEach((n) => n.remove());
+  const scale = chart.__hourScale;
+  if (!scale) return;
+  for (const a of state.alerts.filter((x) => x.device_id === state.selected)) {
+    const from = Math.max(Date.parse(a.hour_start), scale.t0);
+    const to = Math.min(Date.parse(a.last_hour_start) + HOUR, scale.t1);
+    if (to <= from) continue;
+    const band = svg("rect", { class: `alert-band ${a.severity}`, x: scale.x(from), y: scale.top,
+      width: Math.max(2, scale.x(to) - scale.x(from)), height: scale.height, "data-alert": a.alert_id });
+    band.append(svg("title", {}, `${a.kind}: ${a.message}`));
+    chart.prepend(band);
+  }
+}
+
 // --------------------------------------------------------------------------------- live feed
 function describe(frame) {
   const d = frame.data;
@@ -352,7 +448,7 @@ function describe(frame) {
     case "hourly": return `hour ${fmtTime(d.hour_start, d.tz)} closed: ${kwh(d.energy_kwh, 3)}, ${Math.round(d.completeness * 100)}% complete`;
     case "forecasts": return `forecast for ${fmtTime(d.hour_start, tz)}: ${kwh(d.predicted_kwh, 3)}`;
     case "health": return `health ${d.status}${d.rmse_ratio != null ? ` (RMSE ratio ${d.rmse_ratio.toFixed(2)})` : ""}`;
-    case "alerts": return `${d.severity}: ${d.message}`;
+    case "alerts": return `${d.resolved_hour ? "resolved" : d.severity}: ${d.alert_kind ? `${KIND_NAMES[d.alert_kind] || d.alert_kind}, ` : ""}${d.message}`;
     case "status": return `now ${d.status}`;
     default: return frame.kind;
   }
@@ -366,6 +462,7 @@ function onEvent(frame) {
   if (!device && (frame.kind === "status" || frame.kind === "health")) scheduleDevices();
   state.tickerQueue.push(frame);
   if (frame.device_id === state.selected && ["hourly", "forecasts"].includes(frame.kind)) scheduleRefresh();
+  if (frame.kind === "alerts") scheduleAlerts();
 }
 
 function flushTicker() {
@@ -438,6 +535,8 @@ async function start() {
     return;
   }
   loadFleet();
+  loadAlerts();
+  setInterval(loadAlerts, 60000);
   const wanted = decodeURIComponent(location.hash.slice(1));
   const first = state.devices.keys().next().value;
   selectDevice(state.devices.has(wanted) ? wanted : first);

@@ -15,16 +15,13 @@ When the naive baseline itself is (almost) exact — an idle EV charger draws th
 power every hour — the ratio means nothing: such a device is ``green`` while the model's RMSE
 stays within :data:`FLAT_RMSE_KWH` too, else ``amber``.
 
-Residual anomalies: an hour whose residual (actual - forecast) is at least 2 sigma from zero
-is a ``warning``, at least 3 sigma ``critical``, sigma being the standard deviation of the
-previous scored residuals (at least :data:`MIN_SCORED` of them).
+Alerts (residuals and the other kinds) are :mod:`stream.core.alerts`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
@@ -49,11 +46,6 @@ class Status(StrEnum):
     UNKNOWN = "unknown"
 
 
-class Severity(StrEnum):
-    WARNING = "warning"
-    CRITICAL = "critical"
-
-
 class ScoredHour(BaseModel):
     """One closed hour as the health metrics see it."""
 
@@ -67,18 +59,12 @@ class ScoredHour(BaseModel):
     expected_count: int
     late_count: int = 0
     duplicate_count: int = 0
+    power_min_kw: float | None = None
+    power_max_kw: float | None = None
 
     @property
     def residual(self) -> float | None:
         return None if self.predicted_kwh is None else self.actual_kwh - self.predicted_kwh
-
-
-@dataclass(frozen=True, slots=True)
-class ResidualAlert:
-    severity: Severity
-    residual_kwh: float
-    sigma: float
-    z: float
 
 
 def _rms(values: Sequence[float]) -> float:
@@ -158,21 +144,3 @@ def status_of(
     if ratio <= 0.9 and completeness >= 0.95:
         return Status.GREEN
     return Status.AMBER
-
-
-def residual_alert(previous: Sequence[ScoredHour], current: ScoredHour) -> ResidualAlert | None:
-    """The alert ``current``'s residual raises against the residuals before it, if any."""
-    residual = current.residual
-    if residual is None:
-        return None
-    history = [r for s in list(previous)[-WINDOW_HOURS:] if (r := s.residual) is not None]
-    if len(history) < MIN_SCORED:
-        return None
-    mean = sum(history) / len(history)
-    sigma = max(math.sqrt(sum((r - mean) ** 2 for r in history) / len(history)), SIGMA_FLOOR_KWH)
-    z = residual / sigma
-    if abs(z) >= 3:
-        return ResidualAlert(Severity.CRITICAL, residual, sigma, z)
-    if abs(z) >= 2:
-        return ResidualAlert(Severity.WARNING, residual, sigma, z)
-    return None

@@ -19,7 +19,8 @@ from datetime import datetime, timedelta
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from schema.results import Alert, Forecast, Health, HourlyAggregate
-from stream.core.health import WINDOW_HOURS, ScoredHour, device_health, residual_alert
+from stream.core.alerts import Silence, advance, confirmed_silence, detect, quiet
+from stream.core.health import WINDOW_HOURS, ScoredHour, device_health
 from stream.core.localtime import LocalHour, local_hour
 from stream.core.windowing import ClosedHour, DeviceWindows, HourWindow
 
@@ -44,6 +45,12 @@ class DeviceState(BaseModel):
     online: bool | None = None
     pending: PendingForecast | None = None
     scored: list[ScoredHour] = []
+    alerts: dict[str, Alert] = {}
+    """The device's open alerts by kind, as last written (:mod:`stream.core.alerts`)."""
+    silence: Silence | None = None
+    """Empty hours not yet judged silent (:func:`stream.core.alerts.quiet`)."""
+    last_arrival: AwareDatetime | None = None
+    """Processing time the device's last reading was applied."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +128,8 @@ def _scored(window: HourWindow, pending: PendingForecast | None) -> ScoredHour:
         expected_count=window.expected_count,
         late_count=window.late_count,
         duplicate_count=window.duplicate_count,
+        power_min_kw=window.power_min_kw,
+        power_max_kw=window.power_max_kw,
     )
 
 
@@ -134,24 +143,24 @@ def _health_row(state: DeviceState, upto: int, now: datetime) -> Health:
     )
 
 
-def _alert_row(state: DeviceState, upto: int, now: datetime) -> Alert | None:
-    current = state.scored[upto]
-    alert = residual_alert(state.scored[:upto], current)
-    if alert is None:
-        return None
-    return Alert(
-        device_id=state.windows.device_id,
-        hour_start=current.hour_start,
-        severity=alert.severity.value,
-        residual_kwh=alert.residual_kwh,
-        sigma=alert.sigma,
-        z=alert.z,
-        message=(
-            f"energy {current.actual_kwh:.3f} kWh vs forecast {current.predicted_kwh:.3f} kWh: "
-            f"{alert.z:+.1f} sigma"
-        ),
-        raised_at=now,
+def _alerts(state: DeviceState, index: int, now: datetime) -> list[Alert]:
+    device_id, previous, current = (
+        state.windows.device_id,
+        state.scored[:index],
+        state.scored[index],
     )
+    detections = detect(previous, current)
+    rows = []
+    suspected = state.silence
+    state.silence, silent = quiet(
+        suspected, previous, current, last_arrival=state.last_arrival, now=now
+    )
+    if silent is not None:
+        detections.append(silent)
+    elif suspected is not None and state.silence is None and "silent" not in state.alerts:
+        # The device spoke again after hours that stayed empty: silent it was.
+        rows.append(confirmed_silence(device_id, suspected, current.hour_start, now))
+    return rows + advance(device_id, state.alerts, current.hour_start, detections, now=now)
 
 
 def on_closed(
@@ -173,9 +182,14 @@ def on_closed(
         state.scored[index] = scored.model_copy(
             update={"predicted_kwh": previous.predicted_kwh, "baseline_kwh": previous.baseline_kwh}
         )
+        silence = state.silence
+        if silence is not None and window.count and window.start >= silence.first_hour:
+            state.silence = None  # its readings were late, not missing
     out.health.append(_health_row(state, index, now))
-    if (alert := _alert_row(state, index, now)) is not None:
-        out.alerts.append(alert)
+    if not closed.restated:
+        # Alerts follow newly closed hours only: a restatement (late readings) changes the
+        # hour's figures but not what was alerted while it was the newest hour.
+        out.alerts += _alerts(state, index, now)
     # Every newly closed hour asks for the hour after it (in a catch-up burst too: each round's
     # forecasts are scored by the next round); a restatement only re-asks for the newest hour.
     latest = state.windows.closed[-1] if state.windows.closed else None

@@ -429,6 +429,7 @@ class EventProcessor:
         result = state.windows.apply(reading, event.offset)
         if result.outcome is Applied.REPLAYED:
             return
+        state.last_arrival = batch.now
         batch.sink.readings.append(reading)
         self._watermarks.observe(event.partition, reading.ts_utc)
         if result.outcome in {Applied.LATE, Applied.TOO_LATE}:

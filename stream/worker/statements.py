@@ -219,7 +219,8 @@ FORECASTS = Target(tables.forecasts)
 # 24 rows per device and closed hour: COPY, then one upsert (``unnest`` arrays are slower).
 FORECAST_HORIZONS = Merge(Target(tables.forecast_horizons), update=True)
 HEALTH = Target(tables.health)
-ALERTS = Target(tables.alerts)
+# Acknowledging is a person's act through the API: the worker's upserts leave it alone.
+ALERTS = Target(tables.alerts, left_to_database=("acknowledged_at", "acknowledged_by", "note"))
 
 
 OFFSETS = """

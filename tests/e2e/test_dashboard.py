@@ -44,6 +44,7 @@ DEVICES = {  # id -> (zone, health status, presence)
 }
 Q = timedelta(minutes=15)
 H = timedelta(hours=1)
+WRITE_KEY = "dashboard-write-key-0123456789"
 
 
 def chromium() -> str:
@@ -114,6 +115,20 @@ async def load_fixtures(url: str, now: datetime) -> None:
             " baseline_kwh, based_on_hour) VALUES ($1, $2, 'gbm-1', $3, 0.6, $4)",
             forecasts,
         )
+        # Alerts: two still holding (one of them on dev-a, drawn over its chart), one resolved.
+        await conn.executemany(
+            "INSERT INTO alerts (device_id, hour_start, kind, severity, message, alert_id,"
+            " last_hour_start, hours, resolved_hour, residual_kwh, sigma, z)"
+            " VALUES ($1, $2, $3, $4, $5, $1 || '.' || $3, $6, $7, $8, $9, $10, $11)",
+            [
+                ("dev-a", hour - 3 * H, "level_shift", "critical", "two hours above forecast",
+                 hour - 2 * H, 2, None, 0.4, 0.05, 8.0),
+                ("dev-b", hour - 2 * H, "silent", "warning", "no readings for 1 h",
+                 hour - 2 * H, 1, None, None, None, None),
+                ("dev-c", hour - 9 * H, "stuck", "warning", "power stuck", hour - 9 * H, 1,
+                 hour - 8 * H, None, None, None),
+            ],
+        )  # fmt: skip
     finally:
         await conn.close()
 
@@ -132,15 +147,22 @@ async def produce_live(services: Services, topics: KafkaTopics, now: datetime) -
             power=Power(value=0.8),
         )
         await producer.send_and_wait(topics.readings, reading.to_json(), key=b"dev-a")
+        hour = now.replace(minute=0, second=0, microsecond=0) - H
         alert = Alert(
+            alert_id=f"dev-c.residual.{int(hour.timestamp())}",
             device_id="dev-c",
-            hour_start=now.replace(minute=0, second=0, microsecond=0) - H,
+            hour_start=hour,
+            last_hour_start=hour,
+            hours=1,
             severity="critical",
             residual_kwh=1.4,
             sigma=0.2,
             z=7.0,
             message="energy far above forecast",
             raised_at=now,
+            updated_at=now,
+            resolved_hour=None,
+            resolved_at=None,
         )
         await producer.send_and_wait(topics.alerts, alert.model_dump_json().encode(), key=b"dev-c")
     finally:
@@ -158,7 +180,7 @@ async def test_the_dashboard_draws_history_health_and_live_events(
     executable = await asyncio.to_thread(chromium)
     now = datetime.now(UTC)
     await load_fixtures(database, now)
-    api, port = start_api(spawn, services, database, namespace)
+    api, port = start_api(spawn, services, database, namespace, api_keys=WRITE_KEY)
     base = f"http://127.0.0.1:{port}"
     await wait_until_ready(api, base)
 
@@ -174,7 +196,7 @@ async def test_the_dashboard_draws_history_health_and_live_events(
         try:
             page = context.pages[0] if context.pages else await context.new_page()
             page.on("pageerror", lambda error: page_errors.append(str(error)))
-            await page.goto(base)
+            await page.goto(f"{base}/#api_key={WRITE_KEY}")  # a write key: it may acknowledge
             await page.wait_for_selector("#live-status.connected", timeout=20_000)
 
             # The health grid: one tile per device, coloured by its latest health.
@@ -234,11 +256,50 @@ async def test_the_dashboard_draws_history_health_and_live_events(
             await page.wait_for_selector("#ticker li[data-kind='readings'][data-device='dev-a']")
             alert_text = await page.text_content("#ticker li[data-kind='alerts']")
             assert alert_text is not None
-            assert "critical: energy far above forecast" in alert_text
+            assert "critical: off forecast, energy far above forecast" in alert_text
+
+            # The alerts that still hold (not the resolved one), worst first by time; dev-a's
+            # drawn over its chart.
+            await page.wait_for_selector("#alert-list li.alert[data-alert='dev-b.silent']")
+            listed = await page.eval_on_selector_all(
+                "#alert-list li.alert", "ls => ls.map(l => [l.dataset.alert, l.dataset.state])"
+            )
+            assert sorted(listed) == [["dev-a.level_shift", "open"], ["dev-b.silent", "open"]]
+            assert (await page.text_content("#alert-count")) == "2 open"
+            assert await page.query_selector("#chart rect.alert-band.critical") is not None
+
+            # Acknowledge one: a name is needed, then it shows who and why.
+            ack = "#alert-list li[data-alert='dev-b.silent'] button.ack"
+            await page.click(ack)
+            assert "Enter your name" in (await page.text_content("#alert-status") or "")
+            await page.fill("#ack-by", "Ana")
+            await page.fill("#alert-list li[data-alert='dev-b.silent'] input.ack-note", "on site")
+            await page.click(ack)
+            await page.wait_for_selector(
+                "#alert-list li[data-alert='dev-b.silent'][data-state='acknowledged']"
+            )
+            text = await page.text_content("#alert-list li[data-alert='dev-b.silent']") or ""
+            assert "acknowledged by Ana: on site" in text
+            assert (await page.text_content("#alert-count")) == "1 open"
 
             await page.wait_for_timeout(1500)  # let the ticker's highlight fade
             await page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+            # Usable at phone width: one column, nothing wider than the screen.
+            await page.set_viewport_size({"width": 390, "height": 844})
+            overflow = await page.evaluate(
+                "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
+            assert overflow <= 0
+            await page.screenshot(path=str(tmp_path / "dashboard-phone.png"), full_page=True)
         finally:
             await context.close()
     assert page_errors == []
     assert (tmp_path / "dashboard.png").stat().st_size > 10_000
+    conn = await asyncpg.connect(database)
+    try:
+        row = await conn.fetchrow(
+            "SELECT acknowledged_by, note FROM alerts WHERE device_id = 'dev-b'"
+        )
+    finally:
+        await conn.close()
+    assert dict(row) == {"acknowledged_by": "Ana", "note": "on site"}

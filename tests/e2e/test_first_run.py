@@ -1,10 +1,12 @@
 """The first run (issue 19): ``wattstream run``'s plan, history then live, on a fresh namespace.
 
 Bridge, worker and simulator run as their own processes, the simulator with the settings the
-launcher gives it (``FirstRun.simulator_values``: history in the past, a planned spike on
-``dev-00001``, the delivery journal). Within the budget every device must have a forecast and
-a coloured health status, as the launcher's progress watch reports it, and the spiked device
-an alert.
+launcher gives it (``FirstRun.simulator_values``: history in the past, one planned anomaly of
+every kind on ``dev-00001`` to ``dev-00004``, the delivery journal, the ground-truth labels).
+Within the budget every device must have a forecast and a coloured health status, as the
+launcher's progress watch reports it; the alerts, scored against the labels
+(:mod:`stream.core.alertscore`), must catch every injected anomaly with the alert kind meant for
+it, and few alerts may be false.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import asyncpg
 import pytest
 
 from schema.commandline import variables
-from schema.device_messages import AnomalyKind
+from schema.device_messages import AnomalyKind, AnomalyLabel
+from schema.results import AlertFigures
 from simulator.settings import SimulatorSettings
+from stream.core.alertscore import ScoredAlert, score
 from tests.fixtures.bridge import bridge_env
 from tests.fixtures.waiting import wait_until_async
 from wattstream.firstrun import FirstRun, Progress, read_progress_async
@@ -30,6 +34,9 @@ pytestmark = pytest.mark.e2e
 BUDGET_S = 120.0
 """From starting the processes to a complete dashboard (the launcher's two minutes include
 the same: the worker loading TensorFlow, the history published and processed)."""
+MIN_PRECISION = 0.6
+"""Of all alerts over the run, at least this share must be about an injected anomaly
+(``bench/alert_quality.py`` replays larger fleets: see its results)."""
 
 
 async def spawn_pipeline(
@@ -81,11 +88,12 @@ async def test_history_then_live_completes_the_dashboard_within_the_budget(
     services: Services, database: str, namespace: str, spawn: Spawn, tmp_path: Path
 ) -> None:
     plan = FirstRun(
-        devices=4,
+        devices=8,
         history=timedelta(hours=48),
         interval_s=600,
-        anomalies=(AnomalyKind.SPIKE,),
+        anomalies=(AnomalyKind.SPIKE, AnomalyKind.DRIFT, AnomalyKind.STUCK, AnomalyKind.DROPOUT),
         journal=tmp_path / "journal.jsonl",
+        labels=tmp_path / "labels.jsonl",
     )
     assert plan.completes_in_history
     began = time.monotonic()
@@ -111,20 +119,41 @@ async def test_history_then_live_completes_the_dashboard_within_the_budget(
     )
     assert progress is not None
     print(f"dashboard complete after {time.monotonic() - began:.1f} s: {progress.line(0)}")
-    assert progress.readings >= plan.history_readings
     conn = await asyncpg.connect(database)
     try:
-        rows = await conn.fetch(
-            "SELECT device_id, count(*) AS n FROM alerts WHERE hour_start >= $1 GROUP BY 1", start
-        )
+        rows = await conn.fetch("SELECT * FROM alerts WHERE hour_start >= $1", start)
         latest = await conn.fetch(
             "SELECT DISTINCT ON (device_id) device_id, status FROM health"
             " ORDER BY device_id, hour_start DESC"
         )
     finally:
         await conn.close()
-    alerts = {r["device_id"]: r["n"] for r in rows}
-    assert alerts.get("dev-00001", 0) >= 1, alerts
+    # Scored against what the simulator injected.
+    assert plan.labels is not None
+    labels = [
+        AnomalyLabel.model_validate_json(line) for line in plan.labels.read_text().splitlines()
+    ]
+    assert sorted(label.anomaly for label in labels) == sorted(plan.anomalies)
+    interval = timedelta(seconds=plan.interval_s)
+    dropped = sum((x.end - x.start) // interval for x in labels if x.anomaly is AnomalyKind.DROPOUT)
+    assert progress.readings >= plan.history_readings - dropped
+    fields = set(AlertFigures.model_fields)
+    alerts = [
+        ScoredAlert.of(AlertFigures(**{k: v for k, v in dict(r).items() if k in fields}), r["kind"])
+        for r in rows
+    ]
+    scores = score(alerts, labels)
+    print("\n".join(s.line() for s in scores.values()))
+    for r in sorted(rows, key=lambda r: (r["kind"], r["device_id"], r["hour_start"])):
+        print(f"  {r['kind']} {r['device_id']} {r['hour_start']:%d %H:%M} {r['message']}")
+    assert {k: s.recall for k, s in scores.items()} == {
+        "level_shift": 1.0,
+        "residual": 1.0,
+        "silent": 1.0,
+        "stuck": 1.0,
+    }
+    true_alerts = sum(s.true_alerts for s in scores.values())
+    assert true_alerts >= MIN_PRECISION * len(alerts), [s.line() for s in scores.values()]
     assert {r["status"] for r in latest} <= {"green", "amber", "red"}
     assert len(latest) == plan.devices
     # The launcher's journal: what `wattstream audit` reads.

@@ -62,14 +62,20 @@ def status(device_id: str, presence: Presence) -> bytes:
 def alert(device_id: str) -> bytes:
     return (
         Alert(
+            alert_id=f"{device_id}.residual.0",
             device_id=device_id,
             hour_start=T0,
+            last_hour_start=T0,
+            hours=1,
             severity="critical",
             residual_kwh=2.5,
             sigma=0.4,
             z=6.2,
             message="energy far above forecast",
             raised_at=T0 + timedelta(hours=1),
+            updated_at=T0 + timedelta(hours=1),
+            resolved_hour=None,
+            resolved_at=None,
         )
         .model_dump_json()
         .encode()

@@ -176,7 +176,8 @@ async def load_fixtures(url: str) -> None:
         )
         await conn.executemany(
             "INSERT INTO alerts (device_id, hour_start, kind, severity, residual_kwh, sigma, z,"
-            " message, raised_at) VALUES ($1, $2, 'residual', $3, $4, 0.2, $5, $6, $7)",
+            " message, raised_at, alert_id, last_hour_start, resolved_hour)"
+            " VALUES ($1, $2, 'residual', $3, $4, 0.2, $5, $6, $7, $8, $2, $9)",
             [
                 (
                     "dev-ber" if k % 2 == 0 else "dev-kol",
@@ -186,6 +187,8 @@ async def load_fixtures(url: str) -> None:
                     2.5 * k,
                     f"alert {k}",
                     noon + k * H + timedelta(minutes=61),
+                    f"alert-{k}",
+                    noon + (k + 1) * H if k % 2 == 0 else None,  # the even ones resolved
                 )
                 for k in range(5)
             ],
@@ -572,6 +575,41 @@ def test_alerts_newest_first_in_pages(client: TestClient) -> None:
     assert "alerts" in bad.json()["detail"]
 
 
+def test_alerts_by_state_and_acknowledged_once(client: TestClient) -> None:
+    open_ = get(client, "/api/v1/alerts", state="open")["items"]
+    assert [(a["alert_id"], a["state"]) for a in open_] == [
+        ("alert-3", "open"),
+        ("alert-1", "open"),
+    ]
+    resolved = get(client, "/api/v1/alerts", state="resolved", kind="residual")["items"]
+    assert [a["alert_id"] for a in resolved] == ["alert-4", "alert-2", "alert-0"]
+    assert resolved[0]["resolved_hour"] == "2026-03-29T17:00:00+02:00"  # dev-ber's zone
+    assert get(client, "/api/v1/alerts", kind="silent")["items"] == []
+
+    path = "/api/v1/alerts/alert-1/acknowledge"
+    body = {"by": "ana", "note": "technician booked"}
+    assert client.post(path, json=body).status_code == 401  # a write needs a key
+    first = client.post(path, json=body, headers={"X-API-Key": KEY})
+    assert first.status_code == 200, first.text
+    acked = first.json()
+    assert (acked["state"], acked["acknowledged_by"], acked["note"]) == (
+        "acknowledged",
+        "ana",
+        "technician booked",
+    )
+    retry = client.post(path, json={"by": "bob"}, headers={"X-API-Key": KEY}).json()
+    assert retry == acked  # the first acknowledgement wins
+    still_open = get(client, "/api/v1/alerts", state=["open", "acknowledged"])["items"]
+    assert [(a["alert_id"], a["state"]) for a in still_open] == [
+        ("alert-3", "open"),
+        ("alert-1", "acknowledged"),
+    ]
+    missing = client.post("/api/v1/alerts/nope/acknowledge", json=body, headers={"X-API-Key": KEY})
+    assert missing.status_code == 404
+    empty = client.post(path, json={"by": ""}, headers={"X-API-Key": KEY})
+    assert empty.status_code == 422
+
+
 # ---------------------------------------------------------------------- operations, docs, CORS
 def test_openapi_documents_every_endpoint(client: TestClient) -> None:
     paths = get(client, "/openapi.json")["paths"]
@@ -585,6 +623,7 @@ def test_openapi_documents_every_endpoint(client: TestClient) -> None:
         "/api/v1/devices/{device_id}/commands",
         "/api/v1/fleet/summary",
         "/api/v1/alerts",
+        "/api/v1/alerts/{alert_id}/acknowledge",
         "/api/v1/admin/models/{model_id}/activate",
         "/api/v1/fleet/forecasts",
         "/api/v1/models",

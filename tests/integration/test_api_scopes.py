@@ -140,6 +140,13 @@ def test_writes_need_write_and_admin_needs_admin(guarded: TestClient) -> None:
     assert [post(command, k, json=body) for k in (WRITE, ADMIN)] == [404, 404]
     activate = "/api/v1/admin/models/no-model/activate"
     assert [post(activate, k) for k in (None, READ, WRITE, ADMIN)] == [401, 403, 403, 404]
+    acknowledge = "/api/v1/alerts/no-alert/acknowledge"
+    assert [post(acknowledge, k, json={"by": "ana"}) for k in (None, READ, WRITE, ADMIN)] == [
+        401,
+        403,
+        404,
+        404,
+    ]
     detail = guarded.post(activate, headers={"X-API-Key": WRITE}).json()["detail"]
     assert "scope admin" in detail
     assert "scope write" in detail

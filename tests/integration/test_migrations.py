@@ -302,8 +302,14 @@ async def test_keys_and_checks_hold(storage_database: str) -> None:
             await conn.execute("INSERT INTO device_status VALUES ('d', 'sleeping', now(), NULL)")
         with pytest.raises(asyncpg.CheckViolationError, match="ck_alerts_severity"):
             await conn.execute(
-                "INSERT INTO alerts (device_id, hour_start, kind, severity, residual_kwh, sigma, z,"
-                " message) VALUES ('d', $1, 'residual', 'info', 1, 1, 1, 'x')",
+                "INSERT INTO alerts (device_id, hour_start, kind, severity, message, alert_id,"
+                " last_hour_start) VALUES ('d', $1, 'residual', 'info', 'x', 'a', $1)",
+                T0,
+            )
+        with pytest.raises(asyncpg.CheckViolationError, match="ck_alerts_kind"):
+            await conn.execute(
+                "INSERT INTO alerts (device_id, hour_start, kind, severity, message, alert_id,"
+                " last_hour_start) VALUES ('d', $1, 'gremlins', 'warning', 'x', 'a', $1)",
                 T0,
             )
         with pytest.raises(asyncpg.CheckViolationError, match="ck_health_status"):

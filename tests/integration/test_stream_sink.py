@@ -60,8 +60,9 @@ def batch(revision: int = 0, energy: float = 1.0) -> SinkBatch:
                    presence="online", last_seen=H, computed_at=H)
         ],
         alerts=[
-            Alert(device_id="d1", hour_start=H, severity="warning", residual_kwh=0.3, sigma=0.1,
-                  z=3.0, message="m", raised_at=H)
+            Alert(alert_id="d1.residual.0", device_id="d1", hour_start=H, last_hour_start=H,
+                  hours=1, severity="warning", residual_kwh=0.3, sigma=0.1, z=3.0, message="m",
+                  raised_at=H, updated_at=H, resolved_hour=None, resolved_at=None)
         ],
     )  # fmt: skip
 
@@ -164,6 +165,24 @@ async def test_horizons_are_rewritten_idempotently(sink: ResultSink, database: s
         await conn.close()
 
 
+async def test_an_alert_update_keeps_its_acknowledgement(sink: ResultSink, database: str) -> None:
+    await sink.write(batch())
+    conn = await asyncpg.connect(database)
+    try:
+        await conn.execute(
+            "UPDATE alerts SET acknowledged_at = $1, acknowledged_by = 'ana', note = 'on it'", H
+        )
+        held = batch()
+        (alert,) = held.alerts
+        held.alerts = [alert.model_copy(update={"hours": 2, "severity": "critical"})]
+        await sink.write(held)  # the condition held another hour: the worker updates the alert
+        row = await conn.fetchrow("SELECT hours, severity, acknowledged_by, note FROM alerts")
+        assert dict(row) == {"hours": 2, "severity": "critical", "acknowledged_by": "ana",
+                             "note": "on it"}  # fmt: skip
+    finally:
+        await conn.close()
+
+
 # ----------------------------------------------------------------------------- round trip
 def distinct_batch() -> SinkBatch:
     """One row per table the sink writes, every value distinct from the others of its type and
@@ -218,9 +237,12 @@ def distinct_batch() -> SinkBatch:
                    computed_at=t + timedelta(hours=4, minutes=1))
         ],
         alerts=[
-            Alert(device_id="a1", hour_start=t + timedelta(hours=5), severity="critical",
-                  residual_kwh=-0.875, sigma=0.25, z=-3.5, message="too low",
-                  raised_at=t + timedelta(hours=6, minutes=2))
+            Alert(alert_id="a1.level_shift.5", alert_kind="level_shift", device_id="a1",
+                  hour_start=t + timedelta(hours=5), last_hour_start=t + timedelta(hours=7),
+                  hours=3, severity="critical", residual_kwh=-0.875, sigma=0.25, z=-3.5,
+                  message="too low", raised_at=t + timedelta(hours=6, minutes=2),
+                  updated_at=t + timedelta(hours=8, minutes=1),
+                  resolved_hour=t + timedelta(hours=8), resolved_at=t + timedelta(hours=9))
         ],
         offsets={("readings", 5): 1234},
     )  # fmt: skip
@@ -260,7 +282,8 @@ def expected_rows(batch: SinkBatch) -> dict[str, dict[str, object]]:
         "forecasts": forecast.model_dump(exclude=envelope),
         "forecast_horizons": horizon._asdict(),
         "health": health.model_dump(exclude=envelope),
-        "alerts": {"kind": alert.alert_kind, **alert.model_dump(exclude={*envelope, "alert_kind"})},
+        "alerts": {"kind": alert.alert_kind, **alert.model_dump(exclude={*envelope, "alert_kind"}),
+                   "acknowledged_at": None, "acknowledged_by": None, "note": None},
         "stream_offsets": {
             "group_id": "g1", "topic": "readings", "partition": 5, "next_offset": 1234,
             "updated_at": ...,

@@ -8,10 +8,8 @@ import pytest
 from schema.results import Health
 from stream.core.health import (
     ScoredHour,
-    Severity,
     Status,
     device_health,
-    residual_alert,
     status_of,
 )
 from stream.forecast.baselines import error_metrics
@@ -101,18 +99,6 @@ def test_status_thresholds(
     ratio: float | None, completeness: float, online: bool | None, scored: int, expected: Status
 ) -> None:
     assert status_of(ratio, completeness, online=online, scored=scored) == expected
-
-
-def test_residual_alerts_at_two_and_three_sigma() -> None:
-    previous = [hour(k, 1.0, 1.0 + (0.1 if k % 2 else -0.1), 1.0) for k in range(10)]  # sigma 0.1
-    assert residual_alert(previous, hour(10, 1.15, 1.0, 1.0)) is None
-    warning = residual_alert(previous, hour(10, 1.25, 1.0, 1.0))
-    assert warning is not None and warning.severity == Severity.WARNING
-    assert warning.z == pytest.approx(2.5)
-    critical = residual_alert(previous, hour(10, 0.6, 1.0, 1.0))
-    assert critical is not None and critical.severity == Severity.CRITICAL
-    assert critical.sigma == pytest.approx(0.1)
-    assert residual_alert(previous[:3], hour(10, 5.0, 1.0, 1.0)) is None  # too little history
 
 
 def test_a_flat_series_is_judged_by_absolute_error() -> None:
