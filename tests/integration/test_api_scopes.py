@@ -49,8 +49,9 @@ async def database(services: Services) -> AsyncIterator[str]:
         try:
             await conn.executemany(
                 "INSERT INTO alerts (device_id, hour_start, kind, severity, residual_kwh, sigma,"
-                " z, message, raised_at)"
-                " VALUES ($1, $2, 'residual', 'warning', 1, 0.2, 5, 'a', $3)",
+                " z, message, raised_at, alert_id, last_hour_start)"
+                " VALUES ($1, $2, 'residual', 'warning', 1, 0.2, 5, 'a', $3,"
+                " $1 || '.residual', $2)",
                 [
                     (d, HOUR, HOUR + timedelta(hours=1, minutes=k))
                     for k, d in enumerate(OWN + OTHERS)
@@ -234,3 +235,8 @@ def test_bearer_tokens_work_next_to_the_keys(guarded: TestClient) -> None:
     listed = guarded.get("/api/v1/devices", headers=limited).json()["items"]
     assert [d["device_id"] for d in listed] == ["dev-own"]
     assert guarded.get("/api/v1/fleet/summary", headers=limited).status_code == 403
+    # Acknowledging an alert: only one of the key's devices.
+    ack = "/api/v1/alerts/{}.residual/acknowledge"
+    by = {"by": "ana"}
+    assert guarded.post(ack.format("dev-other"), json=by, headers=limited).status_code == 403
+    assert guarded.post(ack.format("dev-own"), json=by, headers=limited).status_code == 200
