@@ -39,7 +39,13 @@ from stream.worker.lifetime import (
     consumer_state,
     track_topics,
 )
-from stream.worker.processor import EventProcessor, OutMessage, ProcessorSettings, SourceEvent
+from stream.worker.processor import (
+    EventProcessor,
+    OutMessage,
+    ProcessorSettings,
+    SourceEvent,
+    position_partition,
+)
 from stream.worker.sink import ResultSink
 
 
@@ -76,7 +82,13 @@ class DeviceStateTable(faust.Table):  # type: ignore[type-arg]  # Faust's Table 
         self._unacknowledged: list[asyncio.Future[Any]] = []
 
     def on_key_set(self, key: Any, value: Any) -> None:
-        self._unacknowledged.append(self.send_changelog(self.partition_for_key(key), key, value))
+        # A partition's position key goes to that partition, after the partition's states of
+        # the batch (see EventProcessor._state_positions); a device's state goes where its
+        # events are (the producer's partitioner on the same key).
+        partition = position_partition(key.decode()) if isinstance(key, bytes) else None
+        if partition is None:
+            partition = self.partition_for_key(key)
+        self._unacknowledged.append(self.send_changelog(partition, key, value))
         self._sensor_on_set(self, key, value)
 
     def on_key_del(self, key: Any) -> None:

@@ -10,9 +10,12 @@ duplicates:
 2. one batched model call for every forecast request of the batch (off the event loop);
 3. one database transaction with the raw readings and every row (all idempotent upserts);
 4. the result messages to Kafka, waiting for their acknowledgement;
-5. the new device states into the table (its changelog), and only then may the agent ack the
-   events. A crash anywhere before 5 replays the batch onto the old state, which recomputes
-   the same rows and upserts them again: one row per (device, hour), never two.
+5. the new device states into the table (its changelog), then per readings partition the
+   next offset they cover (a position key, after the states in the same ordered changelog
+   partition), and only then may the agent ack the events. A crash anywhere before 5 replays
+   the batch onto the old state, which recomputes the same rows and upserts them again: one
+   row per (device, hour), never two. A new worker resumes each partition where the restored
+   states end (their position), not at Kafka's committed offset, which can be ahead of them.
 
 The table holds JSON; parsing every touched device's state each batch was the worker's main
 cost. :class:`StateCache` keeps the parsed state next to the bytes it was parsed from (or
@@ -162,6 +165,20 @@ class ForecastBatch:
     """Per request, (P10, P50, P90) of each 24-hour block after the issue time."""
 
 
+POSITION_PREFIX = "#next-offset:"
+"""Keys of the state mapping that are no device (a device id never starts with ``#``): the next
+readings offset the states of one partition cover, written after them in every batch."""
+
+
+def position_key(partition: int) -> str:
+    return f"{POSITION_PREFIX}{partition}"
+
+
+def position_partition(key: str) -> int | None:
+    """The partition a position key is about; ``None`` for a device id."""
+    return int(key[len(POSITION_PREFIX) :]) if key.startswith(POSITION_PREFIX) else None
+
+
 class Forecasts(Protocol):
     @property
     def history_hours(self) -> int: ...
@@ -264,8 +281,11 @@ class EventProcessor:
         self._guard: OffsetGuard | None = None
 
     def _index_existing(self) -> None:
-        """After a (re)start, learn which devices the restored table holds, per partition."""
+        """After a (re)start, learn which devices the restored table holds, per partition, and
+        how far the restored states go (see :meth:`_state_positions`)."""
         for device_id in list(self._states):
+            if position_partition(device_id) is not None:
+                continue
             state = self._cache.get(device_id)
             if state is None:
                 continue
@@ -274,6 +294,26 @@ class EventProcessor:
             if state.windows.last_event_ts is not None:
                 self._watermarks.observe(partition, state.windows.last_event_ts)
         self._indexed = True
+
+    def _state_positions(self) -> dict[tuple[str, int], int]:
+        """Per readings partition, the next offset the restored states cover.
+
+        Each batch writes its device states, then its position key, to the table's changelog
+        in one ordered stream per partition, so a restored position never runs ahead of the
+        restored states. Kafka's committed offset can (Faust acknowledges what it skips, and
+        a kill can land between the changelog and the commit): the worker resumes from here.
+        """
+        positions = {}
+        for key in list(self._states):
+            partition = position_partition(key)
+            if partition is not None:
+                positions[(self._topics.readings, partition)] = int(self._states[key])
+        return positions
+
+    def _resume_from(self, stored: dict[tuple[str, int], int]) -> dict[tuple[str, int], int]:
+        """Where each readings partition resumes: where its restored states end, else (no
+        position written yet) where the database's rows end."""
+        return {**stored, **self._state_positions()}
 
     def _load(self, dirty: dict[str, DeviceState], device_id: str) -> DeviceState | None:
         if device_id in dirty:
@@ -301,11 +341,14 @@ class EventProcessor:
         as before the call and the device states untouched: the batch can be replayed."""
         if not self._indexed:
             self._index_existing()
-        if self._guard is None:
-            self._guard = OffsetGuard(self._topics.readings, await self._sink.stored_offsets())
+            # After a (re)start or a rebalance, the restored states say where to resume.
+            self._guard = OffsetGuard(
+                self._topics.readings, self._resume_from(await self._sink.stored_offsets())
+            )
+        assert self._guard is not None
         admitted, rewind = self._guard.split(events)
-        if rewind:  # another worker may have moved on meanwhile (a rebalance): ask the database
-            self._guard.commit(await self._sink.stored_offsets())
+        if rewind:  # another worker may have moved on meanwhile: ask the restored states
+            self._guard.commit(self._state_positions())
             admitted, rewind = self._guard.split(events)
         if rewind:
             log.warning("offset gap (events skipped upstream); seeking back to %s", rewind)
@@ -352,6 +395,10 @@ class EventProcessor:
         await self._publisher.publish([*batch.messages, *self._result_messages(rows)])
         for device_id, state in batch.dirty.items():
             self._cache.put(device_id, state)
+        # After the states: a restored position never claims states that were not written.
+        for (topic, partition), offset in rows.offsets.items():
+            if topic == self._topics.readings:
+                self._states[position_key(partition)] = str(offset).encode()
 
     def _close_due(
         self, partition: int, batch: _Batch

@@ -14,6 +14,7 @@ from schema.device_messages import DeviceBirth, Location
 from schema.topics import KafkaTopics
 from schema.wire import Energy, Power, Reading
 from stream.core.hourclose import DeviceState, ForecastRequest
+from stream.core.localtime import local_hour
 from stream.core.windowing import DeviceWindows
 from stream.worker.processor import (
     EventProcessor,
@@ -229,6 +230,32 @@ async def test_a_new_worker_starts_from_the_offsets_stored_with_the_rows() -> No
     assert await second.process(events[7:]) == {(TOPICS.readings, 0): 5}
     assert await second.process(events[5:]) == {}
     assert len(sink.readings) == 8
+
+
+async def test_a_worker_resumes_where_the_restored_states_end_not_at_kafkas_commit() -> None:
+    """The kill -9 case: the database has a batch the changelog lost, and Kafka's committed
+    offset lies between (Faust acknowledged what it skipped). Resuming from the commit would
+    apply the rest of an hour to a state without its start (an hourly row short of readings);
+    the states' own position sends the partition back to where they end."""
+    devices = [("a", "UTC"), ("b", "Asia/Kolkata")]
+    events = fleet_events(devices, 6)
+    sink, states = TableSink(), {}
+    first, _, _ = make(states, sink)
+    await first.process(events[:12])
+    restored = dict(states)  # what the changelog holds when the worker dies
+    await first.process(events[12:30])  # in the database, never on the changelog
+    assert sink.offsets == {(TOPICS.readings, 0): 30}
+    second, _, _ = make(restored, sink)
+    assert await second.process(events[21:]) == {(TOPICS.readings, 0): 12}
+    assert await second.process(events[12:]) == {}
+    assert sink.offsets == {(TOPICS.readings, 0): len(events)}
+    stored: dict[tuple[str, datetime], int] = {}
+    for r in sink.readings.values():
+        key = (r.device_id, local_hour(r.ts_utc, r.tz).start)
+        stored[key] = stored.get(key, 0) + 1
+    assert sink.hourly
+    for key, row in sink.hourly.items():
+        assert row.reading_count == stored[key], key  # type: ignore[attr-defined]
 
 
 # ------------------------------------------------------------------- parsed-state cache
