@@ -19,7 +19,7 @@ import pytest
 from schema.commandline import variables
 from schema.device_messages import AnomalyKind
 from simulator.settings import SimulatorSettings
-from tests.fixtures.bridge import bridge_env
+from tests.fixtures.bridge import spawn_bridge
 from tests.fixtures.waiting import wait_until_async
 from wattstream.firstrun import FirstRun, Progress, read_progress_async
 
@@ -35,18 +35,7 @@ the same: the worker loading TensorFlow, the history published and processed).""
 async def spawn_pipeline(
     services: Services, spawn: Spawn, database: str, namespace: str, plan: FirstRun
 ) -> tuple[list[Spawned], datetime]:
-    bridge = spawn(
-        "bridge",
-        "stream.bridge",
-        bridge_env(
-            mqtt_host=services.mqtt_host,
-            mqtt_port=services.mqtt_port,
-            kafka_bootstrap=services.kafka_bootstrap,
-            namespace=namespace,
-            client_id=f"bridge-{namespace}",
-            metrics_port=0,
-        ),
-    )
+    bridge = spawn_bridge(spawn, services, namespace, metrics_port=0)
     worker = spawn(
         "stream",
         "stream.worker",
