@@ -33,6 +33,10 @@ from wattstream.localcluster.localsecrets import LocalSecrets
 if TYPE_CHECKING:
     from wattstream.localcluster import ClusterSettings
 
+# Shared helpers that assert (the worker fleet's invariants, the bridge's audit) report their
+# failures as pytest does in a test module: operands shown, not a bare AssertionError.
+pytest.register_assert_rewrite("tests.fixtures")
+
 # Property-based tests: "ci" (the default) is deterministic - derandomized, no example database,
 # a bounded number of examples - so a run is reproducible and the unit suite stays fast;
 # "explore" hunts wider and at random (HYPOTHESIS_PROFILE=explore pytest tests/unit).

@@ -27,14 +27,7 @@ from stream.audit.settings import AuditSettings
 from tests.fixtures.waiting import wait_until_async
 
 from ..conftest import Services, Spawn, Spawned, migrated_database, provision_simulator
-from ..integration.test_stream_worker import (
-    DEVICES,
-    HOURS,
-    INTERVAL_S,
-    check_invariants,
-    fleet_messages,
-    produce,
-)
+from ..fixtures import worker_fleet as fleet
 
 pytestmark = pytest.mark.e2e
 
@@ -233,26 +226,26 @@ async def test_two_namespaces_on_one_cluster_keep_apart(
         first = Pipeline(services, spawn, first_db, first_ns, tmp_path)
         second = Pipeline(services, spawn, second_db, second_ns, tmp_path / "second")
         workers = [first.worker(), second.worker()]  # the same (default) app id for both
-        messages = {ns: fleet_messages(KafkaTopics(ns)) for ns in (first_ns, second_ns)}
+        messages = {ns: fleet.fleet_messages(KafkaTopics(ns)) for ns in (first_ns, second_ns)}
         half = len(messages[first_ns]) // 2
-        await produce(services.kafka_bootstrap, messages[first_ns][:half])
-        await produce(services.kafka_bootstrap, messages[second_ns])
-        everything = DEVICES * HOURS * 3600 // INTERVAL_S
+        await fleet.produce(services.kafka_bootstrap, messages[first_ns][:half])
+        await fleet.produce(services.kafka_bootstrap, messages[second_ns])
+        everything = fleet.READINGS
 
         async def second_done() -> bool:
             return await count(second_db, "readings") >= everything
 
         async def first_done() -> bool:
-            return await count(first_db, "readings") >= half - DEVICES  # births are not rows
+            return await count(first_db, "readings") >= half - fleet.DEVICES  # births are not rows
 
         await wait_until("the second pipeline's readings", second_done, 180, *workers)
         await wait_until("the first pipeline's readings", first_done, 180, *workers)
         conn = await asyncpg.connect(second_db)
         try:
-            await check_invariants(conn)
+            await fleet.check_invariants(conn)
         finally:
             await conn.close()
-        assert await count(first_db, "readings") == half - DEVICES
+        assert await count(first_db, "readings") == half - fleet.DEVICES
 
         admin = AIOKafkaAdminClient(bootstrap_servers=services.kafka_bootstrap)
         await admin.start()

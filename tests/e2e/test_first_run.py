@@ -23,7 +23,7 @@ from schema.device_messages import AnomalyKind, AnomalyLabel
 from schema.results import AlertFigures
 from simulator.settings import SimulatorSettings
 from stream.core.alertscore import ScoredAlert, score
-from tests.fixtures.bridge import bridge_env
+from tests.fixtures.bridge import spawn_bridge
 from tests.fixtures.waiting import wait_until_async
 from wattstream.firstrun import FirstRun, Progress, read_progress_async
 
@@ -42,18 +42,7 @@ MIN_PRECISION = 0.6
 async def spawn_pipeline(
     services: Services, spawn: Spawn, database: str, namespace: str, plan: FirstRun
 ) -> tuple[list[Spawned], datetime]:
-    bridge = spawn(
-        "bridge",
-        "stream.bridge",
-        bridge_env(
-            mqtt_host=services.mqtt_host,
-            mqtt_port=services.mqtt_port,
-            kafka_bootstrap=services.kafka_bootstrap,
-            namespace=namespace,
-            client_id=f"bridge-{namespace}",
-            metrics_port=0,
-        ),
-    )
+    bridge = spawn_bridge(spawn, services, namespace, metrics_port=0)
     worker = spawn(
         "stream",
         "stream.worker",

@@ -14,6 +14,7 @@ import pytest
 from schema.topics import KafkaTopics
 from simulator.devices import tick_time
 from simulator.fleet import build_fleet
+from tests.fixtures.bridge import spawn_bridge
 from tests.fixtures.waiting import wait_until
 
 from ..conftest import Services, Spawn, free_port
@@ -29,18 +30,7 @@ def test_a_reading_crosses_every_hop_and_comes_back_exactly(
     services: Services, database: str, kafka_topics: KafkaTopics, namespace: str, spawn: Spawn
 ) -> None:
     api_port = free_port()
-    bridge = spawn(
-        "bridge",
-        "stream.bridge",
-        {
-            "WATTSTREAM_BRIDGE_MQTT_HOST": services.mqtt_host,
-            "WATTSTREAM_BRIDGE_MQTT_PORT": str(services.mqtt_port),
-            "WATTSTREAM_BRIDGE_MQTT_CLIENT_ID": f"bridge-{namespace}",
-            "WATTSTREAM_BRIDGE_KAFKA_BOOTSTRAP": services.kafka_bootstrap,
-            "WATTSTREAM_BRIDGE_TOPIC_NAMESPACE": namespace,
-            "WATTSTREAM_BRIDGE_METRICS_PORT": "0",
-        },
-    )
+    bridge = spawn_bridge(spawn, services, namespace, metrics_port=0)
     worker = spawn(
         "stream",
         "stream.worker",

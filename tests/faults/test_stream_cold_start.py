@@ -11,16 +11,7 @@ from schema.topics import KafkaTopics
 
 from ..conftest import Services, Spawn, Spawned
 from ..e2e.test_cold_start import wait_until
-from ..integration.test_stream_worker import (
-    DEVICES,
-    HOURS,
-    INTERVAL_S,
-    check_invariants,
-    expected_closed_hours,
-    fleet_messages,
-    produce,
-    start_worker,
-)
+from ..fixtures import worker_fleet as fleet
 
 pytestmark = pytest.mark.faults
 
@@ -39,7 +30,7 @@ async def wait_rows(
 async def test_worker_started_before_its_topics_exist_processes_everything(
     services: Services, database: str, namespace: str, spawn: Spawn
 ) -> None:
-    worker = start_worker(spawn, services, database, namespace)
+    worker = fleet.start_worker(spawn, services, database, namespace)
     conn = await asyncpg.connect(database)
     try:
         # Wait until the worker is up (it has registered its offsets table) before any topic
@@ -48,9 +39,9 @@ async def test_worker_started_before_its_topics_exist_processes_everything(
             return "Worker ready" in worker.log.read_text(errors="replace")
 
         await wait_until("the worker ready", ready, 60, worker)
-        await produce(services.kafka_bootstrap, fleet_messages(KafkaTopics(namespace)))
-        await wait_rows(conn, "readings", DEVICES * HOURS * 3600 // INTERVAL_S, 90, worker)
-        await wait_rows(conn, "health", await expected_closed_hours(conn), 60, worker)
-        await check_invariants(conn)
+        await fleet.produce(services.kafka_bootstrap, fleet.fleet_messages(KafkaTopics(namespace)))
+        await wait_rows(conn, "readings", fleet.READINGS, 90, worker)
+        await wait_rows(conn, "health", await fleet.expected_closed_hours(conn), 60, worker)
+        await fleet.check_invariants(conn)
     finally:
         await conn.close()

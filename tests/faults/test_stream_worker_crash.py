@@ -11,18 +11,7 @@ import pytest
 from schema.topics import KafkaTopics
 
 from ..conftest import Services, Spawn
-from ..integration.test_stream_worker import (
-    DEVICES,
-    HOURS,
-    INTERVAL_S,
-    check_invariants,
-    expected_closed_hours,
-    fleet_messages,
-    produce,
-    start_worker,
-    wait_for_every_event_processed,
-    wait_for_rows,
-)
+from ..fixtures import worker_fleet as fleet
 
 pytestmark = pytest.mark.faults
 
@@ -39,20 +28,16 @@ pytestmark = pytest.mark.faults
 async def test_worker_killed_mid_run_loses_and_doubles_nothing(
     services: Services, database: str, kafka_topics: KafkaTopics, namespace: str, spawn: Spawn
 ) -> None:
-    messages = fleet_messages(kafka_topics)
-    half = len(messages) // 2
-    await produce(services.kafka_bootstrap, messages[:half])
-    first = start_worker(spawn, services, database, namespace, 0)
+    first_half, second_half = fleet.fleet_halves(kafka_topics)
+    await fleet.produce(services.kafka_bootstrap, first_half)
+    first = fleet.start_worker(spawn, services, database, namespace, 0)
     conn = await asyncpg.connect(database)
     try:
-        await wait_for_rows(conn, "hourly", 40, first)
+        await fleet.wait_for_rows(conn, "hourly", 40, first)
         first.process.send_signal(signal.SIGKILL)
         first.process.wait(timeout=10)
-        await produce(services.kafka_bootstrap, messages[half:])
-        second = start_worker(spawn, services, database, namespace, 1)
-        await wait_for_rows(conn, "readings", DEVICES * HOURS * 3600 // INTERVAL_S, second)
-        await wait_for_rows(conn, "health", await expected_closed_hours(conn), second)
-        await wait_for_every_event_processed(services, kafka_topics, namespace, second)
-        await check_invariants(conn)
+        await fleet.produce(services.kafka_bootstrap, second_half)
+        second = fleet.start_worker(spawn, services, database, namespace, 1)
+        await fleet.check_all_stored_once(conn, services, kafka_topics, namespace, second)
     finally:
         await conn.close()

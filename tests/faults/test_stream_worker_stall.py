@@ -21,20 +21,10 @@ import pytest
 from schema.topics import KafkaTopics
 
 from ..conftest import Services, Spawn, free_port
+from ..fixtures import worker_fleet as fleet
 from ..fixtures.bridge import http_get
 from ..fixtures.frozen import freezable_proxy
 from ..fixtures.waiting import wait_until_async
-from ..integration.test_stream_worker import (
-    DEVICES,
-    HOURS,
-    INTERVAL_S,
-    check_invariants,
-    fleet_messages,
-    produce,
-    start_worker,
-    wait_for_every_event_processed,
-    wait_for_rows,
-)
 
 pytestmark = pytest.mark.faults
 
@@ -46,9 +36,8 @@ SLACK_S = 10  # the interpreter's own exit on a loaded machine
 async def test_a_stalled_worker_reports_unhealthy_says_why_and_stops_on_sigterm(
     services: Services, database: str, kafka_topics: KafkaTopics, namespace: str, spawn: Spawn
 ) -> None:
-    messages = fleet_messages(kafka_topics)
-    half = len(messages) // 2
-    await produce(services.kafka_bootstrap, messages[:half])
+    first_half, second_half = fleet.fleet_halves(kafka_topics)
+    await fleet.produce(services.kafka_bootstrap, first_half)
     target = urlsplit(database)
     assert target.hostname is not None and target.port is not None
     port = free_port()
@@ -56,7 +45,7 @@ async def test_a_stalled_worker_reports_unhealthy_says_why_and_stops_on_sigterm(
         proxied = urlunsplit(
             target._replace(netloc=f"{target.netloc.rsplit('@', 1)[0]}@127.0.0.1:{proxy.port}")
         )
-        stalled = start_worker(
+        stalled = fleet.start_worker(
             spawn,
             services,
             proxied,
@@ -68,9 +57,9 @@ async def test_a_stalled_worker_reports_unhealthy_says_why_and_stops_on_sigterm(
         )
         conn = await asyncpg.connect(database)
         try:
-            await wait_for_rows(conn, "hourly", 10, stalled)
+            await fleet.wait_for_rows(conn, "hourly", 10, stalled)
             proxy.freeze()
-            await produce(services.kafka_bootstrap, messages[half:])
+            await fleet.produce(services.kafka_bootstrap, second_half)
 
             async def unhealthy() -> dict[str, object] | None:
                 status, body = await asyncio.to_thread(http_get, port, "/healthz")
@@ -105,11 +94,9 @@ async def test_a_stalled_worker_reports_unhealthy_says_why_and_stops_on_sigterm(
             await conn.close()
 
     # Nothing the stalled worker held is lost, nothing is stored twice.
-    fresh = start_worker(spawn, services, database, namespace, 1)
+    fresh = fleet.start_worker(spawn, services, database, namespace, 1)
     conn = await asyncpg.connect(database)
     try:
-        await wait_for_rows(conn, "readings", DEVICES * HOURS * 3600 // INTERVAL_S, fresh)
-        await wait_for_every_event_processed(services, kafka_topics, namespace, fresh)
-        await check_invariants(conn)
+        await fleet.check_all_stored_once(conn, services, kafka_topics, namespace, fresh)
     finally:
         await conn.close()

@@ -22,11 +22,11 @@ from tests.conftest import Services, Spawn, free_port
 from tests.fixtures.bad_inputs import CORPUS, valid_birth, valid_reading, valid_status
 from tests.fixtures.bridge import (
     Audit,
-    bridge_env,
     consume,
     http_get,
     publisher,
     scrape,
+    spawn_bridge,
     wait_healthy,
 )
 from tests.fixtures.waiting import wait_until
@@ -40,18 +40,7 @@ async def test_bad_inputs_are_dead_lettered_and_valid_messages_forwarded(
     services: Services, kafka_topics: KafkaTopics, namespace: str, spawn: Spawn
 ) -> None:
     port = free_port()
-    bridge = spawn(
-        "bridge",
-        "stream.bridge",
-        bridge_env(
-            mqtt_host=services.mqtt_host,
-            mqtt_port=services.mqtt_port,
-            kafka_bootstrap=services.kafka_bootstrap,
-            namespace=namespace,
-            client_id=f"bridge-{namespace}",
-            metrics_port=port,
-        ),
-    )
+    bridge = spawn_bridge(spawn, services, namespace, metrics_port=port)
     await asyncio.to_thread(wait_healthy, port, bridge)
     mqtt = MqttTopics(namespace)
     topic_of = {"readings": mqtt.readings, "status": mqtt.status, "birth": mqtt.birth}
@@ -143,18 +132,14 @@ async def test_two_bridges_in_a_shared_group_split_the_load(
 ) -> None:
     ports = [free_port(), free_port()]
     bridges = [
-        spawn(
-            f"bridge-{i}",
-            "stream.bridge",
-            bridge_env(
-                mqtt_host=services.mqtt_host,
-                mqtt_port=services.mqtt_port,
-                kafka_bootstrap=services.kafka_bootstrap,
-                namespace=namespace,
-                client_id=f"bridge-{namespace}-{i}",
-                metrics_port=port,
-                shared_group=f"g-{namespace}",
-            ),
+        spawn_bridge(
+            spawn,
+            services,
+            namespace,
+            metrics_port=port,
+            name=f"bridge-{i}",
+            client_id=f"bridge-{namespace}-{i}",
+            shared_group=f"g-{namespace}",
         )
         for i, port in enumerate(ports)
     ]
@@ -191,19 +176,13 @@ async def test_healthz_is_503_while_a_side_is_unreachable(
     services: Services, namespace: str, spawn: Spawn, down: str
 ) -> None:
     port, closed = free_port(), free_port()
-    bridge = spawn(
-        "bridge",
-        "stream.bridge",
-        bridge_env(
-            mqtt_host=services.mqtt_host,
-            mqtt_port=closed if down == "mqtt" else services.mqtt_port,
-            kafka_bootstrap=(
-                f"127.0.0.1:{closed}" if down == "kafka" else services.kafka_bootstrap
-            ),
-            namespace=namespace,
-            client_id=f"bridge-{namespace}",
-            metrics_port=port,
-        ),
+    bridge = spawn_bridge(
+        spawn,
+        services,
+        namespace,
+        metrics_port=port,
+        mqtt_port=closed if down == "mqtt" else None,
+        kafka_bootstrap=f"127.0.0.1:{closed}" if down == "kafka" else None,
     )
 
     def unhealthy() -> dict[str, object] | None:

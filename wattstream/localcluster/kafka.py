@@ -231,17 +231,9 @@ def managed_process(settings: ClusterSettings) -> ManagedProcess:
 def start(settings: ClusterSettings) -> None:
     """Fetch the jars, format the storage if needed and start the broker; does not wait."""
     process = managed_process(settings)
-    pid = process.live_pid()
-    if pid is not None:
-        logger.info("kafka: already running (pid %d)", pid)
+    ports = (settings.kafka_port, settings.kafka_controller_port)
+    if process.running_pid(settings.host, ports, home=settings.home) is not None:
         return
-    process.clear_stale_pidfile()
-    for port in (settings.kafka_port, settings.kafka_controller_port):
-        if port_open(settings.host, port):
-            raise ServiceError(
-                f"kafka: {settings.host}:{port} is in use by a process this cluster "
-                f"(home {settings.home}) did not start"
-            )
     layout = KafkaLayout.of(settings)
     ensure_jars(layout.jars)
     layout.data.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,7 @@ from wattstream.localcluster.config import ClusterSettings
 from wattstream.localcluster.errors import ServiceError, ServiceStartError
 from wattstream.localcluster.install import find_program
 from wattstream.localcluster.localsecrets import LocalSecrets, ensure_secrets
-from wattstream.localcluster.process import ManagedProcess, ServiceStatus, file_lock, port_open
+from wattstream.localcluster.process import ManagedProcess, ServiceStatus, file_lock
 from wattstream.localcluster.templates import render
 from wattstream.localcluster.tlscerts import ensure_server_certificate
 
@@ -235,17 +235,9 @@ def start(settings: ClusterSettings) -> None:
     process = managed_process(settings)
     layout = MosquittoLayout.of(settings)
     local = ensure_secrets(settings.secrets_path)
-    pid = process.live_pid()
-    if pid is not None:
-        logger.info("mosquitto: already running (pid %d)", pid)
+    if process.running_pid(settings.host, [settings.mqtt_port], home=settings.home) is not None:
         provision(settings, DeviceIdentities())  # the current secrets, in case they changed
         return
-    process.clear_stale_pidfile()
-    if port_open(settings.host, settings.mqtt_port):
-        raise ServiceError(
-            f"mosquitto: {settings.host}:{settings.mqtt_port} is in use by a process this "
-            f"cluster (home {settings.home}) did not start"
-        )
     mosquitto = find_program("mosquitto")
     if mosquitto is None:
         raise ServiceStartError(NAME, "the mosquitto program is not installed", "")

@@ -33,7 +33,7 @@ from wattstream.localcluster.config import ClusterSettings, endpoints
 from wattstream.localcluster.detach import user_kwargs
 from wattstream.localcluster.errors import ServiceError, ServiceStartError
 from wattstream.localcluster.install import postgres_bindir
-from wattstream.localcluster.process import ManagedProcess, ServiceStatus, port_open, run
+from wattstream.localcluster.process import ManagedProcess, ServiceStatus, run
 
 logger = logging.getLogger(__name__)
 
@@ -262,16 +262,8 @@ def _initdb(settings: ClusterSettings, layout: PostgresLayout, user: str | None)
 def start(settings: ClusterSettings) -> None:
     """Create the cluster if needed and start the server unless it runs; does not wait."""
     process = managed_process(settings)
-    pid = process.live_pid()
-    if pid is not None:
-        logger.info("postgres: already running (pid %d)", pid)
+    if process.running_pid(settings.host, [settings.pg_port], home=settings.home) is not None:
         return
-    process.clear_stale_pidfile()
-    if port_open(settings.host, settings.pg_port):
-        raise ServiceError(
-            f"postgres: {settings.host}:{settings.pg_port} is in use by a process this "
-            f"cluster (home {settings.home}) did not start"
-        )
     _prepare_directory(settings)
     layout = PostgresLayout.of(settings)  # resolved now that home/postgres exists
     user = service_user()

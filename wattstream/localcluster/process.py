@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,6 +163,23 @@ class ManagedProcess:
         if self.pidfile.exists() and self.live_pid() is None:
             logger.info("%s: removing stale pidfile %s (pid %s)", self.name, self.pidfile, pid)
             self.pidfile.unlink(missing_ok=True)
+
+    def running_pid(self, host: str, ports: Iterable[int], *, home: Path) -> int | None:
+        """Before a start: the pid if this service already runs, else ``None`` once a stale
+        pidfile is gone and every one of ``ports`` is free (a :class:`ServiceError` names the
+        first port something else holds)."""
+        pid = self.live_pid()
+        if pid is not None:
+            logger.info("%s: already running (pid %d)", self.name, pid)
+            return pid
+        self.clear_stale_pidfile()
+        for port in ports:
+            if port_open(host, port):
+                raise ServiceError(
+                    f"{self.name}: {host}:{port} is in use by a process this cluster "
+                    f"(home {home}) did not start"
+                )
+        return None
 
     def log_tail(self) -> str:
         return "\n".join(f"==> {log} <==\n{tail(log)}" for log in self.logs)
