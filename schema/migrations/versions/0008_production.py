@@ -218,6 +218,10 @@ def _mode() -> str | None:
 
 def _rebuild_timescaledb(production: bool) -> None:
     slots = _slots(production)
+    # The settle job (0005) refreshes these aggregates every 30 s: dropping one under a running
+    # refresh fails ("tuple concurrently deleted"). The lock waits for a running refresh and
+    # holds the next ones off until this transaction commits.
+    op.execute("LOCK TABLE readings IN ACCESS EXCLUSIVE MODE")
     op.execute("DROP VIEW IF EXISTS daily_local")
     for view in reversed(ROLLUP_TABLES):
         op.execute(f"DROP MATERIALIZED VIEW IF EXISTS {view}")
