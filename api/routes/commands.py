@@ -102,7 +102,7 @@ async def send_command(
     "/alerts/{alert_id}/acknowledge",
     response_model=AlertOut,
     tags=["alerts"],
-    responses=answers(404),
+    responses=answers(400, 404),
 )
 async def acknowledge_alert(
     deps: Deps,

@@ -78,7 +78,7 @@ def test_every_endpoint_answers_503_in_bound_and_recovers(
             document = client.get("/openapi.json").json()
             # Every GET that reads the database; the tariff book is read from its file at start.
             gets = [
-                path.format(device_id="dev-x")
+                path.format(device_id="dev-x", model_id="m")
                 for path, operations in document["paths"].items()
                 if "get" in operations and path.startswith("/api/v1/") and path not in DATABASE_FREE
             ]
@@ -87,6 +87,7 @@ def test_every_endpoint_answers_503_in_bound_and_recovers(
             requests = [("GET", path, None) for path in gets] + [
                 ("POST", "/api/v1/devices/dev-x/commands", {"action": "online"}),
                 ("POST", "/api/v1/admin/models/m/activate", None),
+                ("POST", "/api/v1/alerts/dev-x.residual.1/acknowledge", {"by": "ana"}),
             ]
             for method, path, body in requests:
                 started = time.monotonic()
