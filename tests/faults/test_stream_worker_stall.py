@@ -13,7 +13,7 @@ import asyncio
 import json
 import signal
 import time
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -23,7 +23,7 @@ from schema.topics import KafkaTopics
 from ..conftest import Services, Spawn, free_port
 from ..fixtures import worker_fleet as fleet
 from ..fixtures.bridge import http_get
-from ..fixtures.frozen import freezable_proxy
+from ..fixtures.frozen import freezable_proxy, through
 from ..fixtures.waiting import wait_until_async
 
 pytestmark = pytest.mark.faults
@@ -42,9 +42,7 @@ async def test_a_stalled_worker_reports_unhealthy_says_why_and_stops_on_sigterm(
     assert target.hostname is not None and target.port is not None
     port = free_port()
     with freezable_proxy(target.hostname, target.port) as proxy:
-        proxied = urlunsplit(
-            target._replace(netloc=f"{target.netloc.rsplit('@', 1)[0]}@127.0.0.1:{proxy.port}")
-        )
+        proxied = through(database, proxy.port)
         stalled = fleet.start_worker(
             spawn,
             services,

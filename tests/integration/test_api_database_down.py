@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
@@ -20,7 +20,7 @@ from api.settings import ApiSettings
 from schema.connections import DatabaseConnection, KafkaConnection, MqttConnection
 
 from ..conftest import migrated_database
-from ..fixtures.frozen import freezable_proxy
+from ..fixtures.frozen import freezable_proxy, through
 from ..fixtures.waiting import wait_until
 
 if TYPE_CHECKING:
@@ -37,13 +37,6 @@ SLACK_S = 1.5  # the test client's own overhead on a loaded machine
 async def database(services: Services) -> AsyncIterator[str]:
     async with migrated_database(services) as url:
         yield url
-
-
-def through(url: str, port: int) -> str:
-    parts = urlsplit(url)
-    netloc = parts.netloc.rsplit("@", 1)
-    host = f"127.0.0.1:{port}"
-    return urlunsplit(parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host))
 
 
 DATABASE_FREE = {"/api/v1/tariffs"}
