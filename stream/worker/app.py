@@ -83,9 +83,9 @@ class DeviceStateTable(faust.Table):  # type: ignore[type-arg]  # Faust's Table 
 
     def on_key_set(self, key: Any, value: Any) -> None:
         # A partition's position key goes to that partition, after the partition's states of
-        # the batch (see EventProcessor._state_positions); a device's state goes where its
+        # the batch (see EventProcessor._state_position); a device's state goes where its
         # events are (the producer's partitioner on the same key).
-        partition = position_partition(key.decode()) if isinstance(key, bytes) else None
+        partition = position_partition(key.decode()) if key[:1] == b"#" else None
         if partition is None:
             partition = self.partition_for_key(key)
         self._unacknowledged.append(self.send_changelog(partition, key, value))

@@ -280,40 +280,35 @@ class EventProcessor:
         self._indexed = False
         self._guard: OffsetGuard | None = None
 
-    def _index_existing(self) -> None:
+    def _index_existing(self) -> dict[tuple[str, int], int]:
         """After a (re)start, learn which devices the restored table holds, per partition, and
-        how far the restored states go (see :meth:`_state_positions`)."""
-        for device_id in list(self._states):
-            if position_partition(device_id) is not None:
+        return how far the restored states go (see :meth:`_state_position`), in one pass."""
+        positions = {}
+        for key in list(self._states):
+            partition = position_partition(key)
+            if partition is not None:
+                positions[(self._topics.readings, partition)] = int(self._states[key])
                 continue
-            state = self._cache.get(device_id)
+            state = self._cache.get(key)
             if state is None:
                 continue
             partition = state.windows.partition
-            self._devices[partition].add(device_id)
+            self._devices[partition].add(key)
             if state.windows.last_event_ts is not None:
                 self._watermarks.observe(partition, state.windows.last_event_ts)
         self._indexed = True
+        return positions
 
-    def _state_positions(self) -> dict[tuple[str, int], int]:
-        """Per readings partition, the next offset the restored states cover.
+    def _state_position(self, partition: int) -> int | None:
+        """The next readings offset the restored states of ``partition`` cover.
 
         Each batch writes its device states, then its position key, to the table's changelog
         in one ordered stream per partition, so a restored position never runs ahead of the
         restored states. Kafka's committed offset can (Faust acknowledges what it skips, and
         a kill can land between the changelog and the commit): the worker resumes from here.
         """
-        positions = {}
-        for key in list(self._states):
-            partition = position_partition(key)
-            if partition is not None:
-                positions[(self._topics.readings, partition)] = int(self._states[key])
-        return positions
-
-    def _resume_from(self, stored: dict[tuple[str, int], int]) -> dict[tuple[str, int], int]:
-        """Where each readings partition resumes: where its restored states end, else (no
-        position written yet) where the database's rows end."""
-        return {**stored, **self._state_positions()}
+        raw = self._states.get(position_key(partition))
+        return None if raw is None else int(raw)
 
     def _load(self, dirty: dict[str, DeviceState], device_id: str) -> DeviceState | None:
         if device_id in dirty:
@@ -340,15 +335,16 @@ class EventProcessor:
         processed and must not be acknowledged). On any failure the in-memory watermarks are
         as before the call and the device states untouched: the batch can be replayed."""
         if not self._indexed:
-            self._index_existing()
-            # After a (re)start or a rebalance, the restored states say where to resume.
-            self._guard = OffsetGuard(
-                self._topics.readings, self._resume_from(await self._sink.stored_offsets())
-            )
+            positions = self._index_existing()
+            # After a (re)start or a rebalance, each partition resumes where its restored
+            # states end, else (no position written yet) where the database's rows end.
+            stored = await self._sink.stored_offsets()
+            self._guard = OffsetGuard(self._topics.readings, {**stored, **positions})
         assert self._guard is not None
         admitted, rewind = self._guard.split(events)
         if rewind:  # another worker may have moved on meanwhile: ask the restored states
-            self._guard.commit(self._state_positions())
+            moved = {tp: self._state_position(tp[1]) for tp in rewind}
+            self._guard.commit({tp: offset for tp, offset in moved.items() if offset is not None})
             admitted, rewind = self._guard.split(events)
         if rewind:
             log.warning("offset gap (events skipped upstream); seeking back to %s", rewind)
