@@ -27,52 +27,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+import psutil
+from aiokafka import AIOKafkaConsumer
 
-from schema.device_messages import DeviceBirth, Location
 from schema.topics import KafkaTopics
 from schema.wire import Reading
-from simulator.devices import tick_time
-from simulator.fleet import build_fleet
 from wattstream import localcluster, migrate
 
 from benchkit.cluster import drop_database, fresh_database
+from benchkit.preload import INTERVAL_S, preload
 
 RESULTS = Path(__file__).parent / "results"
-INTERVAL_S = 60
-START = datetime(2026, 6, 1, tzinfo=UTC)
-
-
-async def preload(bootstrap: str, topics: KafkaTopics, devices: int, readings: int) -> int:
-    fleet = build_fleet(devices, seed=3)
-    async with AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=50, max_batch_size=512 * 1024
-    ) as producer:
-        for model in fleet:
-            birth = DeviceBirth(
-                device_id=model.spec.device_id, kind=str(model.spec.kind), tz=model.spec.tz,
-                location=Location(latitude=0, longitude=0), nominal_kw=model.spec.nominal_kw,
-                firmware="bench", interval_s=INTERVAL_S, ts=START,
-            )  # fmt: skip
-            await producer.send(topics.device_birth, birth.model_dump_json().encode(),
-                                key=model.spec.device_id.encode())  # fmt: skip
-        sent, tick, pending = 0, 0, []
-        while sent < readings:
-            at = tick_time(START, tick, INTERVAL_S)
-            for model in fleet:
-                if sent == readings:
-                    break
-                value = model.reading(tick, at, INTERVAL_S).to_json()
-                pending.append(
-                    await producer.send(topics.readings, value, key=model.spec.device_id.encode())
-                )
-                sent += 1
-            tick += 1
-            if len(pending) > 20_000:
-                await asyncio.gather(*pending)
-                pending = []
-        await asyncio.gather(*pending)
-    return sent
 
 
 async def bare_copy(bootstrap: str, topic: str, url: str, expected: int) -> float:
@@ -116,14 +81,24 @@ def start_worker(env: dict[str, str], log: Path, profile: Path | None) -> subpro
         return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
+def _cpu_s(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
 async def worker_run(
     endpoints: localcluster.Endpoints,
     namespace: str,
     url: str,
     expected: int,
+    *,
     profile: Path | None = None,
+    cpu_us: list[float] | None = None,
 ) -> float:
-    """Seconds from starting a worker to every reading in the database."""
+    """Seconds from starting a worker to every reading in the database; ``cpu_us[0]`` gets the
+    worker's CPU µs per reading once readings arrive (start-up excluded): a figure a loaded
+    machine disturbs far less than the rate."""
+    cpu_us = [0.0] if cpu_us is None else cpu_us
     env = {
         **os.environ,
         "WATTSTREAM_STREAM_KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap,
@@ -136,11 +111,17 @@ async def worker_run(
     worker = start_worker(env, log, profile)
     conn = await asyncpg.connect(url)
     started = time.perf_counter()
+    process = psutil.Process(worker.pid)
+    first: tuple[int, float] | None = None  # (readings stored, worker CPU s) when rows appear
     try:
-        while await conn.fetchval("SELECT count(*) FROM readings") < expected:
+        while (stored := await conn.fetchval("SELECT count(*) FROM readings")) < expected:
             if worker.poll() is not None:
                 raise RuntimeError(f"worker exited; see {log}")
+            if first is None and stored > 0:
+                first = stored, _cpu_s(process)
             await asyncio.sleep(0.5)
+        if first is not None and stored > first[0]:
+            cpu_us[0] = 1e6 * (_cpu_s(process) - first[1]) / (stored - first[0])
         return time.perf_counter() - started
     finally:
         await conn.close()
@@ -160,7 +141,10 @@ async def run(devices: int, readings: int, profile: Path | None) -> dict[str, ob
     try:
         await asyncio.to_thread(migrate.upgrade, worker_db)
         bare_s = await bare_copy(endpoints.kafka_bootstrap, topics.readings, bare_db, sent)
-        worker_s = await worker_run(endpoints, namespace, worker_db, sent, profile)
+        cpu_us = [0.0]
+        worker_s = await worker_run(
+            endpoints, namespace, worker_db, sent, profile=profile, cpu_us=cpu_us
+        )
         conn = await asyncpg.connect(worker_db)
         hourly = await conn.fetchval("SELECT count(*) FROM hourly")
         forecasts = await conn.fetchval("SELECT count(*) FROM forecasts")
@@ -174,6 +158,7 @@ async def run(devices: int, readings: int, profile: Path | None) -> dict[str, ob
         "readings": sent,
         "simulated_span_hours": round(sent / devices * INTERVAL_S / 3600, 1),
         "worker_events_per_s": round(sent / worker_s),
+        "worker_cpu_us_per_reading": round(cpu_us[0], 1),
         "bare_consume_copy_per_s": round(sent / bare_s),
         "ratio_worker_to_bare": round(bare_s / worker_s, 3),
         "worker_rows": {"hourly": hourly, "forecasts": forecasts},
@@ -195,6 +180,7 @@ def main() -> None:
     print(f"bare consume + COPY       {result['bare_consume_copy_per_s']:>12,} events/s")
     print(f"stream worker             {result['worker_events_per_s']:>12,} events/s")
     print(f"worker / bare             {result['ratio_worker_to_bare']:>12.3f}")
+    print(f"worker CPU per reading    {result['worker_cpu_us_per_reading']:>12.1f} µs")
     print(f"worker rows               {result['worker_rows']}")
     if args.profile is not None:
         print(f"profile                   {args.profile} (figures not saved: profiled)")

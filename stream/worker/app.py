@@ -46,7 +46,9 @@ from stream.worker.processor import (
     SourceEvent,
     position_partition,
 )
+from stream.worker.runtime import QuietMonitor, tune
 from stream.worker.sink import ResultSink
+from stream.worker.statestore import entry_partition
 
 
 class FaustPublisher:
@@ -86,13 +88,14 @@ class DeviceStateTable(faust.Table):  # type: ignore[type-arg]  # Faust's Table 
         # the batch (see EventProcessor._state_position); a device's state goes where its
         # events are (the producer's partitioner on the same key).
         partition = position_partition(key.decode()) if key[:1] == b"#" else None
-        if partition is None:
-            partition = self.partition_for_key(key)
+        if partition is None:  # a device's entries (hot and cold) go with its events
+            partition = entry_partition(key, self.partitions)
         self._unacknowledged.append(self.send_changelog(partition, key, value))
         self._sensor_on_set(self, key, value)
 
     def on_key_del(self, key: Any) -> None:
-        fut = self.send_changelog(self.partition_for_key(key), key, None, value_serializer="raw")
+        partition = entry_partition(key, self.partitions)
+        fut = self.send_changelog(partition, key, None, value_serializer="raw")
         self._unacknowledged.append(fut)
         self._sensor_on_del(self, key)
 
@@ -145,7 +148,9 @@ def create_app(settings: StreamSettings, lifetime: Lifetime | None = None) -> fa
         producer_acks=-1,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
+        Monitor=QuietMonitor,
     )
+    tune(app)
     topics = KafkaTopics(settings.topic_namespace)
     source = app.topic(
         topics.readings,

@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, NoReturn
 
 import faust
+import uvloop
 from faust.types import TP
 from mode import Service
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -330,12 +331,19 @@ async def track_topics(app: faust.App, names: Iterable[str]) -> None:
         await client._wait_on_metadata(name)
 
 
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """A uvloop loop, for every loop of the process (the consumer's thread makes its own):
+    Faust turns its loop over several times per message."""
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return asyncio.new_event_loop()
+
+
 def run(
     settings: StreamSettings,
     create_app: Callable[[StreamSettings, Lifetime], faust.App],
 ) -> NoReturn:
     """Create the topics, then run the Faust worker until it stops; exit with its status."""
-    loop = asyncio.new_event_loop()
+    loop = new_event_loop()
     asyncio.set_event_loop(loop)  # Faust runs on this loop afterwards
     specs = KafkaTopics(settings.topic_namespace).worker_specs(settings.app_id)
     # Logging is configured already (schema.commandline), in the format every service uses.

@@ -17,13 +17,11 @@ duplicates:
    row per (device, hour), never two. A new worker resumes each partition where the restored
    states end (their position), not at Kafka's committed offset, which can be ahead of them.
 
-The table holds JSON; parsing every touched device's state each batch was the worker's main
-cost. :class:`StateCache` keeps the parsed state next to the bytes it was parsed from (or
-written as) and reuses it only while the table still holds those very bytes, so a state
-restored or changed underneath (a rebalance, another worker) is parsed afresh. A failed batch
-drops what it touched (those objects were changed in place but never written), and a revoked
-partition drops its devices. The table is still written every batch, so recovery from the
-changelog is unchanged.
+The table holds JSON, a small hot entry per device every batch and its history only when the
+batch changed it (:mod:`stream.worker.statestore`). Parsed states are cached against the bytes
+they stand for, so a state restored or changed underneath (a rebalance, another worker) is
+parsed afresh. A failed batch drops what it touched (those objects were changed in place but
+never written), and a revoked partition drops its devices.
 """
 
 from __future__ import annotations
@@ -52,10 +50,12 @@ from stream.core.hourclose import (
 from stream.core.watermark import PartitionWatermarks
 from stream.core.windowing import Applied, ClosedHour, DeviceWindows
 from stream.dead_letter import dead_letter_record
+from stream.worker.statestore import StateCache, is_cold_key
 
 log = logging.getLogger(__name__)
 
 _Message = TypeVar("_Message", DeviceBirth, DeviceStatus)
+_HISTORY_OUTCOMES = frozenset({Applied.LATE, Applied.TOO_LATE, Applied.DUPLICATE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,44 +199,6 @@ class Publisher(Protocol):
         ...
 
 
-class StateCache:
-    """Parsed device states, each with the table bytes it stands for (see the module doc)."""
-
-    def __init__(self, states: MutableMapping[str, bytes]) -> None:
-        self._states = states
-        self._parsed: dict[str, tuple[bytes, DeviceState]] = {}
-
-    def __len__(self) -> int:
-        return len(self._parsed)
-
-    def get(self, device_id: str) -> DeviceState | None:
-        raw = self._states.get(device_id)
-        if raw is None:
-            self._parsed.pop(device_id, None)
-            return None
-        cached = self._parsed.get(device_id)
-        if cached is not None and (cached[0] is raw or cached[0] == raw):
-            return cached[1]
-        state = DeviceState.model_validate_json(raw)
-        self._parsed[device_id] = (raw, state)
-        return state
-
-    def put(self, device_id: str, state: DeviceState) -> None:
-        """Write ``state`` to the table (its changelog) and keep it parsed."""
-        raw = state.model_dump_json().encode()
-        self._states[device_id] = raw
-        self._parsed[device_id] = (raw, state)
-
-    def discard(self, device_ids: Iterable[str]) -> None:
-        for device_id in device_ids:
-            self._parsed.pop(device_id, None)
-
-    def forget_partitions(self, partitions: Iterable[int]) -> None:
-        """Drop the states of these partitions (revoked: another worker owns them now)."""
-        gone = set(partitions)
-        self.discard([d for d, (_, s) in self._parsed.items() if s.windows.partition in gone])
-
-
 @dataclass(slots=True)
 class _Batch:
     """What one call of :meth:`EventProcessor.process` accumulates."""
@@ -246,6 +208,8 @@ class _Batch:
     sink: SinkBatch = field(default_factory=SinkBatch)
     outputs: HourOutputs = field(default_factory=HourOutputs)
     messages: list[OutMessage] = field(default_factory=list)
+    cold: set[str] = field(default_factory=set)
+    """Devices whose history (the state's cold part) the batch changed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +249,8 @@ class EventProcessor:
         return how far the restored states go (see :meth:`_state_position`), in one pass."""
         positions = {}
         for key in list(self._states):
+            if is_cold_key(key):
+                continue
             partition = position_partition(key)
             if partition is not None:
                 positions[(self._topics.readings, partition)] = int(self._states[key])
@@ -390,7 +356,7 @@ class EventProcessor:
         guard.commit(rows.offsets)
         await self._publisher.publish([*batch.messages, *self._result_messages(rows)])
         for device_id, state in batch.dirty.items():
-            self._cache.put(device_id, state)
+            self._cache.put(device_id, state, cold_changed=device_id in batch.cold)
         # After the states: a restored position never claims states that were not written.
         for (topic, partition), offset in rows.offsets.items():
             if topic == self._topics.readings:
@@ -410,6 +376,7 @@ class EventProcessor:
             closed = state.windows.close_due(mark, self._settings.max_silent)
             if closed:
                 batch.dirty[device_id] = state
+                batch.cold.add(device_id)
                 closing.append((state, closed))
         return closing
 
@@ -431,6 +398,7 @@ class EventProcessor:
         model_id = answer.model_id
         for request, kwh in zip(wanted, answer.next_hour_kwh, strict=True):
             state = batch.dirty[request.device_id]
+            batch.cold.add(request.device_id)
             batch.sink.forecasts.append(record_forecast(state, request, kwh, model_id, batch.now))
         if answer.hourly is None:
             return
@@ -472,6 +440,8 @@ class EventProcessor:
         result = state.windows.apply(reading, event.offset)
         if result.outcome is Applied.REPLAYED:
             return
+        if result.outcome in _HISTORY_OUTCOMES:
+            batch.cold.add(reading.device_id)  # may have changed a closed hour
         state.last_arrival = batch.now
         batch.sink.readings.append(reading)
         self._watermarks.observe(event.partition, reading.ts_utc)
@@ -497,6 +467,7 @@ class EventProcessor:
             return
         state = self._state_for(batch, birth.device_id, birth.tz, event.partition)
         state.kind = birth.kind
+        batch.cold.add(birth.device_id)
         batch.sink.births.append(birth)
 
     def _on_status(self, event: SourceEvent, batch: _Batch) -> None:
@@ -507,6 +478,7 @@ class EventProcessor:
         if existing is not None:
             existing.online = status.status is Presence.ONLINE
             batch.dirty[status.device_id] = existing
+            batch.cold.add(status.device_id)
         batch.sink.statuses.append((status, status.ts or batch.now))
 
     def _result_messages(self, batch: SinkBatch) -> list[OutMessage]:

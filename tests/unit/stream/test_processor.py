@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from schema.device_messages import DeviceBirth, Location
+from schema.device_messages import DeviceBirth, DeviceStatus, Location, Presence
 from schema.topics import KafkaTopics
 from schema.wire import Energy, Power, Reading
 from stream.core.hourclose import DeviceState, ForecastRequest
@@ -23,8 +23,8 @@ from stream.worker.processor import (
     ProcessorSettings,
     SinkBatch,
     SourceEvent,
-    StateCache,
 )
+from stream.worker.statestore import StateCache
 
 pytestmark = pytest.mark.unit
 
@@ -299,10 +299,12 @@ def test_the_cache_follows_the_table() -> None:
     assert cache.get("a") is None
     state = DeviceState(windows=DeviceWindows(device_id="a", tz="UTC", partition=2))
     cache.put("a", state)
-    assert states["a"] == state.model_dump_json().encode()
+    assert StateCache(dict(states)).get("a") == state  # what a restarted worker reads
     assert cache.get("a") is state  # reused while the table holds what was written
     changed = state.model_copy(update={"kind": "fridge"}, deep=True)
-    states["a"] = changed.model_dump_json().encode()  # restored from the changelog, say
+    other = StateCache(states)  # another worker (a rebalance there and back, say)
+    assert other.get("a") == state
+    other.put("a", changed)
     fresh = cache.get("a")
     assert fresh is not state and fresh == changed
     assert cache.get("a") is fresh
@@ -314,6 +316,46 @@ def test_the_cache_follows_the_table() -> None:
     assert cache.get("a") is None
     cache.discard(["b"])
     assert len(cache) == 0
+
+
+async def test_a_worker_restarted_after_every_batch_writes_what_one_worker_writes() -> None:
+    """Each batch writes a device's history (the cold part of its state) only if it changed
+    it: a state read back from the table after any batch must be the whole state, or the
+    restarted worker's rows (hours, forecasts, health, alerts) would differ."""
+    devices = [("a", "Europe/Berlin"), ("b", "Asia/Kathmandu"), ("c", "Australia/Lord_Howe")]
+    events = fleet_events(devices, 30)
+    split = 3 + 26 * 4 * len(devices)  # after hour 26: a batch of births and statuses alone
+    rebirth = birth_event("a", 3).value.replace(b"household_meter", b"fridge")  # no forecasts
+    status = DeviceStatus(device_id="b", status=Presence.OFFLINE, ts=T0 + timedelta(hours=26))
+    news = [
+        SourceEvent(TOPICS.device_birth, 0, 3, b"a", rebirth),
+        SourceEvent(TOPICS.device_status, 0, 0, b"b", status.model_dump_json().encode()),
+    ]
+    offset, late = len(events), []
+    for k, (device, tz) in enumerate(devices):  # then late readings and duplicates, alone
+        late.append(
+            reading_event(device, 10_000 + k, T0 + timedelta(hours=20, minutes=7), offset, tz)
+        )
+        late.append(reading_event(device, 4 * 25, T0 + timedelta(minutes=15 * 100), offset + 1, tz))
+        offset += 2
+    resent = [  # the late ones again (a QoS 1 redelivery): duplicates if the history kept them
+        SourceEvent(e.topic, e.partition, e.offset + len(late), e.key, e.value) for e in late
+    ]
+    batches = [*chunks(events[:split], 37), news, *chunks(events[split:], 37), late, resent]
+    clean_sink = TableSink()
+    clean, _, clean_out = make({}, clean_sink)
+    sink, states = TableSink(), {}
+    restarted_out: list[OutMessage] = []
+    for batch in batches:
+        await clean.process(batch)
+        worker, _, outbox = make(states, sink)  # restored from the table every time
+        await worker.process(batch)
+        restarted_out += outbox.messages
+    assert sink.hourly == clean_sink.hourly
+    assert sink.forecasts == clean_sink.forecasts
+    assert sink.health == clean_sink.health
+    assert [m.value for m in restarted_out] == [m.value for m in clean_out.messages]
+    assert any(h.revision > 0 for h in sink.hourly.values())  # type: ignore[attr-defined]
 
 
 class SeasonalTrajectory(Persistence):
