@@ -5,7 +5,7 @@ launcher gives it (``FirstRun.simulator_values``: history in the past, one plann
 every kind on ``dev-00001`` to ``dev-00004``, the delivery journal, the ground-truth labels).
 Within the budget every device must have a forecast and a coloured health status, as the
 launcher's progress watch reports it; the alerts, scored against the labels
-(:mod:`stream.core.alertscore`), must catch every injected anomaly with the alert kind meant for
+(:mod:`api.alertscore`), must catch every injected anomaly with the alert kind meant for
 it, and few alerts may be false.
 """
 
@@ -18,11 +18,11 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from api.alertscore import ScoredAlert, score
 from schema.commandline import variables
 from schema.device_messages import AnomalyKind, AnomalyLabel
 from schema.results import AlertFigures
 from simulator.settings import SimulatorSettings
-from stream.core.alertscore import ScoredAlert, score
 from tests.fixtures.bridge import spawn_bridge
 from tests.fixtures.waiting import wait_until_async
 from wattstream.firstrun import FirstRun, Progress, read_progress_async

@@ -47,8 +47,22 @@ class ScoredAlert:
 
     @classmethod
     def of(cls, alert: AlertFigures, kind: str) -> ScoredAlert:
-        end = alert.resolved_hour or alert.last_hour_start + HOUR
-        return cls(alert.device_id, kind, alert.hour_start, end)
+        return cls.spanning(
+            alert.device_id, kind, alert.hour_start, alert.last_hour_start, alert.resolved_hour
+        )
+
+    @classmethod
+    def spanning(
+        cls,
+        device_id: str,
+        kind: str,
+        hour_start: datetime,
+        last_hour_start: datetime,
+        resolved_hour: datetime | None,
+    ) -> ScoredAlert:
+        """An alert from the hour it opened until the hour it resolved (or its last hour's
+        end while open)."""
+        return cls(device_id, kind, hour_start, resolved_hour or last_hour_start + HOUR)
 
 
 @dataclass(frozen=True, slots=True)
