@@ -443,7 +443,7 @@ async function loadQuality() {
       return tr;
     }));
     $("quality-status").textContent = quality.labels
-      ? `${quality.labels} injected anomalies over the last 7 days.`
+      ? `${quality.labels} injected ${quality.labels === 1 ? "anomaly" : "anomalies"} over the last 7 days.`
       : "No injected anomalies (ground-truth labels) in the last 7 days: nothing to score against.";
   } catch (error) {
     $("quality-status").textContent = `alert quality unavailable: ${error.message}`;
