@@ -20,13 +20,7 @@ from schema.topics import KafkaTopics
 from schema.wire import Energy, Power, Reading
 from stream.core.alerts import alert_id
 from stream.core.hourclose import ForecastRequest
-from stream.worker.processor import (
-    EventProcessor,
-    ForecastBatch,
-    OutMessage,
-    ProcessorSettings,
-    SourceEvent,
-)
+from stream.worker import processor as worker
 from stream.worker.sink import ResultSink
 
 pytestmark = pytest.mark.integration
@@ -43,15 +37,15 @@ class NoModel:
     def supports(self, kind: str) -> bool:
         return False  # silence needs no forecast
 
-    async def forecast(self, requests: Sequence[ForecastRequest]) -> ForecastBatch:
+    async def forecast(self, requests: Sequence[ForecastRequest]) -> worker.ForecastBatch:
         raise AssertionError("no device has a model")
 
 
 class Outbox:
     def __init__(self) -> None:
-        self.messages: list[OutMessage] = []
+        self.messages: list[worker.OutMessage] = []
 
-    async def publish(self, messages: Sequence[OutMessage]) -> None:
+    async def publish(self, messages: Sequence[worker.OutMessage]) -> None:
         self.messages += messages
 
 
@@ -62,11 +56,11 @@ class Feed:
         self.offset = 0
         self.now = T0
 
-    def _event(self, topic: str, device: str, value: bytes) -> SourceEvent:
+    def _event(self, topic: str, device: str, value: bytes) -> worker.SourceEvent:
         self.offset += 1
-        return SourceEvent(topic, 0, self.offset, device.encode(), value)
+        return worker.SourceEvent(topic, 0, self.offset, device.encode(), value)
 
-    def births(self, devices: Sequence[str]) -> list[SourceEvent]:
+    def births(self, devices: Sequence[str]) -> list[worker.SourceEvent]:
         return [
             self._event(
                 TOPICS.device_birth,
@@ -80,7 +74,7 @@ class Feed:
             for d in devices
         ]  # fmt: skip
 
-    def hour(self, k: int, devices: Sequence[str]) -> list[SourceEvent]:
+    def hour(self, k: int, devices: Sequence[str]) -> list[worker.SourceEvent]:
         events = []
         for q in range(4):
             ts = T0 + k * H + q * QUARTER
@@ -109,10 +103,10 @@ async def test_a_person_resolves_a_firing_alert_and_the_condition_opens_a_new_on
     feed, outbox = Feed(), Outbox()
     sink = ResultSink(database, group_id="resolve")
     await sink.start()
-    processor = EventProcessor(
+    settings = worker.ProcessorSettings(timedelta(minutes=5), max_silent=timedelta(hours=8))
+    processor = worker.EventProcessor(
         topics=TOPICS, states={}, sink=sink, forecasts=NoModel(), publisher=outbox,
-        settings=ProcessorSettings(lateness=timedelta(minutes=5), max_silent=timedelta(hours=8)),
-        clock=lambda: feed.now,
+        settings=settings, clock=lambda: feed.now,
     )  # fmt: skip
     conn = await asyncpg.connect(database)
     first = alert_id("a", "silent", T0 + 3 * H)

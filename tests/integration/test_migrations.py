@@ -223,10 +223,9 @@ async def test_readings_stored_before_the_storage_migration_are_rolled_up(
 async def test_0010_keeps_alerts_across_upgrade_and_downgrade(database: str) -> None:
     """Alerts of 0009 gain who resolved them; a downgrade keeps every alert resolved as it was
     and drops only who, why and the labels."""
-    url = database
-    await asyncio.to_thread(migrate.downgrade, url, "0009")
-    conn = await asyncpg.connect(url)
+    conn = await asyncpg.connect(database)
     try:
+        await asyncio.to_thread(migrate.downgrade, database, "0009")
         await conn.execute(
             "INSERT INTO alerts (device_id, hour_start, kind, severity, message, alert_id,"
             " last_hour_start, hours, resolved_hour, resolved_at)"
@@ -234,7 +233,7 @@ async def test_0010_keeps_alerts_across_upgrade_and_downgrade(database: str) -> 
             T0,
             T0 + timedelta(hours=1),
         )
-        await asyncio.to_thread(migrate.upgrade, url, "0010")
+        await asyncio.to_thread(migrate.upgrade, database, "0010")
         row = await conn.fetchrow("SELECT resolved_by, resolution_note, resolved_hour FROM alerts")
         assert tuple(row) == (None, None, T0 + timedelta(hours=1))
         await conn.execute("UPDATE alerts SET resolved_by = 'ana', resolution_note = 'fixed'")
@@ -252,7 +251,7 @@ async def test_0010_keeps_alerts_across_upgrade_and_downgrade(database: str) -> 
                 " VALUES ('x', 'd1', 'meteor', $1, $1, 0, 1.0, 'schedule', 'c')",
                 T0,
             )
-        await asyncio.to_thread(migrate.downgrade, url, "0009")
+        await asyncio.to_thread(migrate.downgrade, database, "0009")
         columns = {
             r["column_name"]
             for r in await conn.fetch(

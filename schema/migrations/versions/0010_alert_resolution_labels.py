@@ -31,39 +31,30 @@ _ALERTS_COMMENT_0009 = (
 )
 
 
+def _required(name: str, kind: sa.types.TypeEngine[object], **kwargs: object) -> sa.Column[object]:
+    return sa.Column(name, kind, nullable=False, **kwargs)  # type: ignore[arg-type]
+
+
 def upgrade() -> None:
     op.add_column(
         "alerts",
-        sa.Column(
-            "resolved_by",
-            sa.Text(),
-            nullable=True,
-            comment="who resolved it through the API; NULL: resolved by the worker, or open",
-        ),
+        sa.Column("resolved_by", sa.Text(), nullable=True, comment="who resolved it by hand (API)"),
     )
     op.add_column("alerts", sa.Column("resolution_note", sa.Text(), nullable=True))
     op.alter_column("alerts", "note", existing_type=sa.Text(), comment="the acknowledgement's note")
     op.create_table_comment("alerts", _ALERTS_COMMENT, existing_comment=_ALERTS_COMMENT_0009)
     op.create_table(
         "anomaly_labels",
-        sa.Column("label_id", sa.Text(), nullable=False),
-        sa.Column("device_id", sa.Text(), nullable=False),
-        sa.Column("anomaly", sa.Text(), nullable=False),
-        sa.Column(
-            "start",
-            sa.DateTime(timezone=True),
-            nullable=False,
-            comment="event time of the first affected reading",
+        *(_required(name, sa.Text()) for name in ("label_id", "device_id", "anomaly")),
+        _required(
+            "start", sa.DateTime(timezone=True), comment="event time of the first affected reading"
         ),
-        sa.Column("end", sa.DateTime(timezone=True), nullable=False, comment="exclusive"),
-        sa.Column("first_seq", sa.BigInteger(), nullable=False),
+        _required("end", sa.DateTime(timezone=True), comment="exclusive"),
+        _required("first_seq", sa.BigInteger()),
         sa.Column("magnitude", sa.Double(), nullable=True),
-        sa.Column("nominal_kw", sa.Double(), nullable=False),
-        sa.Column("source", sa.Text(), nullable=False),
-        sa.Column("command_id", sa.Text(), nullable=False),
-        sa.Column(
-            "received_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
+        _required("nominal_kw", sa.Double()),
+        *(_required(name, sa.Text()) for name in ("source", "command_id")),
+        _required("received_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
         sa.PrimaryKeyConstraint("label_id", name=op.f("pk_anomaly_labels")),
         sa.CheckConstraint(
             "anomaly IN ('spike', 'drift', 'stuck', 'dropout')",
