@@ -12,7 +12,9 @@ anomalous history is off for a while after it).
 * **recall** of an anomaly kind: the share of its labels matched by an alert of the expected
   kind.
 
-Both are ``None`` when there is nothing to divide by.
+Both are ``None`` when there is nothing to divide by. ``GET /api/v1/alerts/quality`` serves
+these scores from the stored alerts and labels; ``bench/alert_quality.py`` and the first-run e2e
+test use them too.
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ every column.
 
 Writes are idempotent: raw readings are merged with ``ON CONFLICT DO NOTHING``, everything else
 is an upsert on the table's primary key, optionally only when the new row is not older by one
-column (``hourly.revision``, ``device_status.changed_at``).
+column (``hourly.revision``, ``device_status.changed_at``), or only over a row nobody else has
+claimed (``alerts.resolved_by``: an alert a person resolved).
 """
 
 from __future__ import annotations
