@@ -40,6 +40,7 @@ from stream.core.hourclose import ForecastRequest
 from stream.forecast import Forecaster, ForecastInput, load_latest
 from stream.worker.processor import (
     EventProcessor,
+    ForecastBatch,
     OutMessage,
     ProcessorSettings,
     SinkBatch,
@@ -82,12 +83,13 @@ class ModelForecasts:
     def supports(self, kind: str) -> bool:
         return bool(self._model.supports(kind))
 
-    async def forecast(self, requests: Sequence[ForecastRequest]) -> tuple[list[float], str]:
+    async def forecast(self, requests: Sequence[ForecastRequest]) -> ForecastBatch:
         inputs = [
             ForecastInput(r.device_id, r.kind, r.tz, r.target.start, r.history_kwh)
             for r in requests
         ]
-        return [float(v) for v in self._model.forecast(inputs)], self._model.model_id
+        kwh = [float(v) for v in self._model.forecast(inputs)]
+        return ForecastBatch(kwh, self._model.model_id)  # next hours only: alerts need no more
 
 
 async def replay(
