@@ -9,6 +9,9 @@ duplicates:
    changes nothing) and close the hours the partition watermarks passed;
 2. one batched model call for every forecast request of the batch (off the event loop);
 3. one database transaction with the raw readings and every row (all idempotent upserts);
+   the sink reports the batch's alerts a person resolved meanwhile (their rows stay as the
+   person left them), and where such a condition still holds a second write opens the new
+   alert that continues it (:func:`stream.core.alerts.after_manual_resolution`);
 4. the result messages to Kafka, waiting for their acknowledgement;
 5. the new device states into the table (its changelog), then per readings partition the
    next offset they cover (a position key, after the states in the same ordered changelog
