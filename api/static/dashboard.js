@@ -422,6 +422,7 @@ async function actOnAlert(alertId, action, note) {
   }
   state.notes.delete(alertId);
   $("alert-status").textContent = `${alertId} ${ACTED[action]}.`;
+  if (action === "resolve") loadQuality(); // its hours may have changed
   await loadAlerts();
 }
 
