@@ -9,15 +9,7 @@ import pytest
 from pydantic import BaseModel
 
 from schema import tables
-from schema.device_messages import (
-    AnomalyKind,
-    AnomalyLabel,
-    DeviceBirth,
-    DeviceStatus,
-    LabelSource,
-    Location,
-    Presence,
-)
+from schema.device_messages import AnomalyLabel, DeviceBirth, DeviceStatus, Location, Presence
 from schema.results import Alert, Forecast, Health, HourlyAggregate
 from schema.wire import Energy, Power, Reading
 from stream.core.horizon_records import HorizonRow
@@ -65,9 +57,10 @@ def test_readings_births_and_statuses_fill_exactly_their_columns() -> None:
     assert set(statements.reading_row(reading)) == set(statements.READINGS.target.columns)
     assert set(statements.device_row(birth)) == set(statements.DEVICES.columns)
     assert set(statements.status_row(status)) == set(statements.DEVICE_STATUS.columns)
-    label = AnomalyLabel(label_id="c:d1", device_id="d1", anomaly=AnomalyKind.DROPOUT, start=T,
-                         end=T, first_seq=0, nominal_kw=1.0, source=LabelSource.SCHEDULE,
-                         command_id="c")  # fmt: skip
+    label = AnomalyLabel.model_validate(
+        {"label_id": "c:d1", "device_id": "d1", "anomaly": "dropout", "start": T, "end": T,
+         "first_seq": 0, "nominal_kw": 1.0, "source": "schedule", "command_id": "c"}
+    )  # fmt: skip
     row = statements.label_row(label)
     assert set(row) == set(statements.LABELS.columns)
     assert set(row) | set(statements.LABELS.left_to_database) == set(tables.anomaly_labels.c.keys())
