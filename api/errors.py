@@ -52,6 +52,11 @@ class NotFound(ApiProblem):
     title = "Not found"
 
 
+class Conflict(ApiProblem):
+    status = 409
+    title = "Conflict"
+
+
 class Unauthorized(ApiProblem):
     status = 401
     title = "Unauthorized"

@@ -166,14 +166,18 @@ AlertState = Literal["open", "acknowledged", "resolved"]
 
 class AlertOut(AlertFigures):
     """One alert: the alert record's figures (:mod:`schema.results`), its kind, its state
-    (resolved once the condition cleared, else acknowledged once a person did, else open) and
-    who acknowledged it, when, with what note."""
+    (resolved once the condition cleared or a person resolved it, else acknowledged once a
+    person did, else open), who acknowledged it, when, with what note, and who resolved it with
+    what note (``resolved_by`` ``None``: the condition cleared, or still open)."""
 
     kind: AlertKind
     state: AlertState
     acknowledged_at: AwareDatetime | None
     acknowledged_by: str | None
     note: str | None
+    """The acknowledgement's note."""
+    resolved_by: str | None
+    resolution_note: str | None
 
 
 class AcknowledgeIn(BaseModel):
@@ -183,6 +187,39 @@ class AcknowledgeIn(BaseModel):
 
     by: Annotated[str, Field(min_length=1, max_length=100)]
     note: Annotated[str, Field(max_length=2000)] | None = None
+
+
+class ResolveIn(AcknowledgeIn):
+    """Who resolves an alert by hand, and why (optional)."""
+
+
+class KindQuality(BaseModel):
+    """How good one kind of alert is against the injected anomalies (``api.alertscore``)."""
+
+    kind: AlertKind
+    alerts: int
+    """Alerts of this kind in the range (precision's denominator)."""
+    true_alerts: int
+    """Of those, the ones about a device that really had an injected anomaly then."""
+    injected: int
+    """Injected anomalies this kind of alert is meant to catch (recall's denominator)."""
+    detected: int
+    """Of those, the ones such an alert caught."""
+    precision: float | None
+    """``true_alerts / alerts``; ``None`` without alerts."""
+    recall: float | None
+    """``detected / injected``; ``None`` without injected anomalies."""
+
+
+class AlertQuality(Out):
+    """Precision and recall of the alerts per kind over ``[start, end)``: the alerts whose
+    hours overlap the range against the ground-truth labels of the anomalies the simulator
+    injected in it. Empty ``kinds`` when there were neither."""
+
+    start: AwareDatetime
+    end: AwareDatetime
+    labels: int
+    kinds: list[KindQuality]
 
 
 class AlertsPage(Out):

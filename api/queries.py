@@ -279,13 +279,14 @@ async def fleet_counts(conn: asyncpg.Connection) -> Row:
 
 ALERT_STATE = """CASE WHEN a.resolved_hour IS NOT NULL THEN 'resolved'
      WHEN a.acknowledged_at IS NOT NULL THEN 'acknowledged' ELSE 'open' END"""
-"""An alert's state: resolved once its condition cleared, else acknowledged once a person did."""
+"""An alert's state: resolved once its condition cleared or a person resolved it, else
+acknowledged once a person did."""
 
 _ALERT_COLUMNS = f"""
 SELECT a.alert_id, a.device_id, a.kind, a.hour_start, a.last_hour_start, a.hours, a.severity,
        a.residual_kwh, a.sigma, a.z, a.message, a.raised_at, a.updated_at, a.resolved_hour,
-       a.resolved_at, a.acknowledged_at, a.acknowledged_by, a.note,
-       {ALERT_STATE} AS state, coalesce(d.tz, 'UTC') AS tz
+       a.resolved_at, a.acknowledged_at, a.acknowledged_by, a.note, a.resolved_by,
+       a.resolution_note, {ALERT_STATE} AS state, coalesce(d.tz, 'UTC') AS tz
 FROM alerts AS a LEFT JOIN devices AS d USING (device_id)
 """  # noqa: S608 - constant fragments, no input
 
@@ -313,6 +314,30 @@ ACKNOWLEDGE_ALERT = """
 UPDATE alerts SET acknowledged_at = now(), acknowledged_by = $2, note = $3
 WHERE alert_id = $1 AND acknowledged_at IS NULL
 """
+
+
+# A person resolves an open alert as of the end of the last hour its condition held. The
+# worker never writes a row with resolved_by set again (stream/worker/statements.py).
+RESOLVE_ALERT = """
+UPDATE alerts SET resolved_hour = last_hour_start + interval '1 hour', resolved_at = now(),
+                  updated_at = now(), resolved_by = $2, resolution_note = $3
+WHERE alert_id = $1 AND resolved_hour IS NULL
+RETURNING alert_id
+"""
+
+
+# Scoring (api.alertscore): the alerts whose hours overlap [$1, $2), the labels of the anomalies
+# injected in it, both within the key's devices ($3, $4).
+QUALITY_ALERTS = f"""
+SELECT device_id, kind, hour_start, last_hour_start, resolved_hour FROM alerts
+WHERE hour_start < $2 AND coalesce(resolved_hour, last_hour_start + interval '1 hour') > $1
+  AND {_allowed("device_id", 3)}
+"""  # noqa: S608 - constant fragments, no input
+QUALITY_LABELS = f"""
+SELECT label_id, device_id, anomaly, start, "end", first_seq, magnitude, nominal_kw, source,
+       command_id
+FROM anomaly_labels WHERE start < $2 AND "end" > $1 AND {_allowed("device_id", 3)}
+"""  # noqa: S608 - constant fragments, no input
 
 
 async def alerts_page(
@@ -350,6 +375,28 @@ async def acknowledge_alert(
     await conn.execute(ACKNOWLEDGE_ALERT, alert_id, by, note)
     row = await conn.fetchrow(ALERT_BY_ID, alert_id)
     return None if row is None else dict(row)
+
+
+async def resolve_alert(
+    conn: asyncpg.Connection, alert_id: str, by: str, note: str | None
+) -> tuple[bool, Row | None]:
+    """Resolve the alert unless it already is: (whether this call resolved it, the alert as it
+    is now or ``None`` if there is no such alert)."""
+    resolved = await conn.fetchval(RESOLVE_ALERT, alert_id, by, note) is not None
+    row = await conn.fetchrow(ALERT_BY_ID, alert_id)
+    return resolved, None if row is None else dict(row)
+
+
+async def quality_rows(
+    conn: asyncpg.Connection,
+    start: datetime,
+    end: datetime,
+    within: tuple[list[str] | None, list[str] | None],
+) -> tuple[list[Row], list[Row]]:
+    """(alerts, labels) of ``[start, end)`` for scoring, within the key's devices."""
+    alerts = await conn.fetch(QUALITY_ALERTS, start, end, *within)
+    labels = await conn.fetch(QUALITY_LABELS, start, end, *within)
+    return [dict(r) for r in alerts], [dict(r) for r in labels]
 
 
 async def activate_model(conn: asyncpg.Connection, model_id: str) -> Row | None:

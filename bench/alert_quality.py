@@ -28,6 +28,7 @@ from pathlib import Path
 
 import asyncpg
 
+from api.alertscore import KindScore, ScoredAlert, score
 from schema.device_messages import AnomalyKind, AnomalyLabel, DeviceBirth, Location
 from schema.results import Alert, AlertFigures
 from schema.topics import KafkaTopics
@@ -35,11 +36,11 @@ from schema.wire import Reading
 from simulator.app import make_plan
 from simulator.settings import SimulatorSettings
 from simulator.weather import region_of
-from stream.core.alertscore import KindScore, ScoredAlert, score
 from stream.core.hourclose import ForecastRequest
 from stream.forecast import Forecaster, ForecastInput, load_latest
 from stream.worker.processor import (
     EventProcessor,
+    ForecastBatch,
     OutMessage,
     ProcessorSettings,
     SinkBatch,
@@ -57,9 +58,10 @@ NOW = datetime(2026, 11, 27, 12, 7, tzinfo=UTC)
 class MemorySink:
     alerts: dict[str, Alert] = field(default_factory=dict)
 
-    async def write(self, batch: SinkBatch) -> None:
+    async def write(self, batch: SinkBatch) -> frozenset[str]:
         for alert in batch.alerts:
             self.alerts[alert.alert_id] = alert  # an upsert by key
+        return frozenset()  # no person resolves anything in a replay
 
     async def stored_offsets(self) -> dict[tuple[str, int], int]:
         return {}
@@ -81,12 +83,13 @@ class ModelForecasts:
     def supports(self, kind: str) -> bool:
         return bool(self._model.supports(kind))
 
-    async def forecast(self, requests: Sequence[ForecastRequest]) -> tuple[list[float], str]:
+    async def forecast(self, requests: Sequence[ForecastRequest]) -> ForecastBatch:
         inputs = [
             ForecastInput(r.device_id, r.kind, r.tz, r.target.start, r.history_kwh)
             for r in requests
         ]
-        return [float(v) for v in self._model.forecast(inputs)], self._model.model_id
+        kwh = [float(v) for v in self._model.forecast(inputs)]
+        return ForecastBatch(kwh, self._model.model_id)  # next hours only: alerts need no more
 
 
 async def replay(

@@ -48,6 +48,8 @@ DEVICE_STATUSES = ("online", "offline")
 HEALTH_STATUSES = ("green", "amber", "red", "unknown")
 ALERT_SEVERITIES = ("warning", "critical")
 ALERT_KINDS = ("residual", "level_shift", "silent", "stuck")
+ANOMALY_KINDS = ("spike", "drift", "stuck", "dropout")
+LABEL_SOURCES = ("command", "schedule")
 STORAGE_MODES = ("timescaledb", "postgresql")
 
 
@@ -268,12 +270,15 @@ alerts = Table(
     _tstz("resolved_at", nullable=True),
     _tstz("acknowledged_at", nullable=True),
     Column("acknowledged_by", Text, nullable=True),
-    Column("note", Text, nullable=True),
+    Column("note", Text, nullable=True, comment="the acknowledgement's note"),
+    Column("resolved_by", Text, nullable=True, comment="who resolved it by hand (API)"),
+    Column("resolution_note", Text, nullable=True),
     PrimaryKeyConstraint("device_id", "hour_start", "kind"),
     _one_of("severity", ALERT_SEVERITIES),
     _one_of("kind", ALERT_KINDS),
-    comment="Alerts per device and kind, one row from the hour each opened until resolved; "
-    "acknowledged through the API.",
+    comment="Alerts per device and kind, one row from the hour each opened until resolved (by "
+    "the worker once the condition cleared, or by a person through the API); acknowledged "
+    "through the API.",
 )
 # The recent-alerts feed reads across devices, newest first.
 Index("ix_alerts_raised_at", alerts.c.raised_at)
@@ -281,6 +286,26 @@ Index("ix_alerts_raised_at", alerts.c.raised_at)
 Index("uq_alerts_alert_id", alerts.c.alert_id, unique=True)
 # Open alerts, across devices (the dashboard's list).
 Index("ix_alerts_open", alerts.c.raised_at, postgresql_where=alerts.c.resolved_hour.is_(None))
+
+anomaly_labels = Table(
+    "anomaly_labels",
+    metadata,
+    *(Column(name, Text, nullable=False) for name in ("label_id", "device_id", "anomaly")),
+    _tstz("start", comment="event time of the first affected reading"),
+    _tstz("end", comment="exclusive"),
+    Column("first_seq", BigInteger, nullable=False),
+    Column("magnitude", Double, nullable=True),
+    Column("nominal_kw", Double, nullable=False),
+    *(Column(name, Text, nullable=False) for name in ("source", "command_id")),
+    _tstz("received_at", now=True),
+    PrimaryKeyConstraint("label_id"),
+    _one_of("anomaly", ANOMALY_KINDS),
+    _one_of("source", LABEL_SOURCES),
+    comment="Ground truth of the anomalies the simulator injected (its labels topic), upserted "
+    "by label id: what the alerts are scored against.",
+)
+# Scoring reads the labels of a time range.
+Index("ix_anomaly_labels_start", anomaly_labels.c.start)
 
 models = Table(
     "models",

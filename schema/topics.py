@@ -142,6 +142,12 @@ class KafkaTopics:
         return self._name("readings.late")
 
     @property
+    def anomaly_labels(self) -> str:
+        """Ground truth of injected anomalies (``AnomalyLabel``, from the MQTT ``labels``
+        topic), keyed by device id."""
+        return self._name("anomaly-labels")
+
+    @property
     def hourly(self) -> str:
         return self._name("hourly")
 
@@ -169,6 +175,7 @@ class KafkaTopics:
             KafkaTopicSpec(self.readings_dlq, 1, retention_ms=WEEK_MS),
             KafkaTopicSpec(self.device_status, readings_partitions, compacted=True),
             KafkaTopicSpec(self.device_birth, readings_partitions, compacted=True),
+            KafkaTopicSpec(self.anomaly_labels, readings_partitions, retention_ms=WEEK_MS),
             *(
                 KafkaTopicSpec(name, readings_partitions, retention_ms=WEEK_MS)
                 for name in self.results

@@ -68,7 +68,7 @@ class FirstRun:
     """The simulator's delivery journal (for ``wattstream audit``)."""
     labels: Path | None = None
     """The simulator's ground truth of the anomalies it injected (to score the alerts with,
-    ``stream.core.alertscore``)."""
+    ``api.alertscore``)."""
 
     def __post_init__(self) -> None:
         if self.devices < 1:
@@ -136,6 +136,9 @@ class FirstRun:
             "start": start.isoformat(),
             "anomalies": json.dumps(self.anomaly_specs(start)),
             "scenarios": json.dumps([s.value for s in self.scenarios]),
+            # The labels also go to the pipeline (bridge -> worker -> anomaly_labels), where the
+            # API scores the alerts against them (GET /api/v1/alerts/quality).
+            "labels_topic": True,
         }
         if self.journal is not None:
             values["journal_file"] = str(self.journal)

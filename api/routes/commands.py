@@ -1,5 +1,6 @@
 """Changing things: device commands over MQTT (write or admin key; ``Idempotency-Key``, see
-:mod:`api.idempotency`), acknowledging alerts (write key), model activation (admin key)."""
+:mod:`api.idempotency`), acknowledging and resolving alerts (write key), model activation
+(admin key)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
+import asyncpg
 from fastapi import APIRouter, Header, Path, Request, Response, status
 
 from api import idempotency, queries
 from api.deps import AdminKey, AllowedDevice, ApiKey, Caller, Deps, FleetWide
-from api.errors import NotFound
-from api.models import AcknowledgeIn, AlertOut, CommandAccepted, CommandIn, ModelOut
+from api.errors import Conflict, NotFound
+from api.models import AcknowledgeIn, AlertOut, CommandAccepted, CommandIn, ModelOut, ResolveIn
 from api.responses import KEY_ANSWERS, answers
 from api.routes.fleet import alert_out
 from schema.device_messages import DeviceCommand
@@ -98,34 +100,66 @@ async def send_command(
     return accepted
 
 
+AlertId = Annotated[
+    str,
+    Path(pattern=r"^[A-Za-z0-9._:-]{1,200}$", description="e.g. `dev-00001.residual.1764460800`"),
+]
+
+
+async def _check_alert_device(conn: asyncpg.Connection, caller: Caller, alert_id: str) -> None:
+    """A key limited to some devices acts only on their alerts (403 before anything changes)."""
+    if caller is not None:
+        device_id = await queries.alert_device(conn, alert_id)
+        if device_id is not None:
+            caller.check_device(device_id)
+
+
 @router.post(
     "/alerts/{alert_id}/acknowledge",
     response_model=AlertOut,
     tags=["alerts"],
-    responses=answers(400, 404),
+    responses=answers(400, 404, s404="No such alert"),
 )
 async def acknowledge_alert(
-    deps: Deps,
-    caller: Caller,
-    alert_id: Annotated[
-        str,
-        Path(
-            pattern=r"^[A-Za-z0-9._:-]{1,200}$", description="e.g. `dev-00001.residual.1764460800`"
-        ),
-    ],
-    body: AcknowledgeIn,
+    deps: Deps, caller: Caller, alert_id: AlertId, body: AcknowledgeIn
 ) -> AlertOut:
     """Acknowledge an alert: someone (``by``) is on it, with an optional note. The first
     acknowledgement wins; acknowledging again (a retry) answers the alert unchanged. The alert
     still resolves by itself once its condition clears."""
     async with deps.pool.acquire() as conn:
-        if caller is not None:  # a key limited to some devices acknowledges only theirs
-            device_id = await queries.alert_device(conn, alert_id)
-            if device_id is not None:
-                caller.check_device(device_id)
+        await _check_alert_device(conn, caller, alert_id)
         row = await queries.acknowledge_alert(conn, alert_id, body.by, body.note)
     if row is None:
         raise NotFound(f"no alert {alert_id!r}")
+    return alert_out(row)
+
+
+@router.post(
+    "/alerts/{alert_id}/resolve",
+    response_model=AlertOut,
+    tags=["alerts"],
+    responses=answers(
+        400,
+        404,
+        409,
+        s404="No such alert",
+        s409="The alert is already resolved (its condition cleared, or a person resolved it)",
+    ),
+)
+async def resolve_alert(deps: Deps, caller: Caller, alert_id: AlertId, body: ResolveIn) -> AlertOut:
+    """Resolve an open or acknowledged alert by hand: someone (``by``) closes it, with an
+    optional note (``resolution_note``; the acknowledgement keeps its own). It resolves as of
+    the end of the last hour its condition held (``resolved_hour``) and is never reopened: if
+    the stream worker still sees the condition in a later hour, a *new* alert of the same
+    device and kind opens, starting at that hour. Answers the alert as it is now."""
+    async with deps.pool.acquire() as conn:
+        await _check_alert_device(conn, caller, alert_id)
+        resolved, row = await queries.resolve_alert(conn, alert_id, body.by, body.note)
+    if row is None:
+        raise NotFound(f"no alert {alert_id!r}")
+    if not resolved:
+        how = f"by {row['resolved_by']}" if row["resolved_by"] else "its condition cleared"
+        raise Conflict(f"alert {alert_id!r} is already resolved ({how})", title="Already resolved")
     return alert_out(row)
 
 

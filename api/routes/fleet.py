@@ -1,25 +1,39 @@
-"""Fleet-wide views: ``GET /api/v1/fleet/summary`` and ``GET /api/v1/alerts``."""
+"""Fleet-wide views: ``GET /api/v1/fleet/summary``, ``GET /api/v1/alerts`` and how good the
+alerts are, ``GET /api/v1/alerts/quality``."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
 from api import pagination, queries, timerange
+from api.alertscore import ScoredAlert, score
 from api.deps import Caller, Deps, FleetWide
 from api.errors import InvalidRequest
-from api.models import AlertOut, AlertsPage, AlertState, EnergyVsForecast, FleetSummary
+from api.models import (
+    AlertOut,
+    AlertQuality,
+    AlertsPage,
+    AlertState,
+    EnergyVsForecast,
+    FleetSummary,
+    KindQuality,
+)
 from api.params import Cursor, End, Instant, Start
 from api.responses import answers
 from api.routes.devices import localise, zone_or_utc
+from schema.device_messages import AnomalyLabel
 from schema.results import AlertKind
 from schema.wire import DEVICE_ID_PATTERN
 
 router = APIRouter(prefix="/api/v1", tags=["fleet"], responses=answers(422))
 
 HOUR = timedelta(hours=1)
+QUALITY_WINDOW = timedelta(days=7)
+"""The range the alerts are scored over when ``start`` is not given."""
 
 
 def _hour_floor(instant: datetime) -> datetime:
@@ -156,3 +170,40 @@ async def list_alerts(
         items=[alert_out(row) for row in rows],
         next_cursor=next_cursor,
     )
+
+
+@router.get("/alerts/quality", response_model=AlertQuality)
+async def alert_quality(
+    deps: Deps, caller: Caller, start: Start = None, end: End = None
+) -> AlertQuality:
+    """Precision and recall per alert kind against the anomalies the simulator injected (its
+    ground-truth labels), over ``[start, end)`` (default: the 7 days before now), for the key's
+    devices. An alert counts when its hours overlap the range, a label when its anomaly does.
+
+    An alert is *true* when it is about a device that had an injected anomaly (of any kind)
+    within 3 hours of the alert's hours; an anomaly is *detected* when an alert of the kind
+    meant for it (spike: ``residual``, drift: ``level_shift``, stuck: ``stuck``, dropout:
+    ``silent``) matches it. ``precision`` = true / alerts, ``recall`` = detected / injected;
+    ``null`` with nothing to divide by. Without any label in the range (no simulator, or one
+    that publishes none) there is nothing to score against: the alerts are counted, and every
+    precision and recall is ``null``."""
+    start, end = timerange.resolve_range(start, end, now=datetime.now(UTC), window=QUALITY_WINDOW)
+    timerange.check_range(start, end, deps.settings.max_daily_range)
+    async with deps.pool.acquire() as conn:
+        alerts, labels = await queries.quality_rows(
+            conn, start, end, caller.sql_filter() if caller else (None, None)
+        )
+    truth = [AnomalyLabel.model_validate(row) for row in labels]
+    found = [
+        ScoredAlert.spanning(
+            a["device_id"], a["kind"], a["hour_start"], a["last_hour_start"], a["resolved_hour"]
+        )
+        for a in alerts
+    ]
+    kinds = [
+        KindQuality.model_validate(
+            {**asdict(s), "precision": s.precision if truth else None, "recall": s.recall}
+        )
+        for s in score(found, truth).values()
+    ]
+    return AlertQuality(start=start, end=end, labels=len(truth), kinds=kinds)

@@ -384,36 +384,71 @@ function renderAlerts() {
     if (a.state === "acknowledged") {
       li.append(html("span", { class: "ack-by muted" },
         `acknowledged by ${a.acknowledged_by}${a.note ? `: ${a.note}` : ""}`));
-    } else {
-      const note = html("input", { class: "ack-note", placeholder: "note (optional)", maxlength: 2000 });
-      note.value = state.notes.get(a.alert_id) || ""; // the list is redrawn as alerts change
-      note.addEventListener("input", () => state.notes.set(a.alert_id, note.value));
-      const button = html("button", { class: "ack", type: "button" }, "Acknowledge");
-      button.addEventListener("click", () => acknowledge(a.alert_id, note.value));
-      li.append(note, button);
     }
+    // One note field: the acknowledgement's note or the resolution's, whichever button is used.
+    const note = html("input", { class: "ack-note", placeholder: "note (optional)", maxlength: 2000 });
+    note.value = state.notes.get(a.alert_id) || ""; // the list is redrawn as alerts change
+    note.addEventListener("input", () => state.notes.set(a.alert_id, note.value));
+    const buttons = html("span", { class: "actions" });
+    if (a.state === "open") {
+      const ack = html("button", { class: "ack", type: "button" }, "Acknowledge");
+      ack.addEventListener("click", () => actOnAlert(a.alert_id, "acknowledge", note.value));
+      buttons.append(ack);
+    }
+    const resolve = html("button", { class: "resolve", type: "button" }, "Resolve");
+    resolve.addEventListener("click", () => actOnAlert(a.alert_id, "resolve", note.value));
+    buttons.append(resolve);
+    li.append(note, buttons);
     li.querySelector("b").addEventListener("click", () => selectDevice(a.device_id));
     return li;
   }));
   if (!state.alerts.length) $("alert-list").append(html("li", { class: "muted" }, "No open alerts."));
 }
 
-async function acknowledge(alertId, note) {
+const ACTED = { acknowledge: "acknowledged", resolve: "resolved" };
+
+async function actOnAlert(alertId, action, note) {
   const by = $("ack-by").value.trim();
-  if (!by) { $("alert-status").textContent = "Enter your name to acknowledge an alert."; $("ack-by").focus(); return; }
-  const response = await fetch(`${API}/alerts/${encodeURIComponent(alertId)}/acknowledge`, {
+  if (!by) { $("alert-status").textContent = `Enter your name to ${action} an alert.`; $("ack-by").focus(); return; }
+  const response = await fetch(`${API}/alerts/${encodeURIComponent(alertId)}/${action}`, {
     method: "POST",
     headers: { ...keyHeaders, "Content-Type": "application/json" },
     body: JSON.stringify({ by, note: note.trim() || null }),
   });
   if (!response.ok) {
     const body = await response.json().catch(() => ({}));
-    $("alert-status").textContent = `could not acknowledge: ${body.detail || response.statusText}`;
+    $("alert-status").textContent = `could not ${action}: ${body.detail || response.statusText}`;
     return;
   }
   state.notes.delete(alertId);
-  $("alert-status").textContent = `${alertId} acknowledged.`;
+  $("alert-status").textContent = `${alertId} ${ACTED[action]}.`;
+  if (action === "resolve") loadQuality(); // its hours may have changed
   await loadAlerts();
+}
+
+// How good the alerts are against the injected anomalies (GET /alerts/quality, last 7 days).
+const QUALITY_EVERY = 60e3;
+function pct(value) { return value == null ? "–" : `${Math.round(value * 100)}%`; }
+
+async function loadQuality() {
+  try {
+    const quality = await getJSON(`${API}/alerts/quality`);
+    $("quality-table").tBodies[0].replaceChildren(...quality.kinds.map((k) => {
+      const tr = html("tr", { "data-kind": k.kind });
+      tr.append(...[
+        KIND_NAMES[k.kind] || k.kind,
+        String(k.alerts),
+        `${pct(k.precision)} (${k.true_alerts}/${k.alerts})`,
+        `${pct(k.recall)} (${k.detected}/${k.injected})`,
+      ].map((t) => html("td", {}, t)));
+      return tr;
+    }));
+    $("quality-status").textContent = quality.labels
+      ? `${quality.labels} injected ${quality.labels === 1 ? "anomaly" : "anomalies"} over the last 7 days.`
+      : "No injected anomalies (ground-truth labels) in the last 7 days: nothing to score against.";
+  } catch (error) {
+    $("quality-status").textContent = `alert quality unavailable: ${error.message}`;
+  }
 }
 
 function scheduleAlerts() {
@@ -537,6 +572,8 @@ async function start() {
   loadFleet();
   loadAlerts();
   setInterval(loadAlerts, 60000);
+  loadQuality();
+  setInterval(loadQuality, QUALITY_EVERY);
   const wanted = decodeURIComponent(location.hash.slice(1));
   const first = state.devices.keys().next().value;
   selectDevice(state.devices.has(wanted) ? wanted : first);

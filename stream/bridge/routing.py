@@ -2,7 +2,9 @@
 
 Pure: no I/O, the time is passed in. A device's readings go to ``readings``, its status to the
 compacted ``device-status`` and its birth message to the compacted ``device-birth``, each keyed
-by the device id (so per-device order holds and compaction keeps the latest per device). What
+by the device id (so per-device order holds and compaction keeps the latest per device). The
+simulator's ground-truth labels (``{root}/labels``, which only the operator may publish) go to
+``anomaly-labels``, keyed by the device id they are about. What
 fails validation goes to ``readings.dlq`` (:mod:`stream.dead_letter`), keyed by the device id
 the topic names, with the reason also in the record's headers.
 """
@@ -13,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from schema.device_messages import DeviceBirth, DeviceStatus
+from schema.device_messages import AnomalyLabel, DeviceBirth, DeviceStatus
 from schema.topics import KafkaTopics, MqttTopics
 from schema.wire import InvalidPayload, decode_message, decode_reading
 from stream.dead_letter import dead_letter_record
@@ -31,7 +33,7 @@ class Record:
     key: bytes
     value: bytes
     kind: str
-    """``reading``, ``status``, ``birth`` or ``unknown``."""
+    """``reading``, ``status``, ``birth``, ``label`` or ``unknown``."""
     reason: str | None = None
     """``None`` when the message is forwarded; else why it is dead-lettered."""
     headers: tuple[tuple[str, bytes], ...] = ()
@@ -72,12 +74,19 @@ class Router:
     @property
     def subscriptions(self) -> list[str]:
         """The MQTT filters to subscribe to (``$share/<group>/...`` with a shared group)."""
-        filters = [self._mqtt.all_readings, self._mqtt.all_status, self._mqtt.all_birth]
+        filters = [
+            self._mqtt.all_readings,
+            self._mqtt.all_status,
+            self._mqtt.all_birth,
+            self._mqtt.labels,
+        ]
         if self._shared_group:
             return [f"$share/{self._shared_group}/{f}" for f in filters]
         return filters
 
     def route(self, topic: str, payload: bytes, *, at: datetime) -> Record:
+        if topic == self._mqtt.labels:
+            return self._label(topic, payload, at=at)
         device_id = self._mqtt.device_id_of(topic)
         route = self._routes.get(topic.rpartition("/")[2]) if device_id else None
         if device_id is None or route is None or topic.count("/") != self._depth:
@@ -97,6 +106,16 @@ class Router:
                 topic, payload, route.kind, device_id, reason=exc.reason, detail=exc.detail, at=at
             )
         return Record(route.kafka_topic, device_id.encode(), payload, route.kind)
+
+    def _label(self, topic: str, payload: bytes, *, at: datetime) -> Record:
+        try:
+            label = decode_message(AnomalyLabel, payload)
+        except InvalidPayload as exc:
+            return self._dead_letter(
+                topic, payload, "label", None, reason=exc.reason, detail=exc.detail, at=at
+            )
+        key = label.device_id.encode()
+        return Record(self._kafka.anomaly_labels, key, payload, "label")
 
     @property
     def _depth(self) -> int:

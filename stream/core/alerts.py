@@ -29,13 +29,19 @@ severity, the latest figures) instead of adding one; the first hour without the 
 resolves it. Every change is a :class:`schema.results.Alert` row keyed by (device, kind, hour
 the alert opened): upserting it is idempotent, so a replayed batch writes the same rows again.
 Acknowledging is a person's act through the API and is not part of this state.
+
+A person may also resolve an alert through the API while its condition still holds. The worker
+never writes that alert again (the sink leaves its row alone and reports it); if the condition
+still holds, :func:`after_manual_resolution` opens a new alert in its place from the last hour
+the condition held, which the lifecycle then updates and resolves as usual. A resolved alert is
+never reopened, by a person or by the worker.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -309,5 +315,32 @@ def advance(
         if current is not None and current.last_hour_start >= hour_start:
             continue  # already counted (the same hour again): nothing changes
         open_alerts[kind] = _alert(device_id, current, detection, hour_start, now)
+        rows.append(open_alerts[kind])
+    return rows
+
+
+def after_manual_resolution(
+    open_alerts: dict[str, Alert], resolved: Collection[str], *, now: datetime
+) -> list[Alert]:
+    """Replace the alerts of ``open_alerts`` (a device's, by kind, changed in place) that a
+    person resolved (their ids in ``resolved``) while the worker still saw their condition:
+    each by a new alert opening at the last hour the condition held, with that hour's figures
+    and the severity so far. Return the new alerts (rows to write).
+
+    An alert resolved in the very hour it opened has no later hour to continue from: it is only
+    dropped, and the condition's next hour opens a new alert.
+    """
+    rows = []
+    for kind, alert in list(open_alerts.items()):
+        if alert.alert_id not in resolved:
+            continue
+        hour = alert.last_hour_start
+        if hour == alert.hour_start:
+            del open_alerts[kind]
+            continue
+        opened = {"alert_id": alert_id(alert.device_id, kind, hour), "hour_start": hour}
+        open_alerts[kind] = alert.model_copy(
+            update={**opened, "hours": 1, "raised_at": now, "updated_at": now}
+        )
         rows.append(open_alerts[kind])
     return rows

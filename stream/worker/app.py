@@ -1,10 +1,11 @@
 """Faust application factory: ``create_app(settings)`` builds the app, its table and agent.
 
-One agent reads the device topics (``readings``, ``device-birth``, ``device-status``; all keyed
-by device id with the same partition count, so one device's events share a partition) and
-hands batches to :class:`~stream.worker.processor.EventProcessor`. Per-device state lives in a
-changelog-backed table written with the producer's partitioner (``use_partitioner``), which
-puts each device's entry in the same partition as its events, outside any "current event".
+One agent reads the device topics (``readings``, ``device-birth``, ``device-status``, and
+``anomaly-labels``, the ground truth it stores for scoring the alerts; all keyed by device id
+with the same partition count, so one device's events share a partition) and hands batches to
+:class:`~stream.worker.processor.EventProcessor`. Per-device state lives in a changelog-backed
+table written with the producer's partitioner (``use_partitioner``), which puts each device's
+entry in the same partition as its events, outside any "current event".
 Events are acknowledged only after the processor returned and Kafka acknowledged every
 changelog write of the batch (:class:`DeviceStateTable`), i.e. after the database commit, the
 result messages and the table's state. Revoked
@@ -156,6 +157,7 @@ def create_app(settings: StreamSettings, lifetime: Lifetime | None = None) -> fa
         topics.readings,
         topics.device_birth,
         topics.device_status,
+        topics.anomaly_labels,
         key_type=bytes,
         value_type=bytes,
         value_serializer="raw",
@@ -189,7 +191,12 @@ def create_app(settings: StreamSettings, lifetime: Lifetime | None = None) -> fa
         ),
     )
 
-    source_topics = {topics.readings, topics.device_birth, topics.device_status}
+    source_topics = {
+        topics.readings,
+        topics.device_birth,
+        topics.device_status,
+        topics.anomaly_labels,
+    }
     progress = Progress(settings.stall_after_s)
     health = HealthService(
         settings,

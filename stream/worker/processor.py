@@ -9,6 +9,9 @@ duplicates:
    changes nothing) and close the hours the partition watermarks passed;
 2. one batched model call for every forecast request of the batch (off the event loop);
 3. one database transaction with the raw readings and every row (all idempotent upserts);
+   the sink reports the batch's alerts a person resolved meanwhile (their rows stay as the
+   person left them), and where such a condition still holds a second write opens the new
+   alert that continues it (:func:`stream.core.alerts.after_manual_resolution`);
 4. the result messages to Kafka, waiting for their acknowledgement;
 5. the new device states into the table (its changelog), then per readings partition the
    next offset they cover (a position key, after the states in the same ordered changelog
@@ -35,10 +38,11 @@ from typing import Protocol, TypeVar
 
 from pydantic import ValidationError
 
-from schema.device_messages import DeviceBirth, DeviceStatus, Presence
+from schema.device_messages import AnomalyLabel, DeviceBirth, DeviceStatus, Presence
 from schema.results import Alert, Forecast, Health, HourlyAggregate
 from schema.topics import KafkaTopics
 from schema.wire import InvalidPayload, Reading, decode_reading
+from stream.core.alerts import after_manual_resolution
 from stream.core.horizon_records import HorizonRow, Quantiles, horizon_records
 from stream.core.hourclose import (
     DeviceState,
@@ -54,7 +58,7 @@ from stream.worker.statestore import StateCache, is_cold_key
 
 log = logging.getLogger(__name__)
 
-_Message = TypeVar("_Message", DeviceBirth, DeviceStatus)
+_Message = TypeVar("_Message", DeviceBirth, DeviceStatus, AnomalyLabel)
 _HISTORY_OUTCOMES = frozenset({Applied.LATE, Applied.TOO_LATE, Applied.DUPLICATE})
 
 
@@ -79,6 +83,8 @@ class SinkBatch:
     horizons: list[HorizonRow] = field(default_factory=list)
     health: list[Health] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
+    labels: list[AnomalyLabel] = field(default_factory=list)
+    """Ground truth of injected anomalies, stored as they come (to score the alerts with)."""
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     """Next offset to read per (topic, partition), stored with the rows (see OffsetGuard)."""
 
@@ -91,7 +97,10 @@ class OutMessage:
 
 
 class Sink(Protocol):
-    async def write(self, batch: SinkBatch) -> None: ...
+    async def write(self, batch: SinkBatch) -> frozenset[str]:
+        """Store the batch in one transaction; answer the ids of its alerts a person resolved
+        (their rows are left as the person left them)."""
+        ...
 
     async def stored_offsets(self) -> dict[tuple[str, int], int]:
         """The offsets the last committed batches stored (see :class:`OffsetGuard`)."""
@@ -336,6 +345,8 @@ class EventProcessor:
                 self._on_birth(event, batch)
             elif event.topic == self._topics.device_status:
                 self._on_status(event, batch)
+            elif event.topic == self._topics.anomaly_labels:
+                self._on_label(event, batch)
         closing = [c for partition in touched for c in self._close_due(partition, batch)]
         await self._forecast(batch.outputs.requests, batch)  # restatements' re-forecasts
         batch.outputs.requests = []
@@ -352,8 +363,10 @@ class EventProcessor:
             batch.outputs.alerts,
         )
         rows.offsets = guard.after(events)
-        await self._sink.write(rows)
+        resolved_by_person = await self._sink.write(rows)
         guard.commit(rows.offsets)
+        if resolved_by_person:
+            await self._continue_resolved(resolved_by_person, batch)
         await self._publisher.publish([*batch.messages, *self._result_messages(rows)])
         for device_id, state in batch.dirty.items():
             self._cache.put(device_id, state, cold_changed=device_id in batch.cold)
@@ -361,6 +374,20 @@ class EventProcessor:
         for (topic, partition), offset in rows.offsets.items():
             if topic == self._topics.readings:
                 self._states[position_key(partition)] = str(offset).encode()
+
+    async def _continue_resolved(self, resolved: frozenset[str], batch: _Batch) -> None:
+        """A person resolved some of the alerts the batch updated: the worker never writes
+        those again. Where the condition still holds, a new alert opens in their place
+        (:func:`stream.core.alerts.after_manual_resolution`), stored before the states are."""
+        rows = batch.sink
+        reopened: list[Alert] = []
+        for device_id in {a.device_id for a in rows.alerts if a.alert_id in resolved}:
+            state = batch.dirty[device_id]
+            batch.cold.add(device_id)  # its open alerts change
+            reopened += after_manual_resolution(state.alerts, resolved, now=batch.now)
+        if reopened:
+            await self._sink.write(SinkBatch(alerts=reopened))
+        rows.alerts = [a for a in rows.alerts if a.alert_id not in resolved] + reopened
 
     def _close_due(
         self, partition: int, batch: _Batch
@@ -480,6 +507,11 @@ class EventProcessor:
             batch.dirty[status.device_id] = existing
             batch.cold.add(status.device_id)
         batch.sink.statuses.append((status, status.ts or batch.now))
+
+    def _on_label(self, event: SourceEvent, batch: _Batch) -> None:
+        label = self._decode(AnomalyLabel, event, "invalid_label", batch)
+        if label is not None:
+            batch.sink.labels.append(label)
 
     def _result_messages(self, batch: SinkBatch) -> list[OutMessage]:
         t = self._topics

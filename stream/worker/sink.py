@@ -24,18 +24,21 @@ from stream.worker.processor import SinkBatch
 from stream.worker.rollup_settle import RollupSettler
 from stream.worker.statements import (
     ALERTS,
+    ALERTS_UPSERT,
     DEVICE_STATUS,
     DEVICES,
     FORECAST_HORIZONS,
     FORECASTS,
     HEALTH,
     HOURLY,
+    LABELS,
     OFFSETS,
     READINGS,
     STORED_OFFSETS,
     Merge,
     alert_row,
     device_row,
+    label_row,
     reading_row,
     result_row,
     status_row,
@@ -55,8 +58,9 @@ async def merge(conn: asyncpg.Connection, how: Merge, rows: Sequence[Sequence[An
         await conn.execute(how.merge_sql)
 
 
-async def store(conn: asyncpg.Connection, batch: SinkBatch, group_id: str) -> None:
-    """Every row of ``batch`` and its offsets, in the caller's transaction."""
+async def store(conn: asyncpg.Connection, batch: SinkBatch, group_id: str) -> frozenset[str]:
+    """Every row of ``batch`` and its offsets, in the caller's transaction; the ids of the
+    batch's alerts a person resolved (their rows were left as they are)."""
     readings = READINGS.target.rows(reading_row(r) for r in batch.readings)
     await merge(conn, READINGS, readings)
     horizons = FORECAST_HORIZONS.target.last_of_ordered(batch.horizons)
@@ -67,17 +71,24 @@ async def store(conn: asyncpg.Connection, batch: SinkBatch, group_id: str) -> No
         (HOURLY, HOURLY.last_by_key(map(result_row, batch.hourly))),
         (FORECASTS, FORECASTS.last_by_key(map(result_row, batch.forecasts))),
         (HEALTH, HEALTH.last_by_key(map(result_row, batch.health))),
-        (ALERTS, ALERTS.last_by_key(map(alert_row, batch.alerts))),
+        (LABELS, LABELS.last_by_key(map(label_row, batch.labels))),
     )
     for target, rows in upserts:
         if rows:
             await conn.execute(target.upsert_sql, *target.arrays(rows))
+    resolved_by_person: frozenset[str] = frozenset()
+    alerts = ALERTS.last_by_key(map(alert_row, batch.alerts))
+    if alerts:
+        written = await conn.fetch(ALERTS_UPSERT, *ALERTS.arrays(alerts))
+        sent = {alert.alert_id for alert in batch.alerts}
+        resolved_by_person = frozenset(sent - {row["alert_id"] for row in written})
     if batch.offsets:
         (topics, partitions), offsets = (
             zip(*batch.offsets, strict=True),
             list(batch.offsets.values()),
         )
         await conn.execute(OFFSETS, group_id, list(topics), list(partitions), offsets)
+    return resolved_by_person
 
 
 class ResultSink(Service):
@@ -112,14 +123,16 @@ class ResultSink(Service):
         rows = await self._pool.fetch(STORED_OFFSETS, self._group_id)
         return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
 
-    async def write(self, batch: SinkBatch) -> None:
+    async def write(self, batch: SinkBatch) -> frozenset[str]:
+        """Store ``batch`` (see :func:`store`), retrying until it is in; the ids of its alerts a
+        person resolved."""
         await self._ready.wait()
         backoff = Backoff(BACKOFF_INITIAL_S, BACKOFF_MAX_S, jitter=Jitter.SPREAD)
         while True:
             assert self._pool is not None
             try:
                 async with self._pool.acquire() as conn, conn.transaction():
-                    await store(conn, batch, self._group_id)
+                    resolved_by_person = await store(conn, batch, self._group_id)
             except RETRIABLE as exc:
                 delay = backoff.next_delay()
                 log.warning("sink write failed (%s); retrying in %.1fs", exc, delay)
@@ -127,4 +140,4 @@ class ResultSink(Service):
             else:
                 if self._settler is not None:
                     self._settler.readings_committed(r.ts_utc for r in batch.readings)
-                return
+                return resolved_by_person

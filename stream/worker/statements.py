@@ -10,7 +10,8 @@ every column.
 
 Writes are idempotent: raw readings are merged with ``ON CONFLICT DO NOTHING``, everything else
 is an upsert on the table's primary key, optionally only when the new row is not older by one
-column (``hourly.revision``, ``device_status.changed_at``).
+column (``hourly.revision``, ``device_status.changed_at``), or only over a row nobody else has
+claimed (``alerts.resolved_by``: an alert a person resolved).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql
 
 from schema import tables
-from schema.device_messages import DeviceBirth, DeviceStatus
+from schema.device_messages import AnomalyLabel, DeviceBirth, DeviceStatus
 from schema.wire import Reading
 
 Row = Mapping[str, Any]
@@ -54,9 +55,11 @@ class Target:
     """Columns the sink never writes (server defaults, or kept by something else)."""
     not_older_by: str | None = None
     """Replace an existing row only if the new one's value of this column is not smaller."""
+    unless_set: str | None = None
+    """Never replace an existing row whose value of this column is set (someone else's)."""
 
     def __post_init__(self) -> None:
-        unknown = {*self.left_to_database, *([self.not_older_by] if self.not_older_by else [])}
+        unknown = {*self.left_to_database, *filter(None, (self.not_older_by, self.unless_set))}
         unknown -= set(self.table.columns.keys())
         if unknown:
             raise ValueError(f"{self.table.name} has no columns {sorted(unknown)}")
@@ -84,10 +87,13 @@ class Target:
         updates = ", ".join(
             f"{_quote(n)} = EXCLUDED.{_quote(n)}" for n in self.columns if n not in self.key
         )
-        where = ""
+        conditions = []
         if self.not_older_by is not None:
             column = _quote(self.not_older_by)
-            where = f" WHERE EXCLUDED.{column} >= {name}.{column}"
+            conditions.append(f"EXCLUDED.{column} >= {name}.{column}")
+        if self.unless_set is not None:
+            conditions.append(f"{name}.{_quote(self.unless_set)} IS NULL")
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
         # Identifiers come from the table definitions (quoted); values are parameters.
         return (
             f"INSERT INTO {name} ({_names(self.columns)}) SELECT * FROM unnest({arrays}) "  # noqa: S608
@@ -207,6 +213,11 @@ def alert_row(alert: BaseModel) -> dict[str, Any]:
     return result_row(alert, {"alert_kind": "kind"})
 
 
+def label_row(label: AnomalyLabel) -> dict[str, Any]:
+    row = label.model_dump(exclude={"schema_version"})
+    return {**row, "anomaly": label.anomaly.value, "source": label.source.value}
+
+
 READINGS = Merge(Target(tables.readings, left_to_database=("ingested_at",)))
 DEVICES = Target(tables.devices)
 # last_seen is not the sink's: presence changes carry no reading time.
@@ -219,8 +230,20 @@ FORECASTS = Target(tables.forecasts)
 # 24 rows per device and closed hour: COPY, then one upsert (``unnest`` arrays are slower).
 FORECAST_HORIZONS = Merge(Target(tables.forecast_horizons), update=True)
 HEALTH = Target(tables.health)
-# Acknowledging is a person's act through the API: the worker's upserts leave it alone.
-ALERTS = Target(tables.alerts, left_to_database=("acknowledged_at", "acknowledged_by", "note"))
+# Acknowledging and resolving by hand are a person's acts through the API: the worker's upserts
+# leave them alone, and never touch an alert a person resolved (the sink reports those rows, see
+# ALERTS_UPSERT; the worker then opens a new alert if the condition still holds).
+ALERTS = Target(
+    tables.alerts,
+    left_to_database=(
+        "acknowledged_at", "acknowledged_by", "note", "resolved_by", "resolution_note"
+    ),
+    unless_set="resolved_by",
+)  # fmt: skip
+ALERTS_UPSERT = f"{ALERTS.upsert_sql} RETURNING alert_id"
+"""The alerts upsert, answering the ids it wrote: the batch's others were resolved by a person."""
+# A label is the same truth however often the simulator's QoS 1 delivery repeats it.
+LABELS = Target(tables.anomaly_labels, left_to_database=("received_at",))
 
 
 OFFSETS = """

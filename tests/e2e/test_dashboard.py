@@ -43,6 +43,7 @@ DEVICES = {  # id -> (zone, health status, presence)
     "dev-c": ("America/New_York", "red", "offline"),
 }
 Q = timedelta(minutes=15)
+MINUTE = timedelta(minutes=1)
 H = timedelta(hours=1)
 WRITE_KEY = "dashboard-write-key-0123456789"
 
@@ -129,6 +130,14 @@ async def load_fixtures(url: str, now: datetime) -> None:
                  hour - 8 * H, None, None, None),
             ],
         )  # fmt: skip
+        # The ground truth the alerts are scored against: dev-c's meter was stuck then.
+        await conn.execute(
+            'INSERT INTO anomaly_labels (label_id, device_id, anomaly, start, "end",'
+            " first_seq, nominal_kw, source, command_id)"
+            " VALUES ('c1:dev-c', 'dev-c', 'stuck', $1, $2, 0, 2.0, 'schedule', 'c1')",
+            hour - 9 * H,
+            hour - 8 * H - 30 * MINUTE,
+        )
     finally:
         await conn.close()
 
@@ -281,6 +290,26 @@ async def test_the_dashboard_draws_history_health_and_live_events(
             text = await page.text_content("#alert-list li[data-alert='dev-b.silent']") or ""
             assert "acknowledged by Ana: on site" in text
             assert (await page.text_content("#alert-count")) == "1 open"
+            # Resolved by hand, with a note: it leaves the list of alerts that hold.
+            await page.fill("#alert-list li[data-alert='dev-b.silent'] input.ack-note", "fixed")
+            await page.click("#alert-list li[data-alert='dev-b.silent'] button.resolve")
+            await page.wait_for_selector(
+                "#alert-list li[data-alert='dev-b.silent']", state="detached"
+            )
+            assert "dev-b.silent resolved" in (await page.text_content("#alert-status") or "")
+
+            # How good the alerts are: the stuck meter was injected and caught; the others
+            # alerted on devices with no injected anomaly.
+            stuck = "#quality-table tr[data-kind='stuck']"
+            await page.wait_for_selector(stuck)
+            cells = await page.eval_on_selector_all(
+                f"{stuck} td", "cs => cs.map(c => c.textContent)"
+            )
+            assert cells == ["stuck meter", "1", "100% (1/1)", "100% (1/1)"]
+            shift = await page.eval_on_selector_all(
+                "#quality-table tr[data-kind='level_shift'] td", "cs => cs.map(c => c.textContent)"
+            )
+            assert shift == ["level shift", "1", "0% (0/1)", "\u2013 (0/0)"]
 
             await page.wait_for_timeout(1500)  # let the ticker's highlight fade
             await page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
@@ -298,8 +327,16 @@ async def test_the_dashboard_draws_history_health_and_live_events(
     conn = await asyncpg.connect(database)
     try:
         row = await conn.fetchrow(
-            "SELECT acknowledged_by, note FROM alerts WHERE device_id = 'dev-b'"
+            "SELECT acknowledged_by, note, resolved_by, resolution_note, resolved_hour"
+            " FROM alerts WHERE device_id = 'dev-b'"
         )
     finally:
         await conn.close()
-    assert dict(row) == {"acknowledged_by": "Ana", "note": "on site"}
+    assert dict(row) == {
+        "acknowledged_by": "Ana",
+        "note": "on site",
+        "resolved_by": "Ana",
+        "resolution_note": "fixed",
+        "resolved_hour": row["resolved_hour"],
+    }
+    assert row["resolved_hour"] is not None

@@ -5,8 +5,10 @@ launcher gives it (``FirstRun.simulator_values``: history in the past, one plann
 every kind on ``dev-00001`` to ``dev-00004``, the delivery journal, the ground-truth labels).
 Within the budget every device must have a forecast and a coloured health status, as the
 launcher's progress watch reports it; the alerts, scored against the labels
-(:mod:`stream.core.alertscore`), must catch every injected anomaly with the alert kind meant for
-it, and few alerts may be false.
+(:mod:`api.alertscore`), must catch every injected anomaly with the alert kind meant for
+it, and few alerts may be false. The labels also travel the pipeline (MQTT, bridge, Kafka,
+worker) into the database, where the API scores the alerts the same way
+(``GET /api/v1/alerts/quality``).
 """
 
 from __future__ import annotations
@@ -14,15 +16,18 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 
+from api.alertscore import ScoredAlert, score
 from schema.commandline import variables
 from schema.device_messages import AnomalyKind, AnomalyLabel
 from schema.results import AlertFigures
 from simulator.settings import SimulatorSettings
-from stream.core.alertscore import ScoredAlert, score
+from tests.fixtures.api import start_api, wait_until_ready
 from tests.fixtures.bridge import spawn_bridge
 from tests.fixtures.waiting import wait_until_async
 from wattstream.firstrun import FirstRun, Progress, read_progress_async
@@ -34,6 +39,7 @@ pytestmark = pytest.mark.e2e
 BUDGET_S = 120.0
 """From starting the processes to a complete dashboard (the launcher's two minutes include
 the same: the worker loading TensorFlow, the history published and processed)."""
+HOUR = timedelta(hours=1)
 MIN_PRECISION = 0.6
 """Of all alerts over the run, at least this share must be about an injected anomaly
 (``bench/alert_quality.py`` replays larger fleets: see its results)."""
@@ -143,6 +149,28 @@ async def test_history_then_live_completes_the_dashboard_within_the_budget(
     }
     true_alerts = sum(s.true_alerts for s in scores.values())
     assert true_alerts >= MIN_PRECISION * len(alerts), [s.line() for s in scores.values()]
+    # The same scores from the API, the labels having come through the pipeline.
+    api, port = start_api(spawn, services, database, namespace)
+    base = f"http://127.0.0.1:{port}"
+    await wait_until_ready(api, base)
+    window = {"start": start.isoformat(), "end": (datetime.now(UTC) + HOUR).isoformat()}
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+
+        async def served() -> dict[str, Any] | None:
+            answer: dict[str, Any] = (
+                await http.get("/api/v1/alerts/quality", params=window)
+            ).json()
+            return answer if answer["labels"] == len(labels) else None
+
+        quality: dict[str, Any] | None = await wait_until_async(
+            "every label in the database", served, 60, interval_s=1, watched=[api, *processes]
+        )
+    assert quality is not None
+    by_kind = {k["kind"]: k for k in quality["kinds"]}
+    assert {k: (q["recall"], q["injected"]) for k, q in by_kind.items()} == {
+        k: (s.recall, s.injected) for k, s in scores.items()
+    }
+    assert sum(q["true_alerts"] for q in by_kind.values()) >= MIN_PRECISION * len(alerts)
     assert {r["status"] for r in latest} <= {"green", "amber", "red"}
     assert len(latest) == plan.devices
     # The launcher's journal: what `wattstream audit` reads.

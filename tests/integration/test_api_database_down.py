@@ -81,6 +81,7 @@ def test_every_endpoint_answers_503_in_bound_and_recovers(
                 ("POST", "/api/v1/devices/dev-x/commands", {"action": "online"}),
                 ("POST", "/api/v1/admin/models/m/activate", None),
                 ("POST", "/api/v1/alerts/dev-x.residual.1/acknowledge", {"by": "ana"}),
+                ("POST", "/api/v1/alerts/dev-x.residual.1/resolve", {"by": "ana"}),
             ]
             for method, path, body in requests:
                 started = time.monotonic()

@@ -610,6 +610,117 @@ def test_alerts_by_state_and_acknowledged_once(client: TestClient) -> None:
     assert empty.status_code == 422
 
 
+# ------------------------------------------------------------- resolving, alert quality
+ALERT_ROWS = [  # device, kind, opened, last hour (from NOON), resolved hour (None: open)
+    ("dev-1", "stuck", 0, 2, None),  # the injected stuck meter: caught
+    ("dev-1", "residual", 1, 1, 2),  # the same device at the same time: a true alarm
+    ("dev-2", "residual", 5, 5, 6),  # no anomaly there: a false alarm
+    ("dev-3", "level_shift", -48, -47, -46),  # two days before the range: not counted
+]
+NOON = datetime(2026, 5, 4, 12, tzinfo=UTC)
+
+
+@pytest.fixture
+def alerts_client(database: str, services: Services) -> Iterator[TestClient]:
+    async def load() -> None:
+        conn = await asyncpg.connect(database)
+        try:
+            await conn.executemany(
+                "INSERT INTO alerts (device_id, hour_start, kind, severity, message, alert_id,"
+                " last_hour_start, hours, resolved_hour, raised_at)"
+                " VALUES ($1, $2, $3, 'warning', 'm', $1 || '.' || $3, $4, 1, $5, $2)",
+                [
+                    (d, NOON + a * H, kind, NOON + b * H, None if r is None else NOON + r * H)
+                    for d, kind, a, b, r in ALERT_ROWS
+                ],
+            )
+            await conn.executemany(
+                'INSERT INTO anomaly_labels (label_id, device_id, anomaly, start, "end",'
+                " first_seq, nominal_kw, source, command_id)"
+                " VALUES ($1, $2, $3, $4, $5, 0, 2.0, 'schedule', 'c')",
+                [
+                    ("c:dev-1", "dev-1", "stuck", NOON + 10 * Q, NOON + 2 * H),
+                    ("c:dev-4", "dev-4", "dropout", NOON + 3 * H, NOON + 4 * H),  # missed
+                ],
+            )
+        finally:
+            await conn.close()
+
+    asyncio.run(load())
+    settings = settings_for(database, services, f"t{uuid.uuid4().hex[:10]}")
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def test_a_person_resolves_an_alert_once(alerts_client: TestClient) -> None:
+    client, path = alerts_client, "/api/v1/alerts/dev-1.stuck/resolve"
+    body = {"by": "ana", "note": "meter replaced"}
+    assert client.post(path, json=body).status_code == 401  # a write needs a key
+    acked = client.post(
+        "/api/v1/alerts/dev-1.stuck/acknowledge", json={"by": "bo", "note": "on it"},
+        headers={"X-API-Key": KEY},
+    )  # fmt: skip
+    assert acked.json()["state"] == "acknowledged"
+    first = client.post(path, json=body, headers={"X-API-Key": KEY})
+    assert first.status_code == 200, first.text
+    alert = first.json()
+    assert {k: alert[k] for k in ("state", "resolved_by", "resolution_note", "note")} == {
+        "state": "resolved",
+        "resolved_by": "ana",
+        "resolution_note": "meter replaced",
+        "note": "on it",  # the acknowledgement keeps its own note
+    }
+    # As of the end of the last hour its condition held (in the device's zone: UTC here).
+    assert alert["resolved_hour"] == "2026-05-04T15:00:00Z"
+    assert alert["resolved_at"] is not None
+    again = client.post(path, json={"by": "bo"}, headers={"X-API-Key": KEY})
+    assert again.status_code == 409
+    assert again.headers["content-type"] == "application/problem+json"
+    assert "already resolved (by ana)" in again.json()["detail"]
+    cleared = client.post(
+        "/api/v1/alerts/dev-2.residual/resolve", json=body, headers={"X-API-Key": KEY}
+    )
+    assert cleared.status_code == 409  # the worker resolved it: its condition cleared
+    assert "its condition cleared" in cleared.json()["detail"]
+    missing = client.post("/api/v1/alerts/nope/resolve", json=body, headers={"X-API-Key": KEY})
+    assert missing.status_code == 404
+    assert client.post(path, json={"by": ""}, headers={"X-API-Key": KEY}).status_code == 422
+    listed = get(client, "/api/v1/alerts", state="resolved", kind="stuck")["items"]
+    assert [(a["alert_id"], a["resolved_by"]) for a in listed] == [("dev-1.stuck", "ana")]
+
+
+def test_alert_quality_per_kind_against_the_labels(alerts_client: TestClient) -> None:
+    day = {"start": (NOON - 12 * H).isoformat(), "end": (NOON + 12 * H).isoformat()}
+    quality = get(alerts_client, "/api/v1/alerts/quality", **day)
+    assert (quality["labels"], quality["start"], quality["end"]) == (
+        2,
+        "2026-05-04T00:00:00Z",
+        "2026-05-05T00:00:00Z",
+    )
+    assert {k["kind"]: k for k in quality["kinds"]} == {
+        "residual": {"kind": "residual", "alerts": 2, "true_alerts": 1, "injected": 0,
+                     "detected": 0, "precision": 0.5, "recall": None},
+        "silent": {"kind": "silent", "alerts": 0, "true_alerts": 0, "injected": 1,
+                   "detected": 0, "precision": None, "recall": 0.0},
+        "stuck": {"kind": "stuck", "alerts": 1, "true_alerts": 1, "injected": 1,
+                  "detected": 1, "precision": 1.0, "recall": 1.0},
+    }  # fmt: skip
+    # No labels in the range: the alerts are counted, with nothing to score them against.
+    before = {"start": (NOON - 49 * H).isoformat(), "end": (NOON - 40 * H).isoformat()}
+    earlier = get(alerts_client, "/api/v1/alerts/quality", **before)
+    assert earlier["labels"] == 0
+    assert [(k["kind"], k["alerts"], k["precision"]) for k in earlier["kinds"]] == [
+        ("level_shift", 1, None)
+    ]
+    reversed_ = alerts_client.get(
+        "/api/v1/alerts/quality", params={"start": day["end"], "end": day["start"]}
+    )
+    assert reversed_.status_code == 422
+    # Default: the 7 days before now (the fixture's alerts lie long before).
+    recent = get(alerts_client, "/api/v1/alerts/quality")
+    assert recent["kinds"] == [] and recent["labels"] == 0
+
+
 # ---------------------------------------------------------------------- operations, docs, CORS
 def test_openapi_documents_every_endpoint(client: TestClient) -> None:
     paths = get(client, "/openapi.json")["paths"]
@@ -624,6 +735,8 @@ def test_openapi_documents_every_endpoint(client: TestClient) -> None:
         "/api/v1/fleet/summary",
         "/api/v1/alerts",
         "/api/v1/alerts/{alert_id}/acknowledge",
+        "/api/v1/alerts/{alert_id}/resolve",
+        "/api/v1/alerts/quality",
         "/api/v1/admin/models/{model_id}/activate",
         "/api/v1/fleet/forecasts",
         "/api/v1/models",
@@ -633,6 +746,12 @@ def test_openapi_documents_every_endpoint(client: TestClient) -> None:
         "/metrics",
     ]:
         assert path in paths, path
+    resolve = paths["/api/v1/alerts/{alert_id}/resolve"]["post"]
+    assert {"200", "400", "401", "403", "404", "409", "422"} <= resolve["responses"].keys()
+    assert "already resolved" in resolve["responses"]["409"]["description"]
+    problem = resolve["responses"]["409"]["content"]["application/problem+json"]
+    assert problem["schema"] == {"$ref": "#/components/schemas/Problem"}
+    assert {"200", "422"} <= paths["/api/v1/alerts/quality"]["get"]["responses"].keys()
     command = paths["/api/v1/devices/{device_id}/commands"]["post"]
     # Either of the two (a list of requirements: any one suffices).
     assert command["security"] == [{"APIKeyHeader": []}, {"HTTPBearer": []}]

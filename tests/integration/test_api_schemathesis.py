@@ -73,6 +73,7 @@ AS_DEPLOYED: dict[str, Any] = {
 NEEDS: dict[tuple[str, str], Scope] = {
     ("POST", "/api/v1/devices/{device_id}/commands"): Scope.WRITE,
     ("POST", "/api/v1/alerts/{alert_id}/acknowledge"): Scope.WRITE,
+    ("POST", "/api/v1/alerts/{alert_id}/resolve"): Scope.WRITE,
     ("POST", "/api/v1/admin/models/{model_id}/activate"): Scope.ADMIN,
     ("PUT", "/api/v1/tariffs"): Scope.ADMIN,
 }

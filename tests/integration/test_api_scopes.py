@@ -141,13 +141,14 @@ def test_writes_need_write_and_admin_needs_admin(guarded: TestClient) -> None:
     assert [post(command, k, json=body) for k in (WRITE, ADMIN)] == [404, 404]
     activate = "/api/v1/admin/models/no-model/activate"
     assert [post(activate, k) for k in (None, READ, WRITE, ADMIN)] == [401, 403, 403, 404]
-    acknowledge = "/api/v1/alerts/no-alert/acknowledge"
-    assert [post(acknowledge, k, json={"by": "ana"}) for k in (None, READ, WRITE, ADMIN)] == [
-        401,
-        403,
-        404,
-        404,
-    ]
+    for action in ("acknowledge", "resolve"):
+        path = f"/api/v1/alerts/no-alert/{action}"
+        assert [post(path, k, json={"by": "ana"}) for k in (None, READ, WRITE, ADMIN)] == [
+            401,
+            403,
+            404,
+            404,
+        ], action
     detail = guarded.post(activate, headers={"X-API-Key": WRITE}).json()["detail"]
     assert "scope admin" in detail
     assert "scope write" in detail
@@ -240,3 +241,11 @@ def test_bearer_tokens_work_next_to_the_keys(guarded: TestClient) -> None:
     by = {"by": "ana"}
     assert guarded.post(ack.format("dev-other"), json=by, headers=limited).status_code == 403
     assert guarded.post(ack.format("dev-own"), json=by, headers=limited).status_code == 200
+    resolve = "/api/v1/alerts/{}.residual/resolve"
+    assert guarded.post(resolve.format("dev-other"), json=by, headers=limited).status_code == 403
+    assert guarded.post(resolve.format("dev-own"), json=by, headers=limited).status_code == 200
+    # How good the alerts are: scored over the key's devices only.
+    day = {"start": "2026-03-29T00:00:00Z", "end": "2026-03-30T00:00:00Z"}
+    quality = guarded.get("/api/v1/alerts/quality", params=day, headers=limited)
+    assert quality.status_code == 200, quality.text
+    assert [(k["kind"], k["alerts"]) for k in quality.json()["kinds"]] == [("residual", 1)]

@@ -220,6 +220,52 @@ async def test_readings_stored_before_the_storage_migration_are_rolled_up(
         await conn.close()
 
 
+async def test_0010_keeps_alerts_across_upgrade_and_downgrade(database: str) -> None:
+    """Alerts of 0009 gain who resolved them; a downgrade keeps every alert resolved as it was
+    and drops only who, why and the labels."""
+    conn = await asyncpg.connect(database)
+    try:
+        await asyncio.to_thread(migrate.downgrade, database, "0009")
+        await conn.execute(
+            "INSERT INTO alerts (device_id, hour_start, kind, severity, message, alert_id,"
+            " last_hour_start, hours, resolved_hour, resolved_at)"
+            " VALUES ('d1', $1, 'stuck', 'warning', 'm', 'd1.stuck.1', $1, 1, $2, $2)",
+            T0,
+            T0 + timedelta(hours=1),
+        )
+        await asyncio.to_thread(migrate.upgrade, database, "0010")
+        row = await conn.fetchrow("SELECT resolved_by, resolution_note, resolved_hour FROM alerts")
+        assert tuple(row) == (None, None, T0 + timedelta(hours=1))
+        await conn.execute("UPDATE alerts SET resolved_by = 'ana', resolution_note = 'fixed'")
+        await conn.execute(
+            'INSERT INTO anomaly_labels (label_id, device_id, anomaly, start, "end",'
+            " first_seq, nominal_kw, source, command_id)"
+            " VALUES ('c:d1', 'd1', 'stuck', $1, $2, 0, 1.0, 'schedule', 'c')",
+            T0,
+            T0 + timedelta(hours=1),
+        )
+        with pytest.raises(asyncpg.CheckViolationError):
+            await conn.execute(
+                'INSERT INTO anomaly_labels (label_id, device_id, anomaly, start, "end",'
+                " first_seq, nominal_kw, source, command_id)"
+                " VALUES ('x', 'd1', 'meteor', $1, $1, 0, 1.0, 'schedule', 'c')",
+                T0,
+            )
+        await asyncio.to_thread(migrate.downgrade, database, "0009")
+        columns = {
+            r["column_name"]
+            for r in await conn.fetch(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'alerts'"
+            )
+        }
+        assert not {"resolved_by", "resolution_note"} & columns
+        assert await conn.fetchval("SELECT to_regclass('anomaly_labels')") is None
+        row = await conn.fetchrow("SELECT alert_id, resolved_hour FROM alerts")
+        assert tuple(row) == ("d1.stuck.1", T0 + timedelta(hours=1))
+    finally:
+        await conn.close()
+
+
 async def test_rollups_have_the_same_columns_in_every_mode(storage_database: str) -> None:
     conn = await asyncpg.connect(storage_database)
     try:

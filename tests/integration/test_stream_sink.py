@@ -11,7 +11,15 @@ import asyncpg
 import pytest
 
 from schema import tables
-from schema.device_messages import DeviceBirth, DeviceStatus, Location, Presence
+from schema.device_messages import (
+    AnomalyKind,
+    AnomalyLabel,
+    DeviceBirth,
+    DeviceStatus,
+    LabelSource,
+    Location,
+    Presence,
+)
 from schema.results import Alert, Forecast, Health, HourlyAggregate
 from schema.wire import Energy, Power, Production, Reading
 from stream.core.horizon_records import HorizonRow
@@ -183,6 +191,53 @@ async def test_an_alert_update_keeps_its_acknowledgement(sink: ResultSink, datab
         await conn.close()
 
 
+async def test_an_alert_a_person_resolved_is_never_written_again(
+    sink: ResultSink, database: str
+) -> None:
+    assert await sink.write(batch()) == frozenset()
+    conn = await asyncpg.connect(database)
+    try:
+        await conn.execute(
+            "UPDATE alerts SET resolved_hour = $1, resolved_at = $1, resolved_by = 'ana',"
+            " resolution_note = 'replaced the meter'",
+            H + timedelta(hours=1),
+        )
+        before = dict(await conn.fetchrow("SELECT * FROM alerts"))
+        held = batch()
+        (alert,) = held.alerts
+        later = H + timedelta(hours=1)
+        held.alerts = [
+            alert.model_copy(update={"hours": 2, "last_hour_start": later, "updated_at": later}),
+            alert.model_copy(update={"alert_id": "d2.stuck.0", "device_id": "d2"}),
+        ]
+        # The worker still sees the condition: its update is left out, and reported.
+        assert await sink.write(held) == {alert.alert_id}
+        assert dict(await conn.fetchrow("SELECT * FROM alerts WHERE device_id = 'd1'")) == before
+        assert await conn.fetchval("SELECT count(*) FROM alerts WHERE device_id = 'd2'") == 1
+        # Resolving by itself does not undo the person's resolution either.
+        cleared = alert.model_copy(update={"resolved_hour": later, "resolved_at": later})
+        assert await sink.write(SinkBatch(alerts=[cleared])) == {alert.alert_id}
+        assert dict(await conn.fetchrow("SELECT * FROM alerts WHERE device_id = 'd1'")) == before
+    finally:
+        await conn.close()
+
+
+async def test_a_label_delivered_twice_is_one_row(sink: ResultSink, database: str) -> None:
+    label = AnomalyLabel(
+        label_id="c1:d1", device_id="d1", anomaly=AnomalyKind.STUCK, start=H,
+        end=H + timedelta(hours=1), first_seq=3, nominal_kw=2.0, source=LabelSource.SCHEDULE,
+        command_id="c1",
+    )  # fmt: skip
+    await sink.write(SinkBatch(labels=[label, label]))  # QoS 1 redelivers; a batch may hold both
+    await sink.write(SinkBatch(labels=[label]))
+    conn = await asyncpg.connect(database)
+    try:
+        rows = await conn.fetch("SELECT label_id, anomaly, start FROM anomaly_labels")
+    finally:
+        await conn.close()
+    assert [tuple(r) for r in rows] == [("c1:d1", "stuck", H)]
+
+
 # ----------------------------------------------------------------------------- round trip
 def distinct_batch() -> SinkBatch:
     """One row per table the sink writes, every value distinct from the others of its type and
@@ -244,6 +299,12 @@ def distinct_batch() -> SinkBatch:
                   updated_at=t + timedelta(hours=8, minutes=1),
                   resolved_hour=t + timedelta(hours=8), resolved_at=t + timedelta(hours=9))
         ],
+        labels=[
+            AnomalyLabel(label_id="cmd-9:l1", device_id="l1", anomaly=AnomalyKind.DRIFT,
+                         start=(t + timedelta(minutes=20)).astimezone(BERLIN),
+                         end=t + timedelta(hours=2, minutes=20), first_seq=41, magnitude=1.5,
+                         nominal_kw=3.25, source=LabelSource.COMMAND, command_id="cmd-9")
+        ],
         offsets={("readings", 5): 1234},
     )  # fmt: skip
 
@@ -252,12 +313,13 @@ def expected_rows(batch: SinkBatch) -> dict[str, dict[str, object]]:
     """What each table must hold, written out here by hand from the records (not with the
     sink's own mapping, which is what is under test); ``...`` = filled in by the database."""
     (reading,), (birth,), ((status, changed_at),) = batch.readings, batch.births, batch.statuses
-    (hour,), (forecast,), (horizon,), (health,), (alert,) = (
+    (hour,), (forecast,), (horizon,), (health,), (alert,), (label,) = (
         batch.hourly,
         batch.forecasts,
         batch.horizons,
         batch.health,
         batch.alerts,
+        batch.labels,
     )
     envelope = {"schema_version", "kind"}
     return {
@@ -283,7 +345,14 @@ def expected_rows(batch: SinkBatch) -> dict[str, dict[str, object]]:
         "forecast_horizons": horizon._asdict(),
         "health": health.model_dump(exclude=envelope),
         "alerts": {"kind": alert.alert_kind, **alert.model_dump(exclude={*envelope, "alert_kind"}),
-                   "acknowledged_at": None, "acknowledged_by": None, "note": None},
+                   "acknowledged_at": None, "acknowledged_by": None, "note": None,
+                   "resolved_by": None, "resolution_note": None},
+        "anomaly_labels": {
+            "label_id": label.label_id, "device_id": label.device_id, "anomaly": "drift",
+            "start": label.start, "end": label.end, "first_seq": label.first_seq,
+            "magnitude": label.magnitude, "nominal_kw": label.nominal_kw, "source": "command",
+            "command_id": label.command_id, "received_at": ...,
+        },
         "stream_offsets": {
             "group_id": "g1", "topic": "readings", "partition": 5, "next_offset": 1234,
             "updated_at": ...,

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import CheckConstraint, Index
 
 from schema import storage, tables
+from schema.device_messages import AnomalyKind, AnomalyLabel, LabelSource
 
 pytestmark = pytest.mark.unit
 
@@ -67,8 +68,16 @@ CONTRACT = {
             "device_id", "hour_start", "kind", "severity", "residual_kwh", "sigma", "z",
             "message", "raised_at", "alert_id", "last_hour_start", "hours", "updated_at",
             "resolved_hour", "resolved_at", "acknowledged_at", "acknowledged_by", "note",
+            "resolved_by", "resolution_note",
         ],
         ["device_id", "hour_start", "kind"],
+    ),
+    "anomaly_labels": (
+        [
+            "label_id", "device_id", "anomaly", "start", "end", "first_seq", "magnitude",
+            "nominal_kw", "source", "command_id", "received_at",
+        ],
+        ["label_id"],
     ),
     "models": (
         ["model_id", "created_at", "metrics", "card", "active", "activated_at"],
@@ -98,6 +107,14 @@ def test_metadata_holds_exactly_the_contracted_tables() -> None:
     assert set(tables.metadata.tables) == set(CONTRACT)
 
 
+def test_label_columns_follow_the_label_contract() -> None:
+    """Every field of the wire label has its column, and the checked values are the enums'."""
+    fields = set(AnomalyLabel.model_fields) - {"schema_version"}
+    assert fields <= {c.name for c in tables.anomaly_labels.columns}
+    assert set(tables.ANOMALY_KINDS) == {k.value for k in AnomalyKind}
+    assert set(tables.LABEL_SOURCES) == {s.value for s in LabelSource}
+
+
 def test_every_timestamp_is_timezone_aware() -> None:
     for table in tables.metadata.tables.values():
         for column in table.columns:
@@ -112,6 +129,8 @@ def test_every_timestamp_is_timezone_aware() -> None:
         ("health", tables.HEALTH_STATUSES),
         ("alerts", tables.ALERT_SEVERITIES),
         ("alerts", tables.ALERT_KINDS),
+        ("anomaly_labels", tables.ANOMALY_KINDS),
+        ("anomaly_labels", tables.LABEL_SOURCES),
     ],
 )
 def test_enumerated_columns_are_checked(table: str, values: tuple[str, ...]) -> None:

@@ -38,6 +38,7 @@ def test_namespaces_keep_tests_apart() -> None:
         "t1.readings.dlq",
         "t1.device-status",
         "t1.device-birth",
+        "t1.anomaly-labels",
         "t1.readings.late",
         "t1.hourly",
         "t1.forecasts",
@@ -51,3 +52,6 @@ def test_partition_counts() -> None:
     assert specs["readings"].partitions == READINGS_PARTITIONS
     assert specs["device-status"].compacted
     assert not specs["readings"].compacted
+    # Co-partitioned with the worker's other sources (Faust's table needs it); every label kept.
+    assert specs["anomaly-labels"].partitions == READINGS_PARTITIONS
+    assert not specs["anomaly-labels"].compacted

@@ -1,4 +1,4 @@
-"""Alert detectors, the alert lifecycle and their scoring against injected anomalies: pure."""
+"""Alert detectors and the alert lifecycle: pure."""
 
 from __future__ import annotations
 
@@ -8,18 +8,17 @@ from typing import get_args
 import pytest
 
 from schema import results, tables
-from schema.device_messages import AnomalyKind, AnomalyLabel, LabelSource
 from schema.results import Alert
 from stream.core import alerts
 from stream.core.alerts import (
     Detection,
     Silence,
     advance,
+    after_manual_resolution,
     confirmed_silence,
     detect,
     quiet,
 )
-from stream.core.alertscore import ScoredAlert, score
 from stream.core.health import ScoredHour
 from stream.core.hourclose import DeviceState, on_closed
 from stream.core.windowing import ClosedHour, DeviceWindows, HourWindow
@@ -180,37 +179,30 @@ def test_an_alert_opens_stays_open_while_it_holds_and_resolves_when_it_clears() 
     assert reopened[0].alert_id != opened[0].alert_id and reopened[0].resolved_hour is None
 
 
+def test_an_alert_a_person_resolved_while_it_held_continues_as_a_new_one() -> None:
+    state: dict[str, Alert] = {}
+    now = T0 + 10 * H
+    (first,) = advance("d1", state, T0, [detection("critical")], now=now)
+    (held,) = advance("d1", state, T0 + H, [detection()], now=now + H)
+    # The sink found `first` resolved by a person when it wrote `held` (the same alert).
+    (new,) = after_manual_resolution(state, {first.alert_id, "other.stuck.0"}, now=now + H)
+    assert new.alert_id == f"d1.residual.{int((T0 + H).timestamp())}" != first.alert_id
+    assert (new.hour_start, new.last_hour_start, new.hours) == (T0 + H, T0 + H, 1)
+    assert (new.severity, new.message, new.raised_at) == ("critical", held.message, now + H)
+    assert state == {"residual": new}  # the lifecycle goes on with the new alert
+    (more,) = advance("d1", state, T0 + 2 * H, [detection()], now=now + 2 * H)
+    assert (more.alert_id, more.hours) == (new.alert_id, 2)
+    assert after_manual_resolution(state, {first.alert_id}, now=now) == []  # not again
+
+
+def test_an_alert_resolved_in_the_hour_it_opened_is_only_dropped() -> None:
+    state: dict[str, Alert] = {}
+    (first,) = advance("d1", state, T0, [detection()], now=T0 + H)
+    assert after_manual_resolution(state, {first.alert_id}, now=T0 + H) == []
+    assert state == {}
+    (next_hour,) = advance("d1", state, T0 + H, [detection()], now=T0 + 2 * H)
+    assert next_hour.alert_id != first.alert_id and next_hour.hours == 1
+
+
 def test_kinds_agree_with_the_contract_and_the_table() -> None:
     assert set(get_args(results.AlertKind)) == set(tables.ALERT_KINDS)
-
-
-def label(device: str, kind: AnomalyKind, start: datetime, hours: int = 1) -> AnomalyLabel:
-    return AnomalyLabel(
-        label_id=f"{device}:{kind}",
-        device_id=device,
-        anomaly=kind,
-        start=start,
-        end=start + hours * H,
-        first_seq=0,
-        nominal_kw=1.0,
-        source=LabelSource.SCHEDULE,
-        command_id="c",
-    )
-
-
-def test_precision_and_recall_per_kind() -> None:
-    labels = [
-        label("d1", AnomalyKind.SPIKE, T0 + 30 * H),
-        label("d2", AnomalyKind.DROPOUT, T0 + 30 * H, 2),
-    ]
-    found = [
-        ScoredAlert("d1", "residual", T0 + 30 * H, T0 + 31 * H),  # the spike
-        ScoredAlert("d1", "level_shift", T0 + 32 * H, T0 + 33 * H),  # its aftermath: true
-        ScoredAlert("d3", "residual", T0 + 30 * H, T0 + 31 * H),  # another device: false
-        ScoredAlert("d1", "residual", T0 + 40 * H, T0 + 41 * H),  # much later: false
-    ]
-    scores = score(found, labels)
-    assert scores["residual"].precision == pytest.approx(1 / 3)
-    assert scores["residual"].recall == 1.0
-    assert scores["level_shift"].precision == 1.0 and scores["level_shift"].recall is None
-    assert scores["silent"].recall == 0.0 and scores["silent"].precision is None

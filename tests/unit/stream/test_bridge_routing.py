@@ -7,11 +7,11 @@ import base64
 import hashlib
 import json
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from schema.device_messages import Presence
+from schema.device_messages import AnomalyKind, AnomalyLabel, LabelSource, Presence
 from schema.topics import KafkaTopics, MqttTopics
 from schema.wire import REASONS
 from stream.bridge.routing import UNKNOWN_TOPIC, Router
@@ -111,12 +111,48 @@ def test_a_topic_that_is_no_device_message_is_dead_lettered(topic: str) -> None:
 
 
 def test_subscriptions_plain_and_shared() -> None:
-    assert Router(NS).subscriptions == [MQTT.all_readings, MQTT.all_status, MQTT.all_birth]
+    filters = [MQTT.all_readings, MQTT.all_status, MQTT.all_birth, MQTT.labels]
+    assert Router(NS).subscriptions == filters
     assert Router(NS, shared_group="bridges").subscriptions == [
-        f"$share/bridges/{MQTT.all_readings}",
-        f"$share/bridges/{MQTT.all_status}",
-        f"$share/bridges/{MQTT.all_birth}",
+        f"$share/bridges/{f}" for f in filters
     ]
+
+
+def anomaly_label(device_id: str = "dev-3") -> AnomalyLabel:
+    return AnomalyLabel(
+        label_id=f"c1:{device_id}",
+        device_id=device_id,
+        anomaly=AnomalyKind.STUCK,
+        start=AT,
+        end=AT + timedelta(hours=1),
+        first_seq=12,
+        nominal_kw=2.0,
+        source=LabelSource.SCHEDULE,
+        command_id="c1",
+    )
+
+
+def test_a_label_goes_to_its_topic_keyed_by_the_device_it_is_about() -> None:
+    payload = anomaly_label().model_dump_json().encode()
+    record = Router(NS).route(MQTT.labels, payload, at=AT)
+    assert (record.topic, record.key, record.value, record.kind, record.reason) == (
+        KAFKA.anomaly_labels,
+        b"dev-3",
+        payload,
+        "label",
+        None,
+    )
+
+
+def test_an_invalid_label_is_dead_lettered() -> None:
+    payload = anomaly_label().model_dump_json().replace('"stuck"', '"meteor"').encode()
+    record = Router(NS).route(MQTT.labels, payload, at=AT)
+    assert (record.topic, record.kind, record.key) == (
+        KAFKA.readings_dlq,
+        "label",
+        MQTT.labels.encode(),
+    )
+    assert json.loads(record.value)["mqtt_topic"] == MQTT.labels
 
 
 def test_the_default_namespace_routes_the_documented_names() -> None:

@@ -46,7 +46,7 @@ class TableSink:
     async def stored_offsets(self) -> dict[tuple[str, int], int]:
         return dict(self.offsets)
 
-    async def write(self, batch: SinkBatch) -> None:
+    async def write(self, batch: SinkBatch) -> frozenset[str]:
         if self.fail_next:
             self.fail_next = False
             raise ConnectionError("database went away")
@@ -60,6 +60,7 @@ class TableSink:
             self.forecasts[(f.device_id, f.hour_start, f.model_id)] = f.predicted_kwh
         for x in batch.health:
             self.health[(x.device_id, x.hour_start)] = x
+        return frozenset()
 
 
 class Persistence:
@@ -377,9 +378,9 @@ async def test_a_multi_horizon_model_writes_trajectories_and_days_at_local_midni
     written: list[SinkBatch] = []
 
     class Recording(TableSink):
-        async def write(self, batch: SinkBatch) -> None:
+        async def write(self, batch: SinkBatch) -> frozenset[str]:
             written.append(batch)
-            await super().write(batch)
+            return await super().write(batch)
 
     sink, model = Recording(), SeasonalTrajectory()
     processor = EventProcessor(

@@ -9,7 +9,7 @@ import pytest
 from pydantic import BaseModel
 
 from schema import tables
-from schema.device_messages import DeviceBirth, DeviceStatus, Location, Presence
+from schema.device_messages import AnomalyLabel, DeviceBirth, DeviceStatus, Location, Presence
 from schema.results import Alert, Forecast, Health, HourlyAggregate
 from schema.wire import Energy, Power, Reading
 from stream.core.horizon_records import HorizonRow
@@ -57,10 +57,23 @@ def test_readings_births_and_statuses_fill_exactly_their_columns() -> None:
     assert set(statements.reading_row(reading)) == set(statements.READINGS.target.columns)
     assert set(statements.device_row(birth)) == set(statements.DEVICES.columns)
     assert set(statements.status_row(status)) == set(statements.DEVICE_STATUS.columns)
+    label = AnomalyLabel.model_validate(
+        {"label_id": "c:d1", "device_id": "d1", "anomaly": "dropout", "start": T, "end": T,
+         "first_seq": 0, "nominal_kw": 1.0, "source": "schedule", "command_id": "c"}
+    )  # fmt: skip
+    row = statements.label_row(label)
+    assert set(row) == set(statements.LABELS.columns)
+    assert set(row) | set(statements.LABELS.left_to_database) == set(tables.anomaly_labels.c.keys())
+    assert (type(row["anomaly"]), type(row["source"])) == (str, str)  # plain text for asyncpg
 
 
 def test_columns_left_to_the_database_have_a_default_or_may_be_null() -> None:
-    targets = [statements.READINGS.target, statements.DEVICES, statements.DEVICE_STATUS]
+    targets = [
+        statements.READINGS.target,
+        statements.DEVICES,
+        statements.DEVICE_STATUS,
+        statements.LABELS,
+    ]
     for target in targets + [t for t, _ in RESULTS]:
         for name in target.left_to_database:
             column = target.table.columns[name]
@@ -79,6 +92,16 @@ def test_upserts_are_keyed_and_typed_by_the_table() -> None:
     assert "ingested_at" not in statements.READINGS.merge_sql
     with pytest.raises(ValueError, match=r"hourly has no columns \['nope'\]"):
         Target(tables.hourly, not_older_by="nope")
+    with pytest.raises(ValueError, match=r"alerts has no columns \['nope'\]"):
+        Target(tables.alerts, unless_set="nope")
+
+
+def test_the_worker_never_rewrites_an_alert_a_person_resolved() -> None:
+    sql = statements.ALERTS_UPSERT
+    assert sql.endswith("WHERE alerts.resolved_by IS NULL RETURNING alert_id")
+    written = set(statements.ALERTS.columns)
+    assert not {"resolved_by", "resolution_note", "acknowledged_by", "note"} & written
+    assert {"resolved_hour", "resolved_at"} <= written  # the worker's own resolution
 
 
 def test_an_upsert_keeps_the_last_row_per_key_and_a_merge_keeps_them_all() -> None:

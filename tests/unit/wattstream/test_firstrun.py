@@ -75,6 +75,7 @@ def test_the_simulator_reads_the_plan_back_as_its_settings(
         monkeypatch.setenv(key, value)
     settings = SimulatorSettings()
     assert settings.journal_file == tmp_path / "journal.jsonl"
+    assert settings.labels_topic  # the ground truth also goes to the pipeline (alert quality)
     sim = make_plan(settings, now=NOW)
     assert (len(sim.fleet), sim.interval_s, sim.start) == (3, 900, plan.start(NOW))
     assert sim.scenarios == (Scenario.DUPLICATES,)

@@ -12,7 +12,9 @@ anomalous history is off for a while after it).
 * **recall** of an anomaly kind: the share of its labels matched by an alert of the expected
   kind.
 
-Both are ``None`` when there is nothing to divide by.
+Both are ``None`` when there is nothing to divide by. ``GET /api/v1/alerts/quality`` serves
+these scores from the stored alerts and labels; ``bench/alert_quality.py`` and the first-run e2e
+test use them too.
 """
 
 from __future__ import annotations
@@ -47,8 +49,22 @@ class ScoredAlert:
 
     @classmethod
     def of(cls, alert: AlertFigures, kind: str) -> ScoredAlert:
-        end = alert.resolved_hour or alert.last_hour_start + HOUR
-        return cls(alert.device_id, kind, alert.hour_start, end)
+        return cls.spanning(
+            alert.device_id, kind, alert.hour_start, alert.last_hour_start, alert.resolved_hour
+        )
+
+    @classmethod
+    def spanning(
+        cls,
+        device_id: str,
+        kind: str,
+        hour_start: datetime,
+        last_hour_start: datetime,
+        resolved_hour: datetime | None,
+    ) -> ScoredAlert:
+        """An alert from the hour it opened until the hour it resolved (or its last hour's
+        end while open)."""
+        return cls(device_id, kind, hour_start, resolved_hour or last_hour_start + HOUR)
 
 
 @dataclass(frozen=True, slots=True)
