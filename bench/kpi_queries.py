@@ -35,18 +35,8 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from api.kpi import queries, segments
-from api.kpi.figures import (
-    Demand,
-    Kpis,
-    Priced,
-    Quarter,
-    Span,
-    Totals,
-    Window,
-    compute,
-    compute_totals,
-)
+from api.kpi import figures, queries, segments
+from api.kpi.figures import Kpis, Span, Window, compute, compute_totals
 from api.kpi.tariffs import Band, Tariff, TariffBook
 from schema import storage
 from wattstream import localcluster, migrate
@@ -107,9 +97,19 @@ FROM q WHERE tz <> $5::text
 """
 
 
+TOTALS = [
+    "energy_kwh",
+    "cost",
+    "carbon_kg",
+    "quarters",
+    "production_units",
+    "production_energy_kwh",
+]
+
+
 async def previous_device_figures(
     conn: asyncpg.Connection, window: Window, device_id: str, site: queries.Site
-) -> Priced:
+) -> figures.Priced:
     tariff, region = BOOK.choice(device_id, site.location)
     tables = segments.price_tables(
         BOOK.tariffs[tariff], BOOK.regions[region], site.tz, window.first, window.last
@@ -125,20 +125,19 @@ async def previous_device_figures(
         tables.rates,
         tables.intensities,
     )
-    totals = Totals(0.0, 0.0, 0.0, 0, None, None)
-    others: list[Quarter] = []
+    totals = figures.Totals(0.0, 0.0, 0.0, 0, None, None)
+    others: list[figures.Quarter] = []
     peak_kw = peak_at = mean_kw = None
     for row in rows:
         if row["part"] == "total" and row["quarters"]:
-            totals = Totals(*(row[k] for k in ("energy_kwh", "cost", "carbon_kg", "quarters")),
-                            row["production_units"], row["production_energy_kwh"])  # fmt: skip
+            totals = figures.Totals(*(row[k] for k in TOTALS))
         elif row["part"] == "peak":
             peak_kw, peak_at = row["power_kw"], row["bucket"]
         elif row["part"] == "mean":
             mean_kw = row["power_kw"]
         elif row["part"] == "other":
             others.append(queries.quarter_of(row, tariff, region, power="power_kw"))
-    return Priced(totals, tariff, others, Demand(peak_kw, peak_at, mean_kw))
+    return figures.Priced(totals, tariff, others, figures.Demand(peak_kw, peak_at, mean_kw))
 
 
 RAW_DEVICE_QUARTERS = """
