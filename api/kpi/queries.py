@@ -65,13 +65,14 @@ async def device_site(conn: asyncpg.Connection, device_id: str) -> Site | None:
 
 # A device's quarters, priced by the database in one pass and one row. One index range scan
 # of the rollup over the window; each quarter finds its segment among the starts $2 (ends $3;
-# api.kpi.segments) and, from the segment's UTC offset ($4), its local quarter of the week
-# (epoch + offset) % 604800 / 900, whose rate and intensity the packed tables give ($7: 672
-# one-byte indexes into the rates $6 a segment; $9: 96 into the intensities $8). Peak demand is
-# the largest (power, -epoch) pair: the earliest of equal peaks, with no sort and no second
-# scan. Quarters reported from another zone than the device's ($5, a device that moved) are
-# only counted here; OTHER_QUARTERS reads them when there are any. Each layer is fenced
-# (OFFSET 0) so that its columns are computed once a row, not once a use (a third of the time).
+# api.kpi.segments) and, from the segment's UTC offset plus a week ($4: never negative), its
+# local quarter of the week (epoch + shift) % 604800 / 900, whose rate and intensity the packed
+# tables give ($7: 672 one-byte indexes into the rates $6 a segment; $9: 96 into the
+# intensities $8). Peak demand is the largest (power, -epoch) pair: the earliest of equal
+# peaks, with no sort and no second scan. Quarters reported from another zone than the
+# device's ($5, a device that moved) are only counted here; OTHER_QUARTERS reads them when
+# there are any. Each layer is fenced (OFFSET 0) so that its columns are computed once a row,
+# not once a use (a third of the time).
 DEVICE_FIGURES = """
 SELECT count(*) FILTER (WHERE own) AS quarters,
        sum(energy_kwh) FILTER (WHERE own) AS energy_kwh,
@@ -125,7 +126,7 @@ async def device_figures(
         device_id,
         tables.starts,
         tables.ends,
-        tables.offsets,
+        tables.shifts,
         site.tz,
         tables.rate_palette,
         tables.rates,

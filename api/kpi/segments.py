@@ -83,6 +83,7 @@ def cuts(tz: str, region_tz: str | None, first: datetime, last: datetime) -> tup
 
 QUARTERS_PER_DAY = 96
 QUARTERS_PER_WEEK = 7 * QUARTERS_PER_DAY
+WEEK_S = 604_800
 EPOCH_WEEKDAY = 3
 """1970-01-01 was a Thursday (Monday = 0): local quarter of the week 0 starts on a Thursday."""
 
@@ -156,7 +157,9 @@ def price_tables(
 class PackedTables:
     """:class:`PriceTables` as the device KPI statement takes them: cheap to send (a month's
     ~2,000 entries as ~2 KB of ``bytea``, not ~2,000 floats to encode one by one). Segment
-    ``k`` (from 1) covers ``[starts[k-1], ends[k-1])`` at UTC offset ``offsets[k-1]``; the
+    ``k`` (from 1) covers ``[starts[k-1], ends[k-1])`` at UTC offset ``shifts[k-1]`` minus a
+    week (so that ``epoch + shift`` is never negative, even for an instant of 1 January 1970
+    in a zone behind UTC: SQL's ``%`` keeps the sign of the dividend); the
     rate of its local quarter of the week ``q`` is ``rate_palette[rates[(k-1) * 672 + q]]``
     and the intensity of its local quarter of the day ``d`` is
     ``intensity_palette[intensities[(k-1) * 96 + d]]`` (one byte an entry: an index into the
@@ -164,7 +167,7 @@ class PackedTables:
 
     starts: tuple[datetime, ...]
     ends: tuple[datetime, ...]
-    offsets: tuple[int, ...]
+    shifts: tuple[int, ...]
     rate_palette: tuple[float, ...]
     rates: bytes
     intensity_palette: tuple[float, ...]
@@ -191,4 +194,5 @@ def packed_tables(
     intensities = _palette(tables.intensities)
     if rates is None or intensities is None:
         return None
-    return PackedTables(tables.cuts, (*tables.cuts[1:], last), tables.offsets, *rates, *intensities)
+    shifts = tuple(offset + WEEK_S for offset in tables.offsets)
+    return PackedTables(tables.cuts, (*tables.cuts[1:], last), shifts, *rates, *intensities)

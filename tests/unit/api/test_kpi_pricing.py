@@ -96,7 +96,7 @@ def priced_as_the_statement_prices(
             continue
         segment = bisect.bisect_right(tables.starts, row.bucket) - 1
         assert row.bucket < tables.ends[segment]
-        quarter = (int(row.bucket.timestamp()) + tables.offsets[segment]) % 604_800 // 900
+        quarter = (int(row.bucket.timestamp()) + tables.shifts[segment]) % 604_800 // 900
         rate = tables.rate_palette[tables.rates[segment * 672 + quarter]]
         intensity = tables.intensity_palette[tables.intensities[segment * 96 + quarter % 96]]
         energy += row.energy_kwh
@@ -175,6 +175,7 @@ def test_packed_tables_index_the_same_prices() -> None:
     assert packed is not None
     assert packed.starts == tables.cuts
     assert packed.ends == (*tables.cuts[1:], last)
+    assert packed.shifts == tuple(offset + 604_800 for offset in tables.offsets)
     assert tuple(packed.rate_palette[k] for k in packed.rates) == tables.rates
     assert tuple(packed.intensity_palette[k] for k in packed.intensities) == tables.intensities
     assert packed.rate_palette == (0.04, 0.12, 0.30)  # weekend nights, base, April mornings
