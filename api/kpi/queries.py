@@ -236,8 +236,11 @@ def statement(
 
     Per device (found by a loose index scan; then its zone, group, tariff and region, and the
     bounds of the window in its zone, computed once), its quarters by primary-key range: no
-    scan of the whole rollup, no zone conversion per row. ``source="raw"``: the same over raw
-    readings, for checks and benchmarks only (the API never reads raw readings for KPIs).
+    scan of the whole rollup, no zone conversion per row. The quarters are summed per (bucket,
+    zone) and a small number standing for the device's (group, tariff, region), whose names
+    join back after the sums: hashing three texts a quarter cost a third of the statement.
+    ``source="raw"``: the same over raw readings, for checks and benchmarks only (the API never
+    reads raw readings for KPIs).
     """
     parts = _SOURCES[source]
     if own_zone:
@@ -266,20 +269,24 @@ fleet AS (
     LEFT JOIN own ON own.device_id = i.device_id
     LEFT JOIN site ON site.location_name = d.location_name
 ),
-picked AS (
-    SELECT f.grp, f.device_id, r.tz, f.tariff, f.region, r.bucket, r.energy_kwh, r.power_mean_kw,
-           r.production_units
-    FROM fleet AS f
+keyed AS (
+    SELECT f.*, dense_rank() OVER (ORDER BY f.grp, f.tariff, f.region) AS k FROM fleet AS f
+),
+summed AS (
+    SELECT f.k, r.bucket, r.tz, sum(r.energy_kwh) AS energy_kwh,
+           sum(r.power_mean_kw) AS power_kw, count(*) AS devices,
+           sum(r.production_units) AS production_units,
+           sum(r.energy_kwh) FILTER (WHERE r.production_units IS NOT NULL)
+               AS production_energy_kwh
+    FROM keyed AS f
     JOIN {parts["quarters"]} AS r
       ON r.device_id = f.device_id AND r.bucket >= f.lo AND r.bucket < f.hi
      AND r.bucket >= $1::timestamptz AND r.bucket < $2::timestamptz
+    GROUP BY f.k, r.bucket, r.tz
 )
-SELECT grp, bucket, tz, tariff, region, sum(energy_kwh) AS energy_kwh,
-       sum(power_mean_kw) AS power_kw, count(*) AS devices,
-       sum(production_units) AS production_units,
-       sum(energy_kwh) FILTER (WHERE production_units IS NOT NULL) AS production_energy_kwh
-FROM picked
-GROUP BY grp, bucket, tz, tariff, region
+SELECT keys.grp, s.bucket, s.tz, keys.tariff, keys.region, s.energy_kwh, s.power_kw, s.devices,
+       s.production_units, s.production_energy_kwh
+FROM summed AS s JOIN (SELECT DISTINCT k, grp, tariff, region FROM keyed) AS keys USING (k)
 UNION ALL
 SELECT grp, NULL, tz, NULL, NULL, NULL, NULL, count(*), NULL, NULL
 FROM fleet AS f
