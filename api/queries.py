@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 
+from api.errors import NotFound
 from schema.results import HealthFigures
 
 Row = dict[str, Any]
@@ -46,6 +47,16 @@ LIMIT 1
 async def device_zone(conn: asyncpg.Connection, device_id: str) -> str | None:
     """The device's IANA zone (birth message, else latest reading); ``None``: unknown device."""
     tz: str | None = await conn.fetchval(DEVICE_ZONE, device_id)
+    return tz
+
+
+async def known_device_zone(conn: asyncpg.Connection, device_id: str) -> str:
+    """The device's zone, as :func:`device_zone`; :class:`~api.errors.NotFound` (a 404) for a
+    device that has sent no birth and no reading. Every per-device route that needs the device
+    to exist asks this."""
+    tz = await device_zone(conn, device_id)
+    if tz is None:
+        raise NotFound(f"no device {device_id!r}")
     return tz
 
 

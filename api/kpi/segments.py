@@ -7,8 +7,11 @@ carbon profile's own zone), so a 15-minute bucket's local month, weekday, hour a
 integer arithmetic: local quarter of the week = ``(epoch + offset) % 604800 // 900``. A month
 is one to three segments; :func:`price_tables` gives, per segment, the offset, the rate of each
 local quarter of the week and the intensity of each local quarter of the day, and the device KPI
-statement (:data:`api.kpi.queries.DEVICE_KPIS`) looks them up per quarter and returns totals,
-converting nothing to local time and sending back one row instead of ~3,000.
+statement (:data:`api.kpi.queries.DEVICE_FIGURES`) looks them up per quarter and returns totals,
+converting nothing to local time and sending back one row instead of ~3,000. It receives them
+packed (:func:`packed_tables`): the few distinct prices once, and each table entry as a
+one-byte index into them, so a month's ~2,000 entries travel as ~2 KB of ``bytea`` that cost
+nothing to encode, not as ~2,000 floats.
 """
 
 from __future__ import annotations
@@ -80,6 +83,7 @@ def cuts(tz: str, region_tz: str | None, first: datetime, last: datetime) -> tup
 
 QUARTERS_PER_DAY = 96
 QUARTERS_PER_WEEK = 7 * QUARTERS_PER_DAY
+WEEK_S = 604_800
 EPOCH_WEEKDAY = 3
 """1970-01-01 was a Thursday (Monday = 0): local quarter of the week 0 starts on a Thursday."""
 
@@ -147,3 +151,48 @@ def price_tables(
         rates += _rates(tariff, start.astimezone(zone).month)
         intensities += _intensities(region, shift)
     return PriceTables(edges, tuple(offsets), tuple(rates), tuple(intensities))
+
+
+@dataclass(frozen=True, slots=True)
+class PackedTables:
+    """:class:`PriceTables` as the device KPI statement takes them: cheap to send (a month's
+    ~2,000 entries as ~2 KB of ``bytea``, not ~2,000 floats to encode one by one). Segment
+    ``k`` (from 1) covers ``[starts[k-1], ends[k-1])`` at UTC offset ``shifts[k-1]`` minus a
+    week (so that ``epoch + shift`` is never negative, even for an instant of 1 January 1970
+    in a zone behind UTC: SQL's ``%`` keeps the sign of the dividend); the
+    rate of its local quarter of the week ``q`` is ``rate_palette[rates[(k-1) * 672 + q]]``
+    and the intensity of its local quarter of the day ``d`` is
+    ``intensity_palette[intensities[(k-1) * 96 + d]]`` (one byte an entry: an index into the
+    palette, the few distinct values)."""
+
+    starts: tuple[datetime, ...]
+    ends: tuple[datetime, ...]
+    shifts: tuple[int, ...]
+    rate_palette: tuple[float, ...]
+    rates: bytes
+    intensity_palette: tuple[float, ...]
+    intensities: bytes
+
+
+def _palette(values: tuple[float, ...]) -> tuple[tuple[float, ...], bytes] | None:
+    """The distinct values and each value's index among them; ``None`` beyond 256 of them."""
+    palette = sorted(set(values))
+    if len(palette) > 256:
+        return None
+    position = {value: k for k, value in enumerate(palette)}
+    return tuple(palette), bytes(position[v] for v in values)
+
+
+@functools.lru_cache(maxsize=256)
+def packed_tables(
+    tariff: Tariff, region: Region, tz: str, first: datetime, last: datetime
+) -> PackedTables | None:
+    """:func:`price_tables` packed for the database; ``None`` for a tariff with more than 256
+    distinct rates (a region has at most 24 intensities), which is priced in Python."""
+    tables = price_tables(tariff, region, tz, first, last)
+    rates = _palette(tables.rates)
+    intensities = _palette(tables.intensities)
+    if rates is None or intensities is None:
+        return None
+    shifts = tuple(offset + WEEK_S for offset in tables.offsets)
+    return PackedTables(tables.cuts, (*tables.cuts[1:], last), shifts, *rates, *intensities)

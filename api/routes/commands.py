@@ -65,8 +65,7 @@ async def send_command(
     ``set_interval``. Answers 202 once the broker has acknowledged it; the device acts on it
     when it reads it."""
     async with deps.pool.acquire() as conn:
-        if await queries.device_zone(conn, device_id) is None:
-            raise NotFound(f"no device {device_id!r}")
+        await queries.known_device_zone(conn, device_id)
         reservation = None
         if idempotency_key is not None:
             reservation = await idempotency.reserve(

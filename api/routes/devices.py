@@ -91,9 +91,7 @@ async def device_health(
     start, end = timerange.resolve_range(start, end, now=datetime.now(UTC), window=HEALTH_WINDOW)
     timerange.check_range(start, end, deps.settings.max_hourly_range)
     async with deps.pool.acquire() as conn:
-        tz = await queries.device_zone(conn, device_id)
-        if tz is None:
-            raise NotFound(f"no device {device_id!r}")
+        tz = await queries.known_device_zone(conn, device_id)
         latest = await queries.latest_health(conn, device_id)
         rows = await queries.health_in_range(conn, device_id, start, end, deps.settings.max_rows)
     zone = zone_or_utc(tz)

@@ -6,12 +6,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-import asyncpg
 from fastapi import APIRouter, Query
 
 from api import horizons, queries, timerange
 from api.deps import AllowedDevice, Deps, FleetWide
-from api.errors import NotFound
 from api.models import (
     FleetHorizonPage,
     FleetHorizonTarget,
@@ -48,14 +46,6 @@ IssuedBefore = Annotated[
     Instant | None,
     Query(description="`24h`/`7d`: the latest issue at or before this instant (default: now)"),
 ]
-
-
-async def _device_zone(conn: asyncpg.Connection, device_id: str) -> str:
-    """The device's zone; :class:`NotFound` for an unknown device."""
-    tz = await queries.device_zone(conn, device_id)
-    if tz is None:
-        raise NotFound(f"no device {device_id!r}")
-    return str(tz)
 
 
 def _forecast(row: dict[str, Any], zone: Any) -> ForecastOut:
@@ -109,7 +99,7 @@ async def device_forecasts(
     start, end = timerange.resolve_range(start, end, now=now, window=WINDOW + AHEAD)
     timerange.check_range(start, end, deps.settings.max_hourly_range)
     async with deps.pool.acquire() as conn:
-        tz = await _device_zone(conn, device_id)
+        tz = await queries.known_device_zone(conn, device_id)
         rows = await queries.forecasts_in_range(
             conn, device_id, start=start, end=end, model_id=model_id, limit=deps.settings.max_rows
         )
@@ -133,7 +123,7 @@ async def _horizon(
     issued_before: datetime | None,
 ) -> HorizonPage:
     async with deps.pool.acquire() as conn:
-        tz = await _device_zone(conn, device_id)
+        tz = await queries.known_device_zone(conn, device_id)
         issue = await horizons.latest_issue(conn, device_id, horizon, model_id, issued_before)
         rows = (
             await horizons.targets(conn, device_id, horizon, issue["issue_time"], issue["model_id"])
@@ -202,7 +192,7 @@ async def forecast_accuracy(
     start, end = timerange.resolve_range(start, end, now=now, window=ACCURACY_WINDOW)
     timerange.check_range(start, end, deps.settings.max_hourly_range)
     async with deps.pool.acquire() as conn:
-        tz = await _device_zone(conn, device_id)
+        tz = await queries.known_device_zone(conn, device_id)
         found = await horizons.accuracy(
             conn, device_id, start=start, end=end, model_id=model_id, now=now
         )

@@ -17,7 +17,6 @@ from fastapi import APIRouter, Query
 from api import queries, timerange
 from api.aggregation import QuarterRow, compose
 from api.deps import AllowedDevice, Deps
-from api.errors import NotFound
 from api.models import AggregateOut, AggregatesPage, ReadingOut, ReadingsPage
 from api.params import End, Start
 from api.responses import answers
@@ -80,10 +79,7 @@ async def device_aggregates(
     zone_name = tz
     async with deps.pool.acquire() as conn:
         if tz == "device":
-            found = await queries.device_zone(conn, device_id)
-            if found is None:
-                raise NotFound(f"no device {device_id!r}: it has sent no birth and no reading")
-            zone_name = found
+            zone_name = await queries.known_device_zone(conn, device_id)
         zone = timerange.zone(zone_name)
         window = DEFAULT_DAILY_WINDOW if bucket == "1d" else DEFAULT_WINDOW
         start, end = timerange.resolve_range(start, end, now=datetime.now(UTC), window=window)

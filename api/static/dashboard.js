@@ -159,15 +159,32 @@ function kpiCells(k, tz) {
   ];
 }
 
+// Specific energy consumption, for devices that report production (industrial lines); the
+// column shows only when a row of the table has one.
+function secCell(k) {
+  const td = html("td", { class: "sec", "data-label": "SEC" }, k.sec_kwh_per_unit == null ? "–" : `${k.sec_kwh_per_unit.toPrecision(3)} kWh/unit`);
+  if (k.production_units != null) td.title = `${k.production_units.toFixed(0)} units produced`;
+  return td;
+}
+
+function showSec(table, figures) {
+  table.classList.toggle("has-sec", figures.some((k) => k.sec_kwh_per_unit != null));
+}
+
+// Each figure's cell carries its column's name: at phone width a row is a card of labelled figures.
+const KPI_LABELS = ["energy", "cost", "carbon", "peak (local)", "load factor"];
+const labelled = (labels, texts) => texts.map((text, i) => html("td", { "data-label": labels[i] }, text));
+
 function kpiRow(label, k, tz) {
   const tr = html("tr");
-  tr.append(html("td", {}, label), ...kpiCells(k, tz).map((text) => html("td", {}, text)));
-  const complete = html("td", { class: k.completeness < 0.99 ? "gap" : "" }, `${(100 * k.completeness).toFixed(0)} %`);
+  tr.append(html("td", {}, label), ...labelled(KPI_LABELS, kpiCells(k, tz)), secCell(k));
+  const complete = html("td", { class: k.completeness < 0.99 ? "gap" : "", "data-label": "complete" }, `${(100 * k.completeness).toFixed(0)} %`);
   complete.title = `${k.quarters} of ${k.expected_quarters} device-quarters with readings`;
   tr.append(complete);
   return tr;
 }
 
+const KIND_LABELS = ["devices", "energy", "cost", "carbon", "peak", "load factor"];
 const KPI_EVERY = 60e3; // the fleet KPIs read every device's day: not on every live event
 async function loadKpis(id) {
   if (state.kpiFor === id && Date.now() - state.kpiAt < KPI_EVERY) return;
@@ -187,18 +204,21 @@ async function loadKpis(id) {
       getJSON(`${API}/fleet/kpis`, { period: "day", date: dayBefore(fleetToday) }),
     ]);
     if (id !== state.selected) return;
+    const rows = [dToday.kpis, dYesterday.kpis, fToday.fleet, fYesterday.fleet];
     $("kpi-table").tBodies[0].replaceChildren(
       kpiRow(`${id} today`, dToday.kpis, deviceTz),
       kpiRow(`${id} yesterday`, dYesterday.kpis, deviceTz),
       kpiRow("fleet today", fToday.fleet, "UTC"),
       kpiRow("fleet yesterday", fYesterday.fleet, "UTC"),
     );
+    showSec($("kpi-table"), rows);
     $("kind-table").tBodies[0].replaceChildren(...fToday.groups.map((g) => {
-      const tr = html("tr");
+      const tr = html("tr", { "data-kind": g.group });
       const [energy, cost, carbon, peak, lf] = kpiCells(g, "UTC");
-      tr.append(...[g.group, String(g.devices), energy, cost, carbon, peak, lf].map((t) => html("td", {}, t)));
+      tr.append(html("td", {}, g.group), ...labelled(KIND_LABELS, [String(g.devices), energy, cost, carbon, peak, lf]), secCell(g));
       return tr;
     }));
+    showSec($("kind-table"), fToday.groups);
     $("kpi-status").textContent = `Device: its own local days (${deviceTz}). Fleet: each device's own local ${fleetToday}` +
       " (fleet peak times in UTC). Tariffs: GET /api/v1/tariffs.";
   } catch (error) {

@@ -41,7 +41,11 @@ DEVICES = {  # id -> (zone, health status, presence)
     "dev-a": ("Europe/Berlin", "green", "online"),
     "dev-b": ("Asia/Kolkata", "amber", "online"),
     "dev-c": ("America/New_York", "red", "offline"),
+    "dev-d": ("Europe/Berlin", "green", "online"),
 }
+LINE = "dev-d"
+"""An industrial line: it reports production (UNITS a quarter), so its KPIs have an SEC."""
+UNITS = 10.0
 Q = timedelta(minutes=15)
 MINUTE = timedelta(minutes=1)
 H = timedelta(hours=1)
@@ -63,6 +67,10 @@ def energy_at(ts: datetime, index: int) -> float:
     return round(0.15 + 0.1 * math.sin(2 * math.pi * (ts.hour + index) / 24), 4)
 
 
+def kind(device_id: str) -> str:
+    return "industrial_line" if device_id == LINE else "household_meter"
+
+
 async def load_fixtures(url: str, now: datetime) -> None:
     hour = now.replace(minute=0, second=0, microsecond=0)
     first = hour - 26 * H
@@ -72,17 +80,21 @@ async def load_fixtures(url: str, now: datetime) -> None:
         for index, (device_id, (tz, _, _)) in enumerate(DEVICES.items()):
             ts, seq = first, 0
             while ts < now:
-                readings.append((device_id, ts, seq, tz, 900, energy_at(ts, index), 0.6))
+                units = UNITS if device_id == LINE else None
+                readings.append((device_id, ts, seq, tz, 900, energy_at(ts, index), 0.6, units))
                 ts, seq = ts + Q, seq + 1
         await conn.executemany(
-            "INSERT INTO readings (device_id, ts, seq, tz, interval_s, energy_kwh, power_kw)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO readings (device_id, ts, seq, tz, interval_s, energy_kwh, power_kw,"
+            " production_units) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             readings,
         )
         await conn.executemany(
             "INSERT INTO devices (device_id, kind, tz, location_name, nominal_kw, firmware,"
-            " interval_s) VALUES ($1, 'household_meter', $2, $3, 4.0, '1.0.0', 900)",
-            [(d, tz, tz.split("/")[1].replace("_", " ")) for d, (tz, _, _) in DEVICES.items()],
+            " interval_s) VALUES ($1, $2, $3, $4, 4.0, '1.0.0', 900)",
+            [
+                (d, kind(d), tz, tz.split("/")[1].replace("_", " "))
+                for d, (tz, _, _) in DEVICES.items()
+            ],
         )
         await conn.executemany(
             "INSERT INTO device_status (device_id, status, changed_at, last_seen)"
@@ -218,6 +230,7 @@ async def test_the_dashboard_draws_history_health_and_live_events(
                 ["dev-a", "green", "online"],
                 ["dev-b", "amber", "online"],
                 ["dev-c", "red", "offline"],
+                ["dev-d", "green", "online"],
             ]
             colours = await page.eval_on_selector_all(
                 "#health-grid .tile", "ts => ts.map(t => getComputedStyle(t).backgroundColor)"
@@ -311,6 +324,27 @@ async def test_the_dashboard_draws_history_health_and_live_events(
             )
             assert shift == ["level shift", "1", "0% (0/1)", "\u2013 (0/0)"]
 
+            # The KPI panel: the line's SEC (kWh per unit; energy_at is 0.05-0.25 kWh a quarter,
+            # over 10 units), and a breakdown by kind where only the line's kind has one.
+            await page.select_option("#device", LINE)
+            await page.wait_for_function(
+                "document.querySelector('#kpi-table tbody td')?.textContent === 'dev-d today'"
+                " && document.querySelector('#kpi-table').classList.contains('has-sec')"
+            )
+            sec = await page.text_content("#kpi-table tbody tr:first-child td.sec") or ""
+            assert sec.endswith(" kWh/unit"), sec
+            assert 0.05 / UNITS <= float(sec.split()[0]) <= 0.25 / UNITS
+            assert await page.is_visible("#kpi-table th.sec")
+            by_kind = dict(
+                await page.eval_on_selector_all(
+                    "#kind-table tbody tr",
+                    "rs => rs.map(r => [r.dataset.kind, r.querySelector('td.sec').textContent])",
+                )
+            )
+            assert by_kind.keys() == {"household_meter", "industrial_line"}
+            assert by_kind["household_meter"] == "\u2013"  # an en dash: no SEC
+            assert by_kind["industrial_line"].endswith(" kWh/unit")
+
             await page.wait_for_timeout(1500)  # let the ticker's highlight fade
             await page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
             # Usable at phone width: one column, nothing wider than the screen.
@@ -319,6 +353,11 @@ async def test_the_dashboard_draws_history_health_and_live_events(
                 "document.documentElement.scrollWidth - document.documentElement.clientWidth"
             )
             assert overflow <= 0
+            # The KPI rows are cards at this width: the line's SEC is on screen, not scrolled off.
+            box = await page.locator("#kpi-table tbody tr:first-child td.sec").bounding_box()
+            assert box is not None
+            assert box["x"] >= 0
+            assert box["x"] + box["width"] <= 390
             await page.screenshot(path=str(tmp_path / "dashboard-phone.png"), full_page=True)
         finally:
             await context.close()

@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.kpi import queries
-from api.kpi.figures import Kpis, Span, Window, compute, compute_totals
+from api.kpi.figures import Kpis, Priced, Quarter, Span, Window, compute, compute_totals
 from api.kpi.tariffs import Band, Tariff, TariffBook
 from schema import storage
 
@@ -391,3 +391,47 @@ async def test_sec_in_each_storage_mode_from_rollups_and_raw_readings(
     assert rollup.keys() == raw.keys()
     for kind, kpis in rollup.items():
         assert_same(kpis, raw[kind])
+
+
+async def test_a_window_from_the_first_instant_a_reading_can_have(services: Services) -> None:
+    """At 1970-01-01 00:00 UTC it is still Wednesday 31 December 1969, 19:00, in New York: the
+    device statement's local quarter of the week stays in range (SQL's ``%`` keeps the sign of
+    a negative dividend), and the two hours are in the two-rate tariff's evening band. (The
+    statement is the same in both storage modes; the parity tests above cover the modes.)"""
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    async with migrated_database(services) as url:
+        found, quarters = await early_figures(url, epoch)
+    spans = [Span("America/New_York", 1)]
+    window = Window(epoch, epoch + 8 * Q)
+    by_device = compute_totals(found, spans, window, BOOK)
+    assert found.totals.quarters == 8
+    assert by_device.cost["EUR"] == pytest.approx(8 * 0.25 * 0.20)
+    assert_same(by_device, compute(quarters, spans, window, BOOK))
+
+
+async def early_figures(url: str, epoch: datetime) -> tuple[Priced, list[Quarter]]:
+    """Two hours of readings of a New York device from ``epoch``: the device statement's
+    figures and the quarters."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            "INSERT INTO devices (device_id, kind, tz, location_name, interval_s)"
+            " VALUES ('early', 'hvac', 'America/New_York', 'New York', 900)"
+        )
+        await conn.executemany(
+            "INSERT INTO readings (device_id, ts, seq, tz, interval_s, energy_kwh, power_kw)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            [("early", epoch + k * Q, k, "America/New_York", 900, 0.25, 1.0) for k in range(8)],
+        )
+        mode = await conn.fetchval("SELECT value FROM storage_info WHERE key = 'mode'")
+        for refresh in storage.refresh_statements(mode):
+            await conn.execute(refresh)
+        window = Window(epoch, epoch + 8 * Q)
+        site = await queries.device_site(conn, "early")
+        assert site is not None
+        return (
+            await queries.device_figures(conn, BOOK, window, "early", site),
+            await queries.device_quarters(conn, BOOK, window, "early", site),
+        )
+    finally:
+        await conn.close()

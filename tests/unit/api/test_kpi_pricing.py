@@ -24,7 +24,7 @@ from api.kpi.figures import (
     compute,
     compute_totals,
 )
-from api.kpi.segments import cuts, price_tables
+from api.kpi.segments import cuts, packed_tables, price_tables
 from api.kpi.tariffs import Band, Region, Tariff, TariffBook
 
 pytestmark = pytest.mark.unit
@@ -84,8 +84,9 @@ def priced_as_the_statement_prices(
 ) -> tuple[Totals, list[Quarter], Demand]:
     """What DEVICE_FIGURES returns, computed in Python the way the statement computes it: each
     quarter of the device's zone finds its segment and, from the segment's offset, its local
-    quarter of the week, which indexes the price tables; other quarters are left over."""
-    tables = price_tables(BOOK.tariffs[tariff], BOOK.regions[region], zone, *window_bounds(window))
+    quarter of the week, which indexes the packed price tables; other quarters are left over."""
+    tables = packed_tables(BOOK.tariffs[tariff], BOOK.regions[region], zone, *window_bounds(window))
+    assert tables is not None
     energy = cost = carbon = 0.0
     count = 0
     others = []
@@ -93,11 +94,14 @@ def priced_as_the_statement_prices(
         if row.tz != zone:
             others.append(row)
             continue
-        segment = bisect.bisect_right(tables.cuts, row.bucket) - 1
-        quarter = (int(row.bucket.timestamp()) + tables.offsets[segment]) % 604_800 // 900
+        segment = bisect.bisect_right(tables.starts, row.bucket) - 1
+        assert row.bucket < tables.ends[segment]
+        quarter = (int(row.bucket.timestamp()) + tables.shifts[segment]) % 604_800 // 900
+        rate = tables.rate_palette[tables.rates[segment * 672 + quarter]]
+        intensity = tables.intensity_palette[tables.intensities[segment * 96 + quarter % 96]]
         energy += row.energy_kwh
-        cost += row.energy_kwh * tables.rates[segment * 672 + quarter]
-        carbon += row.energy_kwh * tables.intensities[segment * 96 + quarter % 96]
+        cost += row.energy_kwh * rate
+        carbon += row.energy_kwh * intensity
         count += 1
     demand = Demand.of({q.bucket: q.power_kw for q in rows if q.power_kw is not None})
     return Totals(energy, cost, carbon, count, None, None), others, demand
@@ -161,6 +165,35 @@ def test_price_tables_hold_the_rate_at_each_local_quarter() -> None:
     assert tables.rates[2 * 96 + 17 * 4] == 0.10  # Saturday 17:00
     # London's profile by London's hour: 10:00 in Berlin is 09:00 in London all month.
     assert tables.intensities[40] == tables.intensities[96 + 40] == pytest.approx(0.2 + 9 / 50)
+
+
+def test_packed_tables_index_the_same_prices() -> None:
+    tariff, region = BOOK.tariffs["seasonal"], BOOK.regions["london-hours"]
+    first, last = utc(2026, 3, 16), utc(2026, 4, 27)
+    tables = price_tables(tariff, region, "Australia/Lord_Howe", first, last)
+    packed = packed_tables(tariff, region, "Australia/Lord_Howe", first, last)
+    assert packed is not None
+    assert packed.starts == tables.cuts
+    assert packed.ends == (*tables.cuts[1:], last)
+    assert packed.shifts == tuple(offset + 604_800 for offset in tables.offsets)
+    assert tuple(packed.rate_palette[k] for k in packed.rates) == tables.rates
+    assert tuple(packed.intensity_palette[k] for k in packed.intensities) == tables.intensities
+    assert packed.rate_palette == (0.04, 0.12, 0.30)  # weekend nights, base, April mornings
+
+
+def test_a_tariff_with_more_than_256_rates_is_not_packed() -> None:
+    """(Priced in Python instead, quarter by quarter.)"""
+    days = ("mon", "tue", "wed", "thu")
+    slots = [(d, h, m) for d in days for h in range(24) for m in (0, 15, 30)]  # 288
+    many = Tariff(
+        base_rate=0.1,
+        bands=tuple(
+            Band(rate=1 + k / 1000, days=(d,), start=f"{h:02}:{m:02}", end=f"{h:02}:{m + 15:02}")
+            for k, (d, h, m) in enumerate(slots)
+        ),
+    )
+    week = (utc(2026, 6, 1), utc(2026, 6, 8))
+    assert packed_tables(many, BOOK.regions["grid"], "UTC", *week) is None
 
 
 def test_sec_is_the_producing_quarters_energy_per_unit() -> None:
