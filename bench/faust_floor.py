@@ -19,6 +19,7 @@ import platform
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
@@ -41,8 +42,9 @@ def _cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def agent_main(bootstrap: str, topic: str, expected: int, tuned: bool) -> None:
-    """Run a bare agent until it took ``expected`` messages; print its CPU µs per message."""
+def agent_main(bootstrap: str, topic: str, expected: int, tuned: bool, result: Path) -> None:
+    """Run a bare agent until it took ``expected`` messages; write its CPU µs per message
+    to ``result`` (Faust's worker owns standard output)."""
     if tuned:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     loop = asyncio.new_event_loop()
@@ -68,19 +70,22 @@ def agent_main(bootstrap: str, topic: str, expected: int, tuned: bool) -> None:
             seen["n"] += len(events)
             if seen["n"] >= expected:
                 cpu, wall = _cpu_s() - seen["cpu"], time.perf_counter() - seen["t"]
-                print(json.dumps({"cpu_us": 1e6 * cpu / seen["n"], "per_s": seen["n"] / wall}))
-                sys.stdout.flush()
+                figures = {"cpu_us": 1e6 * cpu / seen["n"], "per_s": seen["n"] / wall}
+                result.write_text(json.dumps(figures))  # noqa: ASYNC240  # exits next
                 os._exit(0)
 
     faust.Worker(app, loop=loop, quiet=True, loglevel="warning").execute_from_commandline()
 
 
 def measure(bootstrap: str, topic: str, expected: int, *, tuned: bool) -> dict[str, float]:
-    command = [sys.executable, __file__, "--agent", "tuned" if tuned else "stock"]
-    command += ["--bootstrap", bootstrap, "--topic", topic, "--readings", str(expected)]
-    out = subprocess.run(command, capture_output=True, text=True, timeout=900, check=True)
-    figures: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
-    return figures
+    with tempfile.TemporaryDirectory() as tmp:
+        result = Path(tmp) / "figures.json"
+        command = [sys.executable, __file__, "--agent", "tuned" if tuned else "stock"]
+        command += ["--bootstrap", bootstrap, "--topic", topic, "--readings", str(expected)]
+        command += ["--result", str(result)]
+        subprocess.run(command, capture_output=True, timeout=900, check=True)
+        figures: dict[str, float] = json.loads(result.read_text())
+        return figures
 
 
 def main() -> None:
@@ -90,9 +95,10 @@ def main() -> None:
     parser.add_argument("--agent", choices=["stock", "tuned"], help=argparse.SUPPRESS)
     parser.add_argument("--bootstrap", help=argparse.SUPPRESS)
     parser.add_argument("--topic", help=argparse.SUPPRESS)
+    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.agent is not None:
-        agent_main(args.bootstrap, args.topic, args.readings, args.agent == "tuned")
+        agent_main(args.bootstrap, args.topic, args.readings, args.agent == "tuned", args.result)
         return
     endpoints = localcluster.up(localcluster.ClusterSettings())
     topics = KafkaTopics(f"floor{uuid.uuid4().hex[:6]}")
