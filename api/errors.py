@@ -108,6 +108,7 @@ DATABASE_AWAY: tuple[type[Exception], ...] = (
     OSError,  # refused, reset
     asyncpg.PostgresConnectionError,
     asyncpg.ConnectionDoesNotExistError,  # lost while in use
+    asyncpg.CannotConnectNowError,  # starting or shutting down
 )
 
 

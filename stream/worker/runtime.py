@@ -12,7 +12,8 @@ work of ours, and most of it in two places:
   (the usual case: the conductor decodes the message and puts it on a queue with room), and
   only a callback that does suspend (a full stream buffer, a producer buffer to ebb) races the
   flow event as before, from where it stopped. Suspended flow, a stopped or a crashed consumer
-  take Faust's own path unchanged.
+  take Faust's own path unchanged. Its seeks run in the consumer's own thread (Faust's seek
+  from the event loop's thread races the aiokafka fetcher; see ``_seek``).
 * The :class:`~faust.sensors.monitor.Monitor` sensor records every message, event and table
   operation for Faust's web views, which the worker does not serve (its metrics are its own:
   :mod:`stream.worker.lifetime`). :class:`QuietMonitor` keeps the service and drops those
@@ -29,6 +30,7 @@ from typing import Any
 import faust
 from faust.sensors.monitor import Monitor
 from faust.transport.drivers.aiokafka import Consumer, Transport
+from faust.types import TP
 from mode.services import WaitArgT, WaitResults
 
 
@@ -72,6 +74,16 @@ def run_inline(coro: Coroutine[Any, Any, Any]) -> tuple[bool, Any]:
 
 class DrainingConsumer(Consumer):
     """Faust's Kafka consumer, delivering each fetched message inline (see the module doc)."""
+
+    async def _seek(self, partition: TP, offset: int) -> None:
+        # Faust seeks from the event loop's thread straight into the aiokafka consumer that
+        # runs in the consumer thread, racing its fetcher (in the chaos run, aiokafka's
+        # ``fetched_records`` raised KeyError on the partition just sought and the worker
+        # crashed): the seek runs in the consumer's own thread, as Faust's ``seek_wait`` does.
+        async def seek_there() -> None:
+            self._thread.seek(partition, offset)
+
+        await self._thread.call_thread(seek_there)
 
     def _waits_on_flow(self, awaitable: WaitArgT) -> bool:
         frame = getattr(awaitable, "cr_frame", None)

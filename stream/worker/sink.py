@@ -47,7 +47,14 @@ from stream.worker.statements import (
 log = logging.getLogger(__name__)
 
 BACKOFF_INITIAL_S, BACKOFF_MAX_S = 0.5, 30.0
-RETRIABLE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
+RETRIABLE = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    # A server starting or stopping: "the database system is not yet accepting connections"
+    # (seen in the chaos run, where it crashed the worker instead of waiting).
+    asyncpg.CannotConnectNowError,
+)
 
 
 async def merge(conn: asyncpg.Connection, how: Merge, rows: Sequence[Sequence[Any]]) -> None:
