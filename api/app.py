@@ -25,6 +25,7 @@ from fastapi.staticfiles import StaticFiles
 from api import errors
 from api.commands import CommandPublisher
 from api.deps import ReadKey, Resources, State
+from api.jwks import JwksKeys
 from api.kpi.store import TariffStore
 from api.limits import BodyLimit, Deadline, RateLimit, TokenBuckets
 from api.live.feed import KafkaFeed
@@ -86,6 +87,15 @@ def create_app(settings: ApiSettings) -> FastAPI:
     )
     metrics = Metrics(hub, feed, publisher)
     tariffs = TariffStore.open(settings.tariffs_file)
+    keys = (
+        JwksKeys(
+            settings.jwt_jwks,
+            cache_s=settings.jwt_jwks_cache_s,
+            min_refresh_s=settings.jwt_jwks_min_refresh_s,
+        )
+        if settings.jwt_jwks
+        else None
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[State]:
@@ -113,6 +123,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
                             commands=publisher,
                             metrics=metrics,
                             tariffs=tariffs,
+                            keys=keys,
                         )
                     }
                 finally:
