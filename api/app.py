@@ -77,7 +77,12 @@ def create_app(settings: ApiSettings) -> FastAPI:
         max_clients=settings.ws_max_clients,
         max_clients_per_key=settings.ws_max_clients_per_key,
     )
-    feed = KafkaFeed(settings.kafka.bootstrap, KafkaTopics(settings.topic_namespace), hub)
+    feed = KafkaFeed(
+        settings.kafka.bootstrap,
+        KafkaTopics(settings.topic_namespace),
+        hub,
+        check_s=settings.live_kafka_check_s,
+    )
     publisher = CommandPublisher(
         settings.mqtt.host,
         settings.mqtt.port,

@@ -155,6 +155,10 @@ class ApiSettings(BaseSettings, ServiceOptions):
     ws_replay_size: Annotated[int, Field(ge=0, le=1_000_000)] = 10_000
     """Recent events kept for clients that reconnect with a last-event id."""
     ws_replay_age: timedelta = timedelta(minutes=5)
+    live_kafka_check_s: Annotated[float, Field(gt=0, le=300)] = 5.0
+    """The live feed asks Kafka for its metadata this often and gives it as long to answer;
+    when it does not (or the feed cannot connect), live clients get an ``upstream`` frame
+    saying Kafka is down, and another once it is back."""
     ws_max_clients: Annotated[int, Field(ge=1)] = 5_000
     """Live-feed clients one API process serves at most; more are closed with 1013."""
     ws_max_clients_per_key: Annotated[int, Field(ge=1)] = 50

@@ -61,6 +61,10 @@ async def _send_loop(websocket: WebSocket, subscriber: Subscriber, deps: Deps) -
     sent = deps.metrics.sent
     heartbeat_s = deps.settings.ws_heartbeat_s
     while True:
+        frame = subscriber.upstream_frame(deps.hub.upstream)
+        if frame is not None:  # Kafka went away or came back: before any further event
+            await websocket.send_text(frame)
+            continue
         item = subscriber.queue.pop()
         if item is None:
             subscriber.wakeup.clear()
@@ -206,6 +210,8 @@ async def live_feed(
     try:
         if not accepted:
             await websocket.accept()
+        upstream = deps.hub.upstream
+        subscriber.upstream_sent = upstream.version  # the hello tells it
         await websocket.send_text(
             json.dumps(
                 {
@@ -214,6 +220,7 @@ async def live_feed(
                     "heartbeat_s": settings.ws_heartbeat_s,
                     **filter_.describe(),
                     "resume": resume.describe(),
+                    "upstream": upstream.describe(),
                 }
             )
         )
