@@ -14,6 +14,7 @@ from api import idempotency, queries
 from api.deps import AdminKey, AllowedDevice, ApiKey, Caller, Deps, FleetWide
 from api.errors import NotFound
 from api.models import AcknowledgeIn, AlertOut, CommandAccepted, CommandIn, ModelOut
+from api.params import TEXT
 from api.responses import KEY_ANSWERS, answers
 from api.routes.fleet import alert_out
 from schema.device_messages import DeviceCommand
@@ -136,7 +137,7 @@ async def acknowledge_alert(
     dependencies=[AdminKey, FleetWide],
 )
 async def activate_model(
-    deps: Deps, model_id: Annotated[str, Path(min_length=1, max_length=128)]
+    deps: Deps, model_id: Annotated[str, Path(min_length=1, max_length=128, pattern=TEXT)]
 ) -> ModelOut:
     """Make this model the one the stream worker forecasts with (it polls ``models.active``);
     the previously active model is deactivated in the same transaction."""
