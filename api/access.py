@@ -112,6 +112,7 @@ def any_keys(settings: ApiSettings) -> bool:
         or settings.admin_api_keys
         or settings.device_keys
         or settings.jwt_secret
+        or settings.jwt_jwks
     )
 
 

@@ -25,6 +25,7 @@ from fastapi.staticfiles import StaticFiles
 from api import errors
 from api.commands import CommandPublisher
 from api.deps import ReadKey, Resources, State
+from api.jwks import JwksKeys
 from api.kpi.store import TariffStore
 from api.limits import BodyLimit, Deadline, RateLimit, TokenBuckets
 from api.live.feed import KafkaFeed
@@ -76,7 +77,12 @@ def create_app(settings: ApiSettings) -> FastAPI:
         max_clients=settings.ws_max_clients,
         max_clients_per_key=settings.ws_max_clients_per_key,
     )
-    feed = KafkaFeed(settings.kafka.bootstrap, KafkaTopics(settings.topic_namespace), hub)
+    feed = KafkaFeed(
+        settings.kafka.bootstrap,
+        KafkaTopics(settings.topic_namespace),
+        hub,
+        check_s=settings.live_kafka_check_s,
+    )
     publisher = CommandPublisher(
         settings.mqtt.host,
         settings.mqtt.port,
@@ -86,6 +92,15 @@ def create_app(settings: ApiSettings) -> FastAPI:
     )
     metrics = Metrics(hub, feed, publisher)
     tariffs = TariffStore.open(settings.tariffs_file)
+    keys = (
+        JwksKeys(
+            settings.jwt_jwks,
+            cache_s=settings.jwt_jwks_cache_s,
+            min_refresh_s=settings.jwt_jwks_min_refresh_s,
+        )
+        if settings.jwt_jwks
+        else None
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[State]:
@@ -113,6 +128,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
                             commands=publisher,
                             metrics=metrics,
                             tariffs=tariffs,
+                            keys=keys,
                         )
                     }
                 finally:

@@ -12,6 +12,7 @@ from starlette.requests import HTTPConnection
 
 from api.access import Grant, Scope, authorize, require_scope
 from api.commands import CommandPublisher
+from api.jwks import JwksKeys
 from api.kpi.store import TariffStore
 from api.live.feed import KafkaFeed
 from api.live.hub import Hub
@@ -30,6 +31,8 @@ class Resources:
     commands: CommandPublisher
     metrics: Metrics
     tariffs: TariffStore
+    keys: JwksKeys | None = None
+    """The identity provider's public keys, where ``settings.jwt_jwks`` names them."""
 
 
 class State(TypedDict):
@@ -56,8 +59,9 @@ _api_key_header = APIKeyHeader(
 _bearer = HTTPBearer(
     auto_error=False,
     bearerFormat="JWT",
-    description="An HS256 JWT signed with WATTSTREAM_API_JWT_SECRET: claims exp, scope "
-    "(read, write, admin), optionally devices and device_prefixes (see docs/security.md).",
+    description="A JWT: HS256 signed with WATTSTREAM_API_JWT_SECRET, or RS256/ES256 signed with "
+    "a key of the JWKS WATTSTREAM_API_JWT_JWKS; claims exp, scope (read, write, admin), "
+    "optionally devices and device_prefixes (see docs/security.md).",
 )
 KeyHeader = Annotated[str | None, Security(_api_key_header)]
 Bearer = Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
@@ -71,9 +75,10 @@ def _check(
 ) -> None:
     """Authorize by the bearer token if there is one, else the key; keep the grant for the
     routes (:data:`Caller`, :data:`AllowedDevice`)."""
-    settings = _resources(connection).settings
-    if bearer is not None:
-        grant = require_scope(token_grant(settings, bearer.credentials), needed)
+    resources = _resources(connection)
+    settings = resources.settings
+    if bearer is not None:  # these dependencies are sync: a JWKS fetch runs in the thread pool
+        grant = require_scope(token_grant(settings, bearer.credentials, resources.keys), needed)
     else:
         grant = authorize(settings, key, needed)
     connection.state.grant = grant

@@ -16,6 +16,7 @@ timeout, a refused or lost connection): those are a 503 with ``Retry-After`` too
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -97,10 +98,25 @@ async def _on_validation(_request: Request, exc: Exception) -> JSONResponse:
     return problem(422, "Invalid request", detail, errors=errors)
 
 
-async def _on_http(_request: Request, exc: Exception) -> JSONResponse:
+def _allowed_methods(request: Request) -> set[str]:
+    """Every method the API documents for the request's path. Starlette's 405 names only the
+    first route that matched the path, so ``PUT /api/v1/tariffs`` went missing from the
+    ``Allow`` of an ``OPTIONS`` there (``GET`` is another route)."""
+    allowed: set[str] = set()
+    for template, operations in request.app.openapi()["paths"].items():
+        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, request.url.path):
+            allowed |= {method.upper() for method in operations}
+    return allowed | ({"HEAD"} if "GET" in allowed else set())
+
+
+async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    # Its headers too: a 405 names the allowed methods (``Allow``).
-    return problem(exc.status_code, str(exc.detail), str(exc.detail), headers=exc.headers)
+    # Its headers too: a 405 names the allowed methods (``Allow``), all of them.
+    headers = exc.headers
+    if exc.status_code == 405 and (allowed := _allowed_methods(request)):
+        headers = {**(headers or {}), "Allow": ", ".join(sorted(allowed))}
+    return problem(exc.status_code, str(exc.detail), str(exc.detail), headers=headers)
 
 
 DATABASE_AWAY: tuple[type[Exception], ...] = (

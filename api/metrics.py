@@ -67,6 +67,11 @@ class _LiveCollector(Collector):
         for name, documentation, value in counters:
             yield CounterMetricFamily(f"wattstream_api_{name}", documentation, value)
         yield GaugeMetricFamily(
+            "wattstream_api_live_kafka_up",
+            "1 while the live feed's Kafka answers (what its clients were last told)",
+            1.0 if self._hub.upstream.kafka == "up" else 0.0,
+        )
+        yield GaugeMetricFamily(
             "wattstream_api_mqtt_connected",
             "1 while the command publisher is connected to MQTT",
             1.0 if self._publisher.connected else 0.0,

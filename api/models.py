@@ -9,9 +9,10 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from schema.device_messages import AnomalyKind, CommandAction, DeviceCommand
+from api.params import TEXT
+from schema.device_messages import AnomalyKind, DeviceCommand
 from schema.results import AlertFigures, AlertKind, HealthFigures, HealthStatus, Presence
 from schema.wire import FiniteFloat
 
@@ -185,8 +186,8 @@ class AcknowledgeIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    by: Annotated[str, Field(min_length=1, max_length=100)]
-    note: Annotated[str, Field(max_length=2000)] | None = None
+    by: Annotated[str, Field(min_length=1, max_length=100, pattern=TEXT)]
+    note: Annotated[str, Field(max_length=2000, pattern=TEXT)] | None = None
 
 
 class ResolveIn(AcknowledgeIn):
@@ -227,32 +228,40 @@ class AlertsPage(Out):
     next_cursor: str | None
 
 
-class CommandIn(BaseModel):
-    """A command for one device; the server adds ``command_id`` and ``issued_at``."""
-
+class _Command(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    action: CommandAction
-    anomaly: AnomalyKind | None = None
-    """Required with ``action=anomaly``."""
-    magnitude: Annotated[FiniteFloat, Field(gt=0, le=100)] | None = None
     duration_s: Annotated[int, Field(gt=0, le=7 * 86_400)] | None = None
-    interval_s: Annotated[int, Field(gt=0, le=86_400)] | None = None
-    """Required with ``action=set_interval``."""
 
-    @model_validator(mode="after")
-    def _fields_fit_the_action(self) -> CommandIn:
-        if self.action is CommandAction.ANOMALY and self.anomaly is None:
-            raise ValueError("action 'anomaly' needs 'anomaly' (spike, drift, stuck, dropout)")
-        if self.action is not CommandAction.ANOMALY and (
-            self.anomaly is not None or self.magnitude is not None
-        ):
-            raise ValueError("'anomaly' and 'magnitude' go only with action 'anomaly'")
-        if self.action is CommandAction.SET_INTERVAL and self.interval_s is None:
-            raise ValueError("action 'set_interval' needs 'interval_s'")
-        if self.action is not CommandAction.SET_INTERVAL and self.interval_s is not None:
-            raise ValueError("'interval_s' goes only with action 'set_interval'")
-        return self
+
+class AnomalyCommand(_Command):
+    """Inject an anomaly: ``spike``, ``drift``, ``stuck`` or ``dropout``."""
+
+    action: Literal["anomaly"]
+    anomaly: AnomalyKind
+    magnitude: Annotated[FiniteFloat, Field(gt=0, le=100)] | None = None
+    """Spike/drift size as a factor of nominal power (e.g. 3.0)."""
+
+
+class PresenceCommand(_Command):
+    """Take the device ``offline`` or bring it back ``online``."""
+
+    action: Literal["online", "offline"]
+
+
+class SetIntervalCommand(_Command):
+    """Change the device's reporting interval."""
+
+    action: Literal["set_interval"]
+    interval_s: Annotated[int, Field(gt=0, le=86_400)]
+
+
+CommandIn = Annotated[
+    AnomalyCommand | PresenceCommand | SetIntervalCommand, Field(discriminator="action")
+]
+"""A command for one device, by its ``action`` (a discriminated union: each action has exactly
+its own fields, and the OpenAPI document says which); the server adds ``command_id`` and
+``issued_at``."""
 
 
 class CommandAccepted(Out):

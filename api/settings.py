@@ -23,10 +23,12 @@ import logging
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from api.jwks import parse_jwks, read_source
 from api.kpi.tariffs import load_book
 from schema.connections import (
     PLACEHOLDER_SECRET,
@@ -43,6 +45,7 @@ log = logging.getLogger(__name__)
 PLACEHOLDER_API_KEY = PLACEHOLDER_SECRET  # refused outside development
 DEFAULT_RATE_LIMIT_PER_S = 50.0
 JWT_SECRET_MIN_BYTES = 32
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def _list_from_env(value: Any) -> Any:
@@ -113,6 +116,16 @@ class ApiSettings(BaseSettings, ServiceOptions):
     JWTs. Claims: ``exp`` (required), ``scope`` (``read``/``write``/``admin``, space-separated
     or a list), optional ``devices`` and ``device_prefixes`` limiting the token like a device
     key."""
+    jwt_jwks: str | None = None
+    """The identity provider's public keys (a JWKS): a file path or an ``http(s)`` URL; bearer
+    JWTs signed RS256 (RSA keys) or ES256 (P-256 keys) are verified with them. Unset: none.
+    Outside development an ``http://`` URL must be on the loopback."""
+    jwt_jwks_cache_s: Annotated[float, Field(gt=0)] = 300.0
+    """How long a fetched JWKS is used before it is fetched again."""
+    jwt_jwks_min_refresh_s: Annotated[float, Field(ge=0)] = 10.0
+    """A token naming a key id the JWKS lacks fetches it again, at most this often."""
+    jwt_scope_claim: Annotated[str, Field(min_length=1, max_length=64)] = "scope"
+    """The claim holding the token's scopes (``scope``; ``scp`` for some providers)."""
     jwt_issuer: str | None = None
     """Required ``iss`` of the JWTs, if set."""
     jwt_audience: str | None = None
@@ -142,6 +155,10 @@ class ApiSettings(BaseSettings, ServiceOptions):
     ws_replay_size: Annotated[int, Field(ge=0, le=1_000_000)] = 10_000
     """Recent events kept for clients that reconnect with a last-event id."""
     ws_replay_age: timedelta = timedelta(minutes=5)
+    live_kafka_check_s: Annotated[float, Field(gt=0, le=300)] = 5.0
+    """The live feed asks Kafka for its metadata this often and gives it as long to answer;
+    when it does not (or the feed cannot connect), live clients get an ``upstream`` frame
+    saying Kafka is down, and another once it is back."""
     ws_max_clients: Annotated[int, Field(ge=1)] = 5_000
     """Live-feed clients one API process serves at most; more are closed with 1013."""
     ws_max_clients_per_key: Annotated[int, Field(ge=1)] = 50
@@ -193,6 +210,22 @@ class ApiSettings(BaseSettings, ServiceOptions):
             raise ValueError(f"an HS256 secret needs at least {JWT_SECRET_MIN_BYTES} bytes")
         return value
 
+    @field_validator("jwt_jwks")
+    @classmethod
+    def _jwks_is_readable(cls, value: str | None) -> str | None:
+        """A JWKS file must hold one now (fail at start-up); a URL is fetched when needed."""
+        if value is None or value.startswith(("http://", "https://")):
+            return value
+        if "://" in value:
+            raise ValueError("jwt_jwks is a file path or an http(s) URL")
+        try:
+            keys = parse_jwks(read_source(value))
+        except OSError as exc:
+            raise ValueError(f"cannot read the JWKS file: {exc}") from exc
+        if not keys:
+            raise ValueError(f"{value} holds no RS256 or ES256 signing key")
+        return value
+
     @field_validator("device_keys", mode="before")
     @classmethod
     def _decode_device_keys(cls, value: Any) -> Any:
@@ -202,6 +235,10 @@ class ApiSettings(BaseSettings, ServiceOptions):
     def _no_placeholder_keys_outside_development(self) -> ApiSettings:
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
             raise ValueError("HTTPS needs both ssl_certfile and ssl_keyfile")
+        if self.jwt_jwks and self.environment != "development":
+            url = urlsplit(self.jwt_jwks)
+            if url.scheme == "http" and url.hostname not in LOOPBACK_HOSTS:
+                raise ValueError("outside development a JWKS URL is https (or on the loopback)")
         refuse_placeholder_secrets(
             self.environment,
             variables="WATTSTREAM_API_",

@@ -3,11 +3,19 @@
 Messages the server sends on ``/api/v1/ws/live`` (JSON text frames)::
 
     {"type": "hello", "stream": "9f1c2a7b", "heartbeat_s": 15.0, "kinds": [...], "devices": null,
-     "resume": {"status": "resumed", "replayed": 3}}
+     "resume": {"status": "resumed", "replayed": 3},
+     "upstream": {"kafka": "up", "since": "2026-03-29T00:59:12+00:00", "detail": null}}
     {"type": "event", "id": "9f1c2a7b-42", "kind": "readings", "device_id": "dev-00001",
      "data": {...the message as on Kafka...}, "coalesced": 2}
     {"type": "heartbeat", "ts": "2026-03-29T01:00:00Z", "last_event_id": "9f1c2a7b-42"}
+    {"type": "upstream", "kafka": "down", "since": "2026-03-29T01:02:07+00:00",
+     "detail": "Kafka did not answer within 5s (metadata)"}
     {"type": "error", "detail": "..."}
+
+``upstream`` (in the hello, then a frame on every change, before any further event) says
+whether the feed's Kafka answers: while it is ``down`` no event arrives (the data is not
+quiet, it is unknown); once it is ``up`` again the feed resumes where it stopped, so the events
+produced meanwhile follow (``api.live.hub.Upstream``; ``detail`` says why it is down).
 
 ``coalesced`` (present only when > 0) counts the events of the same device and kind this one
 replaced while the client was behind. ``id`` is ``<stream>-<seq>``: ``stream`` names this API

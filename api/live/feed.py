@@ -9,13 +9,22 @@ is rebuilt with jittered exponential backoff and resumes at the offsets it had r
 
 Messages that do not match their topic's contract are counted and skipped (the live feed is a
 view; the stream worker and the dead-letter topic deal with bad input).
+
+Kafka away: every ``check_s`` the feed asks Kafka for its metadata and gives it as long to
+answer (a consumer's fetches just come back empty from a broker that is gone or frozen, so
+waiting for an error would not do). A failed check, start or read tells the hub Kafka is
+*down* (its clients get an ``upstream`` frame) and rebuilds the consumer with backoff; the
+first successful start after that tells them it is *up* again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -30,8 +39,15 @@ log = logging.getLogger(__name__)
 YIELD_EVERY = 64
 """Records handed to the hub between two yields to the event loop: senders drain their queues
 in between, so a burst from Kafka does not look like a slow client to a fast one."""
+T = TypeVar("T")
 BACKOFF_MIN_S = 0.5
 BACKOFF_MAX_S = 30.0
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Take a timed-out step's outcome, so that asyncio does not log it as never retrieved."""
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("live feed: a timed-out Kafka step ended with %r", task.exception())
 
 
 def reconnect_backoff() -> Backoff:
@@ -48,12 +64,14 @@ class KafkaFeed:
         *,
         client_id: str = "wattstream-api",
         rediscover_s: float = 10.0,
+        check_s: float = 5.0,
     ) -> None:
         self._bootstrap = bootstrap
         self._kinds: dict[str, Kind] = topic_kinds(topics)
         self._hub = hub
         self._client_id = client_id
         self._rediscover_s = rediscover_s
+        self._check_s = check_s
         self._consumer: AIOKafkaConsumer | None = None
         self._connected = asyncio.Event()
         self._positions: dict[TopicPartition, int] = {}
@@ -77,19 +95,46 @@ class KafkaFeed:
                 client_id=self._client_id,
             )
             try:
-                await consumer.start()
+                await self._answered(consumer.start(), "connecting")
                 self._consumer = consumer
                 self._connected.set()
+                self._hub.set_upstream(True)
                 backoff.reset()
                 await self._consume(consumer)
             except (KafkaError, OSError, TimeoutError) as exc:  # retriable: the network or broker
                 attempt = backoff.attempts + 1
+                self._hub.set_upstream(False, str(exc) or type(exc).__name__)
                 log.warning("live feed: Kafka failed (%s); reconnecting (attempt %d)", exc, attempt)
             finally:
                 self._connected.clear()
                 self._consumer = None
-                await consumer.stop()
+                # Closing sockets needs no answer, but bound it anyway (a frozen broker).
+                with contextlib.suppress(TimeoutError, KafkaError, OSError):
+                    await self._answered(consumer.stop(), "stopping")
             await asyncio.sleep(backoff.next_delay())
+
+    async def _answered(self, step: Awaitable[T], what: str, factor: float = 1.0) -> T:
+        """``step``, or :class:`TimeoutError` saying so when Kafka takes longer than
+        ``factor`` times ``check_s``.
+
+        ``step`` runs as its own task, cancelled on time-out, rather than under
+        ``asyncio.timeout`` in this one, and a step that ends cancelled is a
+        :class:`KafkaError`: aiokafka's ``stop()`` re-raises the cancellation of its pending
+        fetches (after a lost connection), and a ``CancelledError`` escaping into this task
+        would end the feed for good, silently (a task group ignores a cancelled child)."""
+        bound = factor * self._check_s
+        task = asyncio.ensure_future(step)
+        try:
+            done, _ = await asyncio.wait({task}, timeout=bound)
+        finally:
+            if not task.done():
+                task.cancel()
+                task.add_done_callback(_retrieve)
+        if not done:
+            raise TimeoutError(f"Kafka did not answer within {bound:g}s ({what})")
+        if task.cancelled():  # by aiokafka itself: stop() re-raises its fetches' cancellation
+            raise KafkaError(f"aiokafka cancelled its own step ({what})")
+        return task.result()
 
     async def probe(self, timeout_s: float) -> str | None:
         """``None`` when Kafka answers a metadata request in time, else why not."""
@@ -108,12 +153,18 @@ class KafkaFeed:
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         next_discovery = 0.0
+        next_check = time.monotonic() + self._check_s
         while True:
             if time.monotonic() >= next_discovery:
-                complete = await self._assign(consumer)
+                # Bounded like a check (twice: it also positions every partition).
+                complete = await self._answered(self._assign(consumer), "assigning", 2)
                 next_discovery = time.monotonic() + (
                     self._rediscover_s if not complete else 10 * self._rediscover_s
                 )
+            if time.monotonic() >= next_check:
+                # consumer.topics() would answer from its cache: ask the broker.
+                await self._answered(consumer._client.fetch_all_metadata(), "metadata")
+                next_check = time.monotonic() + self._check_s
             if not consumer.assignment():
                 await asyncio.sleep(min(1.0, self._rediscover_s))
                 continue

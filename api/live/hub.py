@@ -7,17 +7,25 @@ every subscriber whose filter matches, waking its sender. A subscriber whose que
 
 Subscribing with a last-event id replays the buffered events after it in the same synchronous
 step that registers the subscriber, so nothing published in between is missed or doubled.
+
+The hub also knows whether its source, Kafka, answers (:class:`Upstream`, set by the feed).
+A change wakes every subscriber, whose sender then sends one ``upstream`` frame before any
+further event: not queued with the events, so a client that is behind still learns the
+current state at once, and only the latest state if it changed twice meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Literal
 
 from api.live.events import KINDS, Kind, LiveEvent, event_text
 from api.live.queue import ClientQueue, Verdict
@@ -86,6 +94,23 @@ class Resume:
         return {"status": self.status, "replayed": self.replayed, "reason": self.reason}
 
 
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """Whether the feed's Kafka answers, since when, and why not."""
+
+    kafka: Literal["up", "down"]
+    since: datetime
+    detail: str | None = None
+    version: int = 0
+    """Bumped on every change: what a sender compares with the last state it sent."""
+
+    def describe(self) -> dict[str, str | None]:
+        return {"kafka": self.kafka, "since": self.since.isoformat(), "detail": self.detail}
+
+    def frame(self) -> str:
+        return json.dumps({"type": "upstream", **self.describe()})
+
+
 @dataclass(eq=False)
 class Subscriber:
     filter: Filter
@@ -95,6 +120,16 @@ class Subscriber:
     kick_reason: str | None = None
     client: str | None = None
     """Who connected (a digest of the key), for the per-key limit."""
+    upstream_sent: int = 0
+    """The :attr:`Upstream.version` this client was last told (in its hello or a frame)."""
+
+    def upstream_frame(self, upstream: Upstream) -> str | None:
+        """The ``upstream`` frame to send when the state changed since this client was last
+        told, else ``None``."""
+        if upstream.version == self.upstream_sent:
+            return None
+        self.upstream_sent = upstream.version
+        return upstream.frame()
 
     def kick(self, reason: str) -> None:
         if self.kick_reason is None:
@@ -136,6 +171,24 @@ class Hub:
         self._replay_size = replay_size
         self._subscribers: set[Subscriber] = set()
         self.stats = HubStats()
+        self.upstream = Upstream("down", datetime.now(UTC), "not connected to Kafka yet")
+        """Whether Kafka answers the feed; the feed sets it (:meth:`set_upstream`)."""
+
+    def set_upstream(self, up: bool, detail: str | None = None) -> None:
+        """Kafka answers (``up``) or not; on a change every client is told."""
+        kafka: Literal["up", "down"] = "up" if up else "down"
+        if kafka == self.upstream.kafka:
+            return
+        self.upstream = Upstream(kafka, datetime.now(UTC), detail, self.upstream.version + 1)
+        log.log(
+            logging.INFO if up else logging.WARNING,
+            "live feed: Kafka %s%s; telling %d clients",
+            kafka,
+            f" ({detail})" if detail else "",
+            len(self._subscribers),
+        )
+        for subscriber in self._subscribers:
+            subscriber.wakeup.set()
 
     @property
     def clients(self) -> int:
@@ -180,7 +233,10 @@ class Hub:
             if same >= per_key:
                 raise Full(f"this key has {same} live clients already, the most allowed")
         subscriber = Subscriber(
-            filter_, ClientQueue(self.queue_size, self.max_behind_s, self._clock), client=client
+            filter_,
+            ClientQueue(self.queue_size, self.max_behind_s, self._clock),
+            client=client,
+            upstream_sent=self.upstream.version,  # the hello describes the state of now
         )
         resume = self._replay_to(subscriber, last_event_id) if last_event_id else Resume("none")
         self._subscribers.add(subscriber)

@@ -16,6 +16,7 @@ from api import idempotency, queries
 from api.deps import AdminKey, AllowedDevice, ApiKey, Caller, Deps, FleetWide
 from api.errors import Conflict, NotFound
 from api.models import AcknowledgeIn, AlertOut, CommandAccepted, CommandIn, ModelOut, ResolveIn
+from api.params import TEXT
 from api.responses import KEY_ANSWERS, answers
 from api.routes.fleet import alert_out
 from schema.device_messages import DeviceCommand
@@ -169,7 +170,7 @@ async def resolve_alert(deps: Deps, caller: Caller, alert_id: AlertId, body: Res
     dependencies=[AdminKey, FleetWide],
 )
 async def activate_model(
-    deps: Deps, model_id: Annotated[str, Path(min_length=1, max_length=128)]
+    deps: Deps, model_id: Annotated[str, Path(min_length=1, max_length=128, pattern=TEXT)]
 ) -> ModelOut:
     """Make this model the one the stream worker forecasts with (it polls ``models.active``);
     the previously active model is deactivated in the same transaction."""

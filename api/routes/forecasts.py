@@ -21,7 +21,7 @@ from api.models import (
     HorizonTarget,
     PeakOut,
 )
-from api.params import End, Instant, Start
+from api.params import TEXT, End, Instant, Start
 from api.responses import answers
 from api.routes.devices import localise, zone_or_utc
 
@@ -41,7 +41,9 @@ HorizonParam = Annotated[
         "hourly trajectory; `7d`: the latest 7 local-day totals (issued at local midnight)"
     ),
 ]
-ModelParam = Annotated[str | None, Query(max_length=128, description="Only this model's forecasts")]
+ModelParam = Annotated[
+    str | None, Query(max_length=128, pattern=TEXT, description="Only this model's forecasts")
+]
 IssuedBefore = Annotated[
     Instant | None,
     Query(description="`24h`/`7d`: the latest issue at or before this instant (default: now)"),
@@ -152,7 +154,7 @@ async def fleet_forecasts(
         Query(description="`24h`: per UTC hour; `7d`: per local date of the devices"),
     ] = "24h",
     model_id: Annotated[
-        str | None, Query(max_length=128, description="Default: the active model")
+        str | None, Query(max_length=128, pattern=TEXT, description="Default: the active model")
     ] = None,
 ) -> FleetHorizonPage:
     """The fleet's next 24 hours (or 7 days): each device's latest forecast summed per target

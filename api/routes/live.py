@@ -36,7 +36,6 @@ from api.access import Grant, grant_of
 from api.deps import Deps
 from api.errors import ApiProblem
 from api.live.hub import BadFilter, Filter, Full, Subscriber
-from api.settings import ApiSettings
 from api.tokens import token_grant
 
 log = logging.getLogger(__name__)
@@ -62,6 +61,10 @@ async def _send_loop(websocket: WebSocket, subscriber: Subscriber, deps: Deps) -
     sent = deps.metrics.sent
     heartbeat_s = deps.settings.ws_heartbeat_s
     while True:
+        frame = subscriber.upstream_frame(deps.hub.upstream)
+        if frame is not None:  # Kafka went away or came back: before any further event
+            await websocket.send_text(frame)
+            continue
         item = subscriber.queue.pop()
         if item is None:
             subscriber.wakeup.clear()
@@ -154,14 +157,14 @@ def _bearer(authorization: str | None) -> str | None:
     return _credential(token.strip()) if scheme.lower() == "bearer" else None
 
 
-def _grant(settings: ApiSettings, key: str | None, token: str | None) -> Grant | None:
+async def _grant(deps: Deps, key: str | None, token: str | None) -> Grant | None:
     """The client's rights (every valid grant has scope read); ``None``: refuse it."""
     if token is not None:
-        try:
-            return token_grant(settings, token)
-        except ApiProblem:  # 401 or 403: the feed closes with 1008 either way
+        try:  # off the event loop: verifying may fetch the identity provider's keys
+            return await asyncio.to_thread(token_grant, deps.settings, token, deps.keys)
+        except ApiProblem:  # 401, 403 or 503: the feed closes with 1008 either way
             return None
-    return grant_of(settings, key)
+    return grant_of(deps.settings, key)
 
 
 @router.websocket("/ws/live")
@@ -184,7 +187,7 @@ async def live_feed(
             await websocket.accept()
             accepted = True
             key, token = await _first_message_credentials(websocket, settings.ws_auth_timeout_s)
-        grant = _grant(settings, key, token)
+        grant = await _grant(deps, key, token)
         credential = token or key
         if grant is not None and credential:
             client = hashlib.sha256(credential.encode()).hexdigest()
@@ -207,6 +210,8 @@ async def live_feed(
     try:
         if not accepted:
             await websocket.accept()
+        upstream = deps.hub.upstream
+        subscriber.upstream_sent = upstream.version  # the hello tells it
         await websocket.send_text(
             json.dumps(
                 {
@@ -215,6 +220,7 @@ async def live_feed(
                     "heartbeat_s": settings.ws_heartbeat_s,
                     **filter_.describe(),
                     "resume": resume.describe(),
+                    "upstream": upstream.describe(),
                 }
             )
         )

@@ -10,6 +10,7 @@ from api import horizons
 from api.deps import Deps
 from api.errors import NotFound
 from api.models import ModelDetail, ModelSummary
+from api.params import TEXT
 from api.responses import answers
 
 router = APIRouter(prefix="/api/v1", tags=["models"], responses=answers(422))
@@ -26,7 +27,7 @@ async def list_models(deps: Deps) -> list[ModelSummary]:
 
 @router.get("/models/{model_id}", response_model=ModelDetail, responses=answers(404))
 async def get_model(
-    deps: Deps, model_id: Annotated[str, Path(min_length=1, max_length=128)]
+    deps: Deps, model_id: Annotated[str, Path(min_length=1, max_length=128, pattern=TEXT)]
 ) -> ModelDetail:
     """One model: its metrics, whether it is active, and its whole model card."""
     async with deps.pool.acquire() as conn:

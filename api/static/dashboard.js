@@ -553,6 +553,12 @@ function setLive(text, connected) {
   pill.classList.toggle("connected", connected);
 }
 
+// The server says whether its Kafka answers: while it does not, nothing live arrives.
+function setUpstream(upstream) {
+  if (upstream && upstream.kafka === "down") setLive("connected; Kafka down, live data paused", false);
+  else setLive("connected", true);
+}
+
 function connectLive() {
   const url = new URL(`${API}/ws/live`, location.href);
   url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
@@ -566,8 +572,11 @@ function connectLive() {
     if (frame.type === "event") onEvent(frame);
     else if (frame.type === "hello") {
       state.retry = 0;
-      setLive("connected", true);
+      setUpstream(frame.upstream);
       if (frame.resume.status === "gap") { loadDevices(); scheduleRefresh(); } // missed events
+    } else if (frame.type === "upstream") {
+      setUpstream(frame);
+      if (frame.kafka === "up") scheduleRefresh();
     } else if (frame.type === "error") setLive(frame.detail, false);
   });
   ws.addEventListener("close", () => {

@@ -16,6 +16,7 @@ happens at import.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -202,8 +203,10 @@ def create_app(settings: StreamSettings, lifetime: Lifetime | None = None) -> fa
         settings,
         progress,
         lambda: consumer_lag(app, processor.next_offset, topics.readings),
+        topics.readings,
         diagnose=lambda: consumer_state(app),
     )
+    metrics = health.metrics
     app.add_dependency(health)
     written = [*topics.results, changelog_topic(app_id)]
 
@@ -231,6 +234,7 @@ def create_app(settings: StreamSettings, lifetime: Lifetime | None = None) -> fa
         assert isinstance(stream, faust.Stream)
         await track_topics(app, written)
         async for values in stream.noack_take(settings.batch_size, settings.batch_within_s):
+            started = time.perf_counter()
             events = cast("Sequence[EventT[bytes]]", values)  # typed as values upstream
             rewind = await processor.process(
                 [
@@ -254,6 +258,6 @@ def create_app(settings: StreamSettings, lifetime: Lifetime | None = None) -> fa
                 if (event.message.topic, event.message.partition) not in rewind:
                     await stream.ack(event)
             progress.advanced()
-            health.batches.inc()
+            metrics.batch_done(processor.report, time.perf_counter() - started)
 
     return app

@@ -38,12 +38,12 @@ import faust
 import uvloop
 from faust.types import TP
 from mode import Service
-from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from schema.topics import KafkaTopics
 from stream.bridge.health import Health, HealthServer, from_checks
 from stream.provision import ensure_topics_retrying
 from stream.settings import StreamSettings
+from stream.worker.metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
 
@@ -149,33 +149,27 @@ class WorkerProcess(faust.Worker):
 
 
 class HealthService(Service):
-    """``/healthz`` and ``/metrics`` on the worker's loop, started and stopped with the app,
-    and a periodic check that logs a stall (and its end)."""
+    """``/healthz`` and ``/metrics`` (:class:`~stream.worker.metrics.WorkerMetrics`) on the
+    worker's loop, started and stopped with the app, and a periodic check that updates the
+    consumer lag and logs a stall (and its end)."""
 
     def __init__(
         self,
         settings: StreamSettings,
         progress: Progress,
-        lag: Callable[[], int | None],
+        lag: Callable[[], dict[int, int]],
+        lag_topic: str,
         diagnose: Callable[[], str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self._settings, self._progress, self._lag = settings, progress, lag
+        self._lag_topic = lag_topic
+        """The topic whose per-partition lag ``lag`` returns (the readings)."""
         self._diagnose = diagnose
         """What else to log when the worker turns unhealthy (its consumer's flow state)."""
-        self.registry = CollectorRegistry()
-        self._lag_gauge = Gauge(
-            "wattstream_worker_lag", "Readings not yet processed", registry=self.registry
-        )
-        self._idle = Gauge(
-            "wattstream_worker_seconds_since_progress",
-            "Seconds since the last processed batch",
-            registry=self.registry,
-        )
-        self.batches = Counter(
-            "wattstream_worker_batches", "Batches processed", registry=self.registry
-        )
+        self.metrics = WorkerMetrics()
+        self.registry = self.metrics.registry
         self._server: HealthServer | None = None
         self._was_healthy = True
 
@@ -195,9 +189,8 @@ class HealthService(Service):
 
     @Service.timer(2.0)
     async def _check(self) -> None:
-        self._progress.lag = self._lag()
-        self._lag_gauge.set(self._progress.lag or 0)
-        self._idle.set(self._progress.idle_s())
+        self._progress.lag = self.metrics.set_lag(self._lag_topic, self._lag())
+        self.metrics.idle.set(self._progress.idle_s())
         health = self._progress.assess()
         if health.healthy != self._was_healthy:
             if health.healthy:
@@ -301,17 +294,20 @@ def _has_frame(obj: object) -> bool:
     return any(getattr(obj, a, None) is not None for a in _FRAMES)
 
 
-def consumer_lag(app: faust.App, next_offset: Callable[[str, int], int | None], topic: str) -> int:
-    """Readings of ``topic`` on this worker's partitions that are not processed yet."""
-    total = 0
+def consumer_lag(
+    app: faust.App, next_offset: Callable[[str, int], int | None], topic: str
+) -> dict[int, int]:
+    """Readings of ``topic`` not processed yet, per partition of it this worker is assigned
+    (those whose highwater the consumer knows)."""
+    lags = {}
     for tp in app.consumer.assignment():
         if tp.topic != topic:
             continue
         high = app.consumer.highwater(tp)
         if high is None:
             continue
-        total += max(0, high - (next_offset(tp.topic, tp.partition) or 0))
-    return total
+        lags[tp.partition] = max(0, high - (next_offset(tp.topic, tp.partition) or 0))
+    return lags
 
 
 async def track_topics(app: faust.App, names: Iterable[str]) -> None:

@@ -88,6 +88,35 @@ class SinkBatch:
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     """Next offset to read per (topic, partition), stored with the rows (see OffsetGuard)."""
 
+    def row_counts(self) -> dict[str, int]:
+        """Rows per table this batch writes (before the sink's per-key deduplication)."""
+        return {
+            "readings": len(self.readings),
+            "devices": len(self.births),
+            "device_status": len(self.statuses),
+            "hourly": len(self.hourly),
+            "forecasts": len(self.forecasts),
+            "forecast_horizons": len(self.horizons),
+            "health": len(self.health),
+            "alerts": len(self.alerts),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class BatchReport:
+    """What one committed batch did, for the worker's metrics: counted once per batch (the
+    per-event path only bumps an int on its rare branches: a restatement, a dead letter)."""
+
+    events: int = 0
+    hours_closed: int = 0
+    """Hours closed by the watermark (a restated hour is not closed again)."""
+    restatements: int = 0
+    """Closed hours a late reading changed (each restated once more)."""
+    forecasts: int = 0
+    dead_letters: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+    """Rows per table written in the batch's transaction."""
+
 
 @dataclass(frozen=True, slots=True)
 class OutMessage:
@@ -219,6 +248,8 @@ class _Batch:
     messages: list[OutMessage] = field(default_factory=list)
     cold: set[str] = field(default_factory=set)
     """Devices whose history (the state's cold part) the batch changed."""
+    restatements: int = 0
+    dead_letters: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +283,8 @@ class EventProcessor:
         self._devices: defaultdict[int, set[str]] = defaultdict(set)
         self._indexed = False
         self._guard: OffsetGuard | None = None
+        self.report = BatchReport()
+        """What the last committed batch did (see :class:`BatchReport`)."""
 
     def _index_existing(self) -> dict[tuple[str, int], int]:
         """After a (re)start, learn which devices the restored table holds, per partition, and
@@ -374,6 +407,14 @@ class EventProcessor:
         for (topic, partition), offset in rows.offsets.items():
             if topic == self._topics.readings:
                 self._states[position_key(partition)] = str(offset).encode()
+        self.report = BatchReport(
+            events=len(events),
+            hours_closed=sum(len(hours) for _, hours in closing),
+            restatements=batch.restatements,
+            forecasts=len(rows.forecasts),
+            dead_letters=batch.dead_letters,
+            rows=rows.row_counts(),
+        )
 
     async def _continue_resolved(self, resolved: frozenset[str], batch: _Batch) -> None:
         """A person resolved some of the alerts the batch updated: the worker never writes
@@ -448,6 +489,7 @@ class EventProcessor:
 
     def _dead_letter(self, event: SourceEvent, reason: str, detail: str, batch: _Batch) -> None:
         log.warning("dead-lettering %s@%d: %s: %s", event.topic, event.offset, reason, detail)
+        batch.dead_letters += 1
         record = dead_letter_record(
             topic=f"kafka:{event.topic}",
             payload=event.value,
@@ -476,6 +518,7 @@ class EventProcessor:
             late = OutMessage(self._topics.readings_late, event.key or b"", event.value)
             batch.messages.append(late)
         if result.restated is not None:
+            batch.restatements += 1
             batch.outputs.requests += self._closed(state, result.restated, batch)
 
     def _decode(

@@ -89,9 +89,11 @@ async def api_server(
     namespace: str,
     *,
     sndbuf: int | None = None,
+    bootstrap: str | None = None,
     **overrides: Any,
 ) -> AsyncIterator[str]:
-    """The app in uvicorn on a real loopback socket, its live feed positioned on every topic.
+    """The app in uvicorn on a real loopback socket, its live feed positioned on every topic
+    (of Kafka at ``bootstrap``: by default the session's).
 
     ``sndbuf`` caps the kernel send buffer of every accepted connection (Linux copies it from
     the listening socket), so a client that stops reading blocks the server's sends after
@@ -99,7 +101,7 @@ async def api_server(
     """
     settings = ApiSettings(
         database=DatabaseConnection(url=SecretStr(database)),
-        kafka=KafkaConnection(bootstrap=services.kafka_bootstrap),
+        kafka=KafkaConnection(bootstrap=bootstrap or services.kafka_bootstrap),
         # The whole block: the API's own broker user, as the launcher gives it.
         mqtt=MqttConnection.model_validate(
             {"host": services.mqtt_host, "port": services.mqtt_port, **services.mqtt_auth("api")}

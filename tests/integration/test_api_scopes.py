@@ -6,9 +6,11 @@ server: the test client's websockets do not close cleanly)."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -152,6 +154,51 @@ def test_writes_need_write_and_admin_needs_admin(guarded: TestClient) -> None:
     detail = guarded.post(activate, headers={"X-API-Key": WRITE}).json()["detail"]
     assert "scope admin" in detail
     assert "scope write" in detail
+
+
+SECURITY_PAGE = Path(__file__).resolve().parents[2] / "docs" / "security.md"
+NOT_IN_THE_DOCUMENT = {"GET /", "GET /docs", "GET /redoc", "GET /openapi.json"}
+
+
+def documented_scopes() -> dict[str, str]:
+    """``"METHOD /path"`` -> the scope docs/security.md's endpoint table names for it."""
+    text = SECURITY_PAGE.read_text(encoding="utf-8")
+    table = text[text.index("| endpoint | scope needed |") :].split("\n\n", 1)[0]
+    scopes = {}
+    for row in table.splitlines()[2:]:
+        endpoints, needed = row.split(" | ")[:2]
+        for endpoint in re.findall(r"`((?:GET|POST|PUT|DELETE|PATCH) /[^`]*)`", endpoints):
+            scopes[endpoint] = needed.split()[0]
+    return scopes
+
+
+def test_the_security_page_names_every_operation_with_its_scope(guarded: TestClient) -> None:
+    documented = documented_scopes()
+    operations = {
+        f"{method.upper()} {path}"
+        for path, item in guarded.get("/openapi.json").json()["paths"].items()
+        for method in item
+    }
+    assert set(documented) - NOT_IN_THE_DOCUMENT == operations
+    values = {**PATH_VALUES, "alert_id": "no-alert"}
+    keys: dict[str, str | None] = {"none": None, "read": READ, "write": WRITE, "admin": ADMIN}
+    for endpoint, needed in documented.items():
+        method, path = endpoint.split(" ", 1)
+        order = list(keys)
+        assert needed in order, endpoint
+
+        def status(key: str | None, method: str = method, path: str = path) -> int:
+            headers = {"X-API-Key": key} if key is not None else {}
+            body = {} if method in {"POST", "PUT"} else None  # past the key: a 422 or 404
+            url = path.format(**values)
+            return guarded.request(method, url, headers=headers, json=body).status_code
+
+        for scope, key in keys.items():
+            answered = status(key)
+            if order.index(scope) >= order.index(needed):
+                assert answered not in {401, 403}, (endpoint, scope, answered)
+            else:
+                assert answered == (401 if key is None else 403), (endpoint, scope, answered)
 
 
 def test_reads_are_open_in_development_only(database: str, services: Services) -> None:

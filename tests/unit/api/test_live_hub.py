@@ -170,3 +170,43 @@ def test_a_filter_limited_to_a_keys_devices() -> None:
     assert [f["device_id"] for f in frames(chosen)] == ["site-a-2"]
     with pytest.raises(BadFilter, match="outside this key's: \\['site-b-1'\\]"):
         Filter.parse(None, ["site-a-1", "site-b-1"]).limited_to(within)
+
+
+def test_every_client_is_told_when_kafka_goes_and_comes_back() -> None:
+    hub = make_hub(queue_size=2)
+    assert hub.upstream.kafka == "down"  # not connected yet
+    hub.set_upstream(True)
+    ahead = hub.subscribe(Filter.parse(None, None))[0]
+    lagging = hub.subscribe(Filter.parse(None, None))[0]
+    assert ahead.upstream_frame(hub.upstream) is None  # its hello said "up"
+    for n in range(5):  # one client falls behind: its queue coalesces
+        hub.publish("readings", f"dev-{n % 2}", data(f"dev-{n % 2}", n))
+    assert lagging.queue.behind
+    frames(ahead)
+    ahead.wakeup.clear()
+    hub.set_upstream(True)  # no change: nobody is woken
+    assert not ahead.wakeup.is_set()
+    hub.set_upstream(False, "Kafka did not answer within 5s (metadata)")
+    assert ahead.wakeup.is_set() and lagging.wakeup.is_set()
+    for subscriber in (ahead, lagging):  # the state, at once, however far behind
+        frame = subscriber.upstream_frame(hub.upstream)
+        assert frame is not None
+        told = json.loads(frame)
+        assert told == {
+            "type": "upstream",
+            "kafka": "down",
+            "since": hub.upstream.since.isoformat(),
+            "detail": "Kafka did not answer within 5s (metadata)",
+        }
+        assert told["since"].endswith("+00:00")
+        assert subscriber.upstream_frame(hub.upstream) is None  # once
+    # Down and up again before a client's sender ran: it is told only how things are now.
+    hub.set_upstream(True)
+    hub.set_upstream(False, "again")
+    hub.set_upstream(True)
+    for subscriber in (ahead, lagging):
+        frame = subscriber.upstream_frame(hub.upstream)
+        assert frame is not None and json.loads(frame)["kafka"] == "up"
+        assert json.loads(frame)["detail"] is None
+    late = hub.subscribe(Filter.parse(None, None))[0]
+    assert late.upstream_frame(hub.upstream) is None  # its hello tells the state

@@ -205,6 +205,37 @@ async def test_invalid_records_are_dead_lettered() -> None:
     assert b"malformed_json" in dead.value
 
 
+async def test_each_batch_reports_what_it_did() -> None:
+    """The worker's metrics come from these reports: events, hours closed, restatements,
+    forecasts, dead letters and rows per table, per batch."""
+    devices = [("a", "UTC"), ("b", "UTC")]
+    events = fleet_events(devices, 30)
+    # Hold back device a's reading of 01:15: it arrives after hour 01:00 closed (a restatement).
+    late = next(e for e in events if e.key == b"a" and b'"seq":5,' in e.value)
+    events.remove(late)
+    events += [late, SourceEvent(TOPICS.readings, 0, 0, b"b", b"{not json")]
+    first = next(e.offset for e in events if e.topic == TOPICS.readings)
+    events = [  # offsets contiguous again, in the new order
+        e if e.topic != TOPICS.readings else SourceEvent(e.topic, 0, first + i, e.key, e.value)
+        for i, e in enumerate(events, start=-len(devices))
+    ]
+    sink = TableSink()
+    processor, _, _ = make({}, sink)
+    reports = []
+    for batch in [*chunks(events[:-2], 40), events[-2:]]:
+        await processor.process(batch)
+        reports.append(processor.report)
+    assert reports[-1].events == 2
+    assert (reports[-1].restatements, reports[-1].dead_letters) == (1, 1)
+    assert reports[-1].rows["readings"] == 1
+    assert reports[-1].rows["hourly"] == 1  # the restated hour, again
+    assert sum(r.events for r in reports) == len(events)
+    assert sum(r.hours_closed for r in reports) == len(sink.hourly) == 2 * 29
+    assert sum(r.rows["readings"] for r in reports) == len(sink.readings) == 2 * 30 * 4
+    assert sum(r.forecasts for r in reports) >= len(sink.forecasts) > 0
+    assert sum(r.restatements for r in reports) == 1
+
+
 async def test_a_gap_in_offsets_is_sought_back_and_nothing_after_it_is_processed() -> None:
     sink = TableSink()
     processor, _, _ = make({}, sink)
