@@ -25,7 +25,7 @@ from api.app import create_app
 from api.kpi import queries
 from api.kpi.figures import Kpis, Priced, Quarter, Span, Window, compute, compute_totals
 from api.kpi.tariffs import Band, Tariff, TariffBook
-from schema import storage
+from tests.fixtures.rollups import settle_rollups
 
 from ..conftest import migrated_database
 from .test_api_rest import ADMIN_KEY, KEY, get, settings_for
@@ -260,9 +260,7 @@ async def test_same_kpis_in_each_storage_mode_and_from_raw_readings(storage_data
     await load(storage_database)
     conn = await asyncpg.connect(storage_database)
     try:
-        mode = await conn.fetchval("SELECT value FROM storage_info WHERE key = 'mode'")
-        for refresh in storage.refresh_statements(mode):
-            await conn.execute(refresh)
+        await settle_rollups(conn)
         window = Window.of_days(date(2026, 3, 30), date(2026, 3, 31), None)
         answers = []
         for sql in (
@@ -331,9 +329,7 @@ async def test_sec_in_each_storage_mode_from_rollups_and_raw_readings(
             " production_units) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             line_and_meter(),
         )
-        mode = await conn.fetchval("SELECT value FROM storage_info WHERE key = 'mode'")
-        for refresh in storage.refresh_statements(mode):
-            await conn.execute(refresh)
+        await settle_rollups(conn)
         for relation in ("readings_15m", "readings_hourly_utc", "daily_local"):
             produced = dict(
                 await conn.fetch(
@@ -423,9 +419,7 @@ async def early_figures(url: str, epoch: datetime) -> tuple[Priced, list[Quarter
             " VALUES ($1, $2, $3, $4, $5, $6, $7)",
             [("early", epoch + k * Q, k, "America/New_York", 900, 0.25, 1.0) for k in range(8)],
         )
-        mode = await conn.fetchval("SELECT value FROM storage_info WHERE key = 'mode'")
-        for refresh in storage.refresh_statements(mode):
-            await conn.execute(refresh)
+        await settle_rollups(conn)
         window = Window(epoch, epoch + 8 * Q)
         site = await queries.device_site(conn, "early")
         assert site is not None

@@ -17,10 +17,10 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import pytest
 
-from schema import storage
 from schema.wire import Energy, Power, Reading
 from stream.worker.processor import SinkBatch
 from stream.worker.sink import store
+from tests.fixtures.rollups import settle_rollups
 
 pytestmark = pytest.mark.integration
 
@@ -46,12 +46,6 @@ async def write(conn: asyncpg.Connection, rows: list[Reading]) -> None:
     """As the worker's sink writes a batch: one transaction, COPY into staging, merge."""
     async with conn.transaction():
         await store(conn, SinkBatch(readings=rows), "incremental")
-
-
-async def settle(conn: asyncpg.Connection) -> None:
-    mode = await conn.fetchval("SELECT value FROM storage_info WHERE key = 'mode'")
-    for statement in storage.refresh_statements(mode):
-        await conn.execute(statement)
 
 
 async def test_concurrent_writers_lose_no_update(storage_database: str) -> None:
@@ -88,7 +82,7 @@ async def test_concurrent_writers_lose_no_update(storage_database: str) -> None:
 
     conn = await asyncpg.connect(storage_database)
     try:
-        await settle(conn)
+        await settle_rollups(conn)
         assert await conn.fetchval("SELECT count(*) FROM readings") == len(every)
         fleet = await conn.fetch("SELECT * FROM fleet_hourly ORDER BY bucket")
         expected: dict[datetime, list[float]] = defaultdict(list)

@@ -29,11 +29,11 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import pytest
 
-from schema import storage
 from schema.wire import Energy, Power, Production, Reading
 from stream.worker.processor import SinkBatch
 from stream.worker.sink import store
 from stream.worker.statements import READINGS, reading_row
+from tests.fixtures.rollups import settle_rollups
 
 pytestmark = pytest.mark.integration
 
@@ -233,12 +233,6 @@ async def restate(conn: asyncpg.Connection, rows: Sequence[Row], batch: int) -> 
         await conn.execute(upsert.upsert_sql, *upsert.arrays(values))
 
 
-async def settle(conn: asyncpg.Connection) -> None:
-    mode = await conn.fetchval("SELECT value FROM storage_info WHERE key = 'mode'")
-    for statement in storage.refresh_statements(mode):
-        await conn.execute(statement)
-
-
 def is_late(row: Row) -> bool:
     """Held back in phase 1: Kathmandu's whole local 30 March, and every 7th Berlin reading
     around its DST change."""
@@ -256,7 +250,7 @@ async def test_rollups_equal_a_recomputation_from_the_raw_rows(storage_database:
         # Phase 1: in time order, in batches, as the sink writes; one batch redelivered.
         await write(conn, on_time, 1000)
         await write(conn, on_time[3000:4000], 1000)
-        await settle(conn)
+        await settle_rollups(conn)
         assert_parity(await stored(conn), on_time)
 
         # Phase 2: late readings out of order, with duplicates of stored ones.
@@ -312,7 +306,7 @@ async def test_rollups_equal_a_recomputation_from_the_raw_rows(storage_database:
             del current[key]
         del current["kolkata", datetime(2026, 3, 31, 12, 0, 30, tzinfo=UTC)]
 
-        await settle(conn)
+        await settle_rollups(conn)
         got = await stored(conn)
         assert_parity(got, current.values())
         assert ("chatham", hour) not in got["readings_hourly_utc"]
