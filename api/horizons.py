@@ -1,4 +1,9 @@
-"""Queries of multi-horizon forecasts (``forecast_horizons``) and of the ``models`` table."""
+"""Queries of multi-horizon forecasts and of the ``models`` table.
+
+A forecast is stored as one ``forecast_trajectories`` row (its targets as arrays); the view
+``forecast_horizons`` reads it one row per target. Which issue to answer is looked up in the
+table, its targets in the view.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +16,10 @@ import asyncpg
 Row = dict[str, Any]
 
 LATEST_ISSUE = """
-SELECT issue_time, model_id, max(issued_at) AS issued_at FROM forecast_horizons
+SELECT issue_time, model_id, issued_at FROM forecast_trajectories
 WHERE device_id = $1 AND horizon = $2 AND ($3::text IS NULL OR model_id = $3)
   AND ($4::timestamptz IS NULL OR issue_time <= $4)
-GROUP BY issue_time, model_id
-ORDER BY issue_time DESC, max(issued_at) DESC
+ORDER BY issue_time DESC, issued_at DESC
 LIMIT 1
 """
 
@@ -37,12 +41,12 @@ ACTIVE_MODEL = "SELECT model_id FROM models WHERE active"
 # Each device's latest issue (of one model) near the fleet's newest, summed per target period.
 FLEET = """
 WITH newest AS (
-    SELECT max(issue_time) AS at FROM forecast_horizons
+    SELECT max(issue_time) AS at FROM forecast_trajectories
     WHERE horizon = $1 AND ($2::text IS NULL OR model_id = $2)
 ),
 latest AS (
     SELECT f.device_id, max(f.issue_time) AS issue_time
-    FROM forecast_horizons AS f, newest
+    FROM forecast_trajectories AS f, newest
     WHERE f.horizon = $1 AND ($2::text IS NULL OR f.model_id = $2)
       AND f.issue_time > newest.at - $3::interval
     GROUP BY f.device_id

@@ -26,7 +26,7 @@ from stream.worker.statements import (
     ALERTS,
     DEVICE_STATUS,
     DEVICES,
-    FORECAST_HORIZONS,
+    FORECAST_TRAJECTORIES,
     FORECASTS,
     HEALTH,
     HOURLY,
@@ -59,8 +59,8 @@ async def store(conn: asyncpg.Connection, batch: SinkBatch, group_id: str) -> No
     """Every row of ``batch`` and its offsets, in the caller's transaction."""
     readings = READINGS.target.rows(reading_row(r) for r in batch.readings)
     await merge(conn, READINGS, readings)
-    horizons = FORECAST_HORIZONS.target.last_of_ordered(batch.horizons)
-    await merge(conn, FORECAST_HORIZONS, horizons)
+    horizons = FORECAST_TRAJECTORIES.target.last_of_ordered(batch.horizons)
+    await merge(conn, FORECAST_TRAJECTORIES, horizons)
     upserts = (
         (DEVICES, DEVICES.last_by_key(map(device_row, batch.births))),
         (DEVICE_STATUS, DEVICE_STATUS.last_by_key(map(status_row, batch.statuses))),

@@ -216,8 +216,8 @@ DEVICE_STATUS = Target(
 # A replayed batch never undoes a restatement.
 HOURLY = Target(tables.hourly, not_older_by="revision")
 FORECASTS = Target(tables.forecasts)
-# 24 rows per device and closed hour: COPY, then one upsert (``unnest`` arrays are slower).
-FORECAST_HORIZONS = Merge(Target(tables.forecast_horizons), update=True)
+# A row per device and closed hour (its targets as arrays): COPY, then one upsert.
+FORECAST_TRAJECTORIES = Merge(Target(tables.forecast_trajectories), update=True)
 HEALTH = Target(tables.health)
 # Acknowledging is a person's act through the API: the worker's upserts leave it alone.
 ALERTS = Target(tables.alerts, left_to_database=("acknowledged_at", "acknowledged_by", "note"))

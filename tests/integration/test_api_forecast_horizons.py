@@ -55,6 +55,22 @@ def days(device: str, issue: datetime, model: str) -> list[tuple[Any, ...]]:
     return rows
 
 
+def as_trajectories(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Rows of targets (the view's columns) as the table stores them: one per trajectory."""
+    grouped: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
+    for device, issue, start, end, horizon, model, _, day, hour, p10, p50, p90, at in rows:
+        grouped.setdefault((device, issue, horizon, model, at), []).append(
+            (start, end, day, hour, p10, p50, p90)
+        )
+    made = []
+    for (device, issue, horizon, model, at), targets in grouped.items():
+        starts, ends, dates, hours, p10s, p50s, p90s = (list(c) for c in zip(*targets, strict=True))
+        local_hours = None if horizon == "7d" else hours
+        made.append((device, issue, horizon, model, [*starts, ends[-1]], dates, local_hours,
+                     p10s, p50s, p90s, at))  # fmt: skip
+    return made
+
+
 async def load(url: str) -> None:
     conn = await asyncpg.connect(url)
     try:
@@ -71,10 +87,10 @@ async def load(url: str) -> None:
             *trajectory("dev-ktm", KATHMANDU_ISSUE, ZoneInfo("Asia/Kathmandu"), "gru-a", 0.5),
         ]
         await conn.executemany(
-            "INSERT INTO forecast_horizons (device_id, issue_time, target_start, target_end,"
-            " horizon, model_id, step, local_date, local_hour, p10_kwh, p50_kwh, p90_kwh,"
-            " issued_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-            rows,
+            "INSERT INTO forecast_trajectories (device_id, issue_time, horizon, model_id, bounds,"
+            " local_dates, local_hours, p10_kwh, p50_kwh, p90_kwh, issued_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            as_trajectories(rows),
         )
         await conn.executemany(
             "INSERT INTO hourly (device_id, hour_start, hour_end, tz, local_date, local_hour,"

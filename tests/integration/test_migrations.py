@@ -123,14 +123,15 @@ def expected_objects(mode: str) -> dict[str, set[str]]:
         # Continuous aggregates are (materialized) views; no triggers; the settle procedure.
         return {
             "table": tables,
-            "view": set(storage.ROLLUPS),
-            "function": {"wattstream_settle_rollups"},
+            "view": {*storage.ROLLUPS, "forecast_horizons"},
+            "function": {"wattstream_settle_rollups", "wattstream_quantiles_ordered"},
             "trigger": set(),
         }
     return {
         "table": tables | {"readings_15m", "readings_hourly_utc", "fleet_hourly"},
-        "view": {"daily_local"},
+        "view": {"daily_local", "forecast_horizons"},
         "function": {
+            "wattstream_quantiles_ordered",
             "wattstream_refresh_rollups",
             "wattstream_readings_rollup",
             "wattstream_readings_truncate",
