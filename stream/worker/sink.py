@@ -51,7 +51,13 @@ async def merge(conn: asyncpg.Connection, how: Merge, rows: Sequence[Sequence[An
     """COPY ``rows`` (in column order) into the staging table, then merge them."""
     if rows:
         await conn.execute(how.create_staging_sql)
-        await conn.copy_records_to_table(how.staging, records=rows, columns=how.target.columns)
+        columns = how.target.columns
+        if how.encoder is None:
+            await conn.copy_records_to_table(how.staging, records=rows, columns=columns)
+        else:
+            # A memoryview: asyncpg would take bytes for a file name.
+            payload = memoryview(how.encoder.encode(rows))
+            await conn.copy_to_table(how.staging, source=payload, columns=columns, format="binary")
         await conn.execute(how.merge_sql)
 
 

@@ -28,6 +28,7 @@ from sqlalchemy.dialects import postgresql
 from schema import tables
 from schema.device_messages import DeviceBirth, DeviceStatus
 from schema.wire import Reading
+from stream.worker.copy_binary import CopyEncoder
 
 Row = Mapping[str, Any]
 """Column name -> value."""
@@ -126,6 +127,14 @@ class Merge:
 
     target: Target
     update: bool = False
+    encoder: CopyEncoder | None = None
+    """Rows encoded to binary COPY here, column by column (else asyncpg encodes each value)."""
+
+    @classmethod
+    def binary(cls, target: Target, *, update: bool = False) -> Merge:
+        """A merge whose COPY payload :class:`CopyEncoder` builds from the table's columns."""
+        columns = [target.table.columns[name] for name in target.columns]
+        return cls(target, update, CopyEncoder(columns))
 
     @property
     def staging(self) -> str:
@@ -217,7 +226,7 @@ DEVICE_STATUS = Target(
 HOURLY = Target(tables.hourly, not_older_by="revision")
 FORECASTS = Target(tables.forecasts)
 # A row per device and closed hour (its targets as arrays): COPY, then one upsert.
-FORECAST_TRAJECTORIES = Merge(Target(tables.forecast_trajectories), update=True)
+FORECAST_TRAJECTORIES = Merge.binary(Target(tables.forecast_trajectories), update=True)
 HEALTH = Target(tables.health)
 # Acknowledging is a person's act through the API: the worker's upserts leave it alone.
 ALERTS = Target(tables.alerts, left_to_database=("acknowledged_at", "acknowledged_by", "note"))

@@ -167,6 +167,21 @@ async def test_horizons_are_rewritten_idempotently(sink: ResultSink, database: s
             "step": 3, "local_date": date(2026, 3, 29), "local_hour": 2, "p10_kwh": 1.5,
             "p50_kwh": 4.0, "p90_kwh": 4.5, "issued_at": first,
         }  # fmt: skip
+        # Days (no local hours) and hours in one batch: the arrays differ in length.
+        week = trajectory(second, 20.0)._replace(
+            horizon="7d", bounds=[second + timedelta(days=k) for k in range(8)],
+            local_dates=[date(2026, 3, 29) + timedelta(days=k) for k in range(7)],
+            local_hours=None, p10_kwh=[19.0] * 7, p50_kwh=[20.0 + k for k in range(7)],
+            p90_kwh=[30.0] * 7,
+        )  # fmt: skip
+        await sink.write(SinkBatch(horizons=[week, trajectory(second, 3.5)]))
+        days = await conn.fetch(
+            "SELECT step, target_end - target_start AS length, local_hour, p50_kwh"
+            " FROM forecast_horizons WHERE horizon = '7d' ORDER BY step"
+        )
+        assert [tuple(r) for r in days] == [
+            (k + 1, timedelta(days=1), None, 20.0 + k) for k in range(7)
+        ]
         good = trajectory(first, 1.0)
         for bad in (
             good._replace(p90_kwh=[*good.p90_kwh[:-1], 0.0]),  # P10 <= P50 <= P90 is enforced
