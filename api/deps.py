@@ -19,6 +19,7 @@ from api.metrics import Metrics
 from api.params import DevicePath
 from api.settings import ApiSettings
 from api.tokens import token_grant
+from api.training import TrainingRunner
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class Resources:
     commands: CommandPublisher
     metrics: Metrics
     tariffs: TariffStore
+    training: TrainingRunner
 
 
 class State(TypedDict):
