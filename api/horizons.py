@@ -171,3 +171,36 @@ async def accuracy(
     (a 7-day target counts once its local day is over)."""
     rows = await conn.fetch(ACCURACY, device_id, start, end, model_id, now)
     return {row["horizon"]: dict(row) for row in rows}
+
+
+HORIZONS = ("1h", "24h", "7d")
+NO_PAIRS: Row = {
+    "n": 0,
+    "rmse_kwh": None,
+    "mae_kwh": None,
+    "bias_kwh": None,
+    "coverage_p10_p90": None,
+}
+
+
+def per_horizon(found: dict[str, Row]) -> list[Row]:
+    """One row per horizon, in :data:`HORIZONS` order; no pairs yet: ``n = 0`` and ``None``s."""
+    return [{**NO_PAIRS, **found.get(name, {}), "horizon": name} for name in HORIZONS]
+
+
+HEALTH_WINDOWS = {"1h": timedelta(hours=24), "24h": timedelta(hours=24), "7d": timedelta(days=14)}
+"""The trailing window of each horizon's rolling error next to a device's health: the next-hour
+health's 24 hours for the hourly targets; 14 days for the daily ones (one target a day)."""
+
+
+async def rolling_health(conn: asyncpg.Connection, device_id: str, now: datetime) -> list[Row]:
+    """Each horizon's error over its trailing window (:data:`HEALTH_WINDOWS`) up to ``now``,
+    with the window's bounds, any model."""
+    found: dict[str, Row] = {}
+    for window in sorted(set(HEALTH_WINDOWS.values())):
+        start = now - window
+        rows = await accuracy(conn, device_id, start=start, end=now, model_id=None, now=now)
+        for name, span in HEALTH_WINDOWS.items():
+            if span == window:
+                found[name] = {**rows.get(name, {}), "window_start": start, "window_end": now}
+    return per_horizon(found)

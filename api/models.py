@@ -132,6 +132,9 @@ class HealthPage(Out):
     device_id: str
     tz: str
     latest: HealthOut | None
+    horizons: list[HorizonHealth]
+    """Next to the next-hour health: the rolling error of the next-hour, 24-hour-ahead and
+    7-day-ahead forecasts against the actuals up to now."""
     start: AwareDatetime
     end: AwareDatetime
     items: list[HealthOut]
@@ -390,6 +393,14 @@ class HorizonAccuracy(Out):
     """Predicted minus actual: positive = over-forecast."""
     coverage_p10_p90: float | None
     """Share of actuals inside P10-P90 (target 0.8); ``None`` for ``1h`` (no interval)."""
+
+
+class HorizonHealth(HorizonAccuracy):
+    """A horizon's rolling error over its trailing window: 24 hours for ``1h`` and ``24h``, 14
+    days for ``7d`` (one target a day)."""
+
+    window_start: AwareDatetime
+    window_end: AwareDatetime
 
 
 class ForecastAccuracy(Out):
