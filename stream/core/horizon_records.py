@@ -181,7 +181,7 @@ class Target(NamedTuple):
 
 def targets(row: TrajectoryRow) -> list[Target]:
     """The row's targets one by one, as the view ``forecast_horizons`` reads them."""
-    hours = row.local_hours or [None] * len(row.p50_kwh)
+    hours: Sequence[int | None] = row.local_hours or [None] * len(row.p50_kwh)
     return [
         Target(step, start, end, day, hour, p10, p50, p90)
         for step, (start, end, day, hour, p10, p50, p90) in enumerate(
