@@ -478,3 +478,40 @@ async def test_downgrade_and_upgrade_with_compressed_chunks(storage_database: st
 def test_alembic_url_refuses_other_databases() -> None:
     with pytest.raises(ValueError, match="not a PostgreSQL URL"):
         migrate.alembic_url("mysql://u@h/db")
+
+
+async def test_forecast_rows_move_to_trajectories_and_back(storage_database: str) -> None:
+    """0010 turns the per-target rows of 0007 into one row per trajectory (the view reads the
+    same rows back); its downgrade restores them."""
+    url = storage_database
+    mode = await mode_of(url)
+    await asyncio.to_thread(migrate.downgrade, url, "0009")
+    hour = timedelta(hours=1)
+    rows = [
+        ("d1", T0, T0 + k * hour, T0 + (k + 1) * hour, "24h", "m", k + 1, date(2026, 3, 29),
+         k, 1.0 + k, 2.0 + k, 3.0 + k, T0)
+        for k in range(24)
+    ] + [
+        ("d1", T0, T0 + timedelta(days=k), T0 + timedelta(days=k + 1), "7d", "m", k + 1,
+         date(2026, 3, 29) + timedelta(days=k), None, 10.0, 20.0 + k, 30.0 + k, T0)
+        for k in range(7)
+    ]  # fmt: skip
+    read_back = "SELECT * FROM forecast_horizons ORDER BY horizon, step"
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.executemany(
+            "INSERT INTO forecast_horizons VALUES"
+            " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            rows,
+        )
+        options = storage.StorageOptions(
+            mode="timescaledb" if mode == "timescaledb" else "postgresql"
+        )
+        await asyncio.to_thread(migrate.upgrade, url, "head", options)
+        assert await conn.fetchval("SELECT count(*) FROM forecast_trajectories") == 2
+        assert [tuple(r) for r in await conn.fetch(read_back)] == rows
+        await asyncio.to_thread(migrate.downgrade, url, "0009")
+        assert [tuple(r) for r in await conn.fetch(read_back)] == rows
+        await asyncio.to_thread(migrate.upgrade, url, "head", options)
+    finally:
+        await conn.close()
