@@ -201,6 +201,7 @@ async def one_round(
         "commit_client_cpu_s": commit.cpu_s,
         "commit_backend_cpu_s": commit.backend_cpu_s,
         "total_s": model.wall_s + rows_made.wall_s + commit.wall_s,
+        "total_cpu_s": model.cpu_s + rows_made.cpu_s + commit.cpu_s + commit.backend_cpu_s,
     }
 
 
@@ -287,7 +288,7 @@ def report(result: dict[str, Any]) -> None:
             f"    committed   {m['commit_s']:>8.3f} / {m['commit_client_cpu_s']:.3f}"
             f" / {m['commit_backend_cpu_s']:.3f}"
         )
-        print(f"    total       {m['total_s']:>8.3f}")
+        print(f"    total       {m['total_s']:>8.3f} / {m['total_cpu_s']:.3f} (CPU: own + backend)")
     print(
         f"  per-device model calls {result['per_device_model_calls_s_extrapolated']:.3f} s"
         f" (extrapolated from {result['per_device_sample']}; {result['model_call_speedup']}x)"
