@@ -123,7 +123,9 @@ async def model(conn: asyncpg.Connection, model_id: str) -> Row | None:
 
 
 # Forecasts paired with the actuals of their targets: next hour, 24 hours ahead (the last hour
-# of each trajectory) and 7 days ahead (the last day of each 7-day forecast).
+# of each trajectory) and 7 days ahead (the last day of each 7-day forecast). The bounds on
+# issue_time (a target starts less than 2 or 8 days after its issue) let the table's key find a
+# device's trajectories before the view unnests them.
 ACCURACY = """
 WITH pairs AS (
     SELECT '1h' AS horizon, f.predicted_kwh AS predicted, h.energy_kwh AS actual,
@@ -138,6 +140,7 @@ WITH pairs AS (
     JOIN hourly AS h ON h.device_id = fh.device_id AND h.hour_start = fh.target_start
     WHERE fh.device_id = $1 AND fh.horizon = '24h' AND fh.step = 24
       AND fh.target_start >= $2 AND fh.target_start < $3
+      AND fh.issue_time > $2 - INTERVAL '2 days' AND fh.issue_time < $3
       AND ($4::text IS NULL OR fh.model_id = $4)
     UNION ALL
     SELECT '7d', fh.p50_kwh, d.energy_kwh, fh.p10_kwh, fh.p90_kwh
@@ -145,6 +148,7 @@ WITH pairs AS (
     JOIN daily_local AS d ON d.device_id = fh.device_id AND d.local_date = fh.local_date
     WHERE fh.device_id = $1 AND fh.horizon = '7d' AND fh.step = 7
       AND fh.target_start >= $2 AND fh.target_start < $3 AND fh.target_end <= $5
+      AND fh.issue_time > $2 - INTERVAL '8 days' AND fh.issue_time < $3
       AND ($4::text IS NULL OR fh.model_id = $4)
 )
 SELECT horizon, count(*) AS n,
