@@ -67,6 +67,11 @@ async def objects(url: str) -> dict[str, set[str]]:
     return found
 
 
+def same_mode(mode: str) -> storage.StorageOptions:
+    """Options that migrate again in the storage mode a database has."""
+    return storage.StorageOptions(mode="timescaledb" if mode == "timescaledb" else "postgresql")
+
+
 async def mode_of(url: str) -> str:
     conn = await asyncpg.connect(url)
     try:
@@ -180,7 +185,7 @@ async def test_upgrade_downgrade_upgrade_without_drift(storage_database: str) ->
         "trigger": set(),
     }
 
-    options = storage.StorageOptions(mode="timescaledb" if mode == "timescaledb" else "postgresql")
+    options = same_mode(mode)
     await asyncio.to_thread(migrate.upgrade, url, "head", options)
     assert await mode_of(url) == mode
     assert await objects(url) == expected_objects(mode)
@@ -201,9 +206,7 @@ async def test_readings_stored_before_the_storage_migration_are_rolled_up(
             " 60, 0.25, 1 FROM generate_series(0, 1) d, generate_series(0, 119) m",
             T0,
         )
-        options = storage.StorageOptions(
-            mode="timescaledb" if mode == "timescaledb" else "postgresql"
-        )
+        options = same_mode(mode)
         await asyncio.to_thread(migrate.upgrade, url, "head", options)
         fleet = await conn.fetch(
             "SELECT bucket, energy_kwh, reading_count, devices FROM fleet_hourly ORDER BY bucket"
@@ -459,9 +462,7 @@ async def test_downgrade_and_upgrade_with_compressed_chunks(storage_database: st
                 "SELECT bool_or(is_compressed) FROM timescaledb_information.chunks"
                 " WHERE hypertable_name = 'readings'"
             )
-        options = storage.StorageOptions(
-            mode="timescaledb" if mode == "timescaledb" else "postgresql"
-        )
+        options = same_mode(mode)
         await asyncio.to_thread(migrate.upgrade, url, "head", options)
         assert await objects(url) == expected_objects(mode)
         fleet = await conn.fetch(
@@ -504,9 +505,7 @@ async def test_forecast_rows_move_to_trajectories_and_back(storage_database: str
             " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             rows,
         )
-        options = storage.StorageOptions(
-            mode="timescaledb" if mode == "timescaledb" else "postgresql"
-        )
+        options = same_mode(mode)
         await asyncio.to_thread(migrate.upgrade, url, "head", options)
         assert await conn.fetchval("SELECT count(*) FROM forecast_trajectories") == 2
         assert [tuple(r) for r in await conn.fetch(read_back)] == rows
