@@ -12,8 +12,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import shlex
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -33,8 +37,20 @@ from api.live.hub import Hub
 from api.metrics import Metrics
 from api.requestid import RequestId
 from api.responses import KEY_ANSWERS, document_problem, middleware_answers
-from api.routes import commands, devices, fleet, forecasts, health, kpis, live, models, readings
+from api.routes import (
+    commands,
+    devices,
+    fleet,
+    forecasts,
+    health,
+    kpis,
+    live,
+    models,
+    readings,
+    training,
+)
 from api.settings import ApiSettings
+from api.training import TrainingRunner
 from schema.topics import KafkaTopics, MqttTopics
 
 log = logging.getLogger(__name__)
@@ -112,6 +128,17 @@ def create_app(settings: ApiSettings) -> FastAPI:
             timeout=settings.db_timeout_s,  # connecting
             command_timeout=settings.db_timeout_s,  # every query
         )
+        command = settings.training_command
+        trainer = TrainingRunner(
+            shlex.split(command) if command else [sys.executable, "-m", "stream.forecast"],
+            database_url=settings.database.dsn(),
+            artifacts_dir=settings.training_artifacts_dir,
+            # The child gets this process's environment (PATH, PYTHONPATH) and the database URL.
+            environment=dict(os.environ),
+            enabled=settings.allow_training,
+            timeout_s=settings.training_timeout.total_seconds(),
+            clock=lambda: datetime.now(UTC),
+        )
         try:
             async with asyncio.TaskGroup() as group:
                 tasks = [
@@ -128,10 +155,12 @@ def create_app(settings: ApiSettings) -> FastAPI:
                             commands=publisher,
                             metrics=metrics,
                             tariffs=tariffs,
+                            training=trainer,
                             keys=keys,
                         )
                     }
                 finally:
+                    await trainer.aclose()
                     for task in tasks:
                         task.cancel()
         finally:
@@ -169,7 +198,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     # elsewhere (development) nothing, so the OpenAPI document says no key is needed.
     guarded = settings.reads_need_key
     limited = middleware_answers(rate_limited=settings.rate_limit > 0)
-    for module in (readings, devices, forecasts, fleet, kpis, models, commands):
+    for module in (readings, devices, forecasts, fleet, kpis, models, commands, training):
         app.include_router(
             module.router,
             dependencies=[ReadKey] if guarded else None,

@@ -20,6 +20,7 @@ from api.metrics import Metrics
 from api.params import DevicePath
 from api.settings import ApiSettings
 from api.tokens import token_grant
+from api.training import TrainingRunner
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class Resources:
     commands: CommandPublisher
     metrics: Metrics
     tariffs: TariffStore
+    training: TrainingRunner
     keys: JwksKeys | None = None
     """The identity provider's public keys, where ``settings.jwt_jwks`` names them."""
 

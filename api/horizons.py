@@ -1,4 +1,9 @@
-"""Queries of multi-horizon forecasts (``forecast_horizons``) and of the ``models`` table."""
+"""Queries of multi-horizon forecasts and of the ``models`` table.
+
+A forecast is stored as one ``forecast_trajectories`` row (its targets as arrays); the view
+``forecast_horizons`` reads it one row per target. Which issue to answer is looked up in the
+table, its targets in the view.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +16,10 @@ import asyncpg
 Row = dict[str, Any]
 
 LATEST_ISSUE = """
-SELECT issue_time, model_id, max(issued_at) AS issued_at FROM forecast_horizons
+SELECT issue_time, model_id, issued_at FROM forecast_trajectories
 WHERE device_id = $1 AND horizon = $2 AND ($3::text IS NULL OR model_id = $3)
   AND ($4::timestamptz IS NULL OR issue_time <= $4)
-GROUP BY issue_time, model_id
-ORDER BY issue_time DESC, max(issued_at) DESC
+ORDER BY issue_time DESC, issued_at DESC
 LIMIT 1
 """
 
@@ -37,12 +41,12 @@ ACTIVE_MODEL = "SELECT model_id FROM models WHERE active"
 # Each device's latest issue (of one model) near the fleet's newest, summed per target period.
 FLEET = """
 WITH newest AS (
-    SELECT max(issue_time) AS at FROM forecast_horizons
+    SELECT max(issue_time) AS at FROM forecast_trajectories
     WHERE horizon = $1 AND ($2::text IS NULL OR model_id = $2)
 ),
 latest AS (
     SELECT f.device_id, max(f.issue_time) AS issue_time
-    FROM forecast_horizons AS f, newest
+    FROM forecast_trajectories AS f, newest
     WHERE f.horizon = $1 AND ($2::text IS NULL OR f.model_id = $2)
       AND f.issue_time > newest.at - $3::interval
     GROUP BY f.device_id
@@ -119,7 +123,9 @@ async def model(conn: asyncpg.Connection, model_id: str) -> Row | None:
 
 
 # Forecasts paired with the actuals of their targets: next hour, 24 hours ahead (the last hour
-# of each trajectory) and 7 days ahead (the last day of each 7-day forecast).
+# of each trajectory) and 7 days ahead (the last day of each 7-day forecast). The bounds on
+# issue_time (a target starts less than 2 or 8 days after its issue) let the table's key find a
+# device's trajectories before the view unnests them.
 ACCURACY = """
 WITH pairs AS (
     SELECT '1h' AS horizon, f.predicted_kwh AS predicted, h.energy_kwh AS actual,
@@ -134,6 +140,7 @@ WITH pairs AS (
     JOIN hourly AS h ON h.device_id = fh.device_id AND h.hour_start = fh.target_start
     WHERE fh.device_id = $1 AND fh.horizon = '24h' AND fh.step = 24
       AND fh.target_start >= $2 AND fh.target_start < $3
+      AND fh.issue_time > $2 - INTERVAL '2 days' AND fh.issue_time < $3
       AND ($4::text IS NULL OR fh.model_id = $4)
     UNION ALL
     SELECT '7d', fh.p50_kwh, d.energy_kwh, fh.p10_kwh, fh.p90_kwh
@@ -141,6 +148,7 @@ WITH pairs AS (
     JOIN daily_local AS d ON d.device_id = fh.device_id AND d.local_date = fh.local_date
     WHERE fh.device_id = $1 AND fh.horizon = '7d' AND fh.step = 7
       AND fh.target_start >= $2 AND fh.target_start < $3 AND fh.target_end <= $5
+      AND fh.issue_time > $2 - INTERVAL '8 days' AND fh.issue_time < $3
       AND ($4::text IS NULL OR fh.model_id = $4)
 )
 SELECT horizon, count(*) AS n,
@@ -167,3 +175,36 @@ async def accuracy(
     (a 7-day target counts once its local day is over)."""
     rows = await conn.fetch(ACCURACY, device_id, start, end, model_id, now)
     return {row["horizon"]: dict(row) for row in rows}
+
+
+HORIZONS = ("1h", "24h", "7d")
+NO_PAIRS: Row = {
+    "n": 0,
+    "rmse_kwh": None,
+    "mae_kwh": None,
+    "bias_kwh": None,
+    "coverage_p10_p90": None,
+}
+
+
+def per_horizon(found: dict[str, Row]) -> list[Row]:
+    """One row per horizon, in :data:`HORIZONS` order; no pairs yet: ``n = 0`` and ``None``s."""
+    return [{**NO_PAIRS, **found.get(name, {}), "horizon": name} for name in HORIZONS]
+
+
+HEALTH_WINDOWS = {"1h": timedelta(hours=24), "24h": timedelta(hours=24), "7d": timedelta(days=14)}
+"""The trailing window of each horizon's rolling error next to a device's health: the next-hour
+health's 24 hours for the hourly targets; 14 days for the daily ones (one target a day)."""
+
+
+async def rolling_health(conn: asyncpg.Connection, device_id: str, now: datetime) -> list[Row]:
+    """Each horizon's error over its trailing window (:data:`HEALTH_WINDOWS`) up to ``now``,
+    with the window's bounds, any model."""
+    found: dict[str, Row] = {}
+    for window in sorted(set(HEALTH_WINDOWS.values())):
+        start = now - window
+        rows = await accuracy(conn, device_id, start=start, end=now, model_id=None, now=now)
+        for name, span in HEALTH_WINDOWS.items():
+            if span == window:
+                found[name] = {**rows.get(name, {}), "window_start": start, "window_end": now}
+    return per_horizon(found)

@@ -133,6 +133,9 @@ class HealthPage(Out):
     device_id: str
     tz: str
     latest: HealthOut | None
+    horizons: list[HorizonHealth]
+    """Next to the next-hour health: the rolling error of the next-hour, 24-hour-ahead and
+    7-day-ahead forecasts against the actuals up to now."""
     start: AwareDatetime
     end: AwareDatetime
     items: list[HealthOut]
@@ -438,6 +441,14 @@ class HorizonAccuracy(Out):
     """Share of actuals inside P10-P90 (target 0.8); ``None`` for ``1h`` (no interval)."""
 
 
+class HorizonHealth(HorizonAccuracy):
+    """A horizon's rolling error over its trailing window: 24 hours for ``1h`` and ``24h``, 14
+    days for ``7d`` (one target a day)."""
+
+    window_start: AwareDatetime
+    window_end: AwareDatetime
+
+
 class ForecastAccuracy(Out):
     device_id: str
     tz: str
@@ -445,3 +456,33 @@ class ForecastAccuracy(Out):
     start: AwareDatetime
     end: AwareDatetime
     horizons: list[HorizonAccuracy]
+
+
+class TrainingIn(BaseModel):
+    """A training run of the multi-horizon GRU (``wattstream train``) started from the API."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    preset: Literal["tiny", "quick", "full"] = "quick"
+    """``tiny``: 8 devices, 2 epochs (about a minute, not a usable model); ``quick``: 21
+    devices, 42 days (a few minutes); ``full``: the committed model's run (about 10 minutes
+    on 2 cores)."""
+    seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 7
+    """Seeds the simulated history, the window sample and TensorFlow (same seed, same model)."""
+
+
+class TrainingOut(Out):
+    training_id: str
+    preset: Literal["tiny", "quick", "full"]
+    seed: int
+    state: Literal["running", "succeeded", "failed"]
+    started_at: AwareDatetime
+    finished_at: AwareDatetime | None
+    model_id: str | None
+    """The trained model (registered in ``GET /api/v1/models``, not active) once succeeded."""
+    events: int
+    """Progress events so far (``events_url`` streams them)."""
+    last_event: dict[str, Any] | None
+    events_url: str
+    """Server-sent events: ``started``, ``stage``, ``epoch`` (loss, val_loss,
+    validation_skill, validation_coverage), then ``done`` or ``failed``."""

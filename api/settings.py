@@ -184,6 +184,17 @@ class ApiSettings(BaseSettings, ServiceOptions):
     command_timeout_s: Annotated[float, Field(gt=0)] = 5.0
     """How long a command waits for the MQTT broker (connect and PUBACK) before a 503."""
 
+    allow_training: bool = False
+    """Admins may start ``wattstream train`` from the API (``POST /api/v1/admin/training``; CPU
+    heavy: minutes on 2 cores); off: that answers 409."""
+    training_command: str | None = None
+    """The train command, shell-quoted (default: this Python's ``-m stream.forecast``); the API
+    adds ``--progress --no-activate --no-latest --artifacts-dir ... --seed ...``."""
+    training_artifacts_dir: Path = Path("artifacts")
+    """Where trainings started from the API write their model directories."""
+    training_timeout: timedelta = timedelta(hours=2)
+    """A training started from the API that runs longer is killed (and reported failed)."""
+
     tariffs_file: Path | None = None
     """Tariff book (TOML or JSON, see docs/kpis.md); default: the reference two-rate tariff
     and 0.45 kg CO2e/kWh. A JSON file is rewritten by ``PUT /api/v1/tariffs``."""

@@ -32,7 +32,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -185,8 +185,8 @@ forecasts = Table(
 
 FORECAST_HORIZONS = ("24h", "7d")
 
-forecast_horizons = Table(
-    "forecast_horizons",
+forecast_trajectories = Table(
+    "forecast_trajectories",
     metadata,
     Column("device_id", Text, nullable=False),
     _tstz(
@@ -194,34 +194,52 @@ forecast_horizons = Table(
         comment="UTC instant the first target starts: the end of the closed "
         "hour the trajectory is based on (for 7d: a local midnight)",
     ),
-    _tstz("target_start", comment="UTC instant the target (a local hour or day) starts"),
-    _tstz("target_end"),
     Column(
         "horizon",
         Text,
         nullable=False,
-        comment="'24h': an hour of the hourly trajectory; '7d': a local day of the daily totals",
+        comment="'24h': the hourly trajectory (24 local hours); '7d': the daily totals (7 local "
+        "days)",
     ),
     Column("model_id", Text, nullable=False),
-    Column("step", SmallInteger, nullable=False, comment="1-based: hours or days ahead"),
-    Column("local_date", Date, nullable=False, comment="the target's device-local date"),
-    Column("local_hour", SmallInteger, nullable=True, comment="an hourly target's local hour"),
-    Column("p10_kwh", Double, nullable=False),
-    Column("p50_kwh", Double, nullable=False),
-    Column("p90_kwh", Double, nullable=False),
+    Column(
+        "bounds",
+        ARRAY(DateTime(timezone=True)),
+        nullable=False,
+        comment="UTC instants: target k (1-based) runs from bounds[k] to bounds[k + 1]",
+    ),
+    Column("local_dates", ARRAY(Date), nullable=False, comment="each target's local date"),
+    Column(
+        "local_hours",
+        ARRAY(SmallInteger),
+        nullable=True,
+        comment="each hourly target's local hour (NULL for days)",
+    ),
+    Column("p10_kwh", ARRAY(Double), nullable=False),
+    Column("p50_kwh", ARRAY(Double), nullable=False),
+    Column("p90_kwh", ARRAY(Double), nullable=False),
     _tstz("issued_at", comment="when the worker computed it"),
-    PrimaryKeyConstraint("device_id", "issue_time", "target_start", "horizon", "model_id"),
+    PrimaryKeyConstraint("device_id", "issue_time", "horizon", "model_id"),
     _one_of("horizon", FORECAST_HORIZONS),
-    CheckConstraint("p10_kwh <= p50_kwh AND p50_kwh <= p90_kwh", name="ordered"),
-    CheckConstraint("step >= 1", name="step"),
+    CheckConstraint(
+        "cardinality(bounds) = cardinality(p50_kwh) + 1"
+        " AND cardinality(local_dates) = cardinality(p50_kwh)"
+        " AND cardinality(p10_kwh) = cardinality(p50_kwh)"
+        " AND cardinality(p90_kwh) = cardinality(p50_kwh)"
+        " AND cardinality(p50_kwh) >= 1",
+        name="steps",
+    ),
+    # P10 <= P50 <= P90 at every step (a function of migration 0011: a check takes no subquery).
+    CheckConstraint("wattstream_quantiles_ordered(p10_kwh, p50_kwh, p90_kwh)", name="ordered"),
     comment="Multi-horizon forecasts with P10-P90 intervals: one row per device, issue time, "
-    "target, horizon and model (rewritten idempotently).",
+    "horizon and model holding every target as arrays (rewritten idempotently); the view "
+    "forecast_horizons has one row per target.",
 )
-# The fleet's forecast for a target period reads across devices.
+# The fleet's newest forecasts read across devices.
 Index(
-    "ix_forecast_horizons_horizon_target_start",
-    forecast_horizons.c.horizon,
-    forecast_horizons.c.target_start,
+    "ix_forecast_trajectories_horizon_issue_time",
+    forecast_trajectories.c.horizon,
+    forecast_trajectories.c.issue_time,
 )
 
 health = Table(

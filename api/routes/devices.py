@@ -9,10 +9,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Query
 
-from api import pagination, queries, timerange
+from api import horizons, pagination, queries, timerange
 from api.deps import AllowedDevice, Caller, Deps
 from api.errors import NotFound
-from api.models import DeviceDetail, DevicesPage, DeviceSummary, HealthOut, HealthPage
+from api.models import (
+    DeviceDetail,
+    DevicesPage,
+    DeviceSummary,
+    HealthOut,
+    HealthPage,
+    HorizonHealth,
+)
 from api.params import Cursor, End, Start
 from api.responses import answers
 
@@ -87,18 +94,22 @@ async def device_health(
 ) -> HealthPage:
     """The latest health row and the hourly history in ``[start, end)`` (default: 24 hours):
     forecast accuracy over the trailing 24 hours against the seasonal-naive baseline, and data
-    quality (completeness, gaps, late and duplicate readings)."""
-    start, end = timerange.resolve_range(start, end, now=datetime.now(UTC), window=HEALTH_WINDOW)
+    quality (completeness, gaps, late and duplicate readings); next to it, ``horizons``: the
+    rolling error of the next-hour, 24-hour-ahead and 7-day-ahead forecasts up to now."""
+    now = datetime.now(UTC)
+    start, end = timerange.resolve_range(start, end, now=now, window=HEALTH_WINDOW)
     timerange.check_range(start, end, deps.settings.max_hourly_range)
     async with deps.pool.acquire() as conn:
         tz = await queries.known_device_zone(conn, device_id)
         latest = await queries.latest_health(conn, device_id)
         rows = await queries.health_in_range(conn, device_id, start, end, deps.settings.max_rows)
+        rolling = await horizons.rolling_health(conn, device_id, now)
     zone = zone_or_utc(tz)
     return HealthPage(
         device_id=device_id,
         tz=tz,
         latest=HealthOut(**localise(latest, zone)) if latest else None,
+        horizons=[HorizonHealth(**localise(row, zone)) for row in rolling],
         start=start.astimezone(zone),
         end=end.astimezone(zone),
         items=[HealthOut(**localise(row, zone)) for row in rows],

@@ -199,15 +199,11 @@ async def forecast_accuracy(
             conn, device_id, start=start, end=end, model_id=model_id, now=now
         )
     zone = zone_or_utc(tz)
-    empty = {"n": 0, "rmse_kwh": None, "mae_kwh": None, "bias_kwh": None, "coverage_p10_p90": None}
     return ForecastAccuracy(
         device_id=device_id,
         tz=tz,
         model_id=model_id,
         start=start.astimezone(zone),
         end=end.astimezone(zone),
-        horizons=[
-            HorizonAccuracy(**{**empty, **found.get(name, {}), "horizon": name})
-            for name in ("1h", "24h", "7d")
-        ],
+        horizons=[HorizonAccuracy(**row) for row in horizons.per_horizon(found)],
     )

@@ -6,13 +6,15 @@
 async function loadHorizons(id) {
   const path = `${API}/devices/${encodeURIComponent(id)}/forecasts`;
   try {
-    const [day, week] = await Promise.all([
+    const [day, week, health] = await Promise.all([
       getJSON(path, { horizon: "24h" }),
       getJSON(path, { horizon: "7d" }),
+      getJSON(`${API}/devices/${encodeURIComponent(id)}/health`),
     ]);
     if (id !== state.selected) return;
     drawBand(day);
     drawWeek(week);
+    drawHorizonHealth(health);
   } catch (error) {
     $("horizon-status").textContent = `could not load the horizons of ${id}: ${error.message}`;
   }
@@ -81,4 +83,16 @@ function drawWeek(page) {
     );
     return cell;
   }));
+}
+
+// Rolling error of each horizon next to the next-hour health (GET /devices/{id}/health).
+function drawHorizonHealth(page) {
+  const names = { "1h": "next hour (24 h)", "24h": "24 h ahead (24 h)", "7d": "7 days ahead (14 days)" };
+  const parts = page.horizons.map((h) => {
+    if (!h.n) return `${names[h.horizon]}: no pairs yet`;
+    const cover = h.coverage_p10_p90 == null ? "" : `, P10–P90 ${(100 * h.coverage_p10_p90).toFixed(0)} %`;
+    return `${names[h.horizon]}: RMSE ${kwh(h.rmse_kwh, 2)} over ${h.n}${cover}`;
+  });
+  const status = page.latest ? `health ${page.latest.status}` : "no health yet";
+  $("horizon-health").textContent = `${status} · ${parts.join(" · ")}`;
 }

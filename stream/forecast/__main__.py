@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from schema.commandline import parse_settings
 from stream.forecast.errors import ForecastError
+from stream.forecast.progress import json_lines, silent
 from stream.forecast.settings import TrainSettings
 
 
@@ -47,6 +48,7 @@ def _redacted(argv: Sequence[str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     settings, command = parse_args(argv)
+    report = json_lines() if settings.progress else silent
     try:
         if settings.skip_training:
             from stream.forecast.train import register_existing  # noqa: PLC0415
@@ -55,10 +57,21 @@ def main(argv: Sequence[str] | None = None) -> None:
             return
         from stream.forecast.train import train  # noqa: PLC0415
 
-        result = train(settings, command)
-    except ForecastError as exc:
+        result = train(settings, command, report)
+    except (ForecastError, ValueError) as exc:
+        report({"event": "failed", "error": str(exc)})
         sys.exit(f"wattstream train: {exc}")
-    overall = result.card["metrics"]["held_out"]["overall"]
+    card = result.card
+    if settings.progress:
+        report({
+            "event": "done", "model_id": result.model_id, "directory": str(result.directory),
+            "registered": settings.register_url is not None,
+            "active": settings.register_url is not None and settings.activate,
+            "held_out": card["metrics"]["held_out"]["overall"],
+            "horizons_summary": card["metrics"].get("horizons_summary", {}),
+        })  # fmt: skip
+        return
+    overall = card["metrics"]["held_out"]["overall"]
     print(f"model {result.model_id} -> {result.directory}")
     for name in ("model", "seasonal_naive", "persistence"):
         print(f"  held-out RMSE {name:<15} {overall[name]['rmse']:.4f} kWh")

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from stream.core.horizons import DAILY_TARGETS, TRAJECTORY_HOURS
 from stream.forecast.errors import HistoryError
 from stream.forecast.features import (
@@ -142,3 +144,47 @@ def summary(card: dict[str, Any]) -> dict[str, Any]:
                 "coverage_p10_p90": overall["coverage_p10_p90"],
             }
     return out
+
+
+VALIDATION_SKILL_WINDOWS = 2048
+"""Validation windows scored after each epoch (a seeded sample: the score costs one batch)."""
+
+
+def _rmse(predicted: FloatArray, actual: FloatArray) -> float:
+    return float(np.sqrt(np.mean((predicted - actual) ** 2)))
+
+
+@dataclass(frozen=True)
+class ValidationSkill:
+    """The hourly trajectory's validation score during training, in scaled units (every kind
+    weighs alike): skill of the P50 against the better of seasonal-naive and persistence over
+    all 24 steps (positive = beats both), and the P10-P90 coverage."""
+
+    encoded: Encoded
+    actual: FloatArray
+    """Scaled hourly targets [n, 24]."""
+    baseline_rmse: float
+
+    @classmethod
+    def of(
+        cls, spec: FeatureSpec, scaler: Scaler, windows: TrajectoryWindows, seed: int
+    ) -> ValidationSkill:
+        if len(windows) > VALIDATION_SKILL_WINDOWS:
+            rng = np.random.default_rng(seed)
+            keep = rng.choice(len(windows), VALIDATION_SKILL_WINDOWS, replace=False)
+            windows = windows.take(np.sort(keep))
+        encoded, targets = model_inputs(spec, scaler, windows)
+        kinds, history = windows.kind_index, windows.history_kwh
+        actual = targets[1]
+        baselines = (seasonal_naive_trajectory(history), persistence_trajectory(history))
+        rmse = min(_rmse(scale_steps(spec, scaler, b, kinds), actual) for b in baselines)
+        return cls(encoded, actual, rmse)
+
+    def score(self, hourly: FloatArray) -> dict[str, float]:
+        """``hourly``: the model's scaled P10/P50/P90 [n, 24, 3] for :attr:`encoded`."""
+        skill = 1 - _rmse(hourly[..., 1], self.actual) / self.baseline_rmse
+        inside = (self.actual >= hourly[..., 0]) & (self.actual <= hourly[..., 2])
+        return {
+            "validation_skill": round(skill, 4),
+            "validation_coverage": round(float(inside.mean()), 4),
+        }

@@ -98,6 +98,12 @@ class TrainingConfig:
     """Stop after this many epochs without a better validation loss (best weights are kept)."""
 
 
+def hourly_quantiles(model: keras.Model, batch: Encoded) -> npt.NDArray[np.float64]:
+    """The hourly head's scaled P10/P50/P90 [n, steps, 3] of a multi-horizon model in training."""
+    raw = model([batch.sequence, batch.static], training=False)[1]
+    return np.asarray(quantiles(raw).numpy(), dtype=np.float64)
+
+
 def seed_everything(seed: int) -> None:
     """Python, numpy and TensorFlow seeds, and deterministic TensorFlow kernels."""
     keras.utils.set_random_seed(seed)
@@ -125,11 +131,16 @@ Targets = Sequence[npt.NDArray[np.float64]]
 """Scaled targets, one array per model output (next hour; then hourly and daily)."""
 
 
+EpochHook = Callable[[int, Mapping[str, float]], None]
+"""Called after each epoch (1-based) with its logs (``loss``, ``val_loss``, per head)."""
+
+
 def fit(
     model: keras.Model,
     train: tuple[Encoded, Targets],
     validation: tuple[Encoded, Targets],
     config: TrainingConfig,
+    on_epoch: EpochHook | None = None,
 ) -> dict[str, Any]:
     """Train on scaled targets with early stopping on the validation loss; return the history."""
     multi = len(model.outputs) > 1
@@ -148,7 +159,7 @@ def fit(
         epochs=config.epochs,
         batch_size=config.batch_size,
         shuffle=True,
-        callbacks=[stop, _EpochLog()],
+        callbacks=[stop, _EpochLog(on_epoch)],
         verbose=0,
     )
     losses = history.history
@@ -162,8 +173,14 @@ def fit(
 
 
 class _EpochLog(keras.callbacks.Callback):  # type: ignore[misc]
+    def __init__(self, hook: EpochHook | None = None) -> None:
+        super().__init__()
+        self._hook = hook
+
     def on_epoch_end(self, epoch: int, logs: Mapping[str, float] | None = None) -> None:
         logs = logs or {}
+        if self._hook is not None:
+            self._hook(epoch + 1, {name: float(value) for name, value in logs.items()})
         log.info(
             "epoch %d: loss %.5f, val_loss %.5f",
             epoch + 1,

@@ -46,6 +46,11 @@ class TrainSettings(BaseSettings, ServiceOptions):
     """Where the model directories (and ``latest``) go."""
     quick: bool = False
     """A small run (< 3 min): other defaults for the sizes below."""
+    tiny: bool = False
+    """The smallest run that goes through every step (< 1 min; the API's training test): a
+    few devices, 2 epochs. Not a usable model."""
+    progress: bool = False
+    """Report progress as JSON lines on stdout (events: started, stage, epoch, done, failed)."""
     validation_days: Annotated[float, Field(gt=0)] = 14
     test_days: Annotated[float, Field(gt=0)] = 21
     """The held-out period: the last days of the history, after everything trained on."""
@@ -61,6 +66,8 @@ class TrainSettings(BaseSettings, ServiceOptions):
     """Point ``artifacts/latest`` at the new model."""
     register_url: Annotated[SecretStr | None, Flag("--register")] = None
     """Database URL: register the model in the ``models`` table and activate it."""
+    activate: bool = True
+    """With ``--register``: make the model the active one (``--no-activate``: register only)."""
     skip_training: bool = False
     """Only register (and activate) an existing model: ``model_id`` or the latest."""
     model_id: str | None = None
@@ -91,6 +98,19 @@ QUICK: dict[str, Any] = {
 """Under 3 minutes on 2 cores, simulator export included. The validation and held-out periods
 are longer than the 7 days the daily head forecasts (each needs whole 7-day targets)."""
 
+TINY: dict[str, Any] = {
+    **QUICK,
+    "devices": 8,
+    "days": 28,
+    "epochs": 2,
+    "patience": 1,
+    "max_train_windows": 2_000,
+    "gru_units": 8,
+    "dense_units": 8,
+}
+"""The smallest run through every step: the first 8 devices hold every kind the model knows; 12
+training days leave windows with 24 hours of history and 7 days of targets."""
+
 
 @dataclass(frozen=True)
 class TrainPlan:
@@ -115,7 +135,8 @@ class TrainPlan:
     @classmethod
     def of(cls, settings: TrainSettings) -> TrainPlan:
         plan = cls(**{name: getattr(settings, name) for name in cls.__dataclass_fields__})
-        if settings.quick:
+        preset = TINY if settings.tiny else QUICK if settings.quick else None
+        if preset is not None:
             chosen = settings.model_fields_set
-            plan = replace(plan, **{k: v for k, v in QUICK.items() if k not in chosen})
+            plan = replace(plan, **{k: v for k, v in preset.items() if k not in chosen})
         return plan

@@ -20,8 +20,8 @@ import logging
 import shlex
 import tempfile
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,7 @@ from stream.forecast.history import (
     run_export,
     sha256_of,
 )
+from stream.forecast.progress import Report, silent
 from stream.forecast.settings import TrainPlan, TrainSettings
 
 log = logging.getLogger(__name__)
@@ -205,9 +206,12 @@ def data_spec(
     }
 
 
-def train(settings: TrainSettings, command: str) -> TrainResult:
-    """Run the whole training; ``command`` is the command line, recorded in the card."""
+def train(settings: TrainSettings, command: str, report: Report = silent) -> TrainResult:
+    """Run the whole training; ``command`` is the command line, recorded in the card;
+    ``report`` gets the progress events (:mod:`stream.forecast.progress`)."""
     plan = TrainPlan.of(settings)
+    report({"event": "started", "plan": asdict(plan)})
+    report({"event": "stage", "stage": "history"})
     with tempfile.TemporaryDirectory(prefix="wattstream-train-") as scratch:
         if settings.history is not None:
             history = settings.history
@@ -230,7 +234,7 @@ def train(settings: TrainSettings, command: str) -> TrainResult:
         data = data_spec(plan, series, history, source, split)
     return _fit_and_write(
         settings=settings, plan=plan, command=command, spec=spec, series=series, split=split,
-        data=data,
+        data=data, report=report,
     )  # fmt: skip
 
 
@@ -243,6 +247,7 @@ def _fit_and_write(
     series: Sequence[DeviceSeries],
     split: Split,
     data: dict[str, Any],
+    report: Report,
 ) -> TrainResult:
     from stream.forecast import model as network  # noqa: PLC0415 - TensorFlow only here
 
@@ -272,13 +277,25 @@ def _fit_and_write(
         "training on %d windows (%d validation, %d held out), %d kinds",
         len(fit_on), len(check_on), len(split.test), len(spec.device_kinds),
     )  # fmt: skip
+    report({"event": "stage", "stage": "training", "windows": len(fit_on),
+            "validation_windows": len(check_on), "epochs": plan.epochs})  # fmt: skip
+    skill = horizon_training.ValidationSkill.of(spec, scaler, check_on, plan.seed)
+
+    def on_epoch(epoch: int, logs: Mapping[str, float]) -> None:
+        scores = skill.score(network.hourly_quantiles(model, skill.encoded))
+        report({"event": "epoch", "epoch": epoch, "epochs": plan.epochs,
+                "loss": round(logs.get("loss", float("nan")), 6),
+                "val_loss": round(logs.get("val_loss", float("nan")), 6), **scores})  # fmt: skip
+
     started = time.monotonic()
     fitted = network.fit(
         model,
         horizon_training.model_inputs(spec, scaler, fit_on),
         horizon_training.model_inputs(spec, scaler, check_on),
         config,
+        on_epoch=None if report is silent else on_epoch,
     )
+    report({"event": "stage", "stage": "scoring"})
     seconds = time.monotonic() - started
     model_id = f"gru-{network.weight_digest(model)[:12]}"
 
@@ -336,6 +353,7 @@ def _fit_and_write(
         overall["persistence"]["rmse"],
         100 * overall["skill_vs_seasonal_naive"]["model"],
     )
+    report({"event": "stage", "stage": "writing"})
     directory = write_artifact(
         settings.artifacts_dir,
         model=model,
@@ -349,7 +367,9 @@ def _fit_and_write(
     if settings.update_latest:
         write_latest(settings.artifacts_dir, model_id)
     if settings.register_url is not None:
-        asyncio.run(register_and_activate(settings.register_url.get_secret_value(), card))
+        report({"event": "stage", "stage": "registering", "activate": settings.activate})
+        url = settings.register_url.get_secret_value()
+        asyncio.run(register_and_activate(url, card, activate=settings.activate))
     forecaster.card = card
     return TrainResult(model_id, directory, card, forecaster, split.test)
 
@@ -364,11 +384,15 @@ def register_existing(settings: TrainSettings) -> str:
     return model_id
 
 
-async def register_and_activate(database_url: str, card: dict[str, Any]) -> None:
+async def register_and_activate(
+    database_url: str, card: dict[str, Any], *, activate: bool = True
+) -> None:
+    """Register the model of ``card``; make it the active one unless ``activate`` is false."""
     conn = await asyncpg.connect(database_url)
     try:
         await registry.register(conn, card)
-        await registry.activate(conn, card["model_id"])
+        if activate:
+            await registry.activate(conn, card["model_id"])
     finally:
         await conn.close()
-    log.info("registered and activated model %s", card["model_id"])
+    log.info("registered%s model %s", " and activated" if activate else "", card["model_id"])

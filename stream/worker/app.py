@@ -91,12 +91,12 @@ class DeviceStateTable(faust.Table):  # type: ignore[type-arg]  # Faust's Table 
         # events are (the producer's partitioner on the same key).
         partition = position_partition(key.decode()) if key[:1] == b"#" else None
         if partition is None:  # a device's entries (hot and cold) go with its events
-            partition = entry_partition(key, self.partitions)
+            partition = entry_partition(key, READINGS_PARTITIONS)
         self._unacknowledged.append(self.send_changelog(partition, key, value))
         self._sensor_on_set(self, key, value)
 
     def on_key_del(self, key: Any) -> None:
-        partition = entry_partition(key, self.partitions)
+        partition = entry_partition(key, READINGS_PARTITIONS)
         fut = self.send_changelog(partition, key, None, value_serializer="raw")
         self._unacknowledged.append(fut)
         self._sensor_on_del(self, key)

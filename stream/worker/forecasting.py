@@ -117,6 +117,6 @@ class ForecastService(Service):
         return ForecastBatch(
             out.next_hour_kwh.tolist(),
             model.model_id,
-            out.hourly_kwh.tolist(),
-            out.daily_kwh.tolist(),
+            out.hourly_kwh,
+            out.daily_kwh,
         )

@@ -43,7 +43,7 @@ from schema.results import Alert, Forecast, Health, HourlyAggregate
 from schema.topics import KafkaTopics
 from schema.wire import InvalidPayload, Reading, decode_reading
 from stream.core.alerts import after_manual_resolution
-from stream.core.horizon_records import HorizonRow, Quantiles, horizon_records
+from stream.core.horizon_records import Issue, Quantiles, TrajectoryRow, trajectory_records
 from stream.core.hourclose import (
     DeviceState,
     ForecastRequest,
@@ -80,7 +80,7 @@ class SinkBatch:
     statuses: list[tuple[DeviceStatus, datetime]] = field(default_factory=list)
     hourly: list[HourlyAggregate] = field(default_factory=list)
     forecasts: list[Forecast] = field(default_factory=list)
-    horizons: list[HorizonRow] = field(default_factory=list)
+    horizons: list[TrajectoryRow] = field(default_factory=list)
     health: list[Health] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     labels: list[AnomalyLabel] = field(default_factory=list)
@@ -197,9 +197,10 @@ class ForecastBatch:
 
     next_hour_kwh: Sequence[float]
     model_id: str
-    hourly: Sequence[Quantiles] | None = None
-    """Per request, (P10, P50, P90) of each hour of the trajectory (a multi-horizon model)."""
-    daily: Sequence[Quantiles] | None = None
+    hourly: Quantiles | None = None
+    """Per request, (P10, P50, P90) of each hour of the trajectory (a multi-horizon model):
+    shape (requests, hours, 3)."""
+    daily: Quantiles | None = None
     """Per request, (P10, P50, P90) of each 24-hour block after the issue time."""
 
 
@@ -470,12 +471,10 @@ class EventProcessor:
             batch.sink.forecasts.append(record_forecast(state, request, kwh, model_id, batch.now))
         if answer.hourly is None:
             return
-        daily = answer.daily if answer.daily is not None else [()] * len(wanted)
-        for request, hourly, days in zip(wanted, answer.hourly, daily, strict=True):
-            batch.sink.horizons += horizon_records(
-                device_id=request.device_id, tz=request.tz, first=request.target,
-                hourly=hourly, daily=days, model_id=model_id, now=batch.now,
-            )  # fmt: skip
+        issues = [Issue(r.device_id, r.tz, r.target) for r in wanted]
+        batch.sink.horizons += trajectory_records(
+            issues, answer.hourly, answer.daily, model_id=model_id, now=batch.now
+        )
 
     def _state_for(self, batch: _Batch, device_id: str, tz: str, partition: int) -> DeviceState:
         state = self._load(batch.dirty, device_id)

@@ -27,7 +27,7 @@ from stream.worker.statements import (
     ALERTS_UPSERT,
     DEVICE_STATUS,
     DEVICES,
-    FORECAST_HORIZONS,
+    FORECAST_TRAJECTORIES,
     FORECASTS,
     HEALTH,
     HOURLY,
@@ -61,7 +61,13 @@ async def merge(conn: asyncpg.Connection, how: Merge, rows: Sequence[Sequence[An
     """COPY ``rows`` (in column order) into the staging table, then merge them."""
     if rows:
         await conn.execute(how.create_staging_sql)
-        await conn.copy_records_to_table(how.staging, records=rows, columns=how.target.columns)
+        columns = how.target.columns
+        if how.encoder is None:
+            await conn.copy_records_to_table(how.staging, records=rows, columns=columns)
+        else:
+            # A memoryview: asyncpg would take bytes for a file name.
+            payload = memoryview(how.encoder.encode(rows))
+            await conn.copy_to_table(how.staging, source=payload, columns=columns, format="binary")
         await conn.execute(how.merge_sql)
 
 
@@ -70,8 +76,8 @@ async def store(conn: asyncpg.Connection, batch: SinkBatch, group_id: str) -> fr
     batch's alerts a person resolved (their rows were left as they are)."""
     readings = READINGS.target.rows(reading_row(r) for r in batch.readings)
     await merge(conn, READINGS, readings)
-    horizons = FORECAST_HORIZONS.target.last_of_ordered(batch.horizons)
-    await merge(conn, FORECAST_HORIZONS, horizons)
+    horizons = FORECAST_TRAJECTORIES.target.last_of_ordered(batch.horizons)
+    await merge(conn, FORECAST_TRAJECTORIES, horizons)
     upserts = (
         (DEVICES, DEVICES.last_by_key(map(device_row, batch.births))),
         (DEVICE_STATUS, DEVICE_STATUS.last_by_key(map(status_row, batch.statuses))),

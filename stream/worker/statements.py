@@ -29,6 +29,7 @@ from sqlalchemy.dialects import postgresql
 from schema import tables
 from schema.device_messages import AnomalyLabel, DeviceBirth, DeviceStatus
 from schema.wire import Reading
+from stream.worker.copy_binary import CopyEncoder
 
 Row = Mapping[str, Any]
 """Column name -> value."""
@@ -132,6 +133,14 @@ class Merge:
 
     target: Target
     update: bool = False
+    encoder: CopyEncoder | None = None
+    """Rows encoded to binary COPY here, column by column (else asyncpg encodes each value)."""
+
+    @classmethod
+    def binary(cls, target: Target, *, update: bool = False) -> Merge:
+        """A merge whose COPY payload :class:`CopyEncoder` builds from the table's columns."""
+        columns = [target.table.columns[name] for name in target.columns]
+        return cls(target, update, CopyEncoder(columns))
 
     @property
     def staging(self) -> str:
@@ -227,8 +236,8 @@ DEVICE_STATUS = Target(
 # A replayed batch never undoes a restatement.
 HOURLY = Target(tables.hourly, not_older_by="revision")
 FORECASTS = Target(tables.forecasts)
-# 24 rows per device and closed hour: COPY, then one upsert (``unnest`` arrays are slower).
-FORECAST_HORIZONS = Merge(Target(tables.forecast_horizons), update=True)
+# A row per device and closed hour (its targets as arrays): COPY, then one upsert.
+FORECAST_TRAJECTORIES = Merge.binary(Target(tables.forecast_trajectories), update=True)
 HEALTH = Target(tables.health)
 # Acknowledging and resolving by hand are a person's acts through the API: the worker's upserts
 # leave them alone, and never touch an alert a person resolved (the sink reports those rows, see

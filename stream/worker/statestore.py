@@ -60,7 +60,7 @@ def is_cold_key(key: str) -> bool:
 def entry_partition(key: bytes, partitions: int) -> int:
     """The changelog partition of a device's table entry, hot or cold: its events' partition
     (the Kafka default partitioner, murmur2, on the device id alone)."""
-    return (murmur2(key.split(COLD_SEPARATOR.encode(), 1)[0]) & 0x7FFFFFFF) % partitions
+    return (int(murmur2(key.split(COLD_SEPARATOR.encode(), 1)[0])) & 0x7FFFFFFF) % partitions
 
 
 def slot_of(generation: int) -> str:

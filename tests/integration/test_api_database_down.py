@@ -39,8 +39,12 @@ async def database(services: Services) -> AsyncIterator[str]:
         yield url
 
 
-DATABASE_FREE = {"/api/v1/tariffs"}
-"""GET endpoints that answer without the database."""
+DATABASE_FREE = {
+    "/api/v1/tariffs",
+    "/api/v1/admin/training/{training_id}",
+    "/api/v1/admin/training/{training_id}/events",
+}
+"""GET endpoints that answer without the database (the tariff book, the trainings in memory)."""
 
 
 def test_every_endpoint_answers_503_in_bound_and_recovers(

@@ -55,6 +55,22 @@ def days(device: str, issue: datetime, model: str) -> list[tuple[Any, ...]]:
     return rows
 
 
+def as_trajectories(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Rows of targets (the view's columns) as the table stores them: one per trajectory."""
+    grouped: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
+    for device, issue, start, end, horizon, model, _, day, hour, p10, p50, p90, at in rows:
+        grouped.setdefault((device, issue, horizon, model, at), []).append(
+            (start, end, day, hour, p10, p50, p90)
+        )
+    made = []
+    for (device, issue, horizon, model, at), targets in grouped.items():
+        starts, ends, dates, hours, p10s, p50s, p90s = (list(c) for c in zip(*targets, strict=True))
+        local_hours = None if horizon == "7d" else hours
+        made.append((device, issue, horizon, model, [*starts, ends[-1]], dates, local_hours,
+                     p10s, p50s, p90s, at))  # fmt: skip
+    return made
+
+
 async def load(url: str) -> None:
     conn = await asyncpg.connect(url)
     try:
@@ -71,10 +87,10 @@ async def load(url: str) -> None:
             *trajectory("dev-ktm", KATHMANDU_ISSUE, ZoneInfo("Asia/Kathmandu"), "gru-a", 0.5),
         ]
         await conn.executemany(
-            "INSERT INTO forecast_horizons (device_id, issue_time, target_start, target_end,"
-            " horizon, model_id, step, local_date, local_hour, p10_kwh, p50_kwh, p90_kwh,"
-            " issued_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-            rows,
+            "INSERT INTO forecast_trajectories (device_id, issue_time, horizon, model_id, bounds,"
+            " local_dates, local_hours, p10_kwh, p50_kwh, p90_kwh, issued_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            as_trajectories(rows),
         )
         await conn.executemany(
             "INSERT INTO hourly (device_id, hour_start, hour_end, tz, local_date, local_hour,"
@@ -232,3 +248,76 @@ def test_forecast_accuracy_per_horizon(client: TestClient) -> None:
     assert by["7d"]["n"] == 0  # no local day of a 7th-day target has passed with readings
     bad = client.get("/api/v1/devices/dev-ber/forecasts/accuracy", params={"start": "yesterday"})
     assert bad.status_code == 422 and "start" in bad.text
+
+
+# ------------------------------------------------------------------ health per horizon
+async def load_recent(url: str, now: datetime) -> None:
+    """A UTC device with one pair of each horizon inside its health window, up to ``now``."""
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    issue, midnight = hour - 30 * H, datetime.combine(now.date(), datetime.min.time(), UTC)
+    week_issue = midnight - timedelta(days=10)  # its 7th day ended 3 days ago
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            "INSERT INTO devices (device_id, kind, tz) VALUES ('dev-now', 'hvac', 'UTC')"
+        )
+        # 24 hours ahead: P50 1.5 (P10-P90 1.0-2.5) of the trajectory's 24th hour, actual 2.0.
+        hours = [issue + k * H for k in range(25)]
+        week = [week_issue + timedelta(days=k) for k in range(8)]
+        await conn.executemany(
+            "INSERT INTO forecast_trajectories VALUES ('dev-now', $1, $2, 'gru-a', $3, $4, $5,"
+            " $6, $7, $8, $1)",
+            [
+                (issue, "24h", hours, [h.date() for h in hours[:-1]], [h.hour for h in hours[:-1]],
+                 [1.0] * 24, [1.5] * 24, [2.5] * 24),
+                (week_issue, "7d", week, [d.date() for d in week[:-1]], None, [18.0] * 7,
+                 [20.0] * 7, [30.0] * 7),
+            ],
+        )  # fmt: skip
+        # The next hour: 1.0 forecast, 1.5 actual.
+        await conn.executemany(
+            "INSERT INTO hourly (device_id, hour_start, hour_end, tz, local_date, local_hour,"
+            " energy_kwh, reading_count, expected_count, completeness)"
+            " VALUES ('dev-now', $1, $2, 'UTC', $3, $4, $5, 4, 4, 1.0)",
+            [(t, t + H, t.date(), t.hour, e) for t, e in ((hours[23], 2.0), (hour - 3 * H, 1.5))],
+        )
+        await conn.execute(
+            "INSERT INTO forecasts (device_id, hour_start, model_id, predicted_kwh, based_on_hour,"
+            " issued_at) VALUES ('dev-now', $1, 'gru-a', 1.0, $2, $2)",
+            hour - 3 * H,
+            hour - 4 * H,
+        )
+        # The 7th day's actual: 96 quarter-hours of 0.25 kWh = 24 kWh.
+        await conn.execute(
+            "INSERT INTO readings (device_id, ts, seq, tz, interval_s, energy_kwh, power_kw)"
+            " SELECT 'dev-now', $1::timestamptz + q * INTERVAL '15 minutes', q, 'UTC', 900, 0.25,"
+            " 1.0 FROM generate_series(0, 95) q",
+            week[6],
+        )
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="module")
+async def recent_database(services: Services) -> AsyncIterator[str]:
+    async with migrated_database(services) as url:
+        await load_recent(url, datetime.now(UTC))
+        yield url
+
+
+def test_health_shows_each_horizons_rolling_error_next_to_the_next_hour(
+    recent_database: str, services: Services
+) -> None:
+    settings = settings_for(recent_database, services, f"t{uuid.uuid4().hex[:10]}")
+    with TestClient(create_app(settings)) as recent:
+        body = get(recent, "/api/v1/devices/dev-now/health")
+    by = {h["horizon"]: h for h in body["horizons"]}
+    assert list(by) == ["1h", "24h", "7d"]
+    assert (by["1h"]["n"], by["1h"]["bias_kwh"], by["1h"]["coverage_p10_p90"]) == (1, -0.5, None)
+    assert (by["24h"]["n"], by["24h"]["rmse_kwh"], by["24h"]["coverage_p10_p90"]) == (1, 0.5, 1.0)
+    assert (by["7d"]["n"], by["7d"]["bias_kwh"], by["7d"]["coverage_p10_p90"]) == (1, -4.0, 1.0)
+    span = {
+        name: datetime.fromisoformat(h["window_end"]) - datetime.fromisoformat(h["window_start"])
+        for name, h in by.items()
+    }
+    assert span == {"1h": 24 * H, "24h": 24 * H, "7d": timedelta(days=14)}

@@ -75,6 +75,10 @@ NEEDS: dict[tuple[str, str], Scope] = {
     ("POST", "/api/v1/alerts/{alert_id}/acknowledge"): Scope.WRITE,
     ("POST", "/api/v1/alerts/{alert_id}/resolve"): Scope.WRITE,
     ("POST", "/api/v1/admin/models/{model_id}/activate"): Scope.ADMIN,
+    # Training is turned off in these settings (the default): a 409, never a run.
+    ("POST", "/api/v1/admin/training"): Scope.ADMIN,
+    ("GET", "/api/v1/admin/training/{training_id}"): Scope.ADMIN,
+    ("GET", "/api/v1/admin/training/{training_id}/events"): Scope.ADMIN,
     ("PUT", "/api/v1/tariffs"): Scope.ADMIN,
 }
 """Every other operation under /api/v1 needs ``read``; the operations endpoints nothing."""

@@ -68,6 +68,11 @@ async def objects(url: str) -> dict[str, set[str]]:
     return found
 
 
+def same_mode(mode: str) -> storage.StorageOptions:
+    """Options that migrate again in the storage mode a database has."""
+    return storage.StorageOptions(mode="timescaledb" if mode == "timescaledb" else "postgresql")
+
+
 async def mode_of(url: str) -> str:
     conn = await asyncpg.connect(url)
     try:
@@ -124,14 +129,15 @@ def expected_objects(mode: str) -> dict[str, set[str]]:
         # Continuous aggregates are (materialized) views; no triggers; the settle procedure.
         return {
             "table": tables,
-            "view": set(storage.ROLLUPS),
-            "function": {"wattstream_settle_rollups"},
+            "view": {*storage.ROLLUPS, "forecast_horizons"},
+            "function": {"wattstream_settle_rollups", "wattstream_quantiles_ordered"},
             "trigger": set(),
         }
     return {
         "table": tables | {"readings_15m", "readings_hourly_utc", "fleet_hourly"},
-        "view": {"daily_local"},
+        "view": {"daily_local", "forecast_horizons"},
         "function": {
+            "wattstream_quantiles_ordered",
             "wattstream_refresh_rollups",
             "wattstream_readings_rollup",
             "wattstream_readings_truncate",
@@ -180,7 +186,7 @@ async def test_upgrade_downgrade_upgrade_without_drift(storage_database: str) ->
         "trigger": set(),
     }
 
-    options = storage.StorageOptions(mode="timescaledb" if mode == "timescaledb" else "postgresql")
+    options = same_mode(mode)
     await asyncio.to_thread(migrate.upgrade, url, "head", options)
     assert await mode_of(url) == mode
     assert await objects(url) == expected_objects(mode)
@@ -201,9 +207,7 @@ async def test_readings_stored_before_the_storage_migration_are_rolled_up(
             " 60, 0.25, 1 FROM generate_series(0, 1) d, generate_series(0, 119) m",
             T0,
         )
-        options = storage.StorageOptions(
-            mode="timescaledb" if mode == "timescaledb" else "postgresql"
-        )
+        options = same_mode(mode)
         await asyncio.to_thread(migrate.upgrade, url, "head", options)
         fleet = await conn.fetch(
             "SELECT bucket, energy_kwh, reading_count, devices FROM fleet_hourly ORDER BY bucket"
@@ -505,9 +509,7 @@ async def test_downgrade_and_upgrade_with_compressed_chunks(storage_database: st
                 "SELECT bool_or(is_compressed) FROM timescaledb_information.chunks"
                 " WHERE hypertable_name = 'readings'"
             )
-        options = storage.StorageOptions(
-            mode="timescaledb" if mode == "timescaledb" else "postgresql"
-        )
+        options = same_mode(mode)
         await asyncio.to_thread(migrate.upgrade, url, "head", options)
         assert await objects(url) == expected_objects(mode)
         # The database's settle job may have refreshed the aggregates built on aggregates
@@ -528,3 +530,38 @@ async def test_downgrade_and_upgrade_with_compressed_chunks(storage_database: st
 def test_alembic_url_refuses_other_databases() -> None:
     with pytest.raises(ValueError, match="not a PostgreSQL URL"):
         migrate.alembic_url("mysql://u@h/db")
+
+
+async def test_forecast_rows_move_to_trajectories_and_back(storage_database: str) -> None:
+    """0011 turns the per-target rows of 0007 into one row per trajectory (the view reads the
+    same rows back); its downgrade restores them."""
+    url = storage_database
+    mode = await mode_of(url)
+    await asyncio.to_thread(migrate.downgrade, url, "0010")
+    hour = timedelta(hours=1)
+    rows = [
+        ("d1", T0, T0 + k * hour, T0 + (k + 1) * hour, "24h", "m", k + 1, date(2026, 3, 29),
+         k, 1.0 + k, 2.0 + k, 3.0 + k, T0)
+        for k in range(24)
+    ] + [
+        ("d1", T0, T0 + timedelta(days=k), T0 + timedelta(days=k + 1), "7d", "m", k + 1,
+         date(2026, 3, 29) + timedelta(days=k), None, 10.0, 20.0 + k, 30.0 + k, T0)
+        for k in range(7)
+    ]  # fmt: skip
+    read_back = "SELECT * FROM forecast_horizons ORDER BY horizon, step"
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.executemany(
+            "INSERT INTO forecast_horizons VALUES"
+            " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            rows,
+        )
+        options = same_mode(mode)
+        await asyncio.to_thread(migrate.upgrade, url, "head", options)
+        assert await conn.fetchval("SELECT count(*) FROM forecast_trajectories") == 2
+        assert [tuple(r) for r in await conn.fetch(read_back)] == rows
+        await asyncio.to_thread(migrate.downgrade, url, "0010")
+        assert [tuple(r) for r in await conn.fetch(read_back)] == rows
+        await asyncio.to_thread(migrate.upgrade, url, "head", options)
+    finally:
+        await conn.close()

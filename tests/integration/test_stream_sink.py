@@ -22,7 +22,7 @@ from schema.device_messages import (
 )
 from schema.results import Alert, Forecast, Health, HourlyAggregate
 from schema.wire import Energy, Power, Production, Reading
-from stream.core.horizon_records import HorizonRow
+from stream.core.horizon_records import TrajectoryRow
 from stream.worker.processor import SinkBatch
 from stream.worker.sink import ResultSink
 
@@ -135,26 +135,25 @@ async def test_restatements_move_forward_only(sink: ResultSink, database: str) -
 
 
 # ------------------------------------------------------------------------------- horizons
-def trajectory(issue: datetime, p50: float, model_id: str = "gru-h") -> list[HorizonRow]:
-    return [
-        HorizonRow(
-            device_id="d1", issue_time=issue, target_start=issue + timedelta(hours=k),
-            target_end=issue + timedelta(hours=k + 1), horizon="24h", model_id=model_id,
-            step=k + 1, local_date=date(2026, 3, 29), local_hour=k % 24,
-            p10_kwh=p50 - 0.5, p50_kwh=p50 + k, p90_kwh=p50 + k + 0.5, issued_at=issue,
-        )
-        for k in range(24)
-    ]  # fmt: skip
+def trajectory(issue: datetime, p50: float, model_id: str = "gru-h") -> TrajectoryRow:
+    steps = range(24)
+    return TrajectoryRow(
+        device_id="d1", issue_time=issue, horizon="24h", model_id=model_id,
+        bounds=[issue + timedelta(hours=k) for k in range(25)],
+        local_dates=[date(2026, 3, 29)] * 24, local_hours=[k % 24 for k in steps],
+        p10_kwh=[p50 - 0.5] * 24, p50_kwh=[p50 + k for k in steps],
+        p90_kwh=[p50 + k + 0.5 for k in steps], issued_at=issue,
+    )  # fmt: skip
 
 
 async def test_horizons_are_rewritten_idempotently(sink: ResultSink, database: str) -> None:
     first, second = H + timedelta(hours=1), H + timedelta(hours=2)
-    await sink.write(SinkBatch(horizons=trajectory(first, 1.0)))
-    await sink.write(SinkBatch(horizons=trajectory(first, 1.0)))  # a replay: same rows
+    await sink.write(SinkBatch(horizons=[trajectory(first, 1.0)]))
+    await sink.write(SinkBatch(horizons=[trajectory(first, 1.0)]))  # a replay: same rows
     # The same issue recomputed (a restatement): replaced in place, never a second row.
-    await sink.write(SinkBatch(horizons=trajectory(first, 2.0)))
-    await sink.write(SinkBatch(horizons=[*trajectory(second, 3.0), *trajectory(second, 3.5)]))
-    await sink.write(SinkBatch(horizons=trajectory(second, 1.0, model_id="gru-other")))
+    await sink.write(SinkBatch(horizons=[trajectory(first, 2.0)]))
+    await sink.write(SinkBatch(horizons=[trajectory(second, 3.0), trajectory(second, 3.5)]))
+    await sink.write(SinkBatch(horizons=[trajectory(second, 1.0, model_id="gru-other")]))
     conn = await asyncpg.connect(database)
     try:
         rows = await conn.fetch(
@@ -166,9 +165,38 @@ async def test_horizons_are_rewritten_idempotently(sink: ResultSink, database: s
             (second, "gru-h", 24, 3.5),  # the last of a batch's duplicates wins
             (second, "gru-other", 24, 1.0),
         ]
-        with pytest.raises(asyncpg.CheckViolationError):  # P10 <= P50 <= P90 is enforced
-            bad = trajectory(first, 1.0)[0]._replace(p90_kwh=0.0)
-            await sink.write(SinkBatch(horizons=[bad]))
+        # The view reads each target of the stored trajectories.
+        row = await conn.fetchrow(
+            "SELECT * FROM forecast_horizons WHERE issue_time = $1 AND step = 3", first
+        )
+        assert dict(row) == {
+            "device_id": "d1", "issue_time": first, "target_start": first + timedelta(hours=2),
+            "target_end": first + timedelta(hours=3), "horizon": "24h", "model_id": "gru-h",
+            "step": 3, "local_date": date(2026, 3, 29), "local_hour": 2, "p10_kwh": 1.5,
+            "p50_kwh": 4.0, "p90_kwh": 4.5, "issued_at": first,
+        }  # fmt: skip
+        # Days (no local hours) and hours in one batch: the arrays differ in length.
+        week = trajectory(second, 20.0)._replace(
+            horizon="7d", bounds=[second + timedelta(days=k) for k in range(8)],
+            local_dates=[date(2026, 3, 29) + timedelta(days=k) for k in range(7)],
+            local_hours=None, p10_kwh=[19.0] * 7, p50_kwh=[20.0 + k for k in range(7)],
+            p90_kwh=[30.0] * 7,
+        )  # fmt: skip
+        await sink.write(SinkBatch(horizons=[week, trajectory(second, 3.5)]))
+        days = await conn.fetch(
+            "SELECT step, target_end - target_start AS length, local_hour, p50_kwh"
+            " FROM forecast_horizons WHERE horizon = '7d' ORDER BY step"
+        )
+        assert [tuple(r) for r in days] == [
+            (k + 1, timedelta(days=1), None, 20.0 + k) for k in range(7)
+        ]
+        good = trajectory(first, 1.0)
+        for bad in (
+            good._replace(p90_kwh=[*good.p90_kwh[:-1], 0.0]),  # P10 <= P50 <= P90 is enforced
+            good._replace(bounds=good.bounds[:-1]),  # a bound per target and one more
+        ):
+            with pytest.raises(asyncpg.CheckViolationError):
+                await sink.write(SinkBatch(horizons=[bad]))
     finally:
         await conn.close()
 
@@ -276,12 +304,12 @@ def distinct_batch() -> SinkBatch:
                      issued_at=t + timedelta(hours=1, minutes=6))
         ],
         horizons=[
-            HorizonRow(device_id="z1", issue_time=t + timedelta(hours=7),
-                            target_start=t + timedelta(hours=8),
-                            target_end=t + timedelta(hours=8, minutes=30), horizon="24h",
-                            model_id="gru-h", step=2, local_date=date(2026, 4, 2), local_hour=2,
-                            p10_kwh=0.25, p50_kwh=0.5, p90_kwh=0.875,
-                            issued_at=t + timedelta(hours=7, minutes=3))
+            TrajectoryRow(device_id="z1", issue_time=t + timedelta(hours=7), horizon="24h",
+                          model_id="gru-h",
+                          bounds=[t + timedelta(hours=8), t + timedelta(hours=8, minutes=30)],
+                          local_dates=[date(2026, 4, 2)], local_hours=[2], p10_kwh=[0.25],
+                          p50_kwh=[0.5], p90_kwh=[0.875],
+                          issued_at=t + timedelta(hours=7, minutes=3))
         ],
         health=[
             Health(device_id="x1", hour_start=t + timedelta(hours=3), rmse_24h=0.5,
@@ -342,7 +370,7 @@ def expected_rows(batch: SinkBatch) -> dict[str, dict[str, object]]:
         },
         "hourly": hour.model_dump(exclude=envelope),
         "forecasts": forecast.model_dump(exclude=envelope),
-        "forecast_horizons": horizon._asdict(),
+        "forecast_trajectories": horizon._asdict(),
         "health": health.model_dump(exclude=envelope),
         "alerts": {"kind": alert.alert_kind, **alert.model_dump(exclude={*envelope, "alert_kind"}),
                    "acknowledged_at": None, "acknowledged_by": None, "note": None,

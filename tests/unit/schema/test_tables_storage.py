@@ -48,12 +48,13 @@ CONTRACT = {
         ],
         ["device_id", "hour_start", "model_id"],
     ),
-    "forecast_horizons": (
+    # Read one row per target through the view forecast_horizons (migration 0011).
+    "forecast_trajectories": (
         [
-            "device_id", "issue_time", "target_start", "target_end", "horizon", "model_id",
-            "step", "local_date", "local_hour", "p10_kwh", "p50_kwh", "p90_kwh", "issued_at",
+            "device_id", "issue_time", "horizon", "model_id", "bounds", "local_dates",
+            "local_hours", "p10_kwh", "p50_kwh", "p90_kwh", "issued_at",
         ],
-        ["device_id", "issue_time", "target_start", "horizon", "model_id"],
+        ["device_id", "issue_time", "horizon", "model_id"],
     ),
     "health": (
         [

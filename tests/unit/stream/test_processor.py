@@ -13,6 +13,7 @@ import pytest
 from schema.device_messages import DeviceBirth, DeviceStatus, Location, Presence
 from schema.topics import KafkaTopics
 from schema.wire import Energy, Power, Reading
+from stream.core.horizon_records import targets
 from stream.core.hourclose import DeviceState, ForecastRequest
 from stream.core.localtime import local_hour
 from stream.core.windowing import DeviceWindows
@@ -426,12 +427,13 @@ async def test_a_multi_horizon_model_writes_trajectories_and_days_at_local_midni
     daily = [r for r in rows if r.horizon == "7d"]
     issues = {(r.device_id, r.issue_time) for r in hourly}
     # Every forecast of a device-local hour comes with its 24-hour trajectory, one model call.
-    assert len(hourly) == 24 * len(issues) == 24 * len(sink.forecasts)
-    assert all(r.p10_kwh <= r.p50_kwh <= r.p90_kwh for r in rows)
+    assert len(hourly) == len(issues) == len(sink.forecasts)
+    assert all(len(targets(r)) == 24 for r in hourly)
+    assert all(t.p10_kwh <= t.p50_kwh <= t.p90_kwh for r in rows for t in targets(r))
     # The daily totals only at each local midnight with a forecast: 00:00 and 18:15 UTC.
     assert {(r.device_id, r.issue_time) for r in daily} == {
         ("a", T0 + timedelta(days=1)),
         ("a", T0 + timedelta(days=2)),
         ("k", datetime(2026, 6, 2, 18, 15, tzinfo=UTC)),  # after 24 closed hours
     }
-    assert all(r.local_hour is None and r.step in range(1, 8) for r in daily)
+    assert all(r.local_hours is None and len(targets(r)) == 7 for r in daily)

@@ -12,7 +12,7 @@ from schema import tables
 from schema.device_messages import AnomalyLabel, DeviceBirth, DeviceStatus, Location, Presence
 from schema.results import Alert, Forecast, Health, HourlyAggregate
 from schema.wire import Energy, Power, Reading
-from stream.core.horizon_records import HorizonRow
+from stream.core.horizon_records import TrajectoryRow
 from stream.worker import statements
 from stream.worker.statements import Target
 
@@ -40,11 +40,11 @@ def test_a_result_record_fills_every_column_of_its_table(
     assert fields | set(target.left_to_database) == set(target.table.columns.keys())
 
 
-def test_a_horizon_row_is_the_columns_of_its_table_in_order() -> None:
-    target = statements.FORECAST_HORIZONS.target
-    assert HorizonRow._fields == target.columns == tuple(target.table.columns.keys())
-    assert statements.FORECAST_HORIZONS.update
-    assert "DO UPDATE SET" in statements.FORECAST_HORIZONS.merge_sql
+def test_a_trajectory_row_is_the_columns_of_its_table_in_order() -> None:
+    target = statements.FORECAST_TRAJECTORIES.target
+    assert TrajectoryRow._fields == target.columns == tuple(target.table.columns.keys())
+    assert statements.FORECAST_TRAJECTORIES.update
+    assert "DO UPDATE SET" in statements.FORECAST_TRAJECTORIES.merge_sql
 
 
 def test_readings_births_and_statuses_fill_exactly_their_columns() -> None:
