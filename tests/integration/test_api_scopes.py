@@ -189,7 +189,7 @@ def test_the_security_page_names_every_operation_with_its_scope(guarded: TestCli
         for method in item
     }
     assert set(documented) - NOT_IN_THE_DOCUMENT == operations
-    values = {**PATH_VALUES, "alert_id": "no-alert"}
+    values = {**PATH_VALUES, "alert_id": "no-alert", "training_id": "no-training"}
     keys: dict[str, str | None] = {"none": None, "read": READ, "write": WRITE, "admin": ADMIN}
     for endpoint, needed in documented.items():
         method, path = endpoint.split(" ", 1)
