@@ -107,16 +107,18 @@ async def training_events(
     deps: Deps,
     training_id: TrainingId,
     last_event_id: Annotated[
-        int | None,
+        int,
+        # Not nullable: an HTTP header has no null (a client generated from a nullable one
+        # would send the text "null").
         Header(alias="Last-Event-ID", ge=0, description="Resume after this event's number"),
-    ] = None,
+    ] = 0,
 ) -> StreamingResponse:
     """The training's progress as server-sent events: ``started``, ``stage``, one ``epoch`` per
     epoch (loss, val_loss, validation_skill, validation_coverage), then ``done`` (the model id)
     or ``failed``; the stream ends with the training."""
     run = _run(deps, training_id)
     return StreamingResponse(
-        _server_sent(run, last_event_id or 0),
+        _server_sent(run, last_event_id),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

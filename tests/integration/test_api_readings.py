@@ -92,7 +92,7 @@ def test_range_is_half_open_and_per_device(client: TestClient) -> None:
         ({"start": "2026-03-29T00:00:00", "end": "2026-03-29T01:00:00Z"}, "timezone"),
         ({"start": "2026-03-29T02:00:00Z", "end": "2026-03-29T01:00:00Z"}, "must be after"),
         ({"start": "2026-03-01T00:00:00Z", "end": "2026-03-29T01:00:00Z"}, "longer than"),
-        ({"start": "yesterday"}, "datetime"),
+        ({"start": "yesterday"}, "ISO-8601"),
     ],
 )
 def test_bad_ranges_get_a_422_that_says_why(
