@@ -91,14 +91,11 @@ async def worker_run(
     namespace: str,
     url: str,
     expected: int,
-    *,
     profile: Path | None = None,
-    cpu_us: list[float] | None = None,
-) -> float:
-    """Seconds from starting a worker to every reading in the database; ``cpu_us[0]`` gets the
-    worker's CPU µs per reading once readings arrive (start-up excluded): a figure a loaded
-    machine disturbs far less than the rate."""
-    cpu_us = [0.0] if cpu_us is None else cpu_us
+) -> tuple[float, float]:
+    """Seconds from starting a worker to every reading in the database, and the worker's CPU
+    µs per reading once readings arrive (start-up excluded): a figure a loaded machine
+    disturbs far less than the rate."""
     env = {
         **os.environ,
         "WATTSTREAM_STREAM_KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap,
@@ -113,6 +110,7 @@ async def worker_run(
     started = time.perf_counter()
     process = psutil.Process(worker.pid)
     first: tuple[int, float] | None = None  # (readings stored, worker CPU s) when rows appear
+    cpu_us = 0.0
     try:
         while (stored := await conn.fetchval("SELECT count(*) FROM readings")) < expected:
             if worker.poll() is not None:
@@ -121,8 +119,8 @@ async def worker_run(
                 first = stored, _cpu_s(process)
             await asyncio.sleep(0.5)
         if first is not None and stored > first[0]:
-            cpu_us[0] = 1e6 * (_cpu_s(process) - first[1]) / (stored - first[0])
-        return time.perf_counter() - started
+            cpu_us = 1e6 * (_cpu_s(process) - first[1]) / (stored - first[0])
+        return time.perf_counter() - started, cpu_us
     finally:
         await conn.close()
         # SIGINT lets pyinstrument write its report as the worker stops.
@@ -141,10 +139,7 @@ async def run(devices: int, readings: int, profile: Path | None) -> dict[str, ob
     try:
         await asyncio.to_thread(migrate.upgrade, worker_db)
         bare_s = await bare_copy(endpoints.kafka_bootstrap, topics.readings, bare_db, sent)
-        cpu_us = [0.0]
-        worker_s = await worker_run(
-            endpoints, namespace, worker_db, sent, profile=profile, cpu_us=cpu_us
-        )
+        worker_s, cpu_us = await worker_run(endpoints, namespace, worker_db, sent, profile)
         conn = await asyncpg.connect(worker_db)
         hourly = await conn.fetchval("SELECT count(*) FROM hourly")
         forecasts = await conn.fetchval("SELECT count(*) FROM forecasts")
@@ -158,7 +153,7 @@ async def run(devices: int, readings: int, profile: Path | None) -> dict[str, ob
         "readings": sent,
         "simulated_span_hours": round(sent / devices * INTERVAL_S / 3600, 1),
         "worker_events_per_s": round(sent / worker_s),
-        "worker_cpu_us_per_reading": round(cpu_us[0], 1),
+        "worker_cpu_us_per_reading": round(cpu_us, 1),
         "bare_consume_copy_per_s": round(sent / bare_s),
         "ratio_worker_to_bare": round(bare_s / worker_s, 3),
         "worker_rows": {"hourly": hourly, "forecasts": forecasts},
