@@ -25,6 +25,7 @@ Exceptions::
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Annotated, Literal, Protocol, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -134,9 +135,10 @@ class Reading(WireModel):
             )
         return self
 
-    @property
+    @cached_property
     def ts_utc(self) -> datetime:
-        return self.ts.astimezone(ZoneInfo("UTC"))
+        """``ts`` in UTC (computed once: windows, watermarks and the sink all read it)."""
+        return self.ts.astimezone(UTC)
 
     def to_json(self) -> bytes:
         # exclude_none: a reading without production is byte-for-byte what it always was.

@@ -42,13 +42,13 @@ from stream.worker.lifetime import (
     track_topics,
 )
 from stream.worker.processor import (
+    Event,
     EventProcessor,
     OutMessage,
     ProcessorSettings,
-    SourceEvent,
     position_partition,
 )
-from stream.worker.runtime import QuietMonitor, tune
+from stream.worker.runtime import PassThroughSchema, QuietMonitor, Records, tune
 from stream.worker.sink import ResultSink
 from stream.worker.statestore import entry_partition
 
@@ -130,6 +130,22 @@ class DeviceStates(MutableMapping[str, bytes]):
         return len(self._table)
 
 
+def batches(
+    events: Sequence[EventT[Records]], readings_topic: str, size: int
+) -> Iterator[list[Event]]:
+    """The records of a take in batches of at most ``size``: the device messages (births,
+    statuses, labels) before the readings, so a device born in the same take is known (its
+    kind, its zone) before its readings close hours; each partition's records in order."""
+    records: list[Event] = [
+        r for e in events if e.message.topic != readings_topic for r in cast("Records", e.value)
+    ]
+    records += (
+        r for e in events if e.message.topic == readings_topic for r in cast("Records", e.value)
+    )
+    for start in range(0, len(records), size):
+        yield records[start : start + size]
+
+
 def create_app(settings: StreamSettings, lifetime: Lifetime | None = None) -> faust.App:
     """The worker's app; ``lifetime`` gets its failures (a fresh one, exit status unused, if
     ``None``). The app id is scoped by the namespace (``schema.topics.scoped_app_id``): its
@@ -152,17 +168,16 @@ def create_app(settings: StreamSettings, lifetime: Lifetime | None = None) -> fa
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         Monitor=QuietMonitor,
     )
-    tune(app)
     topics = KafkaTopics(settings.topic_namespace)
-    source = app.topic(
+    source_topics = (
         topics.readings,
         topics.device_birth,
         topics.device_status,
         topics.anomaly_labels,
-        key_type=bytes,
-        value_type=bytes,
-        value_serializer="raw",
     )
+    # Each of the agent's events is one fetched partition batch of records (runtime.py).
+    tune(app, batched_topics=source_topics)
+    source = app.topic(*source_topics, schema=PassThroughSchema())
     table = app.tables.add(
         DeviceStateTable(
             app,
@@ -192,12 +207,6 @@ def create_app(settings: StreamSettings, lifetime: Lifetime | None = None) -> fa
         ),
     )
 
-    source_topics = {
-        topics.readings,
-        topics.device_birth,
-        topics.device_status,
-        topics.anomaly_labels,
-    }
     progress = Progress(settings.stall_after_s)
     health = HealthService(
         settings,
@@ -221,7 +230,7 @@ def create_app(settings: StreamSettings, lifetime: Lifetime | None = None) -> fa
         progress.resumed()
 
     @app.agent(source, name="device-events")
-    async def device_events(stream: faust.StreamT[bytes]) -> None:
+    async def device_events(stream: faust.StreamT[Records]) -> None:
         try:
             await consume(stream)
         except Exception as exc:
@@ -230,34 +239,29 @@ def create_app(settings: StreamSettings, lifetime: Lifetime | None = None) -> fa
             lifetime.fail(f"agent crashed: {exc!r}")
             raise
 
-    async def consume(stream: faust.StreamT[bytes]) -> None:
+    async def consume(stream: faust.StreamT[Records]) -> None:
         assert isinstance(stream, faust.Stream)
         await track_topics(app, written)
-        async for values in stream.noack_take(settings.batch_size, settings.batch_within_s):
-            started = time.perf_counter()
-            events = cast("Sequence[EventT[bytes]]", values)  # typed as values upstream
-            rewind = await processor.process(
-                [
-                    SourceEvent(
-                        topic=e.message.topic,
-                        partition=e.message.partition,
-                        offset=e.message.offset,
-                        key=e.key,
-                        value=e.value,
-                    )
-                    for e in events
-                ]
-            )
-            # The table's changelog must be on Kafka before the events are acknowledged: were
-            # the offsets committed first, a crash would leave the committed offsets ahead of
-            # the state (readings the next worker never replays into it).
-            await table.changelog_written()
+        # Each event is one partition's share of a poll; a take holds up to one per source
+        # partition (a few polls while catching up, what came within batch_within_s live).
+        most = READINGS_PARTITIONS * len(source_topics)
+        async for values in stream.noack_take(most, settings.batch_within_s):
+            events = cast("Sequence[EventT[Records]]", values)  # typed as values upstream
+            rewind: dict[tuple[str, int], int] = {}
+            for chunk in batches(events, topics.readings, settings.batch_size):
+                started = time.perf_counter()
+                for tp, offset in (await processor.process(chunk)).items():
+                    rewind.setdefault(tp, offset)  # a later chunk asks for the same offset
+                # The table's changelog must be on Kafka before the events are acknowledged:
+                # were the offsets committed first, a crash would leave the committed offsets
+                # ahead of the state (readings the next worker never replays into it).
+                await table.changelog_written()
+                progress.advanced()
+                metrics.batch_done(processor.report, time.perf_counter() - started)
             for (topic, partition), offset in rewind.items():
                 await app.consumer.seek(TP(topic, partition), offset)
             for event in events:
                 if (event.message.topic, event.message.partition) not in rewind:
                     await stream.ack(event)
-            progress.advanced()
-            metrics.batch_done(processor.report, time.perf_counter() - started)
 
     return app

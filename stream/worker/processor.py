@@ -1,6 +1,7 @@
 """Turns a batch of source events into state changes, database rows and result messages.
 
-Faust-free on purpose: the agent hands over :class:`SourceEvent` values and a mapping for the
+Faust-free on purpose: the agent hands over :class:`Event` values (Kafka's records; tests build
+:class:`SourceEvent`) and a mapping for the
 per-device state (the Faust table in production, a dict in tests), and gets back when the
 batch's effects are in the database and on Kafka. Order of effects, for at-least-once without
 duplicates:
@@ -62,8 +63,25 @@ _Message = TypeVar("_Message", DeviceBirth, DeviceStatus, AnomalyLabel)
 _HISTORY_OUTCOMES = frozenset({Applied.LATE, Applied.TOO_LATE, Applied.DUPLICATE})
 
 
+class Event(Protocol):
+    """What the processor reads of a source event (an aiokafka record has all of it)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class SourceEvent:
+    """An :class:`Event` built by hand."""
+
     topic: str
     partition: int
     offset: int
@@ -152,11 +170,9 @@ class OffsetGuard:
         self._topic = checked_topic
         self._next = dict(stored)
 
-    def split(
-        self, events: Sequence[SourceEvent]
-    ) -> tuple[list[SourceEvent], dict[tuple[str, int], int]]:
+    def split(self, events: Sequence[Event]) -> tuple[list[Event], dict[tuple[str, int], int]]:
         """(events to process, {(topic, partition): offset to seek back to})."""
-        admitted: list[SourceEvent] = []
+        admitted: list[Event] = []
         rewind: dict[tuple[str, int], int] = {}
         expected = dict(self._next)
         for event in events:
@@ -172,7 +188,7 @@ class OffsetGuard:
             admitted.append(event)
         return admitted, rewind
 
-    def after(self, events: Sequence[SourceEvent]) -> dict[tuple[str, int], int]:
+    def after(self, events: Sequence[Event]) -> dict[tuple[str, int], int]:
         """The next offsets of the partitions ``events`` touch, once they are stored."""
         moved: dict[tuple[str, int], int] = {}
         for event in events:
@@ -339,7 +355,7 @@ class EventProcessor:
         """The next offset of a readings partition to process (``None``: none seen yet)."""
         return None if self._guard is None else self._guard.next_offset((topic, partition))
 
-    async def process(self, events: Sequence[SourceEvent]) -> dict[tuple[str, int], int]:
+    async def process(self, events: Sequence[Event]) -> dict[tuple[str, int], int]:
         """Apply a batch; return the partitions to seek back to (their events were not
         processed and must not be acknowledged). On any failure the in-memory watermarks are
         as before the call and the device states untouched: the batch can be replayed."""
@@ -368,7 +384,7 @@ class EventProcessor:
             raise
         return rewind
 
-    async def _process(self, events: Sequence[SourceEvent], guard: OffsetGuard) -> None:
+    async def _process(self, events: Sequence[Event], guard: OffsetGuard) -> None:
         batch = _Batch(now=self._clock())
         touched: set[int] = set()
         for event in events:
@@ -486,21 +502,21 @@ class EventProcessor:
         batch.dirty[device_id] = state
         return state
 
-    def _dead_letter(self, event: SourceEvent, reason: str, detail: str, batch: _Batch) -> None:
+    def _dead_letter(self, event: Event, reason: str, detail: str, batch: _Batch) -> None:
         log.warning("dead-lettering %s@%d: %s: %s", event.topic, event.offset, reason, detail)
         batch.dead_letters += 1
         record = dead_letter_record(
             topic=f"kafka:{event.topic}",
-            payload=event.value,
+            payload=event.value or b"",
             reason=reason,
             detail=detail,
             at=batch.now,
         )
         batch.messages.append(OutMessage(self._topics.readings_dlq, event.key or b"", record))
 
-    def _on_reading(self, event: SourceEvent, batch: _Batch) -> None:
+    def _on_reading(self, event: Event, batch: _Batch) -> None:
         try:
-            reading = decode_reading(event.value)
+            reading = decode_reading(event.value or b"")
         except InvalidPayload as exc:
             self._dead_letter(event, exc.reason, exc.detail, batch)
             return
@@ -514,23 +530,23 @@ class EventProcessor:
         batch.sink.readings.append(reading)
         self._watermarks.observe(event.partition, reading.ts_utc)
         if result.outcome in {Applied.LATE, Applied.TOO_LATE}:
-            late = OutMessage(self._topics.readings_late, event.key or b"", event.value)
+            late = OutMessage(self._topics.readings_late, event.key or b"", event.value or b"")
             batch.messages.append(late)
         if result.restated is not None:
             batch.restatements += 1
             batch.outputs.requests += self._closed(state, result.restated, batch)
 
     def _decode(
-        self, model: type[_Message], event: SourceEvent, reason: str, batch: _Batch
+        self, model: type[_Message], event: Event, reason: str, batch: _Batch
     ) -> _Message | None:
         """The event's value as ``model``, or None after dead-lettering it with ``reason``."""
         try:
-            return model.model_validate_json(event.value)
+            return model.model_validate_json(event.value or b"")
         except ValidationError as exc:
             self._dead_letter(event, reason, str(exc.errors()[0]["msg"]), batch)
             return None
 
-    def _on_birth(self, event: SourceEvent, batch: _Batch) -> None:
+    def _on_birth(self, event: Event, batch: _Batch) -> None:
         birth = self._decode(DeviceBirth, event, "invalid_birth", batch)
         if birth is None:
             return
@@ -539,7 +555,7 @@ class EventProcessor:
         batch.cold.add(birth.device_id)
         batch.sink.births.append(birth)
 
-    def _on_status(self, event: SourceEvent, batch: _Batch) -> None:
+    def _on_status(self, event: Event, batch: _Batch) -> None:
         status = self._decode(DeviceStatus, event, "invalid_status", batch)
         if status is None:
             return
@@ -550,7 +566,7 @@ class EventProcessor:
             batch.cold.add(status.device_id)
         batch.sink.statuses.append((status, status.ts or batch.now))
 
-    def _on_label(self, event: SourceEvent, batch: _Batch) -> None:
+    def _on_label(self, event: Event, batch: _Batch) -> None:
         label = self._decode(AnomalyLabel, event, "invalid_label", batch)
         if label is not None:
             batch.sink.labels.append(label)

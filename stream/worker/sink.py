@@ -39,7 +39,7 @@ from stream.worker.statements import (
     alert_row,
     device_row,
     label_row,
-    reading_row,
+    reading_record,
     result_row,
     status_row,
 )
@@ -74,7 +74,7 @@ async def merge(conn: asyncpg.Connection, how: Merge, rows: Sequence[Sequence[An
 async def store(conn: asyncpg.Connection, batch: SinkBatch, group_id: str) -> frozenset[str]:
     """Every row of ``batch`` and its offsets, in the caller's transaction; the ids of the
     batch's alerts a person resolved (their rows were left as they are)."""
-    readings = READINGS.target.rows(reading_row(r) for r in batch.readings)
+    readings = list(map(reading_record, batch.readings))  # READING_COLUMNS: the target's
     await merge(conn, READINGS, readings)
     horizons = FORECAST_TRAJECTORIES.target.last_of_ordered(batch.horizons)
     await merge(conn, FORECAST_TRAJECTORIES, horizons)

@@ -180,6 +180,34 @@ def result_row(record: BaseModel, renames: Mapping[str, str] | None = None) -> d
     }
 
 
+READING_COLUMNS = (
+    "device_id",
+    "ts",
+    "seq",
+    "tz",
+    "interval_s",
+    "energy_kwh",
+    "power_kw",
+    "production_units",
+)
+"""The columns of :func:`reading_record`: those the sink writes of ``readings``, in order."""
+
+
+def reading_record(reading: Reading) -> tuple[Any, ...]:
+    """A reading's row in :data:`READING_COLUMNS` order (no mapping: one per raw reading)."""
+    production = reading.production
+    return (
+        reading.device_id,
+        reading.ts_utc,
+        reading.seq,
+        reading.tz,
+        reading.interval_s,
+        reading.energy.value,
+        reading.power.value,
+        None if production is None else production.value,
+    )
+
+
 def reading_row(reading: Reading) -> dict[str, Any]:
     return {
         "device_id": reading.device_id,

@@ -55,6 +55,10 @@ def test_readings_births_and_statuses_fill_exactly_their_columns() -> None:
                         firmware="1", interval_s=60, ts=T)  # fmt: skip
     status = (DeviceStatus(device_id="d1", status=Presence.ONLINE), T)
     assert set(statements.reading_row(reading)) == set(statements.READINGS.target.columns)
+    # The sink copies records in READING_COLUMNS order into the target's columns.
+    assert statements.READINGS.target.columns == statements.READING_COLUMNS
+    row = statements.reading_row(reading)
+    assert statements.reading_record(reading) == tuple(row[c] for c in statements.READING_COLUMNS)
     assert set(statements.device_row(birth)) == set(statements.DEVICES.columns)
     assert set(statements.status_row(status)) == set(statements.DEVICE_STATUS.columns)
     label = AnomalyLabel.model_validate(
