@@ -100,6 +100,7 @@ class HourWindow(BaseModel):
         if not self._mark(reading.seq):
             self.duplicate_count += 1
             return False
+        # Each assignment to a pydantic model costs: only fields that change are assigned.
         ts = reading.ts_utc
         power = reading.power.value
         self.count += 1
@@ -107,10 +108,14 @@ class HourWindow(BaseModel):
         if reading.production is not None:
             self.production_units = (self.production_units or 0.0) + reading.production.value
         self.power_sum_kw += power
-        self.power_min_kw = power if self.power_min_kw is None else min(self.power_min_kw, power)
-        self.power_max_kw = power if self.power_max_kw is None else max(self.power_max_kw, power)
-        self.first_ts = ts if self.first_ts is None else min(self.first_ts, ts)
-        self.last_ts = ts if self.last_ts is None else max(self.last_ts, ts)
+        if self.power_min_kw is None or power < self.power_min_kw:
+            self.power_min_kw = power
+        if self.power_max_kw is None or power > self.power_max_kw:
+            self.power_max_kw = power
+        if self.first_ts is None or ts < self.first_ts:
+            self.first_ts = ts
+        if self.last_ts is None or ts > self.last_ts:
+            self.last_ts = ts
         return True
 
 

@@ -269,3 +269,32 @@ def test_payloads_over_the_limit_are_oversized(reading: Reading, extra: int) -> 
         decode_reading(padded)
     assert caught.value.reason == "oversized"
     assert decode_reading(payload + b" " * (MAX_PAYLOAD_BYTES - len(payload))) == reading
+
+
+@pytest.mark.parametrize(
+    ("ts", "tz", "accepted"),
+    [
+        # Monrovia went from -00:44:30 to UTC at 00:44:30 UTC: within one minute, both offsets.
+        ("1972-01-07T00:44:31+00:00", "Africa/Monrovia", True),
+        ("1972-01-07T00:44:29+00:00", "Africa/Monrovia", False),
+        ("1972-01-07T00:43:59+00:00", "Africa/Monrovia", False),
+        # Lord Howe's 30-minute change (2026-10-04 02:00 +10:30 -> 02:30 +11:00), a second apart.
+        ("2026-10-04T01:59:59+10:30", "Australia/Lord_Howe", True),
+        ("2026-10-04T02:30:00+11:00", "Australia/Lord_Howe", True),
+        ("2026-10-04T02:00:00+10:30", "Australia/Lord_Howe", False),
+    ],
+)
+def test_the_zone_offset_is_checked_to_the_second_at_transitions(
+    ts: str, tz: str, accepted: bool
+) -> None:
+    """The decoder looks a zone's offset up once per minute, except in a minute where the
+    offset changes (the instants on either side of a change, in the same minute)."""
+    document = {"device_id": "d1", "seq": 0, "ts": ts, "tz": tz, "interval_s": 60,
+                "energy": {"value": 0.1}, "power": {"value": 1.0}}  # fmt: skip
+    payload = json.dumps(document).encode()
+    if accepted:
+        assert decode_reading(payload).ts == datetime.fromisoformat(ts)
+    else:
+        with pytest.raises(InvalidPayload) as caught:
+            decode_reading(payload)
+        assert caught.value.reason == "offset_mismatch"
