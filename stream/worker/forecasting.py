@@ -10,6 +10,7 @@ never on the event loop. TensorFlow is imported only when the service starts.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +26,17 @@ if TYPE_CHECKING:
     from stream.forecast import Forecaster
 
 log = logging.getLogger(__name__)
+
+
+def freeze_long_lived() -> None:
+    """Exempt every object alive now from the cyclic garbage collector's full collections.
+
+    TensorFlow, Keras and the model are ~400,000 objects that live as long as the worker;
+    every full collection traversed them all (~300 ms of CPU each on this 2-core machine,
+    ~18 % of the worker's CPU while catching up, counted with ``gc.callbacks``). Frozen, they
+    are still freed by reference counting; only a cycle among them would outlive its use.
+    """
+    gc.freeze()
 
 
 class ForecastService(Service):
@@ -53,6 +65,7 @@ class ForecastService(Service):
         else:
             self._model = await asyncio.to_thread(load_latest, self._artifacts)
         log.info("serving forecasts with model %s", self._model.model_id)
+        freeze_long_lived()
         self._ready.set()
 
     def _load(self, model_id: str) -> Forecaster:
@@ -92,6 +105,7 @@ class ForecastService(Service):
             log.exception("loading model %s failed; keeping the current one", wanted)
             return
         log.info("switched to model %s", wanted)
+        freeze_long_lived()
 
     async def forecast(self, requests: Sequence[ForecastRequest]) -> ForecastBatch:
         """One batched model call: the next hour, and the horizons if the model has them."""

@@ -327,6 +327,10 @@ async def track_topics(app: faust.App, names: Iterable[str]) -> None:
         await client._wait_on_metadata(name)
 
 
+GC_THRESHOLDS = (50_000, 50, 100)
+"""The worker's collector thresholds: (allocations, young collections, middle collections)."""
+
+
 def new_event_loop() -> asyncio.AbstractEventLoop:
     """A uvloop loop, for every loop of the process (the consumer's thread makes its own):
     Faust turns its loop over several times per message."""
@@ -339,6 +343,10 @@ def run(
     create_app: Callable[[StreamSettings, Lifetime], faust.App],
 ) -> NoReturn:
     """Create the topics, then run the Faust worker until it stops; exit with its status."""
+    # The device states are hundreds of thousands of long-lived objects: with the default
+    # thresholds (700, 10, 10) the collector ran a full collection over all of them every
+    # second or so while catching up (see stream.worker.forecasting.freeze_long_lived).
+    gc.set_threshold(*GC_THRESHOLDS)
     loop = new_event_loop()
     asyncio.set_event_loop(loop)  # Faust runs on this loop afterwards
     specs = KafkaTopics(settings.topic_namespace).worker_specs(settings.app_id)
