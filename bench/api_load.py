@@ -21,11 +21,13 @@ same database: the machine is shared, so only figures measured back to back comp
 2. **Profile** (``--profile DIR``): after the measured rounds, py-spy samples each API for
    ``--profile-seconds`` under ``/live`` load; the raw stacks go to DIR and the top functions
    (self and total share of the samples) into the results.
-3. **Fan-out**: ``--clients`` websocket clients subscribed to every reading; the bench
+3. **Fan-out**: ``--clients`` websocket clients subscribed to every reading, held by
+   ``--client-processes`` processes of their own (:mod:`benchkit.wsclients`); the bench
    produces ``--rate`` readings/s to Kafka for ``--seconds``, to each API in turn. Delivered
    frames, dropped (expected minus delivered; ``coalesced`` says how many of those were
    replaced by a newer value of the same device), delivery latency (Kafka produce to client
-   receive), the API's CPU per delivered frame and its RSS before and during the fan-out.
+   receive, a sample of 20 frames per client), the API's and the clients' CPU per delivered
+   frame, and the API's RSS before and during the fan-out.
 
 Prints the figures and writes bench/results/api_load.json. Defaults are sized for a 2-core
 machine shared with other work; every loop is bounded in count and time.
@@ -58,7 +60,6 @@ import asyncpg
 import httpx
 import psutil
 from aiokafka import AIOKafkaProducer
-from websockets.asyncio.client import ClientConnection, connect
 
 from schema.topics import KafkaTopics
 from schema.wire import Energy, Power, Reading
@@ -72,6 +73,7 @@ from benchkit.stats import percentile
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results"
 LOADGEN = Path(__file__).parent / "benchkit" / "loadgen.py"
+WSCLIENTS = Path(__file__).parent / "benchkit" / "wsclients.py"
 ZONES = ["Europe/Berlin", "Asia/Kolkata", "America/New_York", "Australia/Sydney", "UTC"]
 SHAPES = ("live", "1h_24h", "1d_7d", "15m_24h")
 BENCH_KEY = "bench-read-" + secrets.token_hex(16)
@@ -313,24 +315,38 @@ async def profile(
 
 
 # ---------------------------------------------------------------------------------- fan-out
-@dataclass
-class ClientTally:
-    delivered: int = 0
-    coalesced: int = 0
-    latencies_ms: list[float] = field(default_factory=list)
-
-
-async def listen(ws: ClientConnection, tally: ClientTally, sent_at: dict[int, float]) -> None:
-    async for message in ws:
-        text = str(message)
-        if '"type":"event"' not in text:
-            continue
-        tally.delivered += 1
-        frame = json.loads(text)
-        tally.coalesced += frame.get("coalesced", 0)
-        sent = sent_at.get(frame["data"]["seq"])
-        if sent is not None and len(tally.latencies_ms) < 2000:
-            tally.latencies_ms.append((time.perf_counter() - sent) * 1000)
+async def start_clients(
+    api: Api, clients: int, processes: int, expected: int, timeout_s: float
+) -> list[asyncio.subprocess.Process]:
+    """``clients`` websocket clients in ``processes`` processes (:mod:`benchkit.wsclients`),
+    each subscribed to every reading; returns once every one has its hello."""
+    children = []
+    for index in range(processes):
+        share = clients // processes + (1 if index < clients % processes else 0)
+        job = {
+            "url": f"ws://127.0.0.1:{api.port}/api/v1/ws/live?kinds=readings",
+            "clients": share,
+            "headers": {"X-API-Key": BENCH_KEY},
+            "expected": expected,
+            "timeout_s": timeout_s,
+            "samples_per_client": 20,
+        }
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(WSCLIENTS),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert child.stdin is not None
+        child.stdin.write(json.dumps(job).encode() + b"\n")
+        await child.stdin.drain()
+        children.append(child)
+    for child in children:
+        assert child.stdout is not None
+        line = await asyncio.wait_for(child.stdout.readline(), timeout=120)
+        if line.strip() != b"ready":
+            raise RuntimeError(f"a websocket client process failed against the {api.name} API")
+    return children
 
 
 async def fan_out(
@@ -339,42 +355,23 @@ async def fan_out(
     bootstrap: str,
     *,
     clients: int,
+    processes: int,
     rate: float,
     seconds: float,
 ) -> dict[str, Any]:
     rss_before = rss_mib(api.pid)
-    url = f"ws://127.0.0.1:{api.port}/api/v1/ws/live?kinds=readings"
-    sockets: list[ClientConnection] = []
+    total = int(rate * seconds)
+    drain_s = 15.0
     connect_started = time.perf_counter()
-    for start in range(0, clients, 100):  # connect in waves, not in one SYN storm
-        batch = await asyncio.gather(
-            *(
-                connect(
-                    url,
-                    max_queue=None,
-                    open_timeout=30,
-                    additional_headers={"X-API-Key": BENCH_KEY},
-                )
-                for _ in range(start, min(clients, start + 100))
-            )
-        )
-        sockets.extend(batch)
-    for ws in sockets:
-        await ws.recv()  # hello
+    children = await start_clients(api, clients, processes, total, seconds + drain_s + 15)
     connect_s = time.perf_counter() - connect_started
     rss_connected = rss_mib(api.pid)
-    tallies = [ClientTally() for _ in sockets]
     sent_at: dict[int, float] = {}
-    listeners = [
-        asyncio.create_task(listen(ws, t, sent_at)) for ws, t in zip(sockets, tallies, strict=True)
-    ]
-
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=2)
     await producer.start()
     devices = 50
-    total = int(rate * seconds)
     rss_peak = rss_connected
-    api_cpu_before, client_cpu_before = cpu_s(api.pid), time.process_time()
+    api_cpu_before = cpu_s(api.pid)
     started = time.perf_counter()
     try:
         for seq in range(total):
@@ -392,7 +389,7 @@ async def fan_out(
                 energy=Energy(value=0.01),
                 power=Power(value=0.6),
             )
-            sent_at[seq] = time.perf_counter()
+            sent_at[seq] = time.monotonic()  # system-wide: the client processes' clock
             await producer.send(topics.readings, reading.to_json(), key=device.encode())
             if seq % max(1, int(rate)) == 0:
                 rss_peak = max(rss_peak, rss_mib(api.pid))
@@ -400,25 +397,22 @@ async def fan_out(
     finally:
         await producer.stop()
     produce_s = time.perf_counter() - started
-    # Let the last events arrive (bounded), then close everything.
-    expected = total * len(sockets)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        delivered = sum(t.delivered + t.coalesced for t in tallies)
-        if delivered >= expected:
-            break
-        await asyncio.sleep(0.2)
+    # The clients end once they have every event (or at their bounded time-out).
+    results = []
+    for child in children:
+        out, _ = await asyncio.wait_for(child.communicate(), timeout=drain_s + 60)
+        results.append(json.loads(out.decode().strip().splitlines()[-1]))
         rss_peak = max(rss_peak, rss_mib(api.pid))
-    api_cpu, client_cpu = cpu_s(api.pid) - api_cpu_before, time.process_time() - client_cpu_before
-    for task in listeners:
-        task.cancel()
-    await asyncio.gather(*listeners, return_exceptions=True)
-    await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
-    delivered = sum(t.delivered for t in tallies)
-    coalesced = sum(t.coalesced for t in tallies)
-    latencies = [v for t in tallies for v in t.latencies_ms]
+    api_cpu = cpu_s(api.pid) - api_cpu_before
+    delivered = sum(r["delivered"] for r in results)
+    coalesced = sum(r["coalesced"] for r in results)
+    client_cpu = sum(r["cpu_s"] for r in results)
+    received = [pair for r in results for pair in r["received_at"]]
+    latencies = [(at - sent_at[seq]) * 1000 for seq, at in received if seq in sent_at]
+    expected = total * clients
     return {
-        "clients": len(sockets),
+        "clients": clients,
+        "client_processes": processes,
         "events_produced": total,
         "rate_per_s": rate,
         "produce_s": round(produce_s, 2),
@@ -483,6 +477,7 @@ async def run(args: argparse.Namespace, endpoints: localcluster.Endpoints) -> di
                 topics,
                 endpoints.kafka_bootstrap,
                 clients=args.clients,
+                processes=args.client_processes,
                 rate=args.rate,
                 seconds=args.seconds,
             )
@@ -554,6 +549,7 @@ def main() -> None:
     parser.add_argument("--profile-top", type=int, default=15)
     parser.add_argument("--fanout", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--client-processes", type=int, default=2)
     parser.add_argument("--rate", type=float, default=10.0, help="events/s produced to Kafka")
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()

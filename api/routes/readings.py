@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Query
 
 from api import queries, timerange
-from api.aggregation import QuarterRow, compose
+from api.aggregation import compose
 from api.deps import AllowedDevice, Deps
 from api.models import AggregateOut, AggregatesPage, ReadingOut, ReadingsPage
 from api.params import End, Start
@@ -91,7 +91,7 @@ async def device_aggregates(
         timerange.check_range(start, end, longest)
         first, last = timerange.align(start, end, bucket, zone)
         rows = await queries.quarters(conn, device_id, first, last)
-    aggregates = compose((QuarterRow(**row) for row in rows), bucket, zone)
+    aggregates = compose(rows, bucket, zone)
     return AggregatesPage(
         device_id=device_id,
         bucket=bucket,
