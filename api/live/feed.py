@@ -202,11 +202,19 @@ class KafkaFeed:
         (bench/api_load.py: the p99 of ``/live``). ``partitions_for_topic()`` of the consumer
         knows only topics its client already tracks, hence the client's request (private)."""
         client = consumer._client
-        node = client.get_random_node()
-        if node is None:
-            raise KafkaError("no broker known to ask for metadata")
         request = MetadataRequest(list(self._kinds), allow_auto_topic_creation=False)
-        response = await client.send(node, request)
+        # Each known broker in turn until one answers (what the client does for its own
+        # metadata); not get_random_node(): the global ``random`` is not ours to draw from.
+        nodes = sorted(b.nodeId for b in client.cluster.brokers())
+        if not nodes:
+            raise KafkaError("no broker known to ask for metadata")
+        for node in nodes:
+            try:
+                response = await client.send(node, request)
+                break
+            except KafkaError:
+                if node == nodes[-1]:
+                    raise
         cluster = ClusterMetadata()
         # A missing topic is simply absent (the feed says which itself), not logged as an error.
         cluster.need_all_topic_metadata = True
