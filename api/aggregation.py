@@ -10,14 +10,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from api.timerange import QUARTER, Bucket, floor, following
 
 
-@dataclass(frozen=True, slots=True)
-class QuarterRow:
-    """One row of ``readings_15m``."""
+class QuarterRow(NamedTuple):
+    """One row of ``readings_15m``: a tuple, so a database record of these columns in this
+    order (:data:`api.queries.QUARTERS` selects them from these fields) becomes one without a
+    dict or keyword arguments (a frozen dataclass's ``__init__`` cost more than composing)."""
 
     bucket: datetime
     energy_kwh: float
@@ -54,24 +57,21 @@ class _Accumulator:
     quarters: int = 0
 
     def add(self, row: QuarterRow) -> None:
-        self.energy_kwh += row.energy_kwh
-        self.reading_count += row.reading_count
+        # Unpacked once; comparisons rather than min()/max() calls (this runs per row).
+        _, energy, count, mean, low, high = row
+        self.energy_kwh += energy
+        self.reading_count += count
         self.quarters += 1
-        if row.power_mean_kw is not None and row.reading_count > 0:
-            self.power_weighted += row.power_mean_kw * row.reading_count
-            self.power_weight += row.reading_count
-        if row.power_min_kw is not None:
-            self.power_min_kw = (
-                row.power_min_kw
-                if self.power_min_kw is None
-                else min(self.power_min_kw, row.power_min_kw)
-            )
-        if row.power_max_kw is not None:
-            self.power_max_kw = (
-                row.power_max_kw
-                if self.power_max_kw is None
-                else max(self.power_max_kw, row.power_max_kw)
-            )
+        if mean is not None and count > 0:
+            self.power_weighted += mean * count
+            self.power_weight += count
+        if low is not None and (self.power_min_kw is None or low < self.power_min_kw):
+            self.power_min_kw = low
+        if high is not None and (self.power_max_kw is None or high > self.power_max_kw):
+            self.power_max_kw = high
+
+
+_BUCKET = itemgetter(0)
 
 
 def compose(rows: Iterable[QuarterRow], bucket: Bucket, tz: ZoneInfo) -> list[Aggregate]:
@@ -80,7 +80,7 @@ def compose(rows: Iterable[QuarterRow], bucket: Bucket, tz: ZoneInfo) -> list[Ag
     end: datetime | None = None
     current = _Accumulator()
     # In time order, a bucket's bounds are computed once, not per row (zone lookups dominate).
-    for row in sorted(rows, key=lambda r: r.bucket):
+    for row in sorted(rows, key=_BUCKET):
         if end is None or row.bucket >= end:
             start = floor(row.bucket, bucket, tz)
             end = following(start, bucket, tz)

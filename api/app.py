@@ -78,6 +78,16 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _keep_session(_conn: asyncpg.Connection) -> None:
+    """The pool's reset of a released connection: nothing to undo beyond what asyncpg itself
+    does first (roll back a transaction left open, drop listeners).
+
+    The API sets no session state: no ``SET``, ``LISTEN``, advisory lock or cursor outside a
+    transaction. asyncpg's default reset (``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
+    RESET ALL``) is a round trip to the server on every release, inside the route, so every
+    request waited for it before its answer went out (bench/api_load.py)."""
+
+
 def create_app(settings: ApiSettings) -> FastAPI:
     if settings.uses_placeholder_key:
         log.warning(
@@ -125,6 +135,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
             min_size=1,
             max_size=10,
             init=_init_connection,
+            reset=_keep_session,
             timeout=settings.db_timeout_s,  # connecting
             command_timeout=settings.db_timeout_s,  # every query
         )

@@ -1,4 +1,10 @@
-"""Typed state the lifespan yields, and the ``Depends`` aliases routes use to reach it."""
+"""Typed state the lifespan yields, and the ``Depends`` aliases routes use to reach it.
+
+Every dependency here is ``async``: FastAPI runs a plain ``def`` dependency in its thread pool,
+and a request that hopped threads for each of them (resources, key check, caller, device)
+waited for the GIL to come back as often (up to the 5 ms switch interval each, under load;
+bench/api_load.py). Only work that may block leaves the loop: a JWKS fetch.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from typing import Annotated, TypedDict
 import asyncpg
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
 from api.access import Grant, Scope, authorize, require_scope
@@ -41,7 +48,7 @@ class State(TypedDict):
     resources: Resources
 
 
-def _resources(connection: HTTPConnection) -> Resources:
+async def _resources(connection: HTTPConnection) -> Resources:
     """The lifespan's resources, from a request or a websocket."""
     resources: Resources = connection.state.resources
     return resources
@@ -69,7 +76,7 @@ KeyHeader = Annotated[str | None, Security(_api_key_header)]
 Bearer = Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
 
 
-def _check(
+async def _check(
     connection: HTTPConnection,
     key: str | None,
     bearer: HTTPAuthorizationCredentials | None,
@@ -77,25 +84,28 @@ def _check(
 ) -> None:
     """Authorize by the bearer token if there is one, else the key; keep the grant for the
     routes (:data:`Caller`, :data:`AllowedDevice`)."""
-    resources = _resources(connection)
+    resources: Resources = connection.state.resources
     settings = resources.settings
-    if bearer is not None:  # these dependencies are sync: a JWKS fetch runs in the thread pool
-        grant = require_scope(token_grant(settings, bearer.credentials, resources.keys), needed)
-    else:
-        grant = authorize(settings, key, needed)
-    connection.state.grant = grant
+    if bearer is None:
+        connection.state.grant = authorize(settings, key, needed)
+        return
+    if resources.keys is None:  # HS256 with the shared secret: no I/O
+        grant = token_grant(settings, bearer.credentials, None)
+    else:  # the JWKS may be fetched (blocking I/O): in the thread pool
+        grant = await run_in_threadpool(token_grant, settings, bearer.credentials, resources.keys)
+    connection.state.grant = require_scope(grant, needed)
 
 
-def _require_read_key(request: Request, key: KeyHeader, bearer: Bearer) -> None:
-    _check(request, key, bearer, Scope.READ)
+async def _require_read_key(request: Request, key: KeyHeader, bearer: Bearer) -> None:
+    await _check(request, key, bearer, Scope.READ)
 
 
-def _require_api_key(request: Request, key: KeyHeader, bearer: Bearer) -> None:
-    _check(request, key, bearer, Scope.WRITE)
+async def _require_api_key(request: Request, key: KeyHeader, bearer: Bearer) -> None:
+    await _check(request, key, bearer, Scope.WRITE)
 
 
-def _require_admin_key(request: Request, key: KeyHeader, bearer: Bearer) -> None:
-    _check(request, key, bearer, Scope.ADMIN)
+async def _require_admin_key(request: Request, key: KeyHeader, bearer: Bearer) -> None:
+    await _check(request, key, bearer, Scope.ADMIN)
 
 
 ReadKey = Depends(_require_read_key)
@@ -107,7 +117,7 @@ AdminKey = Depends(_require_admin_key)
 """Route dependency of the admin endpoints: ``dependencies=[AdminKey]``."""
 
 
-def _caller(request: Request) -> Grant | None:
+async def _caller(request: Request) -> Grant | None:
     """The grant a key dependency kept; ``None`` where no key was needed (open reads)."""
     grant: Grant | None = getattr(request.state, "grant", None)
     return grant
@@ -117,7 +127,7 @@ Caller = Annotated[Grant | None, Depends(_caller)]
 """The caller's rights, after the route's key dependencies ran."""
 
 
-def _allowed_device(caller: Caller, device_id: DevicePath) -> str:
+async def _allowed_device(caller: Caller, device_id: DevicePath) -> str:
     if caller is not None:
         caller.check_device(device_id)
     return device_id
@@ -127,7 +137,7 @@ AllowedDevice = Annotated[str, Depends(_allowed_device)]
 """The ``device_id`` path parameter, refused (403) outside the caller's devices."""
 
 
-def _fleet_wide(caller: Caller) -> None:
+async def _fleet_wide(caller: Caller) -> None:
     if caller is not None:
         caller.check_fleet()
 

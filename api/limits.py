@@ -157,12 +157,28 @@ class Deadline:
             started = started or message["type"] == "http.response.start"
             await send(message)
 
+        # One future woken by whichever comes first, the route's end or the deadline: what
+        # asyncio.wait() does, without its sets and per-call bookkeeping (this runs for every
+        # request; bench/api_load.py).
         async def serve() -> None:
             await self._app(scope, receive, guarded)
 
-        task = asyncio.create_task(serve(), name="request")
-        done, _ = await asyncio.wait({task}, timeout=self._seconds)
-        if task in done or started:
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(serve(), name="request")
+        woken = loop.create_future()
+
+        def wake(_: object = None) -> None:
+            if not woken.done():
+                woken.set_result(None)
+
+        task.add_done_callback(wake)
+        timer = loop.call_later(self._seconds, wake)
+        try:
+            await woken
+        finally:
+            timer.cancel()
+            task.remove_done_callback(wake)
+        if task.done() or started:
             await task  # finished, or answering (streaming): its own outcome
             return
         abandoned = True

@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 
+from api.aggregation import QuarterRow
 from api.errors import NotFound
 from schema.results import HealthFigures
 
@@ -165,18 +166,20 @@ async def health_in_range(
     return [dict(row) for row in rows]
 
 
-QUARTERS = """
-SELECT bucket, energy_kwh, reading_count, power_mean_kw, power_min_kw, power_max_kw
+QUARTERS = f"""
+SELECT {", ".join(QuarterRow._fields)}
 FROM readings_15m
 WHERE device_id = $1 AND bucket >= $2 AND bucket < $3
 ORDER BY bucket
-"""
+"""  # noqa: S608 - constant columns (QuarterRow's fields)
 
 
 async def quarters(
     conn: asyncpg.Connection, device_id: str, start: datetime, end: datetime
-) -> list[Row]:
-    return [dict(row) for row in await conn.fetch(QUARTERS, device_id, start, end)]
+) -> list[QuarterRow]:
+    """The rollup rows, each record straight into a tuple (its columns are the fields)."""
+    make = QuarterRow._make
+    return [make(row) for row in await conn.fetch(QUARTERS, device_id, start, end)]
 
 
 _FORECAST_COLUMNS = """

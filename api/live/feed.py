@@ -27,7 +27,9 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.cluster import ClusterMetadata
 from aiokafka.errors import KafkaError
+from aiokafka.protocol.metadata import MetadataRequest
 
 from api.live.events import Kind, UndecodableEvent, decode, topic_kinds
 from api.live.hub import Hub
@@ -144,7 +146,7 @@ class KafkaFeed:
                 consumer = self._consumer
                 if consumer is None:
                     return "the live feed lost its Kafka connection"
-                await consumer.topics()
+                await self._metadata(consumer)
         except TimeoutError:
             return f"Kafka did not answer within {timeout_s:g}s"
         except KafkaError as exc:
@@ -162,8 +164,8 @@ class KafkaFeed:
                     self._rediscover_s if not complete else 10 * self._rediscover_s
                 )
             if time.monotonic() >= next_check:
-                # consumer.topics() would answer from its cache: ask the broker.
-                await self._answered(consumer._client.fetch_all_metadata(), "metadata")
+                # The consumer's own metadata is a cache: ask the broker.
+                await self._answered(self._metadata(consumer), "metadata")
                 next_check = time.monotonic() + self._check_s
             if not consumer.assignment():
                 await asyncio.sleep(min(1.0, self._rediscover_s))
@@ -191,11 +193,37 @@ class KafkaFeed:
             return
         self._hub.publish(kind, device_id, data)
 
+    async def _metadata(self, consumer: AIOKafkaConsumer) -> ClusterMetadata:
+        """The broker's metadata of the feed's topics, asked for now (never auto-creating one).
+
+        Only these topics: the whole cluster's metadata (what ``consumer.topics()`` and the
+        client's ``fetch_all_metadata()`` ask for) took ~100 ms of this event loop's CPU to
+        decode with 1,200 topics on the broker, every check, and every request waited for it
+        (bench/api_load.py: the p99 of ``/live``). ``partitions_for_topic()`` of the consumer
+        knows only topics its client already tracks, hence the client's request (private)."""
+        client = consumer._client
+        request = MetadataRequest(list(self._kinds), allow_auto_topic_creation=False)
+        # Each known broker in turn until one answers (what the client does for its own
+        # metadata); not get_random_node(): the global ``random`` is not ours to draw from.
+        nodes = sorted(b.nodeId for b in client.cluster.brokers())
+        if not nodes:
+            raise KafkaError("no broker known to ask for metadata")
+        for node in nodes:
+            try:
+                response = await client.send(node, request)
+                break
+            except KafkaError:
+                if node == nodes[-1]:
+                    raise
+        cluster = ClusterMetadata()
+        # A missing topic is simply absent (the feed says which itself), not logged as an error.
+        cluster.need_all_topic_metadata = True
+        cluster.update_metadata(response)
+        return cluster
+
     async def _assign(self, consumer: AIOKafkaConsumer) -> bool:
         """(Re)assign every partition of the wanted topics; True when none is missing."""
-        # consumer.topics() returns names only, and partitions_for_topic() knows only topics the
-        # client already tracks; the full metadata it fetches has every topic's partitions.
-        cluster = await consumer._client.fetch_all_metadata()  # private: see above
+        cluster = await self._metadata(consumer)
         wanted: set[TopicPartition] = set()
         missing = []
         for topic in self._kinds:

@@ -74,7 +74,7 @@ class PeriodChoice:
     end: datetime | None
 
 
-def _period_choice(
+async def _period_choice(
     period: PeriodQuery = None,
     on: OnQuery = None,
     tz: TzQuery = "device",
