@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: help install run test chaos lint bench bench-parts up down status migrate clean
+.PHONY: help install run test chaos lint bench bench-parts bench-peer up down status migrate clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -25,6 +25,20 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP) ## create .venv with the project and its tools (pip)
+
+# The bench's peer stream processor (Quix Streams) in a venv of its own: its pins exclude the
+# project's pydantic (see [dependency-groups] in pyproject.toml). bench/worker_catchup.py runs
+# it with .venv-peer/bin/python and says so when it is missing.
+PEER_VENV  ?= .venv-peer
+PEER_STAMP := $(PEER_VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+
+$(PEER_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/pip install -q --upgrade pip
+	$(PEER_VENV)/bin/pip install -q --group bench-peer
+	rm -f $(PEER_VENV)/.installed-* && touch $@
+
+bench-peer: $(PEER_STAMP) ## create .venv-peer with the peer stream processor of the benches (Quix Streams)
 
 run: install ## install what is missing, start the cluster and the whole pipeline (Ctrl-C stops all)
 	$(BIN)/wattstream run
@@ -45,10 +59,10 @@ lint: install ## ruff, mypy strict, import-linter contracts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-bench: install ## the whole pipeline under load vs its parts' ceilings (bench/results/pipeline.*)
+bench: install bench-peer ## the whole pipeline under load vs its parts' ceilings (bench/results/pipeline.*)
 	$(BIN)/python bench/pipeline.py
 
-bench-parts: install ## every other benchmark script in bench/ (figures, JSON in bench/results/)
+bench-parts: install bench-peer ## every other benchmark script in bench/ (figures, JSON in bench/results/)
 	@for b in bench/*.py; do [ "$$b" = bench/pipeline.py ] && continue; \
 	  echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
@@ -67,4 +81,4 @@ migrate: install ## upgrade the local database to the newest schema
 
 clean: ## stop the services and remove .venv and .wattstream
 	-$(BIN)/wattstream services down
-	rm -rf $(VENV) .wattstream
+	rm -rf $(VENV) $(PEER_VENV) .wattstream
