@@ -137,6 +137,10 @@ class Applied(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ClosedHour:
+    """A snapshot of a closed hour. ``window`` is a copy: the state's own window may still
+    change (a late reading). A shallow copy is a whole one, as every field of an
+    :class:`HourWindow` is immutable (a deep copy was most of the cost of closing an hour)."""
+
     device_id: str
     tz: str
     window: HourWindow
@@ -197,7 +201,7 @@ class DeviceWindows(BaseModel):
                     return ApplyResult(Applied.DUPLICATE)
                 window.late_count += 1
                 window.revision += 1
-                snapshot = ClosedHour(self.device_id, self.tz, window.model_copy(deep=True), True)
+                snapshot = ClosedHour(self.device_id, self.tz, window.model_copy(), True)
                 return ApplyResult(Applied.LATE, snapshot)
         return ApplyResult(Applied.TOO_LATE)
 
@@ -226,7 +230,7 @@ class DeviceWindows(BaseModel):
                 spoke = window.last_ts
             self.closed.append(window)
             self.closed_until = cursor.end
-            closed.append(ClosedHour(self.device_id, self.tz, window.model_copy(deep=True)))
+            closed.append(ClosedHour(self.device_id, self.tz, window.model_copy()))
             cursor = local_hour(cursor.end, self.tz)
         # The retained hours before the oldest one closed now, not before the newest: each
         # closed hour is then handled (forecast history, seasonal-naive baseline) as if it had
@@ -251,7 +255,7 @@ class DeviceWindows(BaseModel):
         """Energy of the last ``hours`` closed hours up to and including the one starting at
         ``until`` (default: the newest), oldest first; fewer if not yet known."""
         closed = self.closed
-        if until is not None:
-            ends = [i for i, w in enumerate(closed) if w.start == until]
-            closed = closed[: ends[-1] + 1] if ends else []
+        if until is not None:  # searched from the newest end, where ``until`` almost always is
+            end = next((i for i in range(len(closed) - 1, -1, -1) if closed[i].start == until), -1)
+            closed = closed[: end + 1]
         return [w.energy_kwh for w in closed[-hours:]]

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -221,3 +221,15 @@ def test_watermark_is_highest_event_minus_lateness_and_fires_on_quarters() -> No
     marks.observe(0, utc(2026, 6, 1, 10, 21))
     assert marks.due(0) == utc(2026, 6, 1, 10, 16)
     assert marks.watermark(1) is None
+
+
+def test_an_hour_window_holds_only_immutable_values() -> None:
+    """Closed-hour snapshots are shallow copies (``DeviceWindows.close_due``): only sound while
+    no field of an hour window can be changed in place."""
+    windows = state()
+    windows.apply(reading(1, utc(2026, 3, 29, 0, 10)), offset=1)
+    windows.apply(reading(2, utc(2026, 3, 29, 0, 11)), offset=2)
+    (window,) = windows.open.values()
+    assert set(window.__dict__) == set(type(window).model_fields)
+    immutable = (str, int, float, bool, date, datetime, type(None))
+    assert all(isinstance(value, immutable) for value in window.__dict__.values())
