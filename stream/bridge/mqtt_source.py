@@ -352,7 +352,7 @@ class MqttSource:
             topic = msg.topic
         except UnicodeDecodeError:  # brokers refuse such topics; if one passes, dead-letter it
             topic = repr(msg._topic)  # the raw bytes paho could not decode
-        self._arrived.append(MqttMessage(topic, msg.payload, msg.mid, msg.qos, msg.dup))
+        self._arrived.append(MqttMessage(topic, bytes(msg.payload), msg.mid, msg.qos, msg.dup))
 
     def _on_disconnect(
         self, _client: paho.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
