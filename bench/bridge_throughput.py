@@ -13,17 +13,26 @@ and runs alone: a warm-up, then
 * throughput: the pipeline is stopped, ``--messages`` readings are published (the broker queues
   them for the pipeline's persistent session), the pipeline is started again; throughput is
   messages divided by the time between the first and the last record's append in Kafka. (A
-  live burst would measure the Python publisher, which is slower than either pipeline.)
+  live burst would measure the Python publisher, which is slower than either pipeline.) The
+  pipeline's CPU time (user + system, all its processes and threads) while it drains, divided
+  by the messages it moved, is printed beside the rate: on a shared machine it is the steadier
+  figure.
+
+``--baseline-tree DIR`` also runs the bridge from another source tree (e.g. the main branch's
+checkout) in the same run, so a change is compared with what it replaces back to back.
 
 Prints the figures and their ratios, writes bench/results/bridge_throughput.json. Uses the
 local cluster (``wattstream services up``; WATTSTREAM_CLUSTER_* as usual) and installs the
-Debian package kcat if it is missing.
+Debian package kcat if it is missing. On the cluster's authenticating broker the publisher
+connects as a gateway of its own (provisioned for the bench's devices), both pipelines as the
+``bridge`` user.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import platform
@@ -40,21 +49,27 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
+import psutil
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from paho.mqtt.enums import CallbackAPIVersion
 
+from schema.credentials import DeviceIdentities, device_password
 from schema.topics import READINGS_PARTITIONS, KafkaTopics, MqttTopics
 from schema.wire import Energy, Power, Reading
 from wattstream import localcluster
 from wattstream.localcluster.install import ensure_packages, find_program
+from wattstream.localcluster.mqttauth import BRIDGE_USER
 
-from benchkit.cluster import free_port, http_status
+from benchkit.ceilings import MqttAuth
+from benchkit.cluster import free_port, http_status, http_text
 from benchkit.stats import percentile
 
 RESULTS = Path(__file__).parent / "results"
 DEVICES = 50
 WARM_UP = 500
+PHASES = ("warm", "paced", "backlog")
+"""Each phase's devices are named after it (and ``{phase}-flush``, see :func:`measure`)."""
 START = datetime(2026, 3, 29, tzinfo=UTC)
 
 
@@ -70,17 +85,30 @@ def reading(device_id: str, seq: int) -> bytes:
     ).to_json()
 
 
+def device(phase: str, i: int) -> str:
+    return f"{phase}-{i % DEVICES:02d}"
+
+
 def messages(topics: MqttTopics, phase: str, count: int) -> list[tuple[str, bytes]]:
     """``count`` readings spread over the fleet; device ids name the phase."""
-    return [
-        (topics.readings(f"{phase}-{i % DEVICES:02d}"), reading(f"{phase}-{i % DEVICES:02d}", i))
-        for i in range(count)
-    ]
+    return [(topics.readings(device(phase, i)), reading(device(phase, i), i)) for i in range(count)]
+
+
+def provision_publisher(settings: localcluster.ClusterSettings, run_id: str) -> MqttAuth:
+    """A gateway identity allowed to publish for every device of the bench."""
+    gateway = f"bench-bridge-{run_id}"
+    phases = [*PHASES, *(f"{phase}-flush" for phase in PHASES)]
+    devices = tuple(sorted({device(phase, i) for phase in phases for i in range(DEVICES)}))
+    localcluster.provision(settings, DeviceIdentities(gateways={gateway: devices}))
+    root_key = localcluster.load_secrets(settings.secrets_path).device_root_key
+    return MqttAuth(gateway, device_password(root_key, gateway))
 
 
 class Publisher:
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, auth: MqttAuth) -> None:
         self._client = paho.Client(CallbackAPIVersion.VERSION2)
+        if auth.username:
+            self._client.username_pw_set(auth.username, auth.password)
         self._client.max_inflight_messages_set(1000)
         self._client.max_queued_messages_set(0)
         self._client.connect(host, port)
@@ -111,6 +139,38 @@ class Publisher:
 class Pipeline:
     name: str
     process: list[subprocess.Popen[bytes]]
+    metrics_url: str | None = None
+    """The bridge's Prometheus endpoint (the native pipeline has none)."""
+
+    def profile(self, out: Path) -> subprocess.Popen[bytes] | None:
+        """py-spy sampling the bridge (every thread, 100 Hz) into ``out`` (collapsed stacks)
+        until it is sent SIGINT; ``None`` for a pipeline that is not Python."""
+        if self.metrics_url is None:
+            return None
+        py_spy = find_program("py-spy")
+        if py_spy is None:
+            raise SystemExit("--profile needs py-spy (pip install py-spy)")
+        command = [str(py_spy), "record", "-p", str(self.process[0].pid), "-r", "100"]
+        command += ["-f", "raw", "-o", str(out)]
+        return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def cpu_s(self) -> float:
+        """CPU time (user + system) its processes have used so far."""
+        total = 0.0
+        for proc in self.process:
+            times = psutil.Process(proc.pid).cpu_times()
+            total += times.user + times.system
+        return total
+
+    def forwarded(self) -> int | None:
+        """Readings Kafka acknowledged so far (the bridge's counter), if the pipeline counts."""
+        text = http_text(self.metrics_url) if self.metrics_url else None
+        if text is None:
+            return None
+        for line in text.splitlines():
+            if line.startswith('bridge_forwarded_total{kind="reading"}'):
+                return round(float(line.split()[-1]))
+        return 0
 
     def stop(self) -> None:
         for proc in self.process:
@@ -125,12 +185,20 @@ class Pipeline:
 
 
 def start_bridge(
-    endpoints: localcluster.Endpoints, namespace: str, log: Path, *, new_session: bool
+    endpoints: localcluster.Endpoints,
+    namespace: str,
+    log: Path,
+    *,
+    new_session: bool,
+    auth: MqttAuth,
+    tree: Path | None = None,
 ) -> Pipeline:
+    """The bridge of this checkout, or of the source ``tree`` given."""
     del new_session  # the bridge makes its session on its first start
     port = free_port()
     env = {
         **os.environ,
+        **({"PYTHONPATH": str(tree)} if tree is not None else {}),
         "WATTSTREAM_BRIDGE_MQTT_HOST": endpoints.mqtt_host,
         "WATTSTREAM_BRIDGE_MQTT_PORT": str(endpoints.mqtt_port),
         "WATTSTREAM_BRIDGE_KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap,
@@ -138,10 +206,17 @@ def start_bridge(
         "WATTSTREAM_BRIDGE_MQTT_CLIENT_ID": f"bench-{namespace}",
         "WATTSTREAM_BRIDGE_MQTT_SESSION_EXPIRY_S": "120",
         "WATTSTREAM_BRIDGE_METRICS_PORT": str(port),
+        **({"WATTSTREAM_BRIDGE_MQTT_USERNAME": auth.username} if auth.username else {}),
+        **({"WATTSTREAM_BRIDGE_MQTT_PASSWORD": auth.password} if auth.password else {}),
     }
     with log.open("ab") as out:
+        # ``-m`` puts the working directory first on the path: run in the tree to measure.
         proc = subprocess.Popen(
-            [sys.executable, "-m", "stream.bridge"], env=env, stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "stream.bridge"],
+            env=env,
+            cwd=tree,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     deadline = time.monotonic() + 60
     while http_status(f"http://127.0.0.1:{port}/healthz") != 200:
@@ -149,14 +224,19 @@ def start_bridge(
             proc.kill()
             raise SystemExit(f"the bridge did not become healthy:\n{log.read_text()[-3000:]}")
         time.sleep(0.1)
-    return Pipeline("bridge", [proc])
+    return Pipeline("bridge", [proc], f"http://127.0.0.1:{port}/metrics")
 
 
 def start_native(
-    endpoints: localcluster.Endpoints, namespace: str, log: Path, *, new_session: bool
+    endpoints: localcluster.Endpoints,
+    namespace: str,
+    log: Path,
+    *,
+    new_session: bool,
+    auth: MqttAuth,
 ) -> Pipeline:
     mqtt, topic = MqttTopics(namespace), KafkaTopics(namespace).readings
-    broker = ("-h", endpoints.mqtt_host, "-p", str(endpoints.mqtt_port))
+    broker = ("-h", endpoints.mqtt_host, "-p", str(endpoints.mqtt_port), *auth.flags())
     # A persistent session like the bridge's (MQTT 5, expires 2 minutes after the run).
     session = ("-V", "mqttv5", "-c", "-x", "120", "-i", f"bench-{namespace}", "-q", "1")
     subscription = ("-t", mqtt.all_readings)
@@ -250,6 +330,7 @@ def measure(
     backlog: int,
     rate: float,
     seconds: float,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
     topics, kafka_topic = MqttTopics(namespace), KafkaTopics(namespace).readings
 
@@ -276,15 +357,30 @@ def measure(
         pipeline.stop()
     queued = run_phase("backlog", backlog, None)  # the broker keeps them for the session
     pipeline = start(False)
+    profiler = pipeline.profile(profile) if profile is not None else None
     try:
+        cpu_before, moved_before = pipeline.cpu_s(), pipeline.forwarded()
         backlog_at = appended(queued)
+        cpu_s, moved_after = pipeline.cpu_s() - cpu_before, pipeline.forwarded()
     finally:
+        if profiler is not None:
+            profiler.send_signal(signal.SIGINT)  # py-spy writes its output and exits
+            profiler.wait(60)
         pipeline.stop()
+    # The bridge counts what it moved since the CPU was first read; the native pipeline (which
+    # starts in milliseconds) moved the backlog and the four messages that flush it.
+    moved = (
+        moved_after - moved_before
+        if moved_after is not None and moved_before is not None
+        else backlog + 4
+    )
     latencies = [(at - sent) * 1000 for sent, at in zip(paced.sent, paced_at, strict=True)]
     return {
         "backlog_messages": backlog,
         "drain_msgs_per_s": round(backlog / (max(backlog_at) - min(backlog_at))),
         "publisher_acked_msgs_per_s": round(backlog / queued.acked_s),
+        "drain_cpu_s": round(cpu_s, 3),
+        "drain_cpu_us_per_msg": round(cpu_s / moved * 1e6, 1),
         "paced_rate": rate,
         "paced_messages": len(paced.payloads),
         "latency_ms_p50": round(percentile(latencies, 0.5), 2),
@@ -298,17 +394,42 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=20_000, help="backlog to drain")
     parser.add_argument("--rate", type=float, default=1000, help="paced messages/s")
     parser.add_argument("--seconds", type=float, default=5, help="paced duration")
+    parser.add_argument(
+        "--baseline-tree",
+        type=Path,
+        help="also run the bridge of this source tree (e.g. main's checkout) in the same run",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="directory: py-spy samples each bridge while it drains (<name>.txt, collapsed)",
+    )
     args = parser.parse_args()
 
     if find_program("kcat") is None:
         ensure_packages(["kcat"])
-    endpoints = localcluster.up(localcluster.ClusterSettings())
+    settings = localcluster.ClusterSettings()
+    endpoints = localcluster.up(settings)
     run_id = uuid.uuid4().hex[:8]
     results: dict[str, Any] = {}
-    publisher = Publisher(endpoints.mqtt_host, endpoints.mqtt_port)
+    publisher = Publisher(
+        endpoints.mqtt_host, endpoints.mqtt_port, provision_publisher(settings, run_id)
+    )
+    bridge_user = MqttAuth(
+        BRIDGE_USER, localcluster.load_secrets(settings.secrets_path).mqtt_bridge_password
+    )
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            for name, starter in (("native", start_native), ("bridge", start_bridge)):
+            starters: list[tuple[str, Any]] = [
+                ("native", functools.partial(start_native, auth=bridge_user))
+            ]
+            if args.baseline_tree is not None:
+                tree = args.baseline_tree.resolve()
+                starters.append(
+                    ("baseline", functools.partial(start_bridge, auth=bridge_user, tree=tree))
+                )
+            starters.append(("bridge", functools.partial(start_bridge, auth=bridge_user)))
+            for name, starter in starters:
                 namespace = f"bench{run_id}{name}"
                 topic = KafkaTopics(namespace).readings
                 asyncio.run(create_topic(endpoints.kafka_bootstrap, topic))
@@ -328,6 +449,7 @@ def main() -> None:
                     backlog=args.messages,
                     rate=args.rate,
                     seconds=args.seconds,
+                    profile=args.profile / f"{name}.txt" if args.profile else None,
                 )
     finally:
         publisher.close()
@@ -337,33 +459,48 @@ def main() -> None:
     def ratio(key: str) -> float:
         return round(bridge[key] / native[key], 3)
 
-    result = {
+    result: dict[str, Any] = {
         "benchmark": "bridge_throughput",
         "bridge": bridge,
         "native_mosquitto_sub_kcat": native,
         "throughput_ratio_bridge_to_native": ratio("drain_msgs_per_s"),
         "latency_p50_ratio_bridge_to_native": ratio("latency_ms_p50"),
         "latency_p99_ratio_bridge_to_native": ratio("latency_ms_p99"),
-        "machine": {
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "load_avg_1m": round(os.getloadavg()[0], 2),
-        },
-        "at": datetime.now(UTC).isoformat(),
     }
+    if "baseline" in results:
+        baseline = results["baseline"]
+        result["baseline_bridge"] = {"tree": str(args.baseline_tree), **baseline}
+        result["throughput_ratio_bridge_to_baseline"] = round(
+            bridge["drain_msgs_per_s"] / baseline["drain_msgs_per_s"], 3
+        )
+        result["cpu_per_msg_ratio_bridge_to_baseline"] = round(
+            bridge["drain_cpu_us_per_msg"] / baseline["drain_cpu_us_per_msg"], 3
+        )
+    result["machine"] = {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+    }
+    result["at"] = datetime.now(UTC).isoformat()
     print(
-        f"{'':<8}{'drain msg/s':>14}{'p50 ms':>10}{'p99 ms':>10}   (latency at {args.rate:.0f}/s)"
+        f"{'':<10}{'drain msg/s':>12}{'CPU us/msg':>12}{'p50 ms':>9}{'p99 ms':>9}"
+        f"   (latency at {args.rate:.0f}/s)"
     )
-    for name, figures in (("native", native), ("bridge", bridge)):
+    for name, figures in results.items():
         print(
-            f"{name:<8}{figures['drain_msgs_per_s']:>14,}"
-            f"{figures['latency_ms_p50']:>10.2f}{figures['latency_ms_p99']:>10.2f}"
+            f"{name:<10}{figures['drain_msgs_per_s']:>12,}{figures['drain_cpu_us_per_msg']:>12.1f}"
+            f"{figures['latency_ms_p50']:>9.2f}{figures['latency_ms_p99']:>9.2f}"
         )
     print(
         f"bridge/native: throughput {result['throughput_ratio_bridge_to_native']:.2f}x, "
         f"p50 {result['latency_p50_ratio_bridge_to_native']:.2f}x, "
         f"p99 {result['latency_p99_ratio_bridge_to_native']:.2f}x"
     )
+    if "baseline" in results:
+        print(
+            f"bridge/baseline: throughput {result['throughput_ratio_bridge_to_baseline']:.2f}x, "
+            f"CPU per message {result['cpu_per_msg_ratio_bridge_to_baseline']:.2f}x"
+        )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "bridge_throughput.json").write_text(json.dumps(result, indent=2) + "\n")
 

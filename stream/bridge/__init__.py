@@ -1,9 +1,10 @@
 """MQTT -> Kafka bridge: at-least-once, in order per device, invalid messages dead-lettered.
 
-Modules: :mod:`.app` (the pipeline and its reconnect loop), :mod:`.mqtt_source` (paho,
-manual acks), :mod:`.routing` (validation: which Kafka record a message becomes),
-:mod:`.health` (``/metrics`` and ``/healthz``), :mod:`.metrics`, :mod:`.errors`; reconnects
-wait with :class:`schema.backoff.Backoff`.
+Modules: :mod:`.app` (the pipeline and its reconnect loop), :mod:`.mqtt_source` (paho on the
+event loop, manual acks), :mod:`.routing` (validation: which Kafka record a message becomes),
+:mod:`.partitioner` (Kafka's default partitions, each key hashed once), :mod:`.health`
+(``/metrics`` and ``/healthz``), :mod:`.metrics`, :mod:`.errors`; reconnects wait with
+:class:`schema.backoff.Backoff`.
 
 Exceptions::
 

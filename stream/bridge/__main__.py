@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 
+import uvloop
+
 from schema.commandline import parse_settings
 from stream.bridge.app import run
 from stream.settings import BridgeSettings
@@ -21,8 +23,12 @@ def parse_args(argv: Sequence[str] | None = None) -> BridgeSettings:
 
 def main(argv: Sequence[str] | None = None) -> None:
     settings = parse_args(argv)
-    with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
-        asyncio.run(run(settings))
+    with (
+        contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError),
+        # uvloop: the bridge turns its loop over a few times per message.
+        asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
+    ):
+        runner.run(run(settings))
 
 
 if __name__ == "__main__":

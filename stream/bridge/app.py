@@ -20,17 +20,18 @@ Failures and what they cost:
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import signal
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from prometheus_client import Counter
 
 from schema.backoff import Backoff
 from schema.topics import KafkaTopics
@@ -38,6 +39,7 @@ from stream.bridge.errors import DeliveryFailed, MqttUnavailable
 from stream.bridge.health import Health, HealthServer, assess
 from stream.bridge.metrics import BridgeMetrics
 from stream.bridge.mqtt_source import MqttMessage, MqttSource
+from stream.bridge.partitioner import CachedPartitioner
 from stream.bridge.routing import Record, Router
 from stream.provision import ensure_topics
 from stream.settings import BridgeSettings
@@ -64,8 +66,31 @@ class Producer(Protocol):
     ) -> asyncio.Future[Any]: ...
 
 
-@dataclass(slots=True)
-class _Pending:
+class _Tally:
+    """Counts per label value, added to a labelled counter once per turn of the event loop
+    (a counter takes a lock per increment; the bridge counts two or three times a message)."""
+
+    def __init__(self, parent: Counter) -> None:
+        self._parent = parent
+        self._children: dict[str, Counter] = {}
+        self._counts: dict[str, int] = {}
+
+    def add(self, value: str) -> None:
+        counts = self._counts
+        if not counts:
+            asyncio.get_running_loop().call_soon(self.flush)
+        counts[value] = counts.get(value, 0) + 1
+
+    def flush(self) -> None:
+        for value, count in self._counts.items():
+            child = self._children.get(value)
+            if child is None:
+                child = self._children[value] = self._parent.labels(value)
+            child.inc(count)
+        self._counts.clear()
+
+
+class _Pending(NamedTuple):
     message: MqttMessage
     record: Record
     delivery: asyncio.Future[Any]
@@ -89,11 +114,20 @@ class Forwarder:
         self._source, self._producer, self._router = source, producer, router
         self._metrics, self._clock, self._now = metrics, clock, now
         # Taken from the source and not yet acknowledged, in arrival order; ``None`` ends it.
-        self._window: asyncio.Queue[_Pending | None] = asyncio.Queue()
-        self._slots = asyncio.Semaphore(max_in_flight)
+        self._window: collections.deque[_Pending | None] = collections.deque()
+        self._window_filled = asyncio.Event()
+        """Set while ``_window`` holds something (the acker's wake-up)."""
+        self._max_in_flight = max_in_flight
+        self._room = asyncio.Event()
+        """Set while fewer than ``max_in_flight`` messages are in flight (the taker's)."""
+        self._room.set()
         self._in_flight = 0
         self._awaiting_since: float | None = None
-        metrics.in_flight.set(0)
+        # Read when scraped: setting a gauge per message took a lock each time.
+        metrics.in_flight.set_function(lambda: self._in_flight)
+        self._received = _Tally(metrics.received)
+        self._forwarded = _Tally(metrics.forwarded)
+        self._dead_lettered = _Tally(metrics.dead_lettered)
 
     @property
     def in_flight(self) -> int:
@@ -108,44 +142,56 @@ class Forwarder:
         """Forward until ``stop`` is set, then drain: wait (up to ``grace_s``) for Kafka to
         acknowledge what is in flight and acknowledge it to MQTT. Raises if either side fails.
         """
-        async with asyncio.TaskGroup() as group:
-            acker = group.create_task(self._ack_in_order(), name="bridge-acker")
-            taker = group.create_task(self._take(), name="bridge-taker")
-            await stop.wait()
-            taker.cancel()
-            try:
-                async with asyncio.timeout(grace_s):
-                    await asyncio.wait([taker])
-                    self._window.put_nowait(None)
-                    await acker
-            except TimeoutError:
-                log.warning(
-                    "stopping with %d messages Kafka has not acknowledged within %.1f s; "
-                    "the broker will deliver them again",
-                    self._in_flight,
-                    grace_s,
-                )
-                acker.cancel()
-            else:
-                log.info("drained: everything Kafka took is acknowledged to MQTT")
+        try:
+            async with asyncio.TaskGroup() as group:
+                acker = group.create_task(self._ack_in_order(), name="bridge-acker")
+                taker = group.create_task(self._take(), name="bridge-taker")
+                await stop.wait()
+                taker.cancel()
+                try:
+                    async with asyncio.timeout(grace_s):
+                        await asyncio.wait([taker])
+                        self._put(None)
+                        await acker
+                except TimeoutError:
+                    log.warning(
+                        "stopping with %d messages Kafka has not acknowledged within %.1f s; "
+                        "the broker will deliver them again",
+                        self._in_flight,
+                        grace_s,
+                    )
+                    acker.cancel()
+                else:
+                    log.info("drained: everything Kafka took is acknowledged to MQTT")
+        finally:
+            for tally in (self._received, self._forwarded, self._dead_lettered):
+                tally.flush()
+
+    def _put(self, pending: _Pending | None) -> None:
+        self._window.append(pending)
+        self._window_filled.set()
 
     async def _take(self) -> None:
         messages = aiter(self._source.messages())
+        route, send, now, clock = self._router.route, self._producer.send, self._now, self._clock
+        room, received = self._room, self._received
         while True:
-            await self._slots.acquire()  # a free place in the window before taking a message
+            if self._in_flight >= self._max_in_flight:  # no free place in the window
+                room.clear()
+                await room.wait()
+                continue
             message = await anext(messages)
-            record = self._router.route(message.topic, message.payload, at=self._now())
-            self._metrics.received.labels(record.kind).inc()
+            record = route(message.topic, message.payload, at=now())
+            received.add(record.kind)
             if record.reason is not None:
                 log.debug("dead-lettering %s: %s", message.topic, record.reason)
-            sent_at = self._clock()
-            delivery = await self._producer.send(
+            sent_at = clock()
+            delivery = await send(
                 record.topic, record.value, key=record.key, headers=list(record.headers)
             )
             delivery.add_done_callback(self._observe_latency(sent_at))
             self._in_flight += 1
-            self._metrics.in_flight.set(self._in_flight)
-            self._window.put_nowait(_Pending(message, record, delivery, sent_at))
+            self._put(_Pending(message, record, delivery, sent_at))
 
     def _observe_latency(self, sent_at: float) -> Callable[[asyncio.Future[Any]], None]:
         def observe(delivery: asyncio.Future[Any]) -> None:
@@ -155,32 +201,49 @@ class Forwarder:
         return observe
 
     async def _ack_in_order(self) -> None:
-        while (pending := await self._window.get()) is not None:
-            self._awaiting_since = pending.sent_at
-            try:
-                await pending.delivery
-            except KafkaError as exc:
-                # Nothing after it is acknowledged either: the broker redelivers them all.
-                raise DeliveryFailed(
-                    f"Kafka did not acknowledge a record for {pending.record.topic}: {exc!r}"
-                ) from exc
-            except asyncio.CancelledError:
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
-                    raise  # we are being stopped
-                # The delivery itself was cancelled: a failure, not a silent end of the acker.
-                raise DeliveryFailed(
-                    f"the delivery of a record for {pending.record.topic} was cancelled"
-                ) from None
-            self._awaiting_since = None
-            self._source.ack(pending.message)
-            self._slots.release()
+        window, filled, ack = self._window, self._window_filled, self._source.ack
+        while True:
+            if not window:
+                filled.clear()
+                await filled.wait()
+                continue
+            pending = window.popleft()
+            if pending is None:
+                return
+            delivery = pending.delivery
+            if not delivery.done():
+                self._awaiting_since = pending.sent_at
+                await self._delivered(pending)
+                self._awaiting_since = None
+            elif delivery.cancelled() or delivery.exception() is not None:
+                await self._delivered(pending)  # raises
+            ack(pending.message)
             self._in_flight -= 1
-            self._metrics.in_flight.set(self._in_flight)
-            if pending.record.reason is None:
-                self._metrics.forwarded.labels(pending.record.kind).inc()
+            self._room.set()
+            record = pending.record
+            if record.reason is None:
+                self._forwarded.add(record.kind)
             else:
-                self._metrics.dead_lettered.labels(pending.record.reason).inc()
+                self._dead_lettered.add(record.reason)
+
+    @staticmethod
+    async def _delivered(pending: _Pending) -> None:
+        """Wait for Kafka's acknowledgement of ``pending``; raise if it will never come."""
+        try:
+            await pending.delivery
+        except KafkaError as exc:
+            # Nothing after it is acknowledged either: the broker redelivers them all.
+            raise DeliveryFailed(
+                f"Kafka did not acknowledge a record for {pending.record.topic}: {exc!r}"
+            ) from exc
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # we are being stopped
+            # The delivery itself was cancelled: a failure, not a silent end of the acker.
+            raise DeliveryFailed(
+                f"the delivery of a record for {pending.record.topic} was cancelled"
+            ) from None
 
 
 def mqtt_client_id(settings: BridgeSettings) -> str:
@@ -201,6 +264,7 @@ def producer_options(settings: BridgeSettings) -> dict[str, object]:
         "request_timeout_ms": settings.kafka.request_timeout_ms,
         # Also the pace of aiokafka's reconnect attempts (and error lines) while Kafka is down.
         "retry_backoff_ms": 250,
+        "partitioner": CachedPartitioner(),  # Kafka's default partitions, each key hashed once
     }
 
 

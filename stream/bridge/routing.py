@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from schema.device_messages import AnomalyLabel, DeviceBirth, DeviceStatus
 from schema.topics import KafkaTopics, MqttTopics
@@ -25,9 +26,9 @@ UNKNOWN_TOPIC = "unknown_topic"
 misconfiguration or a wider subscription can bring one)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    """A Kafka record to produce for one MQTT message."""
+class Record(NamedTuple):
+    """A Kafka record to produce for one MQTT message (a named tuple: one is made per message,
+    cheaply)."""
 
     topic: str
     key: bytes
@@ -70,6 +71,10 @@ class Router:
             "status": _Route("status", self._kafka.device_status, _check_status),
             "birth": _Route("birth", self._kafka.device_birth, _check_birth),
         }
+        # Worked out once, not per message.
+        self._labels_topic = self._mqtt.labels
+        self._depth = self._mqtt.root.count("/") + 3
+        """Slashes in a device topic: ``<root>/devices/<id>/<kind>``."""
 
     @property
     def subscriptions(self) -> list[str]:
@@ -85,7 +90,7 @@ class Router:
         return filters
 
     def route(self, topic: str, payload: bytes, *, at: datetime) -> Record:
-        if topic == self._mqtt.labels:
+        if topic == self._labels_topic:
             return self._label(topic, payload, at=at)
         device_id = self._mqtt.device_id_of(topic)
         route = self._routes.get(topic.rpartition("/")[2]) if device_id else None
@@ -116,11 +121,6 @@ class Router:
             )
         key = label.device_id.encode()
         return Record(self._kafka.anomaly_labels, key, payload, "label")
-
-    @property
-    def _depth(self) -> int:
-        """Slashes in a device topic: ``<root>/devices/<id>/<kind>``."""
-        return self._mqtt.root.count("/") + 3
 
     def _dead_letter(
         self,

@@ -4,6 +4,7 @@ user publishes commands. Over a real broker, with MQTT 5 reason codes."""
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import threading
 import uuid
@@ -15,7 +16,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from schema.credentials import DeviceIdentities
+from schema.credentials import BrokerAuth, DeviceIdentities
 from schema.topics import MqttTopics
 from wattstream.localcluster import ClusterSettings
 
@@ -215,6 +216,73 @@ def test_mqtt_over_tls_with_the_generated_ca(
         assert isinstance(secure.client.socket(), ssl.SSLSocket)
     finally:
         mosquitto.stop(settings)
+
+
+async def test_the_bridge_source_over_tls_receives_in_order_and_is_refused_a_wrong_password(
+    services: Services, clients: list[Client], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The bridge's MQTT source (paho driven by the event loop) against the TLS listener with
+    the generated CA: the handshake, CONNACK and SUBACK go through; messages arrive in order
+    through TLS records holding several packets and are acknowledged; a wrong password is
+    refused, by name."""
+    from stream.bridge.errors import MqttUnavailable  # noqa: PLC0415
+    from stream.bridge.mqtt_source import MqttSource  # noqa: PLC0415
+    from wattstream.localcluster import mosquitto  # noqa: PLC0415
+
+    from ..conftest import free_port  # noqa: PLC0415
+
+    settings = ClusterSettings(
+        home=tmp_path_factory.mktemp("bridge-tls") / "home",
+        mqtt_port=free_port(),
+        mqtt_tls=True,
+        mqtt_tls_port=free_port(),
+        secrets_dir=ClusterSettings().secrets_path,  # the session's credentials
+    )
+    await asyncio.to_thread(mosquitto.start, settings)
+    try:
+        await asyncio.to_thread(mosquitto.wait_ready, settings)
+        assert settings.tls_port is not None
+        ca_file = settings.home / "mosquitto" / "tls" / "ca.crt"
+        bridge = services.mqtt_auth("bridge")
+        labels = MqttTopics(f"tls{uuid.uuid4().hex[:8]}").labels
+
+        def source(password: str) -> MqttSource:
+            auth = BrokerAuth(
+                username=bridge["username"], password=password, tls=True, ca_file=ca_file
+            )
+            return MqttSource(
+                services.mqtt_host,
+                settings.tls_port or 0,
+                f"sec-{uuid.uuid4().hex[:8]}",
+                [labels],
+                receive_maximum=50,
+                session_expiry_s=0,
+                auth=auth,
+            )
+
+        sent = [f"label-{n:04d}".encode() for n in range(500)]
+        async with source(bridge["password"]) as subscribed:
+            assert subscribed.subscribed
+            assert subscribed.session_present is False
+            operator = await asyncio.to_thread(
+                Client, services, services.mqtt_auth("operator"), port=settings.mqtt_port
+            )
+            clients.append(operator)
+            for payload in sent:
+                operator.client.publish(labels, payload, qos=1)
+            received: list[bytes] = []
+            async with asyncio.timeout(WAIT_S * 3):
+                async for message in subscribed.messages():
+                    received.append(message.payload)
+                    subscribed.ack(message)  # the next ones come only once these are acked
+                    if len(received) == len(sent):
+                        break
+            assert received == sent
+        with pytest.raises(MqttUnavailable, match="Not authorized"):
+            async with source("wrong"):
+                pass
+    finally:
+        await asyncio.to_thread(mosquitto.stop, settings)
 
 
 def test_only_the_operator_publishes_labels(
