@@ -670,10 +670,10 @@ def markdown(result: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--devices", type=int, default=400, help="nominal fleet size")
+    parser.add_argument("--devices", type=int, default=1000, help="nominal fleet size")
     parser.add_argument("--interval-s", type=int, default=1, help="seconds between readings")
     parser.add_argument("--duration-s", type=float, default=120, help="publishing time a stage")
-    parser.add_argument("--overload", type=float, default=10.0, help="stage 2 fleet multiplier")
+    parser.add_argument("--overload", type=float, default=4.0, help="stage 2 fleet multiplier")
     parser.add_argument("--warm-up-s", type=float, default=20, help="left out of each stage")
     parser.add_argument("--drain-max-s", type=float, default=150, help="wait for the backlog")
     parser.add_argument("--connections", default="pooled:8", help="simulator connection mode")
