@@ -15,13 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from stream.core.horizons import DAILY_TARGETS, TRAJECTORY_HOURS
+from stream.core.horizons import DAILY_TARGETS, TRAJECTORY_HOURS, interval_coverage
+from stream.forecast.calibration import IntervalCalibration
 from stream.forecast.errors import HistoryError
 from stream.forecast.features import (
     DeviceSeries,
     Encoded,
     FeatureSpec,
     FloatArray,
+    IntArray,
     Scaler,
     encode,
     scale_targets,
@@ -55,16 +57,79 @@ class Bounds:
 
 
 def model_inputs(
-    spec: FeatureSpec, scaler: Scaler, windows: TrajectoryWindows
+    spec: FeatureSpec, scaler: Scaler, windows: TrajectoryWindows, *, residual: bool = False
 ) -> tuple[Encoded, list[FloatArray]]:
-    """Encoded windows and the three heads' scaled targets: next hour, hourly, daily."""
+    """Encoded windows and the three heads' scaled targets: next hour, hourly, daily; for a
+    ``residual`` model the hourly and daily ones less their baselines (:func:`baselines_scaled`;
+    the pinball and squared losses of ``P - base`` against ``y - base`` are those of ``P``
+    against ``y``)."""
     encoded = encode(spec, scaler, windows.history_kwh, windows.kind_index, windows.calendar)
     kinds = windows.kind_index
-    return encoded, [
-        scale_targets(spec, scaler, windows.hourly_kwh[:, 0], kinds),
-        scale_steps(spec, scaler, windows.hourly_kwh, kinds),
-        scale_steps(spec, scaler, windows.daily_kwh, kinds, hours=DAY_HOURS),
-    ]
+    hourly = scale_steps(spec, scaler, windows.hourly_kwh, kinds)
+    daily = scale_steps(spec, scaler, windows.daily_kwh, kinds, hours=DAY_HOURS)
+    if residual:
+        hourly_base, daily_base = baselines_scaled(encoded, hourly.shape[1])
+        hourly, daily = hourly - hourly_base, daily - daily_base
+    return encoded, [scale_targets(spec, scaler, windows.hourly_kwh[:, 0], kinds), hourly, daily]
+
+
+def baselines_scaled(encoded: Encoded, hours: int) -> tuple[FloatArray, FloatArray]:
+    """The residual model's bases in numpy, as :func:`stream.forecast.model.horizon_bases`
+    makes them in the graph: per hourly step [n, hours] the last hour (step 1) or the same
+    hour yesterday (the others), scaled; for the days the last 24 hours' mean [n, 1]."""
+    recent = encoded.sequence[:, -hours:, 0].astype(np.float64)
+    hourly = recent.copy()
+    hourly[:, 0] = recent[:, -1]
+    return hourly, recent.mean(axis=1, keepdims=True)
+
+
+def _scaled_heads(
+    forecaster: Forecaster, hourly: TrajectoryWindows, daily: TrajectoryWindows
+) -> tuple[tuple[FloatArray, FloatArray, IntArray], tuple[FloatArray, FloatArray, IntArray]]:
+    """(actual, quantiles, kind index) of the hourly head on ``hourly`` and of the daily head
+    on ``daily``, scaled."""
+    spec, scaler = forecaster.spec, forecaster.scaler
+    out = []
+    for head, windows in ((1, hourly), (2, daily)):
+        encoded, targets = model_inputs(spec, scaler, windows)
+        out.append((targets[head], forecaster.scaled_horizons(encoded)[head], windows.kind_index))
+    return out[0], out[1]
+
+
+def calibration_windows(
+    spec: FeatureSpec, series: Sequence[DeviceSeries], bounds: Bounds
+) -> TrajectoryWindows:
+    """Every validation window with 24 hours of targets (the hourly head's calibration): more
+    of them, and later ones, than the windows that need 7 days of targets."""
+    return build_trajectory_windows(
+        spec, series, 0, issue_from=bounds.validation_from, last_before=bounds.test_from
+    )
+
+
+def calibrate(
+    forecaster: Forecaster, hourly: TrajectoryWindows, daily: TrajectoryWindows
+) -> IntervalCalibration:
+    """Width factors per (kind, step) from ``forecaster``'s uncalibrated intervals on the
+    validation windows (see :mod:`stream.forecast.calibration`), in scaled units."""
+    heads = _scaled_heads(forecaster, hourly, daily)
+    return IntervalCalibration.fit(forecaster.spec.device_kinds, *heads)
+
+
+def validation_coverage(
+    forecaster: Forecaster, hourly: TrajectoryWindows, daily: TrajectoryWindows
+) -> dict[str, dict[str, float]]:
+    """P10-P90 coverage per head and kind of ``forecaster`` on the validation windows (the
+    card shows the uncalibrated intervals' coverage there next to the calibrated held-out one)."""
+    heads = dict(zip(("hourly", "daily"), _scaled_heads(forecaster, hourly, daily), strict=True))
+    out: dict[str, dict[str, float]] = {}
+    for name, (actual, quantiles, kinds) in heads.items():
+        out[name] = {
+            kind: round(interval_coverage(actual[mask], quantiles[mask][..., 0],
+                                          quantiles[mask][..., 2]), 4)
+            for index, kind in enumerate(forecaster.spec.device_kinds)
+            if (mask := kinds == index).any()
+        }  # fmt: skip
+    return out
 
 
 def training_windows(

@@ -1,0 +1,105 @@
+"""Interval calibration of the multi-horizon heads, per device kind and step (pure numpy).
+
+Conformalized quantile regression with a multiplicative width correction: on the validation
+windows, for each (kind, step), the factor ``s_low`` is the 90th percentile of
+``(P50 - actual) / (P50 - P10)`` and ``s_high`` that of ``(actual - P50) / (P90 - P50)``, so
+``[P50 - s_low (P50 - P10), P50 + s_high (P90 - P50)]`` misses 10 % of the validation actuals
+on each side: 80 % P10-P90 coverage. Multiplying keeps the model's own widths (wide where it is
+unsure, e.g. a solar noon; narrow at night); factors are never negative, so P10 <= P50 <= P90
+still holds. The factors are stored with the model (``calibration.json``) and applied inside
+the serving ``tf.function``, so served intervals are the scored ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from stream.forecast.features import FloatArray, IntArray
+
+MISS_PER_SIDE = 0.1
+"""Share of actuals below the P10 and above the P90: 80 % inside."""
+TINY_WIDTH = 1e-9
+
+
+def width_factors(
+    actual: FloatArray, quantiles: FloatArray, kind_index: IntArray, kinds: int
+) -> FloatArray:
+    """[kinds, steps, 2] factors of the lower and upper half-widths from scaled validation
+    ``actual`` [n, steps] and uncalibrated ``quantiles`` [n, steps, 3]; 1 for a kind with no
+    window."""
+    steps = actual.shape[1]
+    factors = np.ones((kinds, steps, 2), dtype=np.float64)
+    median = quantiles[..., 1]
+    below = np.maximum(median - quantiles[..., 0], TINY_WIDTH)
+    above = np.maximum(quantiles[..., 2] - median, TINY_WIDTH)
+    scores = np.stack([(median - actual) / below, (actual - median) / above], axis=-1)
+    for kind in range(kinds):
+        own = scores[kind_index == kind]
+        if own.shape[0] == 0:
+            continue
+        # the finite-sample conformal level: ceil((n + 1)(1 - miss)) / n
+        level = min(1.0, np.ceil((own.shape[0] + 1) * (1 - MISS_PER_SIDE)) / own.shape[0])
+        factors[kind] = np.maximum(np.quantile(own, level, axis=0, method="higher"), 0.0)
+    return factors
+
+
+@dataclass(frozen=True)
+class IntervalCalibration:
+    """Width factors per kind (the feature spec's order), step and side (low, high)."""
+
+    hourly: FloatArray
+    """[kinds, hours, 2]."""
+    daily: FloatArray
+    """[kinds, days, 2]."""
+    windows: Mapping[str, int]
+    """Validation windows the factors were fitted on, per head."""
+
+    def __post_init__(self) -> None:
+        for name in ("hourly", "daily"):
+            values = getattr(self, name)
+            if values.ndim != 3 or values.shape[2] != 2:
+                raise ValueError(f"{name} factors must be [kinds, steps, 2], not {values.shape}")
+            if not np.all(np.isfinite(values)) or np.any(values < 0):
+                raise ValueError(f"{name} factors must be finite and not negative")
+        if self.hourly.shape[0] != self.daily.shape[0]:
+            raise ValueError("hourly and daily factors cover different kinds")
+
+    @classmethod
+    def fit(
+        cls,
+        kinds: Sequence[str],
+        hourly: tuple[FloatArray, FloatArray, IntArray],
+        daily: tuple[FloatArray, FloatArray, IntArray],
+    ) -> IntervalCalibration:
+        """From (actual, uncalibrated quantiles, kind index) of the hourly and daily heads."""
+        return cls(
+            hourly=width_factors(*hourly, kinds=len(kinds)),
+            daily=width_factors(*daily, kinds=len(kinds)),
+            windows={"hourly": int(hourly[0].shape[0]), "daily": int(daily[0].shape[0])},
+        )
+
+    def to_dict(self, kinds: Sequence[str]) -> dict[str, Any]:
+        def table(values: FloatArray) -> dict[str, list[list[float]]]:
+            return {kind: values[i].tolist() for i, kind in enumerate(kinds)}
+
+        return {
+            "method": "conformalized quantile regression on the validation windows: the P50's "
+            "lower and upper half-widths times a factor per device kind and step, so 10 % of "
+            "the validation actuals fall below the P10 and 10 % above the P90",
+            "windows": dict(self.windows),
+            "hourly": table(self.hourly),
+            "daily": table(self.daily),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], kinds: Sequence[str]) -> IntervalCalibration:
+        try:
+            hourly = np.array([data["hourly"][kind] for kind in kinds], dtype=np.float64)
+            daily = np.array([data["daily"][kind] for kind in kinds], dtype=np.float64)
+        except KeyError as exc:
+            raise ValueError(f"the calibration has no factors for kind {exc}") from None
+        return cls(hourly, daily, {str(k): int(v) for k, v in data["windows"].items()})
