@@ -1,13 +1,14 @@
 """Interval calibration of the multi-horizon heads, per device kind and step (pure numpy).
 
 Conformalized quantile regression with a multiplicative width correction: on the validation
-windows, for each (kind, step), the factor ``s_low`` is the 90th percentile of
+windows, for each (kind, step), the factor ``s_low`` is the 91st percentile of
 ``(P50 - actual) / (P50 - P10)`` and ``s_high`` that of ``(actual - P50) / (P90 - P50)``, so
-``[P50 - s_low (P50 - P10), P50 + s_high (P90 - P50)]`` misses 10 % of the validation actuals
-on each side: 80 % P10-P90 coverage. Multiplying keeps the model's own widths (wide where it is
-unsure, e.g. a solar noon; narrow at night); factors are never negative, so P10 <= P50 <= P90
-still holds. The factors are stored with the model (``calibration.json``) and applied inside
-the serving ``tf.function``, so served intervals are the scored ones.
+``[P50 - s_low (P50 - P10), P50 + s_high (P90 - P50)]`` misses 9 % of the validation actuals
+on each side (:data:`MISS_PER_SIDE`): 82 % P10-P90 coverage there. Multiplying keeps the
+model's own widths (wide where it is unsure, e.g. a solar noon; narrow at night); factors are
+never negative, so P10 <= P50 <= P90 still holds. The factors are stored with the model
+(``calibration.json``) and applied inside the serving ``tf.function``, so served intervals are
+the scored ones.
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ import numpy as np
 
 from stream.forecast.features import FloatArray, IntArray
 
-MISS_PER_SIDE = 0.1
-"""Share of actuals below the P10 and above the P90: 80 % inside."""
+MISS_PER_SIDE = 0.09
+"""Share of the validation actuals left below the P10 and above the P90: 82 % inside, two
+points above the 80 % target as a margin for the held-out and live periods, which come weeks
+after the validation one (the fleet's seasons move: in a trial run the uncalibrated validation
+coverage of solar inverters' daily totals was 72 %, and 74 % held out after calibrating to 80 %)."""
 TINY_WIDTH = 1e-9
 
 
@@ -88,8 +92,9 @@ class IntervalCalibration:
 
         return {
             "method": "conformalized quantile regression on the validation windows: the P50's "
-            "lower and upper half-widths times a factor per device kind and step, so 10 % of "
-            "the validation actuals fall below the P10 and 10 % above the P90",
+            "lower and upper half-widths times a factor per device kind and step, so "
+            f"{MISS_PER_SIDE:.0%} of the validation actuals fall below the P10 and as many "
+            "above the P90",
             "windows": dict(self.windows),
             "hourly": table(self.hourly),
             "daily": table(self.daily),

@@ -40,6 +40,7 @@ from stream.forecast.artifacts import (
     write_latest,
 )
 from stream.forecast.baselines import persistence, scorecard, seasonal_naive
+from stream.forecast.calibration import MISS_PER_SIDE
 from stream.forecast.errors import HistoryError
 from stream.forecast.features import (
     HOUR,
@@ -346,7 +347,8 @@ def _fit_and_write(
     card["calibration"] = {
         "method": "conformalized quantile regression: the P50's lower and upper half-widths "
         "times a factor per device kind and step, fitted on the validation windows "
-        "(10 % of their actuals below the P10, 10 % above the P90; the hourly head on every "
+        f"({MISS_PER_SIDE:.0%} of their actuals below the P10, as many above the P90; "
+        "the hourly head on every "
         "validation window with 24 hours of targets, the daily head on those with 7 days); "
         "applied in the serving function",
         "file": CALIBRATION_FILE,

@@ -26,6 +26,7 @@ from schema.history import HourlyEnergy
 from stream.forecast import ChecksumMismatch, Forecaster, ForecasterLoadError, ForecastInput
 from stream.forecast.__main__ import parse_args
 from stream.forecast.artifacts import (
+    CALIBRATION_FILE,
     CARD_FILE,
     MODEL_FILE,
     SCALER_FILE,
@@ -33,7 +34,7 @@ from stream.forecast.artifacts import (
     latest_model_id,
     load_latest,
 )
-from stream.forecast.features import build_windows
+from stream.forecast.features import build_windows, epoch_hour
 from stream.forecast.history import (
     ExportRequest,
     export_command,
@@ -41,6 +42,7 @@ from stream.forecast.history import (
     run_export,
     sha256_of,
 )
+from stream.forecast.horizon_training import Bounds, evaluate_horizons
 from stream.forecast.train import TrainResult, evaluate, train
 
 pytestmark = pytest.mark.integration
@@ -128,7 +130,8 @@ def probe_windows(forecaster: Forecaster) -> list[ForecastInput]:
 
 def test_quick_training_writes_a_complete_artifact(quick: TrainResult) -> None:
     files = sorted(p.name for p in quick.directory.iterdir())
-    assert files == sorted([MODEL_FILE, WEIGHTS_FILE, SCALER_FILE, "feature_spec.json", CARD_FILE])
+    checksummed = {MODEL_FILE, WEIGHTS_FILE, SCALER_FILE, "feature_spec.json", CALIBRATION_FILE}
+    assert files == sorted([*checksummed, CARD_FILE])
     assert latest_model_id(quick.directory.parent) == quick.model_id
     card = json.loads((quick.directory / CARD_FILE).read_text())
     assert card["model_id"] == quick.model_id
@@ -141,7 +144,7 @@ def test_quick_training_writes_a_complete_artifact(quick: TrainResult) -> None:
     for name in ("model", "seasonal_naive", "persistence"):
         assert held_out["overall"][name]["rmse"] > 0
     assert set(card["libraries"]) >= {"tensorflow", "keras", "numpy", "python"}
-    assert set(card["files"]) == {MODEL_FILE, WEIGHTS_FILE, SCALER_FILE, "feature_spec.json"}
+    assert set(card["files"]) == checksummed
     assert sum(p.stat().st_size for p in quick.directory.iterdir()) < 1_000_000
 
 
@@ -249,6 +252,46 @@ def test_quick_model_card_scores_every_horizon_per_kind(quick: TrainResult) -> N
         assert 0 <= step["coverage_p10_p90"] <= 1
     summary = quick.card["metrics"]["horizons_summary"]
     assert set(summary) == {"hourly", "daily"}
+
+
+def test_served_intervals_are_the_calibrated_ones_the_card_scores(
+    quick: TrainResult, history: Path
+) -> None:
+    """The calibration is stored with the model and applied in the serving graph: the loaded
+    model scores the held-out period exactly as the card says, and the factors moved the
+    intervals (the same weights uncalibrated serve other ones, with the same P50)."""
+    import keras  # noqa: PLC0415 - TensorFlow is loaded by the quick run already
+
+    loaded = Forecaster.load(quick.directory)
+    assert loaded.calibration is not None
+    stored = json.loads((quick.directory / CALIBRATION_FILE).read_text())
+    assert set(stored["hourly"]) == {"household_meter", "solar_inverter"}
+    assert len(stored["hourly"]["solar_inverter"]) == 24
+    assert len(stored["daily"]["solar_inverter"]) == 7
+    split = quick.card["data"]["split"]
+    bounds = Bounds(
+        *(
+            epoch_hour(datetime.fromisoformat(split[k]))
+            for k in ("train_until", "validation_until", "test_until")
+        )
+    )
+    again = evaluate_horizons(loaded, read_history(history), bounds)
+    card = quick.card["metrics"]["horizons"]
+    for name in ("hourly", "daily"):
+        for kind, scores in again[name]["per_kind"].items():
+            want = card[name]["per_kind"][kind]
+            assert scores["coverage_p10_p90"] == pytest.approx(want["coverage_p10_p90"])
+            assert scores["worst_skill_vs_better_baseline"] == pytest.approx(
+                want["worst_skill_vs_better_baseline"], abs=1e-9
+            )
+    model = keras.saving.load_model(quick.directory / MODEL_FILE, compile=False)
+    bare = Forecaster.from_model(
+        model, model_id="bare", spec=loaded.spec, scaler=loaded.scaler, card=loaded.card
+    )
+    windows = probe_windows(loaded)
+    served, raw = loaded.forecast_horizons(windows), bare.forecast_horizons(windows)
+    np.testing.assert_allclose(served.hourly_kwh[..., 1], raw.hourly_kwh[..., 1], rtol=1e-6)
+    assert not np.allclose(served.hourly_kwh[..., 0], raw.hourly_kwh[..., 0], rtol=1e-3)
 
 
 def test_training_is_reproducible_from_the_seed(
