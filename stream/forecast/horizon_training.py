@@ -9,14 +9,14 @@ window with 7 days of it (so the held-out period must be longer than 7 days).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from stream.core.horizons import DAILY_TARGETS, TRAJECTORY_HOURS, interval_coverage
-from stream.forecast.calibration import IntervalCalibration
+from stream.forecast.calibration import IntervalCalibration, blend_weights
 from stream.forecast.errors import HistoryError
 from stream.forecast.features import (
     DeviceSeries,
@@ -107,12 +107,32 @@ def calibration_windows(
 
 
 def calibrate(
-    forecaster: Forecaster, hourly: TrajectoryWindows, daily: TrajectoryWindows
+    serve_with: Callable[[IntervalCalibration | None], Forecaster],
+    hourly: TrajectoryWindows,
+    daily: TrajectoryWindows,
+    *,
+    residual: bool,
 ) -> IntervalCalibration:
-    """Width factors per (kind, step) from ``forecaster``'s uncalibrated intervals on the
-    validation windows (see :mod:`stream.forecast.calibration`), in scaled units."""
-    heads = _scaled_heads(forecaster, hourly, daily)
-    return IntervalCalibration.fit(forecaster.spec.device_kinds, *heads)
+    """Fit a model's calibration on the validation windows (see
+    :mod:`stream.forecast.calibration`): a residual model's hourly P50 blend first, then the
+    width factors per (kind, step) of the forecaster serving that blend; ``serve_with`` makes
+    the model's forecaster with a calibration (None: none)."""
+    spec, scaler = (raw := serve_with(None)).spec, raw.scaler
+    blend = None
+    if residual:
+        encoded, targets = model_inputs(spec, scaler, hourly)
+        quantiles = raw.scaled_horizons(encoded)[1]
+        base, _ = baselines_scaled(encoded, quantiles.shape[1])
+        persistence = encoded.sequence[:, -1, 0].astype(np.float64)
+        kinds = len(spec.device_kinds)
+        blend = blend_weights(
+            targets[1], quantiles[..., 1], base, persistence, hourly.kind_index, kinds=kinds
+        )
+        blend[:, 0] = (1.0, 0.0)  # the first hour is the next-hour head's forecast
+        days = raw.horizon_steps[1]
+        raw = serve_with(IntervalCalibration.blend_only(kinds, quantiles.shape[1], days, blend))
+    heads = _scaled_heads(raw, hourly, daily)
+    return IntervalCalibration.fit(spec.device_kinds, *heads, hourly_blend=blend)
 
 
 def validation_coverage(

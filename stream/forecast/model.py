@@ -143,6 +143,17 @@ class TrainingConfig:
     """One of :data:`MEDIAN_LOSSES`."""
 
 
+def blend_median(
+    hourly: tf.Tensor, base: tf.Tensor, persistence: tf.Tensor, weights: tf.Tensor
+) -> tf.Tensor:
+    """The calibration's blend (:mod:`stream.forecast.calibration`): quantiles [n, hours, 3]
+    moved so the P50 is ``base + alpha (P50 - base) + beta (persistence - base)``; ``base``
+    [n, hours], ``persistence`` [n, 1], ``weights`` [n, hours, 2]."""
+    median = hourly[..., 1]
+    new = base + weights[..., 0] * (median - base) + weights[..., 1] * (persistence - base)
+    return hourly + (new - median)[..., None]
+
+
 def first_hour_from_next_hour(hourly: tf.Tensor, next_hour: tf.Tensor) -> tf.Tensor:
     """A residual model's hourly quantiles [n, hours, 3] with the first step moved so its P50
     is the next-hour head's forecast [n] (the same target, trained on the squared error alone,
@@ -290,6 +301,9 @@ class ServingFunction:
                 tf.constant(calibration.daily, tf.float32),
             )
         )
+        blend = None
+        if residual and calibration is not None and calibration.hourly_blend is not None:
+            blend = tf.constant(calibration.hourly_blend, tf.float32)
 
         @tf.function(input_signature=signature)  # type: ignore[untyped-decorator]
         def serve(sequence: tf.Tensor, static: tf.Tensor) -> tuple[tf.Tensor, ...]:
@@ -306,6 +320,9 @@ class ServingFunction:
                 daily_factors = tf.einsum("nk,ksc->nsc", one_hot, factors[1])
             next_hour = tf.reshape(next_hour, [-1])
             hourly = quantiles(hourly, hourly_base, hourly_factors)
+            if blend is not None:
+                weights = tf.einsum("nk,ksc->nsc", static[:, kinds_from:], blend)
+                hourly = blend_median(hourly, hourly_base, sequence[:, -1:, 0], weights)
             if residual:
                 hourly = first_hour_from_next_hour(hourly, next_hour)
             return next_hour, hourly, quantiles(daily, daily_base, daily_factors)

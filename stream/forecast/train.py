@@ -40,7 +40,7 @@ from stream.forecast.artifacts import (
     write_latest,
 )
 from stream.forecast.baselines import persistence, scorecard, seasonal_naive
-from stream.forecast.calibration import MISS_PER_SIDE
+from stream.forecast.calibration import MISS_PER_SIDE, IntervalCalibration
 from stream.forecast.errors import HistoryError
 from stream.forecast.features import (
     HOUR,
@@ -341,19 +341,31 @@ def _fit_and_write(
         },
         "libraries": network.library_versions(),
     }
-    raw = Forecaster.from_model(model, model_id=model_id, spec=spec, scaler=scaler, card=card)
     calibrate_on = (horizon_training.calibration_windows(spec, series, bounds), check_on)
-    calibration = horizon_training.calibrate(raw, *calibrate_on)
+
+    def serve_with(calibration: IntervalCalibration | None) -> Forecaster:
+        return Forecaster.from_model(
+            model, model_id=model_id, spec=spec, scaler=scaler, card=card, calibration=calibration
+        )
+
+    calibration = horizon_training.calibrate(serve_with, *calibrate_on, residual=plan.residual)
     card["calibration"] = {
-        "method": "conformalized quantile regression: the P50's lower and upper half-widths "
-        "times a factor per device kind and step, fitted on the validation windows "
-        f"({MISS_PER_SIDE:.0%} of their actuals below the P10, as many above the P90; "
-        "the hourly head on every "
-        "validation window with 24 hours of targets, the daily head on those with 7 days); "
-        "applied in the serving function",
+        "method": (
+            "a residual model's hourly P50 blended with its baselines per device kind "
+            "and step (least squares), then "
+            if plan.residual
+            else ""
+        )
+        + "conformalized quantile regression: the P50's lower and upper half-widths times a "
+        "factor per device kind and step, "
+        f"{MISS_PER_SIDE:.0%} of the validation actuals below the P10 and as many above the "
+        "P90; fitted on the validation windows (the hourly head on every one with 24 hours "
+        "of targets, the daily head on those with 7 days); applied in the serving function",
         "file": CALIBRATION_FILE,
         "windows": dict(calibration.windows),
-        "validation_uncalibrated": horizon_training.validation_coverage(raw, *calibrate_on),
+        "validation_uncalibrated": horizon_training.validation_coverage(
+            serve_with(None), *calibrate_on
+        ),
     }
     forecaster = Forecaster.from_model(
         model, model_id=model_id, spec=spec, scaler=scaler, card=card, calibration=calibration
