@@ -69,16 +69,6 @@ def blend_weights(
     return weights
 
 
-def blended(
-    quantiles: FloatArray, base: FloatArray, persistence: FloatArray, weights: FloatArray
-) -> FloatArray:
-    """``quantiles`` [n, steps, 3] moved so their P50 is the blend; ``weights`` [n, steps, 2]
-    (each window's kind's), numpy (the serving graph does the same in TensorFlow)."""
-    median = quantiles[..., 1]
-    new = base + weights[..., 0] * (median - base) + weights[..., 1] * (persistence[:, None] - base)
-    return quantiles + (new - median)[..., None]
-
-
 def width_factors(
     actual: FloatArray, quantiles: FloatArray, kind_index: IntArray, kinds: int
 ) -> FloatArray:

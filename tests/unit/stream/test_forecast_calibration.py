@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from stream.core.horizons import interval_coverage
-from stream.forecast.calibration import MISS_PER_SIDE, IntervalCalibration, width_factors
+from stream.forecast.calibration import (
+    MISS_PER_SIDE,
+    IntervalCalibration,
+    blend_weights,
+    width_factors,
+)
 from stream.forecast.features import DeviceSeries, FeatureSpec, KindScaling, Scaler
 from stream.forecast.horizon_training import baselines_scaled, model_inputs
 from stream.forecast.trajectories import build_trajectory_windows
@@ -56,14 +61,38 @@ def test_a_biased_median_gets_a_zero_factor_never_a_negative_one() -> None:
     assert factors[1].tolist() == [[1.0, 1.0]]  # a kind without windows is left alone
 
 
+def test_the_blend_weighs_a_noisy_correction_down_and_keeps_a_good_one() -> None:
+    rng = np.random.default_rng(5)
+    n = 5000
+    base = rng.normal(0, 1, (n, 2))
+    persistence = rng.normal(0, 1, n)
+    signal = rng.normal(0, 1, (n, 2))
+    actual = base + signal
+    median = base.copy()
+    median[:, 0] += signal[:, 0]  # step 1: the model's correction is the truth
+    median[:, 1] += signal[:, 1] + rng.normal(0, 1, n)  # step 2: the truth plus as much noise
+    kinds = np.zeros(n, np.int64)
+    weights = blend_weights(actual, median, base, persistence, kinds, kinds=2)
+    assert weights[0, 0] == pytest.approx([1.0, 0.0], abs=0.01)
+    assert weights[0, 1] == pytest.approx([0.5, 0.0], abs=0.05)  # half: the least squares
+    assert weights[1].tolist() == [[1.0, 0.0], [1.0, 0.0]]  # no window: the model as it is
+    shrunk = base[:, 1] + weights[0, 1, 0] * (median[:, 1] - base[:, 1])
+    rmse = {name: np.sqrt(np.mean((f - actual[:, 1]) ** 2)) for name, f in
+            (("model", median[:, 1]), ("baseline", base[:, 1]), ("blend", shrunk))}  # fmt: skip
+    assert rmse["blend"] < 0.9 * min(rmse["model"], rmse["baseline"])
+
+
 def test_calibration_round_trips_by_kind_name() -> None:
     hourly = np.arange(2 * 24 * 2, dtype=np.float64).reshape(2, 24, 2) / 10
     daily = np.ones((2, 7, 2))
-    calibration = IntervalCalibration(hourly, daily, {"hourly": 10, "daily": 5})
+    calibration = IntervalCalibration(hourly, daily, {"hourly": 10, "daily": 5}, hourly * 2)
     stored = calibration.to_dict(KINDS)
+    assert stored["hourly_blend"]["solar_inverter"][0] == [9.6, 9.8]
     assert stored["hourly"]["solar_inverter"][0] == [4.8, 4.9]
     again = IntervalCalibration.from_dict(stored, tuple(reversed(KINDS)))
     assert np.array_equal(again.hourly, hourly[::-1]) and again.windows == calibration.windows
+    assert again.hourly_blend is not None
+    assert np.array_equal(again.hourly_blend, 2 * hourly[::-1])
     with pytest.raises(ValueError, match="fridge"):
         IntervalCalibration.from_dict(stored, ("fridge",))
     with pytest.raises(ValueError, match="negative"):
