@@ -28,6 +28,7 @@ import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -349,6 +350,10 @@ def _load(directory: Path) -> Forecaster:
         model.load_weights(directory / WEIGHTS_FILE)
         return model
 
+    serve = partial(
+        Forecaster.from_model, model_id=model_id, spec=spec, scaler=scaler, card=card,
+        calibration=calibration,
+    )  # fmt: skip
     failures: list[ForecasterLoadError] = []
     for name, loader in ((MODEL_FILE, full), (WEIGHTS_FILE, rebuilt)):
         try:
@@ -357,15 +362,7 @@ def _load(directory: Path) -> Forecaster:
                 model = loader()
             except Exception as exc:  # any deserialization error: log it, try the next
                 raise ForecasterLoadError(f"{directory / name} does not load: {exc!r}") from exc
-            forecaster = Forecaster.from_model(
-                model,
-                model_id=model_id,
-                spec=spec,
-                scaler=scaler,
-                card=card,
-                loaded_from=name,
-                calibration=calibration,
-            )
+            forecaster = serve(model, loaded_from=name)
             _check_probe(forecaster, probe, directory / name)
         except ForecasterLoadError as exc:
             log.error("model %s: %s", model_id, exc)  # noqa: TRY400 - the reason is the message
