@@ -9,6 +9,8 @@ alternating, ``--rounds`` times each:
   per device (plus one with the 7 days for the devices at local midnight), the targets as
   arrays (:func:`stream.core.horizon_records.trajectory_records`), written by the sink's
   ``store`` (binary COPY into a staging table + one upsert);
+* **trajectories, 0011 check**: the same into a database migrated to 0011 only, where the
+  check that the quantiles are ordered was a SQL function (0012 made it PL/pgSQL);
 * **rows** (the layout of migration 0007, a database migrated to 0010): a tuple per target,
   24 (+7) per device, written by the same COPY + upsert into the per-target table.
 
@@ -219,11 +221,13 @@ async def run(forecaster: Forecaster, devices: int, sample: int, rounds: int) ->
     forecaster.forecast_horizons(batch[:8])  # warm-up: the graph runs once
     endpoints = await asyncio.to_thread(localcluster.up, localcluster.ClusterSettings())
     after_url = await fresh_database(endpoints, "bench_horizons")
+    check_url = await fresh_database(endpoints, "bench_horizons_0011")
     before_url = await fresh_database(endpoints, "bench_horizons_rows")
-    measured: dict[str, list[dict[str, Any]]] = {"trajectories": [], "rows": []}
+    measured: dict[str, list[dict[str, Any]]] = {"trajectories": [], "check_0011": [], "rows": []}
     load = os.getloadavg()[0]
     try:
         await asyncio.to_thread(migrate.upgrade, after_url)
+        await asyncio.to_thread(migrate.upgrade, check_url, "0011")  # the SQL-function check
         await asyncio.to_thread(migrate.upgrade, before_url, "0010")  # the per-target table
         for _ in range(rounds):
             measured["rows"].append(
@@ -232,26 +236,32 @@ async def run(forecaster: Forecaster, devices: int, sample: int, rounds: int) ->
                     table="forecast_horizons",
                 )
             )  # fmt: skip
-            measured["trajectories"].append(
-                await one_round(
-                    forecaster, batch, after_url, build=trajectories, write=store_trajectories,
-                    table="forecast_trajectories",
-                )
-            )  # fmt: skip
+            for name, url in (("check_0011", check_url), ("trajectories", after_url)):
+                measured[name].append(
+                    await one_round(
+                        forecaster, batch, url, build=trajectories, write=store_trajectories,
+                        table="forecast_trajectories",
+                    )
+                )  # fmt: skip
     finally:
-        await drop_database(endpoints, after_url)
-        await drop_database(endpoints, before_url)
+        for url in (after_url, check_url, before_url):
+            await drop_database(endpoints, url)
     started = time.perf_counter()
     for one in batch[:sample]:
         forecaster.forecast_horizons([one])
     per_device_s = (time.perf_counter() - started) / sample * devices
     after, before = medians(measured["trajectories"]), medians(measured["rows"])
+    check = medians(measured["check_0011"])
     return {
         "benchmark": "forecast_horizons",
         "model_id": forecaster.model_id,
         "devices": devices,
         "rounds": rounds,
-        "medians_of_rounds": {"trajectories": after, "rows_0007_layout": before},
+        "medians_of_rounds": {
+            "trajectories": after,
+            "trajectories_0011_check": check,
+            "rows_0007_layout": before,
+        },
         "rounds_measured": measured,
         "per_device_model_calls_s_extrapolated": round(per_device_s, 3),
         "per_device_sample": sample,

@@ -9,6 +9,7 @@ Layout::
         model.weights.h5        the same weights alone (fallback when model.keras won't load)
         scaler.json             per-kind scaling          (JSON, never pickle)
         feature_spec.json       what the inputs mean
+        calibration.json        a calibrated multi-horizon model's interval width factors
         model_card.json         data spec and exact command, metrics, baselines, library
                                 versions, sha256 of every other file, a probe
 
@@ -27,11 +28,13 @@ import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from stream.forecast.calibration import IntervalCalibration
 from stream.forecast.errors import ChecksumMismatch, ForecasterLoadError, UnsupportedInput
 from stream.forecast.features import (
     Encoded,
@@ -57,6 +60,7 @@ WEIGHTS_FILE = "model.weights.h5"
 SCALER_FILE = "scaler.json"
 SPEC_FILE = "feature_spec.json"
 CARD_FILE = "model_card.json"
+CALIBRATION_FILE = "calibration.json"
 LATEST_FILE = "latest"
 CHECKSUMMED = (MODEL_FILE, WEIGHTS_FILE, SCALER_FILE, SPEC_FILE)
 MODEL_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -77,6 +81,7 @@ class Forecaster:
         card: dict[str, Any],
         loaded_from: str,
         serve_all: Callable[[Encoded], tuple[FloatArray, ...]] | None = None,
+        calibration: IntervalCalibration | None = None,
     ) -> None:
         self.model_id = model_id
         self.spec = spec
@@ -88,6 +93,8 @@ class Forecaster:
         """The batched model call on encoded windows (a ``ServingFunction`` for a real model)."""
         self.serve_all = serve_all
         """A multi-horizon model's call: scaled next hour, hourly and daily quantiles at once."""
+        self.calibration = calibration
+        """The interval width factors the serving call applies (None: uncalibrated)."""
 
     @classmethod
     def load(cls, directory: Path) -> Forecaster:
@@ -104,11 +111,16 @@ class Forecaster:
         scaler: Scaler,
         card: dict[str, Any],
         loaded_from: str = "memory",
+        calibration: IntervalCalibration | None = None,
     ) -> Forecaster:
-        """Serve a Keras model: the trainer's in memory, or one just loaded from a file."""
+        """Serve a Keras model: the trainer's in memory, or one just loaded from a file.
+
+        The card's ``architecture`` says whether the horizons are residual on seasonal-naive;
+        ``calibration`` scales the intervals in the serving function."""
         from stream.forecast.model import ServingFunction  # noqa: PLC0415 - TensorFlow on demand
 
-        function = ServingFunction(model, spec)
+        residual = bool(card.get("architecture", {}).get("residual", False))
+        function = ServingFunction(model, spec, residual=residual, calibration=calibration)
         return cls(
             model_id=model_id,
             spec=spec,
@@ -117,6 +129,7 @@ class Forecaster:
             card=card,
             loaded_from=loaded_from,
             serve_all=function.outputs if function.multi_horizon else None,
+            calibration=calibration,
         )
 
     def supports(self, kind: str) -> bool:
@@ -143,13 +156,20 @@ class Forecaster:
             hours, days = self.horizon_steps
             empty = np.empty((0, 0, 3))
             return MultiHorizon(np.empty(0), empty.reshape(0, hours, 3), empty.reshape(0, days, 3))
-        next_hour, hourly, daily = self.serve_all(encoded)
+        next_hour, hourly, daily = self.scaled_horizons(encoded)
         spec, scaler = self.spec, self.scaler
         return MultiHorizon(
             next_hour_kwh=inverse_scale(spec, scaler, next_hour, kind_index),
             hourly_kwh=unscale_quantiles(spec, scaler, hourly, kind_index),
             daily_kwh=unscale_quantiles(spec, scaler, daily, kind_index, hours=DAY_HOURS),
         )
+
+    def scaled_horizons(self, encoded: Encoded) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """The serving call's scaled next hour [n], hourly [n, hours, 3], daily [n, days, 3]."""
+        if self.serve_all is None:
+            raise ValueError(f"model {self.model_id} forecasts the next hour only")
+        next_hour, hourly, daily = self.serve_all(encoded)
+        return next_hour, hourly, daily
 
     @property
     def horizon_steps(self) -> tuple[int, int]:
@@ -205,6 +225,7 @@ def write_artifact(
     scaler: Scaler,
     card: dict[str, Any],
     probe: Sequence[ForecastInput],
+    calibration: IntervalCalibration | None = None,
 ) -> Path:
     """Write ``root/<model_id>/`` completely, then move it into place (never half a model)."""
     if not MODEL_ID_PATTERN.match(model_id):
@@ -217,15 +238,19 @@ def write_artifact(
     model.save_weights(staging / WEIGHTS_FILE)
     write_json(staging / SCALER_FILE, scaler.to_dict())
     write_json(staging / SPEC_FILE, spec.to_dict())
+    files = list(CHECKSUMMED)
+    if calibration is not None:
+        write_json(staging / CALIBRATION_FILE, calibration.to_dict(spec.device_kinds))
+        files.append(CALIBRATION_FILE)
     forecaster = Forecaster.from_model(
-        model, model_id=model_id, spec=spec, scaler=scaler, card=card
+        model, model_id=model_id, spec=spec, scaler=scaler, card=card, calibration=calibration
     )
     expected = forecaster.forecast(probe)
     full_card = {
         **card,
         "model_id": model_id,
         "feature_spec": spec.to_dict(),
-        "files": {name: sha256_of(staging / name) for name in CHECKSUMMED},
+        "files": {name: sha256_of(staging / name) for name in files},
         "probe": [
             {**_input_to_json(item), "expected_kwh": float(value)}
             for item, value in zip(probe, expected, strict=True)
@@ -303,6 +328,12 @@ def _load(directory: Path) -> Forecaster:
         scaler.aligned(spec)
         model_id = str(card["model_id"])
         probe = [(_input_from_json(p), float(p["expected_kwh"])) for p in card["probe"]]
+        calibration = None
+        if CALIBRATION_FILE in card["files"]:
+            verify_checksum(directory, CALIBRATION_FILE, card)
+            calibration = IntervalCalibration.from_dict(
+                json.loads((directory / CALIBRATION_FILE).read_text()), spec.device_kinds
+            )
     except (KeyError, TypeError, ValueError) as exc:
         raise ForecasterLoadError(f"{directory}: unusable spec, scaler or card: {exc}") from exc
 
@@ -319,6 +350,10 @@ def _load(directory: Path) -> Forecaster:
         model.load_weights(directory / WEIGHTS_FILE)
         return model
 
+    serve = partial(
+        Forecaster.from_model, model_id=model_id, spec=spec, scaler=scaler, card=card,
+        calibration=calibration,
+    )  # fmt: skip
     failures: list[ForecasterLoadError] = []
     for name, loader in ((MODEL_FILE, full), (WEIGHTS_FILE, rebuilt)):
         try:
@@ -327,9 +362,7 @@ def _load(directory: Path) -> Forecaster:
                 model = loader()
             except Exception as exc:  # any deserialization error: log it, try the next
                 raise ForecasterLoadError(f"{directory / name} does not load: {exc!r}") from exc
-            forecaster = Forecaster.from_model(
-                model, model_id=model_id, spec=spec, scaler=scaler, card=card, loaded_from=name
-            )
+            forecaster = serve(model, loaded_from=name)
             _check_probe(forecaster, probe, directory / name)
         except ForecasterLoadError as exc:
             log.error("model %s: %s", model_id, exc)  # noqa: TRY400 - the reason is the message

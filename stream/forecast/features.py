@@ -214,23 +214,38 @@ def encode(
 
 
 def encode_inputs(spec: FeatureSpec, scaler: Scaler, inputs: Sequence[ForecastInput]) -> Encoded:
-    """Validate serving inputs and encode them; raises :class:`UnsupportedInput` on any bad one."""
+    """Validate serving inputs and encode them; raises :class:`UnsupportedInput` on any bad one.
+
+    An hour close brings thousands of devices whose next hour starts at a handful of instants
+    in a handful of zones: the calendar features are computed once per (instant, zone), and
+    the histories become one array in one call."""
     hours = spec.history_hours
-    history = np.empty((len(inputs), hours), dtype=np.float64)
     kinds = np.empty(len(inputs), dtype=np.int64)
-    calendar = np.empty((len(inputs), 4), dtype=np.float64)
+    calendar: list[tuple[float, float, float, float]] = []
+    per_hour: dict[tuple[datetime, str], tuple[float, float, float, float]] = {}
+    kind_of = {kind: index for index, kind in enumerate(spec.device_kinds)}
+    tails: list[Sequence[float]] = []
     for row, item in enumerate(inputs):
-        if len(item.history_kwh) < hours:
+        length = len(item.history_kwh)
+        if length < hours:
             raise UnsupportedInput(
-                f"{item.device_id}: {len(item.history_kwh)} closed hours, the model needs {hours}"
+                f"{item.device_id}: {length} closed hours, the model needs {hours}"
             )
-        window = np.asarray(item.history_kwh[len(item.history_kwh) - hours :], dtype=np.float64)
-        if not np.all(np.isfinite(window)):
-            raise UnsupportedInput(f"{item.device_id}: non-finite value in the history")
-        history[row] = window
-        kinds[row] = spec.kind_index(item.kind)
-        calendar[row] = calendar_features(item.next_hour_start, item.tz)
-    return encode(spec, scaler, history, kinds, calendar)
+        tails.append(item.history_kwh[length - hours :])
+        kind = kind_of.get(item.kind)
+        kinds[row] = spec.kind_index(item.kind) if kind is None else kind
+        key = (item.next_hour_start, item.tz)
+        features = per_hour.get(key)
+        if features is None:
+            features = per_hour[key] = calendar_features(*key)
+        calendar.append(features)
+    history = np.array(tails, dtype=np.float64).reshape(len(inputs), hours)
+    finite = np.isfinite(history).all(axis=1)
+    if not finite.all():
+        bad = inputs[int(np.argmin(finite))]
+        raise UnsupportedInput(f"{bad.device_id}: non-finite value in the history")
+    table = np.array(calendar, dtype=np.float64).reshape(len(inputs), len(CALENDAR_FEATURES))
+    return encode(spec, scaler, history, kinds, table)
 
 
 def inverse_scale(

@@ -9,19 +9,21 @@ window with 7 days of it (so the held-out period must be longer than 7 days).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from stream.core.horizons import DAILY_TARGETS, TRAJECTORY_HOURS
+from stream.core.horizons import DAILY_TARGETS, TRAJECTORY_HOURS, interval_coverage
+from stream.forecast.calibration import IntervalCalibration, blend_weights
 from stream.forecast.errors import HistoryError
 from stream.forecast.features import (
     DeviceSeries,
     Encoded,
     FeatureSpec,
     FloatArray,
+    IntArray,
     Scaler,
     encode,
     scale_targets,
@@ -55,16 +57,99 @@ class Bounds:
 
 
 def model_inputs(
-    spec: FeatureSpec, scaler: Scaler, windows: TrajectoryWindows
+    spec: FeatureSpec, scaler: Scaler, windows: TrajectoryWindows, *, residual: bool = False
 ) -> tuple[Encoded, list[FloatArray]]:
-    """Encoded windows and the three heads' scaled targets: next hour, hourly, daily."""
+    """Encoded windows and the three heads' scaled targets: next hour, hourly, daily; for a
+    ``residual`` model the hourly and daily ones less their baselines (:func:`baselines_scaled`;
+    the pinball and squared losses of ``P - base`` against ``y - base`` are those of ``P``
+    against ``y``)."""
     encoded = encode(spec, scaler, windows.history_kwh, windows.kind_index, windows.calendar)
     kinds = windows.kind_index
-    return encoded, [
-        scale_targets(spec, scaler, windows.hourly_kwh[:, 0], kinds),
-        scale_steps(spec, scaler, windows.hourly_kwh, kinds),
-        scale_steps(spec, scaler, windows.daily_kwh, kinds, hours=DAY_HOURS),
-    ]
+    hourly = scale_steps(spec, scaler, windows.hourly_kwh, kinds)
+    daily = scale_steps(spec, scaler, windows.daily_kwh, kinds, hours=DAY_HOURS)
+    if residual:
+        hourly_base, daily_base = baselines_scaled(encoded, hourly.shape[1])
+        hourly, daily = hourly - hourly_base, daily - daily_base
+    return encoded, [scale_targets(spec, scaler, windows.hourly_kwh[:, 0], kinds), hourly, daily]
+
+
+def baselines_scaled(encoded: Encoded, hours: int) -> tuple[FloatArray, FloatArray]:
+    """The residual model's bases in numpy, as :func:`stream.forecast.model.horizon_bases`
+    makes them in the graph: per hourly step [n, hours] the last hour (step 1) or the same
+    hour yesterday (the others), scaled; for the days the last 24 hours' mean [n, 1]."""
+    recent = encoded.sequence[:, -hours:, 0].astype(np.float64)
+    hourly = recent.copy()
+    hourly[:, 0] = recent[:, -1]
+    return hourly, recent.mean(axis=1, keepdims=True)
+
+
+def _scaled_heads(
+    forecaster: Forecaster, hourly: TrajectoryWindows, daily: TrajectoryWindows
+) -> tuple[tuple[FloatArray, FloatArray, IntArray], tuple[FloatArray, FloatArray, IntArray]]:
+    """(actual, quantiles, kind index) of the hourly head on ``hourly`` and of the daily head
+    on ``daily``, scaled."""
+    spec, scaler = forecaster.spec, forecaster.scaler
+    out = []
+    for head, windows in ((1, hourly), (2, daily)):
+        encoded, targets = model_inputs(spec, scaler, windows)
+        out.append((targets[head], forecaster.scaled_horizons(encoded)[head], windows.kind_index))
+    return out[0], out[1]
+
+
+def calibration_windows(
+    spec: FeatureSpec, series: Sequence[DeviceSeries], bounds: Bounds
+) -> TrajectoryWindows:
+    """Every validation window with 24 hours of targets (the hourly head's calibration): more
+    of them, and later ones, than the windows that need 7 days of targets."""
+    return build_trajectory_windows(
+        spec, series, 0, issue_from=bounds.validation_from, last_before=bounds.test_from
+    )
+
+
+def calibrate(
+    serve_with: Callable[[IntervalCalibration | None], Forecaster],
+    hourly: TrajectoryWindows,
+    daily: TrajectoryWindows,
+    *,
+    residual: bool,
+) -> IntervalCalibration:
+    """Fit a model's calibration on the validation windows (see
+    :mod:`stream.forecast.calibration`): a residual model's hourly P50 blend first, then the
+    width factors per (kind, step) of the forecaster serving that blend; ``serve_with`` makes
+    the model's forecaster with a calibration (None: none)."""
+    spec, scaler = (raw := serve_with(None)).spec, raw.scaler
+    blend = None
+    if residual:
+        encoded, targets = model_inputs(spec, scaler, hourly)
+        quantiles = raw.scaled_horizons(encoded)[1]
+        base, _ = baselines_scaled(encoded, quantiles.shape[1])
+        persistence = encoded.sequence[:, -1, 0].astype(np.float64)
+        kinds = len(spec.device_kinds)
+        blend = blend_weights(
+            targets[1], quantiles[..., 1], base, persistence, hourly.kind_index, kinds=kinds
+        )
+        blend[:, 0] = (1.0, 0.0)  # the first hour is the next-hour head's forecast
+        days = raw.horizon_steps[1]
+        raw = serve_with(IntervalCalibration.blend_only(kinds, quantiles.shape[1], days, blend))
+    heads = _scaled_heads(raw, hourly, daily)
+    return IntervalCalibration.fit(spec.device_kinds, *heads, hourly_blend=blend)
+
+
+def validation_coverage(
+    forecaster: Forecaster, hourly: TrajectoryWindows, daily: TrajectoryWindows
+) -> dict[str, dict[str, float]]:
+    """P10-P90 coverage per head and kind of ``forecaster`` on the validation windows (the
+    card shows the uncalibrated intervals' coverage there next to the calibrated held-out one)."""
+    heads = dict(zip(("hourly", "daily"), _scaled_heads(forecaster, hourly, daily), strict=True))
+    out: dict[str, dict[str, float]] = {}
+    for name, (actual, quantiles, kinds) in heads.items():
+        out[name] = {
+            kind: round(interval_coverage(actual[mask], quantiles[mask][..., 0],
+                                          quantiles[mask][..., 2]), 4)
+            for index, kind in enumerate(forecaster.spec.device_kinds)
+            if (mask := kinds == index).any()
+        }  # fmt: skip
+    return out
 
 
 def training_windows(

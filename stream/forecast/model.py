@@ -34,6 +34,7 @@ import numpy as np
 import numpy.typing as npt
 import tensorflow as tf
 
+from stream.forecast.calibration import IntervalCalibration
 from stream.forecast.features import Encoded, FeatureSpec
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,12 @@ class Architecture:
     """Hourly trajectory length (0: a next-hour-only model, as before horizons existed)."""
     horizon_days: int = 0
     """Daily totals after the trajectory's issue time."""
+    residual: bool = False
+    """The hourly and daily heads' P50 is a correction of a baseline (:func:`horizon_bases`:
+    the last hour for the first step, the same hour yesterday for the others, the last 24
+    hours' total for days), added in the graph from the history input: the heads start from
+    the baselines' skill instead of learning each kind's daily shape. The first hourly step's
+    P50 is then the next-hour head's forecast (:func:`first_hour_from_next_hour`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": "gru", **asdict(self)}
@@ -66,27 +73,63 @@ class Architecture:
             dense_units=int(data["dense_units"]),
             horizon_hours=int(data.get("horizon_hours", 0)),
             horizon_days=int(data.get("horizon_days", 0)),
+            residual=bool(data.get("residual", False)),
         )
 
 
 QUANTILE_LEVELS = (0.1, 0.5, 0.9)
 
 
-def quantiles(raw: tf.Tensor) -> tf.Tensor:
-    """Raw head outputs [..., 3] -> ordered P10/P50/P90 [..., 3] (see the module doc)."""
-    median = raw[..., 1]
-    low = median - tf.nn.softplus(raw[..., 0])
-    high = median + tf.nn.softplus(raw[..., 2])
-    return tf.stack([low, median, high], axis=-1)
+MEDIAN_LOSSES = ("pinball", "squared")
+"""How the P50 channel is trained: the pinball loss (a median) or the squared error (a mean,
+what the scorecard's RMSE rewards; the P10/P90 keep the pinball loss either way)."""
+
+
+def quantiles(
+    raw: tf.Tensor, base: tf.Tensor | None = None, factors: tf.Tensor | None = None
+) -> tf.Tensor:
+    """Raw head outputs [..., 3] -> ordered P10/P50/P90 [..., 3] (see the module doc).
+
+    ``base`` [...] is added to the P50 (a residual model's seasonal-naive); ``factors`` [..., 2]
+    multiply the lower and upper half-widths (the interval calibration, never negative).
+    """
+    median = raw[..., 1] if base is None else raw[..., 1] + base
+    below, above = tf.nn.softplus(raw[..., 0]), tf.nn.softplus(raw[..., 2])
+    if factors is not None:
+        below, above = below * factors[..., 0], above * factors[..., 1]
+    return tf.stack([median - below, median, median + above], axis=-1)
+
+
+def _errors(y_true: tf.Tensor, raw: tf.Tensor) -> tf.Tensor:
+    predicted = quantiles(raw)
+    truth = tf.reshape(tf.cast(y_true, predicted.dtype), tf.shape(predicted)[:-1])
+    return truth[..., None] - predicted
 
 
 def pinball_loss(y_true: tf.Tensor, raw: tf.Tensor) -> tf.Tensor:
     """Mean pinball (quantile) loss of the P10/P50/P90 made from ``raw`` against ``y_true``."""
-    predicted = quantiles(raw)
-    truth = tf.reshape(tf.cast(y_true, predicted.dtype), tf.shape(predicted)[:-1])
-    error = truth[..., None] - predicted
-    levels = tf.constant(QUANTILE_LEVELS, dtype=predicted.dtype)
+    error = _errors(y_true, raw)
+    levels = tf.constant(QUANTILE_LEVELS, dtype=error.dtype)
     return tf.reduce_mean(tf.maximum(levels * error, (levels - 1) * error), axis=[-2, -1])
+
+
+def pinball_squared_loss(y_true: tf.Tensor, raw: tf.Tensor) -> tf.Tensor:
+    """The pinball loss of the P10 and P90 plus half the squared error of the P50."""
+    error = _errors(y_true, raw)
+    levels = tf.constant(QUANTILE_LEVELS, dtype=error.dtype)
+    pinball = tf.maximum(levels * error, (levels - 1) * error)
+    terms = tf.stack([pinball[..., 0], 0.5 * tf.square(error[..., 1]), pinball[..., 2]], -1)
+    return tf.reduce_mean(terms, axis=[-2, -1])
+
+
+def horizon_bases(sequence: tf.Tensor, hours: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """A residual model's starting points in scaled units, from the history input [n, H, 1]:
+    for the hourly steps [n, hours] the better baseline of each (persistence, the last hour,
+    for the first; seasonal-naive, the same hour yesterday, for the others) and for every
+    daily step [n, 1] the last 24 hours' mean (a day's scaled mean hourly energy)."""
+    recent = sequence[:, -hours:, 0]
+    hourly = tf.concat([sequence[:, -1:, 0], recent[:, 1:]], axis=1)
+    return hourly, tf.reduce_mean(recent, axis=1, keepdims=True)
 
 
 @dataclass(frozen=True)
@@ -96,12 +139,41 @@ class TrainingConfig:
     learning_rate: float = 3e-3
     patience: int = 4
     """Stop after this many epochs without a better validation loss (best weights are kept)."""
+    median_loss: str = "pinball"
+    """One of :data:`MEDIAN_LOSSES`."""
 
 
-def hourly_quantiles(model: keras.Model, batch: Encoded) -> npt.NDArray[np.float64]:
-    """The hourly head's scaled P10/P50/P90 [n, steps, 3] of a multi-horizon model in training."""
-    raw = model([batch.sequence, batch.static], training=False)[1]
-    return np.asarray(quantiles(raw).numpy(), dtype=np.float64)
+def blend_median(
+    hourly: tf.Tensor, base: tf.Tensor, persistence: tf.Tensor, weights: tf.Tensor
+) -> tf.Tensor:
+    """The calibration's blend (:mod:`stream.forecast.calibration`): quantiles [n, hours, 3]
+    moved so the P50 is ``base + alpha (P50 - base) + beta (persistence - base)``; ``base``
+    [n, hours], ``persistence`` [n, 1], ``weights`` [n, hours, 2]."""
+    median = hourly[..., 1]
+    new = base + weights[..., 0] * (median - base) + weights[..., 1] * (persistence - base)
+    return hourly + (new - median)[..., None]
+
+
+def first_hour_from_next_hour(hourly: tf.Tensor, next_hour: tf.Tensor) -> tf.Tensor:
+    """A residual model's hourly quantiles [n, hours, 3] with the first step moved so its P50
+    is the next-hour head's forecast [n] (the same target, trained on the squared error alone,
+    it beats persistence for every kind, where the quantile head's first step falls short for
+    some); its widths stay, so P10 <= P50 <= P90 holds."""
+    first = hourly[:, :1] + (next_hour[:, None, None] - hourly[:, :1, 1:2])
+    return tf.concat([first, hourly[:, 1:]], axis=1)
+
+
+def hourly_quantiles(
+    model: keras.Model, batch: Encoded, architecture: Architecture
+) -> npt.NDArray[np.float64]:
+    """The hourly head's scaled P10/P50/P90 [n, steps, 3] of a multi-horizon model in training
+    (uncalibrated)."""
+    next_hour, raw, _ = model([batch.sequence, batch.static], training=False)
+    if not architecture.residual:
+        return np.asarray(quantiles(raw).numpy(), dtype=np.float64)
+    base, _ = horizon_bases(tf.constant(batch.sequence), architecture.horizon_hours)
+    hourly = first_hour_from_next_hour(quantiles(raw, base), tf.reshape(next_hour, [-1]))
+    return np.asarray(hourly.numpy(), dtype=np.float64)
 
 
 def seed_everything(seed: int) -> None:
@@ -144,7 +216,10 @@ def fit(
 ) -> dict[str, Any]:
     """Train on scaled targets with early stopping on the validation loss; return the history."""
     multi = len(model.outputs) > 1
-    losses: Any = ["mse", pinball_loss, pinball_loss] if multi else "mse"
+    if config.median_loss not in MEDIAN_LOSSES:
+        raise ValueError(f"median_loss {config.median_loss!r} is not one of {MEDIAN_LOSSES}")
+    horizon = pinball_loss if config.median_loss == "pinball" else pinball_squared_loss
+    losses: Any = ["mse", horizon, horizon] if multi else "mse"
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=losses)
     (x, ys), (vx, vys) = train, validation
     y: Any = [v.astype(np.float32) for v in ys] if multi else ys[0].astype(np.float32)
@@ -196,11 +271,20 @@ class ServingFunction:
     run the same concrete graph (no retracing). Calls are thread-safe: the graph only reads the
     model's variables.
 
-    A multi-horizon model's function returns its three heads at once (quantiles ordered);
+    A multi-horizon model's function returns its three heads at once (quantiles ordered; a
+    residual model's P50 on seasonal-naive; the interval ``calibration``'s factors of each
+    window's kind, taken from the kind one-hot of the static input, applied to the widths):
     :meth:`__call__` keeps the next hour, :meth:`horizons` the trajectory and daily totals.
     """
 
-    def __init__(self, model: keras.Model, spec: FeatureSpec) -> None:
+    def __init__(
+        self,
+        model: keras.Model,
+        spec: FeatureSpec,
+        *,
+        residual: bool = False,
+        calibration: IntervalCalibration | None = None,
+    ) -> None:
         self._model = model
         self.multi_horizon = len(model.outputs) > 1
         signature = [
@@ -208,6 +292,18 @@ class ServingFunction:
             tf.TensorSpec([None, len(spec.static_feature_names)], tf.float32),
         ]
         multi = self.multi_horizon
+        kinds_from = len(spec.static_feature_names) - len(spec.device_kinds)
+        factors = (
+            None
+            if calibration is None
+            else (
+                tf.constant(calibration.hourly, tf.float32),
+                tf.constant(calibration.daily, tf.float32),
+            )
+        )
+        blend = None
+        if residual and calibration is not None and calibration.hourly_blend is not None:
+            blend = tf.constant(calibration.hourly_blend, tf.float32)
 
         @tf.function(input_signature=signature)  # type: ignore[untyped-decorator]
         def serve(sequence: tf.Tensor, static: tf.Tensor) -> tuple[tf.Tensor, ...]:
@@ -215,7 +311,21 @@ class ServingFunction:
             if not multi:
                 return (tf.reshape(outputs, [-1]),)
             next_hour, hourly, daily = outputs
-            return tf.reshape(next_hour, [-1]), quantiles(hourly), quantiles(daily)
+            hourly_base = daily_base = hourly_factors = daily_factors = None
+            if residual:
+                hourly_base, daily_base = horizon_bases(sequence, hourly.shape[1])
+            if factors is not None:
+                one_hot = static[:, kinds_from:]
+                hourly_factors = tf.einsum("nk,ksc->nsc", one_hot, factors[0])
+                daily_factors = tf.einsum("nk,ksc->nsc", one_hot, factors[1])
+            next_hour = tf.reshape(next_hour, [-1])
+            hourly = quantiles(hourly, hourly_base, hourly_factors)
+            if blend is not None:
+                weights = tf.einsum("nk,ksc->nsc", static[:, kinds_from:], blend)
+                hourly = blend_median(hourly, hourly_base, sequence[:, -1:, 0], weights)
+            if residual:
+                hourly = first_hour_from_next_hour(hourly, next_hour)
+            return next_hour, hourly, quantiles(daily, daily_base, daily_factors)
 
         self._function = serve
         self._concrete: Callable[..., tuple[tf.Tensor, ...]] = serve.get_concrete_function()

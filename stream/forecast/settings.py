@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -62,6 +62,12 @@ class TrainSettings(BaseSettings, ServiceOptions):
     """A seeded sample of at most this many training windows (bounds the training time)."""
     gru_units: Annotated[int, Field(ge=1)] = 32
     dense_units: Annotated[int, Field(ge=1)] = 32
+    residual: bool = True
+    """The hourly and daily heads forecast a correction of seasonal-naive (``--no-residual``:
+    the values themselves, as models before it did)."""
+    median_loss: Literal["pinball", "squared"] = "squared"
+    """The P50's training loss: ``squared`` (a mean: what the scorecard's RMSE rewards) or
+    ``pinball`` (a median); the P10 and P90 keep the pinball loss."""
     update_latest: Annotated[bool, Flag("--no-latest", value=False)] = True
     """Point ``artifacts/latest`` at the new model."""
     register_url: Annotated[SecretStr | None, Flag("--register")] = None
@@ -130,6 +136,8 @@ class TrainPlan:
     max_train_windows: int
     gru_units: int
     dense_units: int
+    residual: bool
+    median_loss: str
     quick: bool
 
     @classmethod

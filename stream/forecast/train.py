@@ -32,6 +32,7 @@ import numpy as np
 from stream.core.horizons import DAILY_TARGETS, TRAJECTORY_HOURS
 from stream.forecast import horizon_training, registry
 from stream.forecast.artifacts import (
+    CALIBRATION_FILE,
     Forecaster,
     latest_model_id,
     read_card,
@@ -39,6 +40,7 @@ from stream.forecast.artifacts import (
     write_latest,
 )
 from stream.forecast.baselines import persistence, scorecard, seasonal_naive
+from stream.forecast.calibration import MISS_PER_SIDE, IntervalCalibration
 from stream.forecast.errors import HistoryError
 from stream.forecast.features import (
     HOUR,
@@ -140,6 +142,8 @@ def reproduce_command(plan: TrainPlan) -> str:
         "--max-train-windows", str(plan.max_train_windows),
         "--gru-units", str(plan.gru_units),
         "--dense-units", str(plan.dense_units),
+        *([] if plan.residual else ["--no-residual"]),
+        "--median-loss", plan.median_loss,
     ]  # fmt: skip
     return shlex.join(flags)
 
@@ -266,10 +270,12 @@ def _fit_and_write(
     bounds = horizon_training.Bounds(split.validation_from, split.test_from, split.end)
     network.seed_everything(plan.seed)
     architecture = network.Architecture(
-        plan.gru_units, plan.dense_units, TRAJECTORY_HOURS, DAILY_TARGETS
+        plan.gru_units, plan.dense_units, TRAJECTORY_HOURS, DAILY_TARGETS, plan.residual
     )
     model = network.build_model(spec, architecture)
-    config = network.TrainingConfig(plan.epochs, plan.batch_size, plan.learning_rate, plan.patience)
+    config = network.TrainingConfig(
+        plan.epochs, plan.batch_size, plan.learning_rate, plan.patience, plan.median_loss
+    )
     fit_on, check_on = horizon_training.training_windows(
         spec, series, bounds, plan.max_train_windows, plan.seed
     )
@@ -282,7 +288,7 @@ def _fit_and_write(
     skill = horizon_training.ValidationSkill.of(spec, scaler, check_on, plan.seed)
 
     def on_epoch(epoch: int, logs: Mapping[str, float]) -> None:
-        scores = skill.score(network.hourly_quantiles(model, skill.encoded))
+        scores = skill.score(network.hourly_quantiles(model, skill.encoded, architecture))
         report({"event": "epoch", "epoch": epoch, "epochs": plan.epochs,
                 "loss": round(logs.get("loss", float("nan")), 6),
                 "val_loss": round(logs.get("val_loss", float("nan")), 6), **scores})  # fmt: skip
@@ -290,8 +296,8 @@ def _fit_and_write(
     started = time.monotonic()
     fitted = network.fit(
         model,
-        horizon_training.model_inputs(spec, scaler, fit_on),
-        horizon_training.model_inputs(spec, scaler, check_on),
+        horizon_training.model_inputs(spec, scaler, fit_on, residual=plan.residual),
+        horizon_training.model_inputs(spec, scaler, check_on, residual=plan.residual),
         config,
         on_epoch=None if report is silent else on_epoch,
     )
@@ -325,15 +331,44 @@ def _fit_and_write(
             "patience": plan.patience,
             "batch_size": plan.batch_size,
             "learning_rate": plan.learning_rate,
-            "loss": "mse on the scaled next hour + pinball (P10/P50/P90) on the scaled "
-            "hourly and daily heads",
+            "loss": "mse on the scaled next hour + pinball (P10/P90) and "
+            + ("pinball" if plan.median_loss == "pinball" else "half the squared error")
+            + " (P50) on the scaled hourly and daily heads"
+            + (", residual on seasonal-naive" if plan.residual else ""),
+            "median_loss": plan.median_loss,
             "seconds": round(seconds, 1),
             **fitted,
         },
         "libraries": network.library_versions(),
     }
+    calibrate_on = (horizon_training.calibration_windows(spec, series, bounds), check_on)
+
+    def serve_with(calibration: IntervalCalibration | None) -> Forecaster:
+        return Forecaster.from_model(
+            model, model_id=model_id, spec=spec, scaler=scaler, card=card, calibration=calibration
+        )
+
+    calibration = horizon_training.calibrate(serve_with, *calibrate_on, residual=plan.residual)
+    card["calibration"] = {
+        "method": (
+            "a residual model's hourly P50 blended with its baselines per device kind "
+            "and step (least squares), then "
+            if plan.residual
+            else ""
+        )
+        + "conformalized quantile regression: the P50's lower and upper half-widths times a "
+        "factor per device kind and step, "
+        f"{MISS_PER_SIDE:.0%} of the validation actuals below the P10 and as many above the "
+        "P90; fitted on the validation windows (the hourly head on every one with 24 hours "
+        "of targets, the daily head on those with 7 days); applied in the serving function",
+        "file": CALIBRATION_FILE,
+        "windows": dict(calibration.windows),
+        "validation_uncalibrated": horizon_training.validation_coverage(
+            serve_with(None), *calibrate_on
+        ),
+    }
     forecaster = Forecaster.from_model(
-        model, model_id=model_id, spec=spec, scaler=scaler, card=card
+        model, model_id=model_id, spec=spec, scaler=scaler, card=card, calibration=calibration
     )
     card["metrics"] = {
         "held_out": {
@@ -362,6 +397,7 @@ def _fit_and_write(
         scaler=scaler,
         card=card,
         probe=probe_inputs(series, split.test, spec),
+        calibration=calibration,
     )
     card = read_card(directory)
     if settings.update_latest:

@@ -349,6 +349,13 @@ async def test_keys_and_checks_hold(storage_database: str) -> None:
             )
         assert await conn.fetchval("SELECT model_id FROM models WHERE active") == "m2"
 
+        # The trajectories' check (PL/pgSQL since 0012): P10 <= P50 <= P90 at every step.
+        ordered = "SELECT wattstream_quantiles_ordered($1::float8[], $2::float8[], $3::float8[])"
+        assert await conn.fetchval(ordered, [1, 2, 3], [1, 2.5, 3], [1, 3, 3]) is True
+        assert await conn.fetchval(ordered, [1, 2.6, 3], [1, 2.5, 3], [1, 3, 3]) is False
+        assert await conn.fetchval(ordered, [1, 2, 3], [1, 2.5, 3.5], [1, 3, 3]) is False
+        assert await conn.fetchval(ordered, [], [], []) is True
+
         with pytest.raises(asyncpg.CheckViolationError, match="ck_device_status_status"):
             await conn.execute("INSERT INTO device_status VALUES ('d', 'sleeping', now(), NULL)")
         with pytest.raises(asyncpg.CheckViolationError, match="ck_alerts_severity"):
