@@ -35,7 +35,7 @@ work of ours, and most of it in two places:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Generator, Sequence
 from typing import Any, cast
 
 import faust
@@ -204,24 +204,10 @@ class PassThroughSchema(faust.Schema):  # type: ignore[type-arg]  # generic over
     """A batch message's key and value as they are (no serializer: the value is the tuple of
     records, :data:`Records`, each with its raw key and value bytes)."""
 
-    def loads_key(
-        self,
-        app: AppT,
-        message: Message,
-        *,
-        loads: Callable[..., Any] | None = None,
-        serializer: Any = None,
-    ) -> Any:
+    def loads_key(self, app: AppT, message: Message, **options: Any) -> Any:
         return message.key
 
-    def loads_value(
-        self,
-        app: AppT,
-        message: Message,
-        *,
-        loads: Callable[..., Any] | None = None,
-        serializer: Any = None,
-    ) -> Any:
+    def loads_value(self, app: AppT, message: Message, **options: Any) -> Any:
         return message.value
 
 
