@@ -465,7 +465,11 @@ def run_pipeline(
         wait_until("the bridge", lambda: "bridge_ready 1.0" in (http_text(metrics_url) or ""),
                    bridge)  # fmt: skip
         # Faust logs "Ready" once its consumer has joined the group and is assigned.
-        wait_until("the worker", lambda: "Ready" in worker.log.read_text(errors="replace"), worker)
+        # Faust's recovery logs "Worker ready" once the worker consumes (its own "Ready" line
+        # is gone with the quiet worker process of stream.worker.lifetime).
+        wait_until(
+            "the worker", lambda: "Worker ready" in worker.log.read_text(errors="replace"), worker
+        )
         print(f"  bridge and worker ready (namespace {ns})", flush=True)
 
         def current(name: str) -> list[int]:
