@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from aiokafka.partitioner import murmur2
+from stream.partitioning import key_partition
 
 _QUARTER = timedelta(minutes=15)
 
@@ -64,8 +64,7 @@ def hour_of(at: datetime, tz: str) -> Hour:
 
 def partition_of(device_id: str, partitions: int) -> int:
     """The Kafka partition of a device's messages (the Java client's default partitioner)."""
-    hashed: int = murmur2(device_id.encode())
-    return (hashed & 0x7FFFFFFF) % partitions
+    return key_partition(device_id.encode(), partitions)
 
 
 def closed_hours(

@@ -29,9 +29,8 @@ import json
 from collections.abc import Iterable, MutableMapping
 from typing import Any
 
-from aiokafka.partitioner import murmur2
-
 from stream.core.hourclose import DeviceState
+from stream.partitioning import key_partition
 
 COLD_SEPARATOR = "#"
 """Between a device id and its cold slot (a device id never holds one; position keys start
@@ -60,7 +59,7 @@ def is_cold_key(key: str) -> bool:
 def entry_partition(key: bytes, partitions: int) -> int:
     """The changelog partition of a device's table entry, hot or cold: its events' partition
     (the Kafka default partitioner, murmur2, on the device id alone)."""
-    return (int(murmur2(key.split(COLD_SEPARATOR.encode(), 1)[0])) & 0x7FFFFFFF) % partitions
+    return key_partition(key.split(COLD_SEPARATOR.encode(), 1)[0], partitions)
 
 
 def slot_of(generation: int) -> str:
