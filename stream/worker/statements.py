@@ -215,16 +215,8 @@ def reading_record(reading: Reading) -> tuple[Any, ...]:
 
 
 def reading_row(reading: Reading) -> dict[str, Any]:
-    return {
-        "device_id": reading.device_id,
-        "ts": reading.ts_utc,
-        "seq": reading.seq,
-        "tz": reading.tz,
-        "interval_s": reading.interval_s,
-        "energy_kwh": reading.energy.value,
-        "power_kw": reading.power.value,
-        "production_units": None if reading.production is None else reading.production.value,
-    }
+    """:func:`reading_record` by column name."""
+    return dict(zip(READING_COLUMNS, reading_record(reading), strict=True))
 
 
 def device_row(birth: DeviceBirth) -> dict[str, Any]:
