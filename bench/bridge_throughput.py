@@ -61,6 +61,7 @@ from wattstream import localcluster
 from wattstream.localcluster.install import ensure_packages, find_program
 from wattstream.localcluster.mqttauth import BRIDGE_USER
 
+from benchkit import pyspy
 from benchkit.ceilings import MqttAuth
 from benchkit.cluster import free_port, http_status, http_text
 from benchkit.stats import percentile
@@ -147,12 +148,10 @@ class Pipeline:
         until it is sent SIGINT; ``None`` for a pipeline that is not Python."""
         if self.metrics_url is None:
             return None
-        py_spy = find_program("py-spy")
-        if py_spy is None:
-            raise SystemExit("--profile needs py-spy (pip install py-spy)")
-        command = [str(py_spy), "record", "-p", str(self.process[0].pid), "-r", "100"]
-        command += ["-f", "raw", "-o", str(out)]
-        return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            return pyspy.record(self.process[0].pid, None, out)
+        except RuntimeError as exc:
+            raise SystemExit(f"--profile: {exc}") from None
 
     def cpu_s(self) -> float:
         """CPU time (user + system) its processes have used so far."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -26,15 +27,21 @@ _FRAME = re.compile(r"^(?P<function>.*?) \((?P<file>.*?)(?::\d+)?\)$")
 
 def executable() -> str | None:
     """py-spy next to this interpreter's tools, else on ``PATH``."""
-    return shutil.which("py-spy")
+    beside = Path(sys.executable).parent / "py-spy"
+    return str(beside) if beside.is_file() else shutil.which("py-spy")
 
 
-def record(pid: int, seconds: float, out: Path, *, rate: int = 100) -> subprocess.Popen[bytes]:
-    """Start sampling ``pid`` for ``seconds`` into ``out`` (raw format); wait on the result."""
+def record(
+    pid: int, seconds: float | None, out: Path, *, rate: int = 100
+) -> subprocess.Popen[bytes]:
+    """Start sampling ``pid`` for ``seconds`` (None: until sent SIGINT, when it writes what it
+    has) into ``out`` (raw format); wait on the result."""
     spy = executable()
     if spy is None:
         raise RuntimeError("py-spy is not installed (pip install py-spy)")
-    command = [spy, "record", "-p", str(pid), "-d", str(round(seconds)), "-r", str(rate)]
+    command = [spy, "record", "-p", str(pid), "-r", str(rate)]
+    if seconds is not None:
+        command += ["-d", str(round(seconds))]
     return subprocess.Popen(
         [*command, "-f", "raw", "-o", str(out)],
         stdout=subprocess.DEVNULL,
