@@ -71,10 +71,17 @@ class PersistentObserver:
         )
         self.client.on_connect = lambda c, _u, _f, _r, _p: c.subscribe(topic_filter, qos=1)
         self.client.on_message = self._on_message
+        self._subscribed = threading.Event()
+        self.client.on_subscribe = lambda _c, _u, _m, _r, _p: self._subscribed.set()
         self.client.reconnect_delay_set(min_delay=1, max_delay=2)
         self.client.username_pw_set(auth["username"], auth["password"])
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
+        # Subscribed before anyone publishes: a device's first "online" must arrive live, not
+        # only as the retained copy a late subscription brings.
+        if not self._subscribed.wait(10):
+            self.close()
+            raise TimeoutError(f"no SUBACK for the observer's subscription to {topic_filter}")
 
     def _on_message(
         self, _client: paho.Client, _userdata: object, message: paho.MQTTMessage
