@@ -58,12 +58,13 @@ from typing import Any
 import asyncpg
 import numpy as np
 import paho.mqtt.client as paho
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from paho.mqtt.enums import CallbackAPIVersion
 
 from schema.credentials import DeviceIdentities, device_password
-from schema.topics import KafkaTopics, MqttTopics
-from schema.wire import Reading
+from schema.topics import READINGS_PARTITIONS, KafkaTopics, MqttTopics
+from schema.wire import Reading, decode_reading
 from simulator.devices import tick_time
 from simulator.fleet import build_fleet
 from wattstream import launcher, localcluster, migrate
@@ -288,21 +289,63 @@ async def committed_count(url: str) -> int:
         await conn.close()
 
 
-async def fetch_times(url: str) -> tuple[np.ndarray, np.ndarray, str]:
-    """Every row's event time and commit time (epoch seconds), and the commit time's source."""
+async def fetch_times(url: str) -> tuple[np.ndarray, np.ndarray, str, list[str]]:
+    """Every row's event time and commit time (epoch seconds), the commit time's source, and
+    each row's device id."""
     conn = await asyncpg.connect(url)
     try:
         tracked = await conn.fetchval("SHOW track_commit_timestamp") == "on"
         commit = "pg_xact_commit_timestamp(xmin)" if tracked else "ingested_at"
         rows = await conn.fetch(
             f"SELECT extract(epoch FROM ts)::float8, extract(epoch FROM {commit})::float8,"
-            " extract(epoch FROM ingested_at)::float8 FROM readings"
+            " extract(epoch FROM ingested_at)::float8, device_id FROM readings"
         )
     finally:
         await conn.close()
-    data = np.array([tuple(r) for r in rows], dtype=np.float64).reshape(-1, 3)
+    data = np.array([tuple(r)[:3] for r in rows], dtype=np.float64).reshape(-1, 3)
     committed = np.where(np.isnan(data[:, 1]), data[:, 2], data[:, 1])
-    return data[:, 0], committed, commit if tracked else "ingested_at (transaction start)"
+    source = commit if tracked else "ingested_at (transaction start)"
+    return data[:, 0], committed, source, [r[3] for r in rows]
+
+
+async def kafka_times(bootstrap: str, topic: str) -> dict[tuple[str, int], float]:
+    """Each reading record's Kafka timestamp (epoch seconds; the bridge's producer stamps the
+    instant it sends) by (device id, event time in ms): where publish-to-commit splits into
+    the way into Kafka (simulator, Mosquitto, bridge) and the stream worker's share."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(READINGS_PARTITIONS)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        end = await consumer.end_offsets(partitions)
+        left = {tp for tp in partitions if end[tp] > 0}
+        times: dict[tuple[str, int], float] = {}
+        while left:
+            fetched = await consumer.getmany(timeout_ms=5000, max_records=20000)
+            if not fetched:
+                break  # nothing more within 5 s: what was read is the answer
+            for tp, records in fetched.items():
+                for record in records:
+                    with contextlib.suppress(ValueError):
+                        reading = decode_reading(record.value or b"")
+                        key = (reading.device_id, round(reading.ts_utc.timestamp() * 1000))
+                        times.setdefault(key, record.timestamp / 1000)  # the first copy
+                if records and records[-1].offset + 1 >= end[tp]:
+                    left.discard(tp)
+        return times
+    finally:
+        await consumer.stop()
+
+
+def into_kafka_times(
+    ts: np.ndarray, device_ids: list[str], times: dict[tuple[str, int], float]
+) -> np.ndarray:
+    """Per database row, its record's Kafka timestamp (NaN if the record was not found)."""
+    return np.array(
+        [times.get((d, round(t * 1000)), np.nan) for d, t in zip(device_ids, ts, strict=True)],
+        dtype=np.float64,
+    )
 
 
 def quantiles_ms(latencies_s: np.ndarray) -> dict[str, float | None]:
@@ -331,7 +374,7 @@ def counter_rate(sampler: UsageSampler, probe: str, since: float, until: float) 
 
 def stage_figures(
     stage: Stage, ts: np.ndarray, committed: np.ndarray, *, warm_up_s: float, probe: LagProbe,
-    sampler: UsageSampler,
+    sampler: UsageSampler, in_kafka: np.ndarray,
 ) -> dict[str, Any]:  # fmt: skip
     since, until = stage.began + warm_up_s, stage.ended
     in_window = (committed >= since) & (committed < until)
@@ -340,6 +383,7 @@ def stage_figures(
     rate = float(in_window.sum()) / (until - since)
     published_rate = float(due.sum()) / (until - since)
     lags = np.array([lag for at, lag in list(probe.lags_s) if since <= at < until])
+    split = due & ~np.isnan(in_kafka)
     return {
         "devices": stage.devices,
         "interval_s": stage.interval_s,
@@ -356,6 +400,16 @@ def stage_figures(
             "what": "reading ts -> delivered by Mosquitto to a subscriber on "
             f"{LAG_PROBE_DEVICES} devices' topics (simulator lag + broker)",
             **quantiles_ms(lags),
+        },
+        "into_kafka": {
+            "what": "reading ts -> its record's Kafka timestamp (simulator, Mosquitto, bridge)",
+            "rows": int(split.sum()),
+            **quantiles_ms(in_kafka[split] - ts[split]),
+        },
+        "worker": {
+            "what": "the record's Kafka timestamp -> commit (the stream worker's share)",
+            "rows": int(split.sum()),
+            **quantiles_ms(committed[split] - in_kafka[split]),
         },
     }
 
@@ -505,11 +559,14 @@ def run_pipeline(
         for service in services:
             service.stop()
         services.clear()
-        ts, committed, commit_source = asyncio.run(fetch_times(database))
+        ts, committed, commit_source, device_ids = asyncio.run(fetch_times(database))
+        stamped = asyncio.run(kafka_times(endpoints.kafka_bootstrap, KafkaTopics(ns).readings))
+        in_kafka = into_kafka_times(ts, device_ids, stamped)
         for stage in stages:
             stage.figures = stage_figures(
-                stage, ts, committed, warm_up_s=args.warm_up_s, probe=probe, sampler=sampler
-            )
+                stage, ts, committed, warm_up_s=args.warm_up_s, probe=probe, sampler=sampler,
+                in_kafka=in_kafka,
+            )  # fmt: skip
             stage.figures["usage"] = sampler.summary(stage.began + args.warm_up_s, stage.ended)
         t0 = stages[0].began
         last = stages[-1].ended
@@ -647,7 +704,15 @@ def markdown(result: dict[str, Any]) -> str:
         f"Latency: reading `ts` (when the live simulator is due to publish it) -> "
         f"{result['commit_time_source']}; nominal-stage publish lag alone (simulator + broker): "
         f"p50 {fmt(stages['nominal']['publish_lag']['latency_ms_p50'])} ms, p99 "
-        f"{fmt(stages['nominal']['publish_lag']['latency_ms_p99'])} ms.",
+        f"{fmt(stages['nominal']['publish_lag']['latency_ms_p99'])} ms. Split at the "
+        "readings' Kafka timestamps (the bridge's send): "
+        + "; ".join(
+            f"{name}: into Kafka p50 {fmt(s['into_kafka']['latency_ms_p50'])} ms, p99 "
+            f"{fmt(s['into_kafka']['latency_ms_p99'])} ms, then the worker p50 "
+            f"{fmt(s['worker']['latency_ms_p50'])} ms, p99 {fmt(s['worker']['latency_ms_p99'])} ms"
+            for name, s in stages.items()
+        )
+        + ".",
         "",
         "CPU (% of one core, mean over the steady window) and RSS (MiB, peak) per process:",
         "",

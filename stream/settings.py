@@ -89,6 +89,11 @@ class StreamSettings(BaseSettings, ServiceOptions):
     readings at 5,000; bench/worker_catchup.py); live traffic is cut into batches by
     ``batch_within_s`` long before this."""
     batch_within_s: Annotated[float, Field(gt=0)] = 0.5
+    state_checkpoint_s: Annotated[float, Field(ge=0)] = 5.0
+    """How often the device states whose open hours alone changed, and each partition's
+    position, are written to the table's changelog (a checkpoint); states whose history
+    changed are written by their batch. A crash replays at most this long of readings from the
+    last checkpoint. 0: every batch."""
     data_dir: str = ".wattstream/faust"
     artifacts_dir: str = "artifacts"
     """Where the forecaster's model directories and ``latest`` are."""

@@ -203,7 +203,9 @@ def create_app(settings: StreamSettings, lifetime: Lifetime | None = None) -> fa
         forecasts=forecasts,
         publisher=FaustPublisher(app),
         settings=ProcessorSettings(
-            lateness=settings.allowed_lateness, max_silent=settings.max_silent
+            lateness=settings.allowed_lateness,
+            max_silent=settings.max_silent,
+            checkpoint_every_s=settings.state_checkpoint_s,
         ),
     )
 

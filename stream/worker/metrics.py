@@ -16,6 +16,8 @@ lag per partition from the periodic health check.
 ``wattstream_worker_rows_committed_total{table}``     rows written, per table
 ``wattstream_worker_restatements_total``              closed hours a late reading restated
 ``wattstream_worker_dead_letters_total``              events sent to the dead-letter topic
+``wattstream_worker_states_written_total``            device states written to the table
+``wattstream_worker_checkpoints_total``               batches that wrote every state kept back
 ``wattstream_worker_seconds_since_progress``          since the last completed batch
 ====================================================  ==========================================
 """
@@ -77,6 +79,16 @@ class WorkerMetrics:
         self.dead_letters = Counter(
             "wattstream_worker_dead_letters", "Events sent to the dead-letter topic", registry=r
         )
+        self.states_written = Counter(
+            "wattstream_worker_states_written",
+            "Device states written to the table's changelog",
+            registry=r,
+        )
+        self.checkpoints = Counter(
+            "wattstream_worker_checkpoints",
+            "Batches that wrote every state kept back since the last, and the positions",
+            registry=r,
+        )
         self._known: set[tuple[str, str]] = set()
 
     def batch_done(self, report: BatchReport, seconds: float) -> None:
@@ -93,6 +105,10 @@ class WorkerMetrics:
             self.restatements.inc(report.restatements)
         if report.dead_letters:
             self.dead_letters.inc(report.dead_letters)
+        if report.states_written:
+            self.states_written.inc(report.states_written)
+        if report.checkpoint:
+            self.checkpoints.inc()
         for table, count in report.rows.items():
             if count:
                 self.rows.labels(table=table).inc(count)

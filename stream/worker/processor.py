@@ -21,6 +21,15 @@ duplicates:
    row per (device, hour), never two. A new worker resumes each partition where the restored
    states end (their position), not at Kafka's committed offset, which can be ahead of them.
 
+Step 5 is a checkpoint, taken at most every ``checkpoint_every_s``: between two, a batch writes
+only the states whose history it changed (an hour closed, a birth; and a device's first state),
+and keeps the rest, whose open hours alone moved, in memory until the next checkpoint writes
+them with the positions. A crash in between resumes from the last checkpoint's positions and
+replays what followed it: a state written ahead of them ignores the readings it already holds
+(by offset), the others take them again, and the database's upserts make the same rows. Live
+traffic touches most of the fleet every batch, so without this each reading cost a state
+write on the changelog.
+
 The table holds JSON, a small hot entry per device every batch and its history only when the
 batch changed it (:mod:`stream.worker.statestore`). Parsed states are cached against the bytes
 they stand for, so a state restored or changed underneath (a rebalance, another worker) is
@@ -31,6 +40,7 @@ never written), and a revoked partition drops its devices.
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, field
@@ -134,6 +144,10 @@ class BatchReport:
     dead_letters: int = 0
     rows: dict[str, int] = field(default_factory=dict)
     """Rows per table written in the batch's transaction."""
+    states_written: int = 0
+    """Device states the batch wrote to the table (every state kept back since the last
+    checkpoint, when it took one)."""
+    checkpoint: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +287,9 @@ class _Batch:
 class ProcessorSettings:
     lateness: timedelta
     max_silent: timedelta
+    checkpoint_every_s: float = 0.0
+    """How often the states a batch changed only the open hours of, and the partitions'
+    positions, are written to the table (see the module doc); 0: every batch."""
 
 
 class EventProcessor:
@@ -288,6 +305,7 @@ class EventProcessor:
         publisher: Publisher,
         settings: ProcessorSettings,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._topics = topics
         self._states = states
@@ -295,11 +313,18 @@ class EventProcessor:
         self._touched: set[str] = set()
         self._sink, self._forecasts, self._publisher = sink, forecasts, publisher
         self._settings = settings
-        self._clock = clock
+        self._clock, self._monotonic = clock, monotonic
         self._watermarks = PartitionWatermarks(settings.lateness)
         self._devices: defaultdict[int, set[str]] = defaultdict(set)
         self._indexed = False
         self._guard: OffsetGuard | None = None
+        self._pending: dict[str, DeviceState] = {}
+        """States changed since the last checkpoint and not written yet (in the cache too)."""
+        self._unpositioned: dict[int, int] = {}
+        """Per readings partition, the next offset processed since the last checkpoint."""
+        self._positioned: set[int] = set()
+        """Readings partitions with a position in the table."""
+        self._checkpointed: float | None = None
         self.report = BatchReport()
         """What the last committed batch did (see :class:`BatchReport`)."""
 
@@ -313,6 +338,7 @@ class EventProcessor:
             partition = position_partition(key)
             if partition is not None:
                 positions[(self._topics.readings, partition)] = int(self._states[key])
+                self._positioned.add(partition)
                 continue
             state = self._cache.get(key)
             if state is None:
@@ -349,6 +375,10 @@ class EventProcessor:
         self._cache.forget_partitions(gone)
         for partition in gone:
             self._devices.pop(partition, None)
+            self._unpositioned.pop(partition, None)
+            self._positioned.discard(partition)
+        for device_id in [d for d, s in self._pending.items() if s.windows.partition in gone]:
+            del self._pending[device_id]  # its new owner replays it from the checkpoint
         self._indexed = False  # re-learn from the table what it holds after the rebalance
 
     def next_offset(self, topic: str, partition: int) -> int | None:
@@ -381,8 +411,19 @@ class EventProcessor:
             self._watermarks.restore(snapshot)
             # Parsed states this batch changed in place were never written: parse them again.
             self._cache.discard(self._touched)
+            if self._pending or self._unpositioned:
+                self._back_to_checkpoint()
             raise
         return rewind
+
+    def _back_to_checkpoint(self) -> None:
+        """Forget what was processed since the last checkpoint (it is in no table yet): the
+        next batch starts over from the positions in the table, as a restarted worker would."""
+        self._cache.discard(self._pending)
+        self._pending.clear()
+        self._unpositioned.clear()
+        self._watermarks = PartitionWatermarks(self._settings.lateness)
+        self._indexed = False
 
     async def _process(self, events: Sequence[Event], guard: OffsetGuard) -> None:
         batch = _Batch(now=self._clock())
@@ -418,12 +459,9 @@ class EventProcessor:
         if resolved_by_person:
             await self._continue_resolved(resolved_by_person, batch)
         await self._publisher.publish([*batch.messages, *self._result_messages(rows)])
-        for device_id, state in batch.dirty.items():
-            self._cache.put(device_id, state, cold_changed=device_id in batch.cold)
-        # After the states: a restored position never claims states that were not written.
-        for (topic, partition), offset in rows.offsets.items():
-            if topic == self._topics.readings:
-                self._states[position_key(partition)] = str(offset).encode()
+        moved = {p: o for (t, p), o in rows.offsets.items() if t == self._topics.readings}
+        checkpoint = self._checkpoint_due(moved)
+        written = self._write_states(batch, moved, checkpoint=checkpoint)
         self.report = BatchReport(
             events=len(events),
             hours_closed=sum(len(hours) for _, hours in closing),
@@ -431,7 +469,49 @@ class EventProcessor:
             forecasts=len(rows.forecasts),
             dead_letters=batch.dead_letters,
             rows=rows.row_counts(),
+            states_written=written,
+            checkpoint=checkpoint,
         )
+
+    def _write_states(self, batch: _Batch, moved: dict[int, int], *, checkpoint: bool) -> int:
+        """Write the states the batch changed the history of (or a device's first), keep the
+        others back unless this is a checkpoint; answer how many states were written."""
+        written = 0
+        for device_id, state in batch.dirty.items():
+            if checkpoint or device_id in batch.cold or not self._cache.holds(device_id):
+                self._cache.put(device_id, state, cold_changed=device_id in batch.cold)
+                self._pending.pop(device_id, None)
+                written += 1
+            else:
+                self._pending[device_id] = state
+        self._unpositioned |= moved
+        if checkpoint:
+            written += len(self._pending)
+            self._checkpoint()
+        return written
+
+    def _checkpoint_due(self, moved: dict[int, int]) -> bool:
+        every = self._settings.checkpoint_every_s
+        if every <= 0 or self._checkpointed is None:
+            return True
+        # A partition without a position would resume at the database's offsets, which run
+        # ahead of any state kept back: its first batch is a checkpoint.
+        if not self._positioned.issuperset(moved):
+            return True
+        return self._monotonic() - self._checkpointed >= every
+
+    def _checkpoint(self) -> None:
+        """Write every state kept back, then each partition's position (after its states on the
+        same ordered changelog partition: a restored position never claims a state that was
+        not written)."""
+        for device_id, state in self._pending.items():
+            self._cache.put(device_id, state, cold_changed=False)
+        self._pending.clear()
+        for partition, offset in self._unpositioned.items():
+            self._states[position_key(partition)] = str(offset).encode()
+        self._positioned.update(self._unpositioned)
+        self._unpositioned.clear()
+        self._checkpointed = self._monotonic()
 
     async def _continue_resolved(self, resolved: frozenset[str], batch: _Batch) -> None:
         """A person resolved some of the alerts the batch updated: the worker never writes

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import asyncpg
 from mode import Service
@@ -45,6 +45,7 @@ from stream.worker.statements import (
 )
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 BACKOFF_INITIAL_S, BACKOFF_MAX_S = 0.5, 30.0
 RETRIABLE = (
@@ -54,6 +55,11 @@ RETRIABLE = (
     # A server starting or stopping: "the database system is not yet accepting connections"
     # (seen in the chaos run, where it crashed the worker instead of waiting).
     asyncpg.CannotConnectNowError,
+    # The server killed in the middle of a COPY: releasing the connection finds its protocol
+    # mid-operation ("cannot switch to state 15; another operation (2) is in progress",
+    # asyncpg #784; it crashed the worker in a chaos run). The pool drops that connection and
+    # the transaction never committed, so the batch is written again on a fresh one.
+    asyncpg.InternalClientError,
 )
 
 
@@ -149,26 +155,39 @@ class ResultSink(Service):
             self._pool = None
 
     async def stored_offsets(self) -> dict[tuple[str, int], int]:
-        await self._ready.wait()
-        assert self._pool is not None
-        rows = await self._pool.fetch(STORED_OFFSETS, self._group_id)
-        return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+        """The offsets the committed batches stored, retried like a write."""
+
+        async def read(conn: asyncpg.Connection) -> dict[tuple[str, int], int]:
+            rows = await conn.fetch(STORED_OFFSETS, self._group_id)
+            return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+
+        return await self._retrying("reading the stored offsets", read)
 
     async def write(self, batch: SinkBatch) -> frozenset[str]:
         """Store ``batch`` (see :func:`store`), retrying until it is in; the ids of its alerts a
         person resolved."""
+
+        async def write(conn: asyncpg.Connection) -> frozenset[str]:
+            return await store(conn, batch, self._group_id)
+
+        resolved_by_person = await self._retrying("sink write", write)
+        if self._settler is not None:
+            self._settler.readings_committed(r.ts_utc for r in batch.readings)
+        return resolved_by_person
+
+    async def _retrying(
+        self, what: str, operation: Callable[[asyncpg.Connection], Awaitable[_T]]
+    ) -> _T:
+        """``operation`` in a transaction of its own, again after a connection failure (with
+        jittered exponential backoff) until it succeeds or the worker stops."""
         await self._ready.wait()
         backoff = Backoff(BACKOFF_INITIAL_S, BACKOFF_MAX_S, jitter=Jitter.SPREAD)
         while True:
             assert self._pool is not None
             try:
                 async with self._pool.acquire() as conn, conn.transaction():
-                    resolved_by_person = await store(conn, batch, self._group_id)
+                    return await operation(conn)
             except RETRIABLE as exc:
                 delay = backoff.next_delay()
-                log.warning("sink write failed (%s); retrying in %.1fs", exc, delay)
+                log.warning("%s failed (%s); retrying in %.1fs", what, exc, delay)
                 await asyncio.sleep(delay)
-            else:
-                if self._settler is not None:
-                    self._settler.readings_committed(r.ts_utc for r in batch.readings)
-                return resolved_by_person

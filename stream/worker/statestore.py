@@ -111,6 +111,10 @@ class StateCache:
         self._parsed[device_id] = (raw, state, generation)
         return state
 
+    def holds(self, device_id: str) -> bool:
+        """Whether ``device_id``'s state was written to the table or read from it."""
+        return device_id in self._parsed
+
     def put(self, device_id: str, state: DeviceState, *, cold_changed: bool = True) -> None:
         """Write ``state`` to the table (its changelog) and keep it parsed. Its cold part is
         written only if ``cold_changed`` (or never was): a batch that left it alone says so."""

@@ -115,7 +115,23 @@ def birth_event(device: str, offset: int, tz: str = "UTC") -> SourceEvent:
     )
 
 
-def make(states: dict[str, bytes], sink: TableSink) -> tuple[EventProcessor, Persistence, Outbox]:
+class Ticks:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make(
+    states: dict[str, bytes],
+    sink: TableSink,
+    *,
+    checkpoint_every_s: float = 0.0,
+    ticks: Ticks | None = None,
+) -> tuple[EventProcessor, Persistence, Outbox]:
     model, outbox = Persistence(), Outbox()
     processor = EventProcessor(
         topics=TOPICS,
@@ -123,8 +139,13 @@ def make(states: dict[str, bytes], sink: TableSink) -> tuple[EventProcessor, Per
         sink=sink,
         forecasts=model,
         publisher=outbox,
-        settings=ProcessorSettings(lateness=timedelta(minutes=5), max_silent=timedelta(hours=3)),
+        settings=ProcessorSettings(
+            lateness=timedelta(minutes=5),
+            max_silent=timedelta(hours=3),
+            checkpoint_every_s=checkpoint_every_s,
+        ),
         clock=lambda: T0 + timedelta(days=10),
+        monotonic=ticks or Ticks(),
     )
     return processor, model, outbox
 
@@ -437,3 +458,113 @@ async def test_a_multi_horizon_model_writes_trajectories_and_days_at_local_midni
         ("k", datetime(2026, 6, 2, 18, 15, tzinfo=UTC)),  # after 24 closed hours
     }
     assert all(r.local_hours is None and len(targets(r)) == 7 for r in daily)
+
+
+# ------------------------------------------------------------------- checkpoints
+POSITION = b"#next-offset:0"
+
+
+async def test_between_checkpoints_only_changed_histories_are_written() -> None:
+    """Live traffic moves the open hour of most of the fleet every batch: those states wait
+    for the checkpoint; a closed hour's state and a new device's are written by their batch."""
+    devices = [("a", "UTC"), ("b", "UTC")]
+    events = fleet_events(devices, 3)  # births, then quarter q of device d at 2 + 2q + d
+    sink, states, ticks = TableSink(), {}, Ticks()
+    processor, _, _ = make(states, sink, checkpoint_every_s=5, ticks=ticks)
+    await processor.process(events[:4])  # births, quarter 0: the first batch is a checkpoint
+    assert processor.report.checkpoint and processor.report.states_written == 2
+    assert states[POSITION.decode()] == b"4"
+    written = dict(states)
+    await processor.process(events[4:12])  # 00:15 to 01:00: open hours only
+    assert not processor.report.checkpoint and processor.report.states_written == 0
+    assert states == written  # nothing on the changelog
+    assert len(sink.readings) == 10  # but in the database
+    await processor.process(events[12:14])  # 01:15: hour 0 closes for both (5 min lateness)
+    assert processor.report.hours_closed == 2 and processor.report.states_written == 2
+    assert states["a"] != written["a"] and states[POSITION.decode()] == b"4"  # no position yet
+    await processor.process(events[14:16])
+    assert processor.report.states_written == 0
+    ticks.now = 5.0
+    await processor.process(events[16:18])  # due: every state kept back, then the position
+    assert processor.report.checkpoint and processor.report.states_written == 2
+    assert states[POSITION.decode()] == b"18"
+
+
+async def test_a_crash_between_checkpoints_replays_from_the_last_one_and_writes_the_same() -> None:
+    """kill -9 between checkpoints: the changelog holds the last checkpoint (and the histories
+    written since), the database more; the next worker goes back to the checkpoint's position
+    and ends with the rows of a worker that never stopped."""
+    devices = [("a", "Europe/Berlin"), ("b", "Asia/Kathmandu"), ("c", "Australia/Lord_Howe")]
+    events = fleet_events(devices, 12)
+    clean_sink = TableSink()
+    clean, _, _ = make({}, clean_sink)
+    for batch in chunks(events, 10):
+        await clean.process(batch)
+
+    sink, states, ticks = TableSink(), {}, Ticks()
+    first, _, _ = make(states, sink, checkpoint_every_s=5, ticks=ticks)
+    batches = chunks(events, 10)
+    for k, batch in enumerate(batches[:9]):
+        ticks.now = 2.0 * k  # a checkpoint every third batch
+        await first.process(batch)
+    restored = dict(states)  # the changelog at the kill; the database has all 9 batches
+    position = int(restored[POSITION.decode()])
+    assert position < batches[8][-1].offset + 1
+    second, _, _ = make(restored, sink, checkpoint_every_s=5, ticks=Ticks())
+    # Kafka's committed offset is past the checkpoint: the worker asks to go back to it.
+    assert await second.process(batches[9]) == {(TOPICS.readings, 0): position}
+    for batch in chunks(events[position:], 10):  # readings; their offset is their index
+        assert await second.process(batch) == {}
+    assert sink.readings.keys() == clean_sink.readings.keys()
+    assert sink.hourly == clean_sink.hourly
+    assert sink.forecasts == clean_sink.forecasts
+    # Health the same but for when each device was last heard as its hour closed: states
+    # restored ahead of the checkpoint move the watermark on sooner in the replay.
+    assert sink.health.keys() == clean_sink.health.keys()
+    for key, row in sink.health.items():
+        assert row.model_copy(update={"last_seen": None}) == clean_sink.health[key].model_copy(
+            update={"last_seen": None}
+        )
+
+
+async def test_a_failed_batch_after_kept_back_states_goes_back_to_the_checkpoint() -> None:
+    devices = [("a", "UTC"), ("b", "Asia/Kolkata")]
+    events = fleet_events(devices, 6)
+    clean_sink = TableSink()
+    clean, _, _ = make({}, clean_sink)
+    for batch in chunks(events, 6):
+        await clean.process(batch)
+
+    sink, states = TableSink(), {}
+    processor, _, _ = make(states, sink, checkpoint_every_s=60)
+    batches = chunks(events, 6)
+    for batch in batches[:4]:
+        await processor.process(batch)
+    position = int(states[POSITION.decode()])
+    sink.fail_next = True
+    with pytest.raises(ConnectionError):
+        await processor.process(batches[4])
+    # What followed the checkpoint is in no table: the worker starts over from its position.
+    assert await processor.process(batches[4]) == {(TOPICS.readings, 0): position}
+    for batch in chunks(
+        [e for e in events if e.offset >= position and e.topic == TOPICS.readings], 6
+    ):
+        assert await processor.process(batch) == {}
+    assert sink.hourly == clean_sink.hourly
+    assert sink.forecasts == clean_sink.forecasts
+
+
+async def test_a_partition_without_a_position_checkpoints_at_once() -> None:
+    """Its states would otherwise lag the database's offsets, where a restarted worker
+    without a position resumes."""
+    sink, states, ticks = TableSink(), {}, Ticks()
+    processor, _, _ = make(states, sink, checkpoint_every_s=60, ticks=ticks)
+    at = T0
+    await processor.process([reading_event("a", 0, at, offset=0)])
+    assert processor.report.checkpoint
+    await processor.process([reading_event("a", 1, at + timedelta(minutes=15), offset=1)])
+    assert not processor.report.checkpoint
+    other = reading_event("z", 0, at + timedelta(minutes=15), offset=0)
+    await processor.process([SourceEvent(other.topic, 3, 0, other.key, other.value)])
+    assert processor.report.checkpoint
+    assert states["#next-offset:3"] == b"1" and states[POSITION.decode()] == b"2"
