@@ -41,12 +41,13 @@ from pathlib import Path
 import asyncpg
 import psutil
 from aiokafka import AIOKafkaConsumer
+from prometheus_client.parser import text_string_to_metric_families
 
 from schema.topics import KafkaTopics
 from schema.wire import Reading
 from wattstream import localcluster, migrate
 
-from benchkit.cluster import drop_database, fresh_database
+from benchkit.cluster import drop_database, free_port, fresh_database, http_text
 from benchkit.preload import INTERVAL_S, preload
 
 RESULTS = Path(__file__).parent / "results"
@@ -98,6 +99,29 @@ class WorkerRun:
     """Their CPU µs per reading once readings arrive (start-up excluded)."""
     steady_per_s: float
     """Readings stored per second from the first stored row on (start-up excluded)."""
+    counters: dict[str, float]
+    """The workers' own counters, summed: seconds of their batches per phase (where a batch
+    spends its time), batches, events, device states written, checkpoints."""
+
+
+COUNTERS = ("batches", "events", "states_written", "checkpoints")
+
+
+def worker_counters(ports: list[int]) -> dict[str, float]:
+    """What the workers' ``/metrics`` say of their batches, summed over the workers."""
+    figures: dict[str, float] = {}
+    for port in ports:
+        for family in text_string_to_metric_families(
+            http_text(f"http://127.0.0.1:{port}/metrics") or ""
+        ):
+            for sample in family.samples:
+                name = sample.name.removeprefix("wattstream_worker_").removesuffix("_total")
+                if name == "phase_seconds":
+                    name = f"phase_{sample.labels['phase']}_s"
+                elif name not in COUNTERS:
+                    continue
+                figures[name] = round(figures.get(name, 0.0) + sample.value, 3)
+    return figures
 
 
 def start_worker(env: dict[str, str], log: Path, profile: Path | None) -> subprocess.Popen[bytes]:
@@ -192,10 +216,14 @@ async def worker_run(
     started = time.perf_counter()
     processes: list[subprocess.Popen[bytes]] = []
     logs: list[Path] = []
+    ports = [free_port() for _ in range(workers)]
     for index in range(workers):
         data = f"/tmp/wattstream-bench-{namespace}-{app_id}-{index}"
         logs.append(Path(f"{data}.log"))
-        worker_env = env | {"WATTSTREAM_STREAM_DATA_DIR": data}
+        worker_env = env | {
+            "WATTSTREAM_STREAM_DATA_DIR": data,
+            "WATTSTREAM_STREAM_METRICS_PORT": str(ports[index]),
+        }
         processes.append(start_worker(worker_env, logs[-1], profile if index == 0 else None))
     conn = await asyncpg.connect(url)
     measured = [psutil.Process(worker.pid) for worker in processes]
@@ -213,7 +241,8 @@ async def worker_run(
         if first is not None and stored > first[0]:
             cpu_us = 1e6 * (sum(_cpu_s(p) for p in measured) - first[1]) / (stored - first[0])
             steady = (stored - first[0]) / (time.perf_counter() - first[2])
-        return WorkerRun(time.perf_counter() - started, cpu_us, steady)
+        counters = await asyncio.to_thread(worker_counters, ports)
+        return WorkerRun(time.perf_counter() - started, cpu_us, steady, counters)
     finally:
         await conn.close()
         for worker in processes:
@@ -299,6 +328,14 @@ async def run(
         "worker_events_per_s": worker_rate,
         "worker_cpu_us_per_reading": round(cpu_us, 1),
         "worker_events_per_s_after_start": round(one.steady_per_s),
+        "worker_counters": {
+            "what": "the worker's own counters at the end: seconds of its batches per phase "
+            "(apply, close_and_forecast, database, publish, states, changelog = waiting for "
+            "Kafka's acks of the table writes), batches, events, device states written to the "
+            "table, checkpoints",
+            "wall_s": round(one.seconds, 2),
+            **one.counters,
+        },
         "bare_consume_copy_per_s": round(sent / bare_s),
         "ratio_worker_to_bare": round(bare_s / worker_s, 3),
         "peer": peer,
@@ -362,6 +399,17 @@ def main() -> None:
         print(f"peer CPU per reading      {peer['cpu_us_per_reading']:>12.1f} µs")
         print(f"peer windows closed       {peer['windows_closed']:>12,}")
     print(f"worker rows               {result['worker_rows']}")
+    counters = result["worker_counters"]
+    assert isinstance(counters, dict)
+    phases = {k[6:-2]: v for k, v in counters.items() if k.startswith("phase_")}
+    busy = sum(phases.values())
+    print(f"worker batches            {counters.get('batches', 0):>12,.0f}, "
+          f"states written {counters.get('states_written', 0):,.0f}, "
+          f"checkpoints {counters.get('checkpoints', 0):,.0f}")  # fmt: skip
+    print(
+        f"worker time per phase     {busy:>12.1f} s of {counters['wall_s']:.1f} s wall: "
+        + ", ".join(f"{k} {v:.1f}" for k, v in phases.items())
+    )
     scaled = result["scale_out"]
     if isinstance(scaled, dict):
         print(f"1 worker process          {scaled['one_worker_events_per_s']:>12,} events/s")

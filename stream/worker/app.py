@@ -254,12 +254,14 @@ def create_app(settings: StreamSettings, lifetime: Lifetime | None = None) -> fa
                 started = time.perf_counter()
                 for tp, offset in (await processor.process(chunk)).items():
                     rewind.setdefault(tp, offset)  # a later chunk asks for the same offset
+                processed = time.perf_counter()
                 # The table's changelog must be on Kafka before the events are acknowledged:
                 # were the offsets committed first, a crash would leave the committed offsets
                 # ahead of the state (readings the next worker never replays into it).
                 await table.changelog_written()
                 progress.advanced()
-                metrics.batch_done(processor.report, time.perf_counter() - started)
+                done = time.perf_counter()
+                metrics.batch_done(processor.report, done - started, changelog_s=done - processed)
             for (topic, partition), offset in rewind.items():
                 await app.consumer.seek(TP(topic, partition), offset)
             for event in events:

@@ -18,6 +18,7 @@ lag per partition from the periodic health check.
 ``wattstream_worker_dead_letters_total``              events sent to the dead-letter topic
 ``wattstream_worker_states_written_total``            device states written to the table
 ``wattstream_worker_checkpoints_total``               batches that wrote every state kept back
+``wattstream_worker_phase_seconds_total{phase}``      a batch's time per phase (where it waits)
 ``wattstream_worker_seconds_since_progress``          since the last completed batch
 ====================================================  ==========================================
 """
@@ -89,10 +90,18 @@ class WorkerMetrics:
             "Batches that wrote every state kept back since the last, and the positions",
             registry=r,
         )
+        self.phase_seconds = Counter(
+            "wattstream_worker_phase_seconds",
+            "Seconds of the batches per phase: apply, close_and_forecast, database, publish,"
+            " states, changelog (waiting for Kafka's acknowledgement of the table's writes)",
+            ["phase"],
+            registry=r,
+        )
         self._known: set[tuple[str, str]] = set()
 
-    def batch_done(self, report: BatchReport, seconds: float) -> None:
-        """One committed batch (a few increments, whatever its size)."""
+    def batch_done(self, report: BatchReport, seconds: float, *, changelog_s: float = 0.0) -> None:
+        """One committed batch (a few increments, whatever its size); ``changelog_s``: the
+        wait for Kafka's acknowledgement of its table writes."""
         self.batches.inc()
         self.batch_size.observe(report.events)
         self.batch_seconds.observe(seconds)
@@ -109,6 +118,9 @@ class WorkerMetrics:
             self.states_written.inc(report.states_written)
         if report.checkpoint:
             self.checkpoints.inc()
+        for phase, spent in report.phases.items():
+            self.phase_seconds.labels(phase=phase).inc(spent)
+        self.phase_seconds.labels(phase="changelog").inc(changelog_s)
         for table, count in report.rows.items():
             if count:
                 self.rows.labels(table=table).inc(count)

@@ -148,6 +148,9 @@ class BatchReport:
     """Device states the batch wrote to the table (every state kept back since the last
     checkpoint, when it took one)."""
     checkpoint: bool = False
+    phases: dict[str, float] = field(default_factory=dict)
+    """Seconds of the batch per phase: applying the events, closing hours and forecasting,
+    the database transaction, the result messages, the table writes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -427,6 +430,8 @@ class EventProcessor:
 
     async def _process(self, events: Sequence[Event], guard: OffsetGuard) -> None:
         batch = _Batch(now=self._clock())
+        clock = time.perf_counter
+        started = clock()
         touched: set[int] = set()
         for event in events:
             if event.topic == self._topics.readings:
@@ -439,6 +444,7 @@ class EventProcessor:
             elif event.topic == self._topics.anomaly_labels:
                 self._on_label(event, batch)
         closing = [c for partition in touched for c in self._close_due(partition, batch)]
+        applied = clock()
         await self._forecast(batch.outputs.requests, batch)  # restatements' re-forecasts
         batch.outputs.requests = []
         for round_ in range(max((len(hours) for _, hours in closing), default=0)):
@@ -454,14 +460,24 @@ class EventProcessor:
             batch.outputs.alerts,
         )
         rows.offsets = guard.after(events)
+        closed = clock()
         resolved_by_person = await self._sink.write(rows)
         guard.commit(rows.offsets)
         if resolved_by_person:
             await self._continue_resolved(resolved_by_person, batch)
+        stored = clock()
         await self._publisher.publish([*batch.messages, *self._result_messages(rows)])
+        published = clock()
         moved = {p: o for (t, p), o in rows.offsets.items() if t == self._topics.readings}
         checkpoint = self._checkpoint_due(moved)
         written = self._write_states(batch, moved, checkpoint=checkpoint)
+        phases = {
+            "apply": applied - started,
+            "close_and_forecast": closed - applied,
+            "database": stored - closed,
+            "publish": published - stored,
+            "states": clock() - published,
+        }
         self.report = BatchReport(
             events=len(events),
             hours_closed=sum(len(hours) for _, hours in closing),
@@ -471,6 +487,7 @@ class EventProcessor:
             rows=rows.row_counts(),
             states_written=written,
             checkpoint=checkpoint,
+            phases=phases,
         )
 
     def _write_states(self, batch: _Batch, moved: dict[int, int], *, checkpoint: bool) -> int:
