@@ -132,6 +132,7 @@ async def run(devices: int, sample: int) -> dict[str, object]:
         started = time.perf_counter()
         await processor.process(burst)
         burst_s = time.perf_counter() - started
+        phases = {k: round(v, 3) for k, v in processor.report.phases.items()}
         conn = await asyncpg.connect(url)
         closed = await conn.fetchval(
             "SELECT count(*) FROM hourly WHERE hour_start = $1", closing_hour
@@ -158,6 +159,7 @@ async def run(devices: int, sample: int) -> dict[str, object]:
         "devices": devices,
         "rows_committed": {"hourly": closed, "forecasts": forecasts, "health": health},
         "burst_seconds": round(burst_s, 3),
+        "burst_phases_s": phases,
         "per_device_model_calls_seconds_extrapolated": round(per_device_s, 3),
         "per_device_sample": sample,
         "speedup": round(per_device_s / burst_s, 2),
@@ -188,6 +190,7 @@ def main() -> None:
     print(f"devices                         {result['devices']:>10,}")
     print(f"rows committed                  {result['rows_committed']}")
     print(f"hour-close burst (batched)      {result['burst_seconds']:>10.2f} s")
+    print(f"  by phase                      {result['burst_phases_s']}")
     per_device = result["per_device_model_calls_seconds_extrapolated"]
     print(f"per-device model calls (extrap.){per_device:>10.2f} s")
     print(f"speed-up                        {result['speedup']:>10.1f}x")

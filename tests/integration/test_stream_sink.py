@@ -121,6 +121,22 @@ async def test_a_batch_lands_once_however_often_it_is_written(
     assert await sink.stored_offsets() == {("readings", 3): 42}
 
 
+async def test_new_readings_with_a_copy_among_them_land_once(
+    sink: ResultSink, database: str
+) -> None:
+    """New rows go straight into the table; a key twice in one batch (a QoS 1 copy) sends the
+    whole batch the staging way, and nothing lands twice or is lost."""
+    first = batch().readings
+    later = [
+        r.model_copy(update={"seq": r.seq + 4, "ts": r.ts + timedelta(hours=1)}) for r in first
+    ]
+    await sink.write(SinkBatch(readings=first))
+    await sink.write(SinkBatch(readings=[later[0], later[1], later[0], later[2], later[3]]))
+    assert (await counts(database))["readings"] == 8
+    await sink.write(SinkBatch(readings=[*first, *later]))  # a replay of both
+    assert (await counts(database))["readings"] == 8
+
+
 async def test_restatements_move_forward_only(sink: ResultSink, database: str) -> None:
     await sink.write(batch(revision=1, energy=1.3))
     await sink.write(batch(revision=0, energy=1.0))  # a stale replay of the first close
