@@ -30,6 +30,13 @@ class LocalHour:
     local_date: date
     local_hour: int
     utc_offset: timedelta
+    key: str = ""
+    """``start`` in ISO 8601: the hour's key among a device's open hours (made once per hour
+    and zone, not per reading)."""
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            object.__setattr__(self, "key", self.start.isoformat())
 
     @property
     def duration(self) -> timedelta:
@@ -47,7 +54,10 @@ def floor_quarter(at: datetime) -> datetime:
 
 
 @lru_cache(maxsize=65_536)
-def _hour_of_quarter(quarter_start: datetime, tz: str) -> LocalHour:
+def _hour_of_quarter(quarter_s: int, tz: str) -> LocalHour:
+    """The local hour of the UTC quarter-hour starting ``quarter_s`` seconds after the epoch
+    (cached on plain ints: a reading's hour costs a hash, no datetime)."""
+    quarter_start = datetime.fromtimestamp(quarter_s, tz=UTC)
     zone = ZoneInfo(tz)
     key = _key(quarter_start, zone)
     start = quarter_start
@@ -69,7 +79,8 @@ def local_hour(at: datetime, tz: str) -> LocalHour:
     """The device-local hour containing the aware instant ``at`` in zone ``tz``."""
     if at.tzinfo is None:
         raise ValueError("local_hour needs an aware datetime")
-    return _hour_of_quarter(floor_quarter(at), tz)
+    seconds = int(at.timestamp())
+    return _hour_of_quarter(seconds - seconds % 900, tz)
 
 
 def next_local_hour(hour: LocalHour, tz: str) -> LocalHour:

@@ -183,7 +183,7 @@ class DeviceWindows(BaseModel):
         hour = local_hour(ts, reading.tz)
         if self.closed_until is not None and hour.end <= self.closed_until:
             return self._apply_late(reading, hour)
-        key = hour.start.isoformat()
+        key = hour.key
         window = self.open.get(key)
         if window is None:
             window = self.open[key] = HourWindow.empty(hour, reading.interval_s)
@@ -216,7 +216,7 @@ class DeviceWindows(BaseModel):
         closed: list[ClosedHour] = []
         spoke = self._last_spoke()
         while cursor.end <= watermark:
-            window = self.open.pop(cursor.start.isoformat(), None)
+            window = self.open.pop(cursor.key, None)
             if window is None:
                 if spoke is None or cursor.start - spoke >= max_silent:
                     if not self.open:
