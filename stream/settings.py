@@ -111,6 +111,10 @@ class StreamSettings(BaseSettings, ServiceOptions):
     stall_after_s: Annotated[float, Field(gt=0)] = 120.0
     """``/healthz`` fails (and the worker logs why) when readings wait on an assigned partition
     and no batch has been processed for this long."""
+    resync_after_s: Annotated[float, Field(gt=0)] = 10.0
+    """A readings partition the consumer has read to its end but the worker processed only
+    part of for this long, while the worker waits for events, is fetched again from the next
+    offset to process (events a Faust stream skipped during a rebalance or a recovery)."""
     stop_timeout_s: Annotated[float, Field(gt=0)] = 30.0
     """After SIGTERM (or a crashed agent), how long a clean stop may take before the worker
     exits non-zero regardless of its state."""

@@ -39,6 +39,7 @@ from stream.worker.lifetime import (
     Progress,
     consumer_lag,
     consumer_state,
+    refetch_stranded,
     track_topics,
 )
 from stream.worker.processor import (
@@ -146,6 +147,19 @@ def batches(
         yield records[start : start + size]
 
 
+def sink_and_forecasts(
+    app: faust.App, settings: StreamSettings, app_id: str
+) -> tuple[ResultSink, ForecastService]:
+    """The database sink and the served model, started and stopped with the app (the processor
+    waits until they are ready)."""
+    dsn = settings.database.dsn()
+    sink = ResultSink(dsn, group_id=app_id)
+    forecasts = ForecastService(Path(settings.artifacts_dir), dsn)
+    app.add_dependency(sink)
+    app.add_dependency(forecasts)
+    return sink, forecasts
+
+
 def create_app(settings: StreamSettings, lifetime: Lifetime | None = None) -> faust.App:
     """The worker's app; ``lifetime`` gets its failures (a fresh one, exit status unused, if
     ``None``). The app id is scoped by the namespace (``schema.topics.scoped_app_id``): its
@@ -190,12 +204,7 @@ def create_app(settings: StreamSettings, lifetime: Lifetime | None = None) -> fa
         )
     )
     assert isinstance(table, DeviceStateTable)
-    dsn = settings.database.dsn()
-    # Started and stopped with the app; the processor waits until they are ready.
-    sink = ResultSink(dsn, group_id=app_id)
-    forecasts = ForecastService(Path(settings.artifacts_dir), dsn)
-    app.add_dependency(sink)
-    app.add_dependency(forecasts)
+    sink, forecasts = sink_and_forecasts(app, settings, app_id)
     processor = EventProcessor(
         topics=topics,
         states=DeviceStates(table),
@@ -231,6 +240,12 @@ def create_app(settings: StreamSettings, lifetime: Lifetime | None = None) -> fa
     async def resume_progress(_sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         progress.resumed()
 
+    @app.timer(settings.resync_after_s / 2)  # type: ignore[untyped-decorator]  # untyped in Faust
+    async def fetch_stranded_again() -> None:
+        await refetch_stranded(
+            app, progress, processor.next_offset, topics.readings, settings.resync_after_s
+        )
+
     @app.agent(source, name="device-events")
     async def device_events(stream: faust.StreamT[Records]) -> None:
         try:
@@ -249,6 +264,7 @@ def create_app(settings: StreamSettings, lifetime: Lifetime | None = None) -> fa
         most = READINGS_PARTITIONS * len(source_topics)
         async for values in stream.noack_take(most, settings.batch_within_s):
             events = cast("Sequence[EventT[Records]]", values)  # typed as values upstream
+            progress.busy = True
             rewind: dict[tuple[str, int], int] = {}
             for chunk in batches(events, topics.readings, settings.batch_size):
                 started = time.perf_counter()
@@ -267,5 +283,6 @@ def create_app(settings: StreamSettings, lifetime: Lifetime | None = None) -> fa
             for event in events:
                 if (event.message.topic, event.message.partition) not in rewind:
                     await stream.ack(event)
+            progress.busy = False
 
     return app

@@ -13,6 +13,12 @@ Issue 20 found three ways for a worker to be alive and useless; each has a guard
   then sat idle with lag. Instead :meth:`Lifetime.fail` stops the whole worker and it exits
   non-zero (:data:`EXIT_AGENT_CRASHED`), so that its supervisor (compose, systemd) starts a
   fresh one, which resumes from the offsets stored with the rows.
+- **Readings delivered and never processed.** A Faust stream skips, unacknowledged, an
+  event taken while the app's flow is held (a rebalance, a recovery) and the consumer's
+  position is past it by then: a restarted worker sat idle with half a partition unread in
+  the stall test. When the worker waits for events while a readings partition is read to its
+  end but processed only part of the way for ``resync_after_s``, the partition is sought back
+  to the next offset to process (:func:`stranded`) and fetched again.
 - **A stall of any other cause.** :class:`Progress` reports ``/healthz`` unhealthy, and logs
   why, when readings wait on an assigned partition and no batch has completed for
   ``stall_after_s``.
@@ -61,6 +67,8 @@ class Progress:
         self._last = clock()
         self._failure: str | None = None
         self.lag: int | None = None
+        self.busy = False
+        """A batch is being processed (the agent does not wait for events)."""
 
     def advanced(self) -> None:
         """A batch was processed (or there was nothing to do)."""
@@ -308,6 +316,49 @@ def consumer_lag(
             continue
         lags[tp.partition] = max(0, high - (next_offset(tp.topic, tp.partition) or 0))
     return lags
+
+
+def stranded(
+    app: faust.App, next_offset: Callable[[str, int], int | None], topic: str
+) -> dict[TP, int]:
+    """Partitions of ``topic`` the consumer has read to their end but the processor has not
+    processed to it, with the next offset to process: delivered and lost on the way (see the
+    module doc), or on their way still, which the caller tells apart by time."""
+    consumer: Any = app.consumer  # the read offsets have no public accessor
+    found = {}
+    for tp in consumer.assignment():
+        if tp.topic != topic:
+            continue
+        high, read = consumer.highwater(tp), consumer._read_offset.get(tp)
+        wanted = next_offset(tp.topic, tp.partition)
+        if high is None or read is None or wanted is None:
+            continue
+        if wanted < high and read >= high - 1:
+            found[tp] = wanted
+    return found
+
+
+async def refetch_stranded(
+    app: faust.App,
+    progress: Progress,
+    next_offset: Callable[[str, int], int | None],
+    topic: str,
+    after_s: float,
+) -> None:
+    """Seek back every :func:`stranded` partition, once the worker has waited ``after_s`` for
+    events without a batch."""
+    if progress.busy or progress.idle_s() < after_s:
+        return
+    for tp, offset in stranded(app, next_offset, topic).items():
+        log.warning(
+            "%s[%d] was read to its end but processed only to offset %d, %.0f s ago: "
+            "fetching it again from there",
+            tp.topic,
+            tp.partition,
+            offset,
+            progress.idle_s(),
+        )
+        await app.consumer.seek(tp, offset)
 
 
 async def track_topics(app: faust.App, names: Iterable[str]) -> None:

@@ -7,9 +7,16 @@ from collections.abc import AsyncIterator, Coroutine, Generator
 from typing import Any
 
 import pytest
+from faust.types import TP
 
 from schema.topics import KafkaTopics, changelog_topic, scoped_app_id
-from stream.worker.lifetime import Progress, await_chain, task_stacks
+from stream.worker.lifetime import (
+    Progress,
+    await_chain,
+    refetch_stranded,
+    stranded,
+    task_stacks,
+)
 from tests.fixtures.clock import ManualClock
 
 pytestmark = pytest.mark.unit
@@ -110,3 +117,51 @@ async def test_await_chain_follows_an_awaited_actor_and_an_async_for() -> None:
             assert step in chain
     finally:
         task.cancel()
+
+
+class StubConsumer:
+    """What :func:`stranded` reads of Faust's consumer, and the seeks asked of it."""
+
+    def __init__(self, highwaters: dict[TP, int], read: dict[TP, int]) -> None:
+        self._highwaters, self._read_offset = highwaters, read
+        self.seeks: list[tuple[TP, int]] = []
+
+    def assignment(self) -> set[TP]:
+        return set(self._highwaters)
+
+    def highwater(self, tp: TP) -> int:
+        return self._highwaters[tp]
+
+    async def seek(self, tp: TP, offset: int) -> None:
+        self.seeks.append((tp, offset))
+
+
+class StubApp:
+    def __init__(self, consumer: StubConsumer) -> None:
+        self.consumer = consumer
+
+
+async def test_a_partition_read_to_its_end_but_not_processed_is_fetched_again() -> None:
+    """Events a stream skipped (a rebalance, a recovery) are never delivered again by
+    themselves: once the worker has waited long enough without a batch, their partition is
+    sought back to the next offset to process. A partition still on its way is left alone."""
+    lost, on_its_way, done = TP("r", 0), TP("r", 1), TP("r", 2)
+    consumer = StubConsumer(
+        {lost: 768, on_its_way: 500, done: 300, TP("other", 0): 9},
+        {lost: 767, on_its_way: 200, done: 299},
+    )
+    processed = {0: 382, 1: 150, 2: 300}
+    app: Any = StubApp(consumer)
+    assert stranded(app, lambda _t, p: processed[p], "r") == {lost: 382}
+    clock = ManualClock()
+    progress = Progress(stall_after_s=120, clock=clock)
+    clock.now = 9
+    await refetch_stranded(app, progress, lambda _t, p: processed[p], "r", after_s=10)
+    assert consumer.seeks == []  # not yet: it may be on its way to the agent
+    clock.now = 11
+    progress.busy = True  # in a batch: the events may be in it
+    await refetch_stranded(app, progress, lambda _t, p: processed[p], "r", after_s=10)
+    assert consumer.seeks == []
+    progress.busy = False
+    await refetch_stranded(app, progress, lambda _t, p: processed[p], "r", after_s=10)
+    assert consumer.seeks == [(lost, 382)]
