@@ -49,7 +49,13 @@ from stream.worker.processor import (
     ProcessorSettings,
     position_partition,
 )
-from stream.worker.runtime import PassThroughSchema, QuietMonitor, Records, tune
+from stream.worker.runtime import (
+    DrainingConsumer,
+    PassThroughSchema,
+    QuietMonitor,
+    Records,
+    tune,
+)
 from stream.worker.sink import ResultSink
 from stream.worker.statestore import entry_partition
 
@@ -158,6 +164,24 @@ def sink_and_forecasts(
     app.add_dependency(sink)
     app.add_dependency(forecasts)
     return sink, forecasts
+
+
+async def settle(
+    app: faust.App,
+    stream: faust.Stream,  # type: ignore[type-arg]  # Faust's Stream is generic
+    events: Sequence[EventT[Records]],
+    rewind: dict[tuple[str, int], int],
+) -> None:
+    """After a take: seek the partitions the processor asked to rewind, acknowledge the other
+    events, and stop tracking the rewound ones without acknowledging them (they come again)."""
+    for (topic, partition), offset in rewind.items():
+        await app.consumer.seek(TP(topic, partition), offset)
+    consumer = cast("DrainingConsumer", app.consumer)
+    for event in events:
+        if (event.message.topic, event.message.partition) not in rewind:
+            await stream.ack(event)
+        else:
+            consumer.release(event.message)
 
 
 def create_app(settings: StreamSettings, lifetime: Lifetime | None = None) -> faust.App:
@@ -278,11 +302,7 @@ def create_app(settings: StreamSettings, lifetime: Lifetime | None = None) -> fa
                 progress.advanced()
                 done = time.perf_counter()
                 metrics.batch_done(processor.report, done - started, changelog_s=done - processed)
-            for (topic, partition), offset in rewind.items():
-                await app.consumer.seek(TP(topic, partition), offset)
-            for event in events:
-                if (event.message.topic, event.message.partition) not in rewind:
-                    await stream.ack(event)
+            await settle(app, stream, events, rewind)
             progress.busy = False
 
     return app

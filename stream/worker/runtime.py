@@ -141,6 +141,21 @@ class DrainingConsumer(Consumer):
             await self._add_gap(tp, fetched[0].offset, fetched[-1].offset - 1)
         return [self._batch_message(tp, tuple(fetched))]
 
+    def ack(self, message: Message) -> bool:
+        # Faust stops tracking an acknowledged message only if its offset was not acknowledged
+        # before and is not below the committed one; a batch the worker fetched again after
+        # seeking back (an offset gap, a checkpoint behind the commit, stranded readings) is
+        # neither, so it stayed tracked and a clean stop waited for it until its watchdog
+        # ended the process (exit 71 in the two-worker chaos run).
+        acked: bool = super().ack(message)
+        self._unacked_messages.discard(message)
+        return acked
+
+    def release(self, message: Message) -> None:
+        """Stop tracking ``message`` without acknowledging it: its partition was sought back
+        and the message comes again."""
+        self._unacked_messages.discard(message)
+
     def _batch_message(self, tp: TP, records: Records) -> ConsumerMessage:
         last = records[-1]
         timestamp = last.timestamp / 1000.0 if last.timestamp is not None else None
