@@ -325,8 +325,6 @@ class EventProcessor:
         """States changed since the last checkpoint and not written yet (in the cache too)."""
         self._unpositioned: dict[int, int] = {}
         """Per readings partition, the next offset processed since the last checkpoint."""
-        self._positioned: set[int] = set()
-        """Readings partitions with a position in the table."""
         self._checkpointed: float | None = None
         self.report = BatchReport()
         """What the last committed batch did (see :class:`BatchReport`)."""
@@ -341,7 +339,6 @@ class EventProcessor:
             partition = position_partition(key)
             if partition is not None:
                 positions[(self._topics.readings, partition)] = int(self._states[key])
-                self._positioned.add(partition)
                 continue
             state = self._cache.get(key)
             if state is None:
@@ -379,7 +376,6 @@ class EventProcessor:
         for partition in gone:
             self._devices.pop(partition, None)
             self._unpositioned.pop(partition, None)
-            self._positioned.discard(partition)
         for device_id in [d for d, s in self._pending.items() if s.windows.partition in gone]:
             del self._pending[device_id]  # its new owner replays it from the checkpoint
         self._indexed = False  # re-learn from the table what it holds after the rebalance
@@ -513,7 +509,7 @@ class EventProcessor:
             return True
         # A partition without a position would resume at the database's offsets, which run
         # ahead of any state kept back: its first batch is a checkpoint.
-        if not self._positioned.issuperset(moved):
+        if any(self._state_position(partition) is None for partition in moved):
             return True
         return self._monotonic() - self._checkpointed >= every
 
@@ -526,7 +522,6 @@ class EventProcessor:
         self._pending.clear()
         for partition, offset in self._unpositioned.items():
             self._states[position_key(partition)] = str(offset).encode()
-        self._positioned.update(self._unpositioned)
         self._unpositioned.clear()
         self._checkpointed = self._monotonic()
 
