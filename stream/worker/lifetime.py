@@ -13,12 +13,13 @@ Issue 20 found three ways for a worker to be alive and useless; each has a guard
   then sat idle with lag. Instead :meth:`Lifetime.fail` stops the whole worker and it exits
   non-zero (:data:`EXIT_AGENT_CRASHED`), so that its supervisor (compose, systemd) starts a
   fresh one, which resumes from the offsets stored with the rows.
-- **Readings delivered and never processed.** A Faust stream skips, unacknowledged, an
-  event taken while the app's flow is held (a rebalance, a recovery) and the consumer's
-  position is past it by then: a restarted worker sat idle with half a partition unread in
-  the stall test. When the worker waits for events while a readings partition is read to its
-  end but processed only part of the way for ``resync_after_s``, the partition is sought back
-  to the next offset to process (:func:`stranded`) and fetched again.
+- **Readings delivered and never processed.** A restarted worker sat idle in the stall test
+  with part of a partition read by its consumer and never handed to its agent, the consumer's
+  position past it (a Faust stream skips, unacknowledged, an event taken while the app's flow
+  is held or of an older generation; which of these it was is not pinned down). When the
+  worker waits for events while a readings partition is read to its end but processed only
+  part of the way for ``resync_after_s``, the partition is sought back to the next offset to
+  process (:func:`stranded`) and fetched again.
 - **A stall of any other cause.** :class:`Progress` reports ``/healthz`` unhealthy, and logs
   why, when readings wait on an assigned partition and no batch has completed for
   ``stall_after_s``.

@@ -130,13 +130,6 @@ class DrainingConsumer(Consumer):
         message per record of a topic that is not batched."""
         if tp.topic not in batched:
             return [self._to_message(tp, record) for record in fetched]
-        if not self.app.flow_control.is_active():
-            # Recovery has sought the streams to their committed offsets but not let them run
-            # yet: a stream skips an event taken now (unacknowledged) and the consumer's
-            # position is past it, so it would never come again (a restarted worker left a
-            # partition's second half unread in the stall test). Fetched again once they run.
-            await self.seek(tp, fetched[0].offset)
-            return []
         if len(fetched) > 1:
             await self._add_gap(tp, fetched[0].offset, fetched[-1].offset - 1)
         return [self._batch_message(tp, tuple(fetched))]
