@@ -12,7 +12,7 @@ aligned in UTC: the bounds are found by stepping in 15-minute steps from the ins
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -30,13 +30,12 @@ class LocalHour:
     local_date: date
     local_hour: int
     utc_offset: timedelta
-    key: str = ""
+    key: str = field(init=False, repr=False, compare=False)
     """``start`` in ISO 8601: the hour's key among a device's open hours (made once per hour
     and zone, not per reading)."""
 
     def __post_init__(self) -> None:
-        if not self.key:
-            object.__setattr__(self, "key", self.start.isoformat())
+        object.__setattr__(self, "key", self.start.isoformat())
 
     @property
     def duration(self) -> timedelta:
@@ -48,9 +47,14 @@ def _key(at: datetime, zone: ZoneInfo) -> tuple[date, int, timedelta | None]:
     return local.date(), local.hour, local.utcoffset()
 
 
-def floor_quarter(at: datetime) -> datetime:
+def quarter_seconds(at: datetime) -> int:
+    """The start of ``at``'s UTC quarter-hour, in seconds since the epoch."""
     seconds = int(at.timestamp())
-    return datetime.fromtimestamp(seconds - seconds % 900, tz=UTC)
+    return seconds - seconds % 900
+
+
+def floor_quarter(at: datetime) -> datetime:
+    return datetime.fromtimestamp(quarter_seconds(at), tz=UTC)
 
 
 @lru_cache(maxsize=65_536)
@@ -79,8 +83,7 @@ def local_hour(at: datetime, tz: str) -> LocalHour:
     """The device-local hour containing the aware instant ``at`` in zone ``tz``."""
     if at.tzinfo is None:
         raise ValueError("local_hour needs an aware datetime")
-    seconds = int(at.timestamp())
-    return _hour_of_quarter(seconds - seconds % 900, tz)
+    return _hour_of_quarter(quarter_seconds(at), tz)
 
 
 def next_local_hour(hour: LocalHour, tz: str) -> LocalHour:
